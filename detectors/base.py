@@ -1,0 +1,118 @@
+"""The one detector protocol, and the finding every detector reports.
+
+Detectors score; they do not decide. Each ``update`` returns a score in [0, 1]
+for every input row (0.5 means "exactly at this detector's configured
+threshold") and a list of findings: one per series whose state is anomalous
+after the batch, plus one recovery finding (``anomalous=False``) the first time
+a previously anomalous series looks normal again. The alert lifecycle turns
+findings into alerts with its own fire/resolve thresholds and timers.
+"""
+
+from __future__ import annotations
+
+import abc
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.columns import Columns
+
+C = TypeVar("C", bound=Columns)
+
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detector's view of one series at one moment (event time, epoch seconds)."""
+
+    detector: str
+    kind: str  # what is wrong, e.g. "latency.ttft_p99", "error_rate", "gpu.xid"
+    series: Mapping[str, str]
+    ts: float
+    score: float  # [0, 1]; 0.5 == at the detector's threshold
+    anomalous: bool
+    observed: float | None = None
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    severity: str = "warning"  # critical | error | warning | info
+    explanation: str = ""
+    # Labels of the thing that is broken, for inhibition (e.g. {"host": "h1"}).
+    scope: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorOutput:
+    scores: npt.NDArray[np.float64]  # one per input row, in [0, 1]
+    findings: list[Finding]
+
+
+def squash(z: npt.ArrayLike, threshold: float) -> npt.NDArray[np.float64]:
+    """Map a non-negative anomaly statistic to [0, 1) with 0.5 at ``threshold``."""
+    arr = np.nan_to_num(np.asarray(z, dtype=np.float64), nan=0.0, posinf=1e12, neginf=0.0)
+    arr = np.maximum(arr, 0.0)
+    out: npt.NDArray[np.float64] = arr / (arr + threshold)
+    return out
+
+
+class Detector(abc.ABC, Generic[C]):
+    """Base of every detector. Subclasses are found automatically by the contract test.
+
+    A detector is pure: no I/O, no clock other than the event times it is given,
+    no randomness other than its own seeded generator.
+    """
+
+    name: ClassVar[str]
+    consumes: ClassVar[type[Columns]]
+
+    @abc.abstractmethod
+    def update(self, batch: C) -> DetectorOutput:
+        """Learn from and score one batch. Must not mutate ``batch``."""
+
+    def tick(self, now: float) -> list[Finding]:
+        """Let event time pass without data (absence detectors override this)."""
+        return []
+
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, so that ``clone`` and snapshots can rebuild the detector."""
+
+    def clone(self) -> Self:
+        """A fresh detector with the same parameters and no learned state."""
+        return type(self)(**self.params())
+
+    def state(self) -> dict[str, Any]:
+        """Learned state; the default covers detectors whose whole state is ``__dict__``."""
+        return dict(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def snapshot(self) -> bytes:
+        # Snapshots are written to and read from llmwatch's own changelog topic or
+        # state files only; pickle is what River models support.
+        payload = {"format": SNAPSHOT_FORMAT, "name": self.name, "params": self.params(),
+                   "state": self.state()}
+        return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, data: bytes) -> Self:
+        payload = pickle.loads(data)  # noqa: S301 - our own state, see snapshot()
+        if payload.get("format") != SNAPSHOT_FORMAT or payload.get("name") != cls.name:
+            raise ValueError(
+                f"snapshot is for {payload.get('name')!r} format {payload.get('format')}, "
+                f"not {cls.name!r} format {SNAPSHOT_FORMAT}"
+            )
+        det = cls(**payload["params"])
+        det.set_state(payload["state"])
+        return det
+
+    @property
+    def bytes_per_series(self) -> float:
+        """Approximate learned-state bytes per active series (for memory budgets)."""
+        return 0.0

@@ -1,0 +1,137 @@
+"""Series registry: label sets to dense integer ids, so detector state lives in arrays.
+
+Ids are reused after a series is evicted for idleness, so a fleet that churns
+through request routes or GPUs does not grow without bound. Detectors learn which
+ids were recycled from ``evict_idle`` and reset their slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Key = tuple[str, ...]
+
+
+def grow(arr: npt.NDArray[Any], capacity: int, fill: Any) -> npt.NDArray[Any]:
+    """Return ``arr`` extended to ``capacity`` rows (first axis), new rows set to ``fill``."""
+    if arr.shape[0] >= capacity:
+        return arr
+    out = np.empty((capacity, *arr.shape[1:]), dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    out[arr.shape[0] :] = fill
+    return out
+
+
+class SeriesRegistry:
+    """Maps label tuples (in ``label_names`` order) to dense ids in ``[0, capacity)``."""
+
+    def __init__(self, label_names: Sequence[str], ttl_s: float = 7 * 86400.0,
+                 initial_capacity: int = 256) -> None:
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        self.label_names: tuple[str, ...] = tuple(label_names)
+        self.ttl_s = float(ttl_s)
+        self._ids: dict[Key, int] = {}
+        self._keys: list[Key | None] = []
+        self._free: list[int] = []
+        self.capacity = max(1, int(initial_capacity))
+        self.last_seen = np.full(self.capacity, -np.inf, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def _new_id(self, key: Key) -> int:
+        if self._free:
+            sid = self._free.pop()
+            self._keys[sid] = key
+        else:
+            sid = len(self._keys)
+            self._keys.append(key)
+            if sid >= self.capacity:
+                # Doubling keeps growth amortised O(1) per new series.
+                self.capacity *= 2
+                self.last_seen = grow(self.last_seen, self.capacity, -np.inf)
+        self._ids[key] = sid
+        return sid
+
+    def id_for(self, key: Key) -> int:
+        sid = self._ids.get(key)
+        return self._new_id(key) if sid is None else sid
+
+    def ids_for(self, columns: Sequence[npt.NDArray[Any]],
+                ts: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.int64]:
+        """Dense ids for each row of a batch given its label columns (one per label name)."""
+        if len(columns) != len(self.label_names):
+            raise ValueError(f"expected {len(self.label_names)} label columns, got {len(columns)}")
+        n = len(columns[0]) if columns else 0
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        keys = list(zip(*columns, strict=True))
+        lookup = self._ids
+        uniq = {k: lookup.get(k) for k in dict.fromkeys(keys)}
+        for k, sid in uniq.items():
+            if sid is None:
+                uniq[k] = self._new_id(k)
+        ids = np.fromiter((uniq[k] for k in keys), dtype=np.int64, count=n)
+        if ts is not None:
+            np.maximum.at(self.last_seen, ids, ts)
+        return ids
+
+    def key(self, sid: int) -> Key:
+        key = self._keys[sid] if 0 <= sid < len(self._keys) else None
+        if key is None:
+            raise KeyError(f"series id {sid} is not registered")
+        return key
+
+    def labels(self, sid: int) -> dict[str, str]:
+        return dict(zip(self.label_names, self.key(sid), strict=True))
+
+    def active_ids(self) -> npt.NDArray[np.int64]:
+        return np.fromiter(self._ids.values(), dtype=np.int64, count=len(self._ids))
+
+    def evict_idle(self, now: float) -> npt.NDArray[np.int64]:
+        """Forget series unseen for longer than the TTL; returns the freed ids."""
+        active = self.active_ids()
+        if active.size == 0:
+            return active
+        stale = active[self.last_seen[active] < now - self.ttl_s]
+        for sid in stale.tolist():
+            key = self._keys[sid]
+            assert key is not None
+            del self._ids[key]
+            self._keys[sid] = None
+            self._free.append(sid)
+            self.last_seen[sid] = -np.inf
+        return stale
+
+    def bytes_per_series(self) -> float:
+        """Registry overhead per live series: dict entry, key tuple, last-seen slot."""
+        if not self._ids:
+            return 0.0
+        import sys
+
+        sample = next(iter(self._ids))
+        per_key = sys.getsizeof(sample) + sum(sys.getsizeof(s) for s in sample)
+        dict_bytes = sys.getsizeof(self._ids) / len(self._ids)
+        return float(per_key + dict_bytes + 8 + 8 + self.last_seen.itemsize)
+
+    def state(self) -> dict[str, Any]:
+        return {"keys": list(self._keys), "free": list(self._free), "capacity": self.capacity,
+                "last_seen": self.last_seen.copy(), "ttl_s": self.ttl_s,
+                "label_names": self.label_names}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.label_names = tuple(state["label_names"])
+        self.ttl_s = float(state["ttl_s"])
+        self._keys = list(state["keys"])
+        self._free = list(state["free"])
+        self.capacity = int(state["capacity"])
+        self.last_seen = np.array(state["last_seen"], dtype=np.float64)
+        self._ids = {k: i for i, k in enumerate(self._keys) if k is not None}

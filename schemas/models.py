@@ -1,0 +1,259 @@
+"""Wire models: the single definition of every llmwatch topic's payload.
+
+Every model carries ``schema_version``; a message with a version this build does
+not know is rejected rather than guessed at. Unknown extra fields are ignored so
+that a newer publisher can add optional fields without breaking older workers.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number (no NaN or infinity)")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # Naive timestamps are taken as UTC: that is what every exporter we have seen means.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+NonNegative = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+Duration = NonNegative  # milliseconds
+Pct = Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)]
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+Label = Annotated[str, Field(min_length=1, max_length=256)]
+OptLabel = Annotated[str, Field(max_length=256)]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(
+                f"unknown schema_version {v}; this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+            )
+        return v
+
+
+class Status(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    ABORT = "abort"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+class InferenceEvent(WireModel):
+    """One finished request as seen by an inference gateway."""
+
+    kind: Literal["inference"] = "inference"
+    ts: UtcDatetime
+    gateway: Label
+    model: Label
+    model_version: Label
+    route: Label = "/v1/chat/completions"
+    tenant: OptLabel | None = None
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    status: Status
+    http_status: Annotated[int, Field(ge=100, le=599)] | None = None
+    error_type: Annotated[str, Field(max_length=256)] | None = None
+    latency_ms: Duration
+    ttft_ms: Duration | None = None
+    tpot_ms: Duration | None = None
+    queue_ms: Duration | None = None
+    prompt_tokens: Annotated[int, Field(ge=0)] = 0
+    completion_tokens: Annotated[int, Field(ge=0)] = 0
+    finish_reason: FinishReason = FinishReason.UNKNOWN
+    # Optional quality signals, for drift detection.
+    feedback_score: Annotated[float, Field(ge=-1, le=1), AfterValidator(_finite)] | None = None
+    refusal: bool | None = None
+    toxicity: Annotated[float, Field(ge=0, le=1), AfterValidator(_finite)] | None = None
+    embedding: Annotated[list[Finite], Field(max_length=64)] | None = None
+    embedding_norm: NonNegative | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InferenceEvent:
+        if self.ttft_ms is not None and self.ttft_ms > self.latency_ms:
+            raise ValueError(
+                f"ttft_ms ({self.ttft_ms}) exceeds latency_ms ({self.latency_ms})"
+            )
+        if self.queue_ms is not None and self.queue_ms > self.latency_ms:
+            raise ValueError(
+                f"queue_ms ({self.queue_ms}) exceeds latency_ms ({self.latency_ms})"
+            )
+        return self
+
+
+class GpuSample(WireModel):
+    """One NVML reading of one GPU."""
+
+    kind: Literal["gpu"] = "gpu"
+    ts: UtcDatetime
+    host: Label
+    gpu_index: Annotated[int, Field(ge=0, le=1023)]
+    gpu_uuid: Label
+    sm_util_pct: Pct
+    mem_util_pct: Pct
+    mem_used_mib: NonNegative
+    mem_total_mib: Annotated[float, Field(gt=0), AfterValidator(_finite)]
+    temp_c: Annotated[float, Field(ge=-50, le=150), AfterValidator(_finite)]
+    power_w: NonNegative
+    power_limit_w: NonNegative
+    sm_clock_mhz: NonNegative
+    clocks_event_reasons: Annotated[int, Field(ge=0, lt=2**64)] = 0
+    xid: Annotated[int, Field(ge=0)] | None = None
+    ecc_sbe_total: Annotated[int, Field(ge=0)] = 0
+    ecc_dbe_total: Annotated[int, Field(ge=0)] = 0
+    pcie_replay_total: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GpuSample:
+        if self.mem_used_mib > self.mem_total_mib:
+            raise ValueError(
+                f"mem_used_mib ({self.mem_used_mib}) exceeds mem_total_mib ({self.mem_total_mib})"
+            )
+        return self
+
+
+class MetricSample(WireModel):
+    """A generic numeric series point (a scraped Prometheus sample, a CSV row)."""
+
+    kind: Literal["metric"] = "metric"
+    ts: UtcDatetime
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    labels: Annotated[dict[str, str], Field(max_length=32)] = Field(default_factory=dict)
+    value: Finite
+
+
+class FeedbackEvent(WireModel):
+    """A user's verdict on one response, joined to the model that produced it."""
+
+    kind: Literal["feedback"] = "feedback"
+    ts: UtcDatetime
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    model: Label
+    model_version: Label
+    score: Annotated[float, Field(ge=-1, le=1), AfterValidator(_finite)]
+    label: Annotated[str, Field(max_length=64)] | None = None
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Bounds(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    lower: float | None = None
+    upper: float | None = None
+
+
+class Links(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    runbook: str | None = None
+    dashboard: str | None = None
+
+
+class Alert(WireModel):
+    """A firing or resolved alert, as published on the alerts topic."""
+
+    kind: Literal["alert"] = "alert"
+    alert_id: Annotated[str, Field(min_length=1, max_length=128)]
+    fingerprint: Annotated[str, Field(min_length=1, max_length=64)]
+    status: AlertStatus
+    severity: Severity
+    detector: Label
+    title: Annotated[str, Field(min_length=1, max_length=512)]
+    summary: Annotated[str, Field(max_length=4096)]
+    labels: dict[str, str]
+    observed: float | None = None
+    expected: float | None = None
+    bounds: Bounds = Field(default_factory=Bounds)
+    score: Annotated[float, Field(ge=0, le=1)]
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime | None = None
+    explanation: Annotated[str, Field(max_length=4096)] = ""
+    links: Links = Field(default_factory=Links)
+    # Set by the lifecycle: the cause when this alert is the surviving one of an inhibition.
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("observed", "expected")
+    @classmethod
+    def _finite_or_none(cls, v: float | None) -> float | None:
+        return None if v is None else _finite(v)
+
+
+class DeadLetter(WireModel):
+    """A message that could not be decoded, kept with the reason so nothing is lost."""
+
+    kind: Literal["deadletter"] = "deadletter"
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    raw_b64: str
+    reason: str
+    location: str = ""
+    ts: UtcDatetime
+
+
+WIRE_MODELS: dict[str, type[WireModel]] = {
+    "inference": InferenceEvent,
+    "gpu": GpuSample,
+    "metric": MetricSample,
+    "feedback": FeedbackEvent,
+    "alert": Alert,
+    "deadletter": DeadLetter,
+}
+
+
+def dump_json(model: BaseModel) -> bytes:
+    """Serialise with orjson (fast, and what every reader in llmwatch expects)."""
+    import orjson
+
+    data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
+    return orjson.dumps(data)

@@ -1,0 +1,1 @@
+"""Subcommands of the llmwatch CLI, one module each (see stream.cli)."""
