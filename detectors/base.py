@@ -19,9 +19,19 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from pydantic import BaseModel, ConfigDict
+
 from schemas.columns import Columns
 
 C = TypeVar("C", bound=Columns)
+
+
+class DetectorConfig(BaseModel):
+    """Base of every detector's configuration section. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
 
 SNAPSHOT_FORMAT = 1
 
@@ -69,6 +79,15 @@ class Detector(abc.ABC, Generic[C]):
 
     name: ClassVar[str]
     consumes: ClassVar[type[Columns]]
+    Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        cfg = config if config is not None else self.Config()
+        if not isinstance(cfg, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
+        if overrides:
+            cfg = self.Config.model_validate({**cfg.model_dump(), **overrides})
+        self.config = cfg
 
     @abc.abstractmethod
     def update(self, batch: C) -> DetectorOutput:
@@ -78,9 +97,9 @@ class Detector(abc.ABC, Generic[C]):
         """Let event time pass without data (absence detectors override this)."""
         return []
 
-    @abc.abstractmethod
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so that ``clone`` and snapshots can rebuild the detector."""
+        return self.config.model_dump()
 
     def clone(self) -> Self:
         """A fresh detector with the same parameters and no learned state."""
