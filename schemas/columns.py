@@ -85,6 +85,7 @@ class InferenceColumns(Columns):
     model_version: Obj
     route: Obj
     tenant: Obj
+    host: Obj
     status: I64  # index into STATUS_CODES
     http_status: I64  # -1 when absent
     error_type: Obj
@@ -116,6 +117,7 @@ class InferenceColumns(Columns):
             model_version=_obj([e.model_version for e in rows]),
             route=_obj([e.route for e in rows]),
             tenant=_obj([e.tenant for e in rows]),
+            host=_obj([e.host for e in rows]),
             status=np.array([STATUS_CODES[e.status.value] for e in rows], dtype=np.int64),
             http_status=np.array(
                 [-1 if e.http_status is None else e.http_status for e in rows], dtype=np.int64

@@ -89,6 +89,8 @@ class InferenceEvent(WireModel):
     model_version: Label
     route: Label = "/v1/chat/completions"
     tenant: OptLabel | None = None
+    # The serving replica's host, when the gateway knows it: joins requests to GPU health.
+    host: OptLabel | None = None
     request_id: Annotated[str, Field(min_length=1, max_length=128)]
     status: Status
     http_status: Annotated[int, Field(ge=100, le=599)] | None = None
