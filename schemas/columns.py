@@ -46,7 +46,7 @@ class Columns:
 
     def __len__(self) -> int:
         first = getattr(self, fields(self)[0].name)
-        return int(len(first))
+        return len(first)
 
     def take(self: T, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> T:
         """A new batch with the selected rows (copies; the source is never mutated)."""
@@ -185,9 +185,7 @@ class GpuColumns(Columns):
             power_w=f("power_w"),
             power_limit_w=f("power_limit_w"),
             sm_clock_mhz=f("sm_clock_mhz"),
-            clocks_event_reasons=np.array(
-                [r.clocks_event_reasons for r in rows], dtype=np.uint64
-            ),
+            clocks_event_reasons=np.array([r.clocks_event_reasons for r in rows], dtype=np.uint64),
             xid=np.array([-1 if r.xid is None else r.xid for r in rows], dtype=np.int64),
             ecc_sbe_total=i("ecc_sbe_total"),
             ecc_dbe_total=i("ecc_dbe_total"),

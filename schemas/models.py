@@ -15,11 +15,15 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
-    model_validator,
 )
+
+from .timestamps import MAX_EPOCH_S, parse_ts
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
@@ -42,7 +46,23 @@ Finite = Annotated[float, AfterValidator(_finite)]
 NonNegative = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 Duration = NonNegative  # milliseconds
 Pct = Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)]
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+# ISO-8601 string (Z, offset, or naive = UTC) or epoch seconds (never milliseconds).
+UtcDatetime = Annotated[
+    datetime,
+    BeforeValidator(parse_ts),
+    AfterValidator(_utc),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_S},
+            ]
+        },
+        mode="validation",
+    ),
+]
+# Counters end up in int64 columns; bound them so a batch can always be built.
+Count = Annotated[int, Field(ge=0, lt=2**63)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
 OptLabel = Annotated[str, Field(max_length=256)]
 
@@ -58,6 +78,22 @@ class WireModel(BaseModel):
         if v not in SUPPORTED_SCHEMA_VERSIONS:
             raise ValueError(
                 f"unknown schema_version {v}; this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+            )
+        return v
+
+    @field_validator("ts", "starts_at", check_fields=False)
+    @classmethod
+    def _not_in_future(cls, v: datetime, info: ValidationInfo) -> datetime:
+        # Only decoders know the clock: they pass {"now": epoch_s, "max_future_skew_s": s}.
+        ctx = info.context
+        if not isinstance(ctx, dict) or ctx.get("now") is None:
+            return v
+        skew = float(ctx.get("max_future_skew_s", 300.0))
+        ahead = v.timestamp() - float(ctx["now"])
+        if ahead > skew:
+            raise ValueError(
+                f"{info.field_name} ({v.isoformat()}) is {ahead:.1f} s in the future, "
+                f"beyond the allowed clock skew of {skew:g} s"
             )
         return v
 
@@ -99,8 +135,8 @@ class InferenceEvent(WireModel):
     ttft_ms: Duration | None = None
     tpot_ms: Duration | None = None
     queue_ms: Duration | None = None
-    prompt_tokens: Annotated[int, Field(ge=0)] = 0
-    completion_tokens: Annotated[int, Field(ge=0)] = 0
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
     finish_reason: FinishReason = FinishReason.UNKNOWN
     # Optional quality signals, for drift detection.
     feedback_score: Annotated[float, Field(ge=-1, le=1), AfterValidator(_finite)] | None = None
@@ -109,17 +145,14 @@ class InferenceEvent(WireModel):
     embedding: Annotated[list[Finite], Field(max_length=64)] | None = None
     embedding_norm: NonNegative | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> InferenceEvent:
-        if self.ttft_ms is not None and self.ttft_ms > self.latency_ms:
-            raise ValueError(
-                f"ttft_ms ({self.ttft_ms}) exceeds latency_ms ({self.latency_ms})"
-            )
-        if self.queue_ms is not None and self.queue_ms > self.latency_ms:
-            raise ValueError(
-                f"queue_ms ({self.queue_ms}) exceeds latency_ms ({self.latency_ms})"
-            )
-        return self
+    @field_validator("ttft_ms", "queue_ms")
+    @classmethod
+    def _within_latency(cls, v: float | None, info: ValidationInfo) -> float | None:
+        # A field validator (not a model one) so the error's location names the field.
+        latency = info.data.get("latency_ms")
+        if v is not None and latency is not None and v > latency:
+            raise ValueError(f"{info.field_name} ({v}) exceeds latency_ms ({latency})")
+        return v
 
 
 class GpuSample(WireModel):
@@ -139,18 +172,18 @@ class GpuSample(WireModel):
     power_limit_w: NonNegative
     sm_clock_mhz: NonNegative
     clocks_event_reasons: Annotated[int, Field(ge=0, lt=2**64)] = 0
-    xid: Annotated[int, Field(ge=0)] | None = None
-    ecc_sbe_total: Annotated[int, Field(ge=0)] = 0
-    ecc_dbe_total: Annotated[int, Field(ge=0)] = 0
-    pcie_replay_total: Annotated[int, Field(ge=0)] = 0
+    xid: Count | None = None
+    ecc_sbe_total: Count = 0
+    ecc_dbe_total: Count = 0
+    pcie_replay_total: Count = 0
 
-    @model_validator(mode="after")
-    def _consistent(self) -> GpuSample:
-        if self.mem_used_mib > self.mem_total_mib:
-            raise ValueError(
-                f"mem_used_mib ({self.mem_used_mib}) exceeds mem_total_mib ({self.mem_total_mib})"
-            )
-        return self
+    @field_validator("mem_total_mib")
+    @classmethod
+    def _holds_used(cls, v: float, info: ValidationInfo) -> float:
+        used = info.data.get("mem_used_mib")
+        if used is not None and used > v:
+            raise ValueError(f"mem_used_mib ({used}) exceeds mem_total_mib ({v})")
+        return v
 
 
 class MetricSample(WireModel):

@@ -1,0 +1,385 @@
+"""Columnar fast path: parsed JSON objects to Columns without a model per event.
+
+Each field is pulled out as one list, type-checked as a set of types, converted
+with the same numpy constructors ``Columns.from_rows`` uses, and range-checked
+with array comparisons. A row is only vouched for when every field has exactly
+the plain JSON type the model would take unchanged and passes every rule; any
+other row is flagged ``unsure`` and the caller sends it through the pydantic
+model, so both decoders agree by construction. The rules here mirror
+``schemas.models``: a change there needs the same change here (the property
+test in tests/schemas catches a mismatch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from itertools import repeat
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .columns import (
+    FINISH_CODES,
+    STATUS_CODES,
+    Columns,
+    FeedbackColumns,
+    GpuColumns,
+    InferenceColumns,
+    MetricColumns,
+    series_key,
+)
+from .models import (
+    SUPPORTED_SCHEMA_VERSIONS,
+    FeedbackEvent,
+    GpuSample,
+    InferenceEvent,
+    MetricSample,
+    WireModel,
+)
+from .timestamps import MAX_EPOCH_S, parse_ts
+
+_fromiso = datetime.fromisoformat
+
+Bool = npt.NDArray[np.bool_]
+_MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
+_MISSING_T = type(_MISSING)
+_NONE_T = type(None)
+_NUM = frozenset({float, int})
+_INT64_MAX = 2**63 - 1
+
+
+def _obj(values: list[Any]) -> npt.NDArray[np.object_]:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+def _str_ts(value: Any) -> float:
+    try:
+        parsed = parse_ts(value)
+    except ValueError:
+        return np.nan
+    result: float = parsed.timestamp()
+    return result
+
+
+def _iso_batch(values: list[Any]) -> list[float]:
+    """Epoch seconds per value, NaN where ``parse_ts`` would refuse it.
+
+    The common case (ISO strings with an offset or Z) skips the per-value wrapper; an
+    aware datetime's timestamp() is the same instant parse_ts's astimezone(UTC) gives.
+    """
+    try:
+        if max(map(len, values), default=0) <= 64:
+            parsed = list(map(_fromiso, values))
+            return [
+                d.timestamp() if d.tzinfo is not None and 1 < d.year < 9999 else _str_ts(v)
+                for d, v in zip(parsed, values, strict=True)
+            ]
+    except (TypeError, ValueError):
+        pass
+    return list(map(_str_ts, values))
+
+
+class _Rows:
+    """One batch of parsed objects; each extractor returns a column and marks bad rows."""
+
+    def __init__(self, objs: list[dict[str, Any]], known: frozenset[str]) -> None:
+        self.objs = objs
+        self.n = len(objs)
+        self.unsure: Bool = np.zeros(self.n, dtype=np.bool_)
+        self.full = self._transpose(objs, known)
+
+    @staticmethod
+    def _transpose(objs: list[dict[str, Any]], known: frozenset[str]) -> dict[str, list[Any]]:
+        """Fields every row carries, pulled out in one C-level pass.
+
+        Publishers send the same shape over and over, so the first row's keys are
+        usually every row's keys; if any row lacks one, fields are fetched one by one.
+        """
+        if not objs:
+            return {}
+        keys = [k for k in objs[0] if k in known]
+        if len(keys) < 2:
+            return {}
+        try:
+            columns = zip(*map(itemgetter(*keys), objs), strict=True)
+            return dict(zip(keys, map(list, columns), strict=True))
+        except KeyError:
+            return {}
+
+    def _get(self, key: str, default: Any) -> list[Any]:
+        """One field of every row; ``default`` where absent (an explicit null stays None)."""
+        if key in self.full:
+            return self.full[key]
+        values = list(map(dict.get, self.objs, repeat(key, self.n)))
+        if default is not None and None in values:
+            # Rare: tell absent from null only when there is a None to tell apart.
+            values = list(map(dict.get, self.objs, repeat(key, self.n), repeat(default, self.n)))
+        return values
+
+    def _mark(self, index: int) -> None:
+        self.unsure[index] = True
+
+    def _clean(self, values: list[Any], ok: Callable[[Any], bool], stand_in: Any) -> list[Any]:
+        """Slow branch: replace values that fail ``ok`` with a stand-in and mark the row."""
+        out = list(values)
+        for i, v in enumerate(values):
+            if not ok(v):
+                out[i] = stand_in
+                self._mark(i)
+        return out
+
+    def header(self, kind: str) -> None:
+        kinds = self._get("kind", _MISSING)
+        if not set(map(type, kinds)) <= {str, _MISSING_T} or not set(kinds) <= {_MISSING, kind}:
+            self._clean(kinds, lambda v: v is _MISSING or (type(v) is str and v == kind), None)
+        versions = self._get("schema_version", _MISSING)
+        allowed = {_MISSING, *SUPPORTED_SCHEMA_VERSIONS}
+        if not set(map(type, versions)) <= {int, _MISSING_T} or not set(versions) <= allowed:
+            self._clean(
+                versions,
+                lambda v: v is _MISSING or (type(v) is int and v in SUPPORTED_SCHEMA_VERSIONS),
+                None,
+            )
+
+    def text(self, key: str, lo: int, hi: int, default: Any = _MISSING) -> npt.NDArray[np.object_]:
+        """A required (or defaulted) string with a length range."""
+        values = self._get(key, _MISSING)
+        if set(map(type, values)) != {str} and self.n:
+            values = [default if v is _MISSING and default is not _MISSING else v for v in values]
+            values = self._clean(values, lambda v: type(v) is str, "?" * lo)
+        lengths = list(map(len, values))
+        if lengths and (min(lengths) < lo or max(lengths) > hi):
+            self._clean(values, lambda v: lo <= len(v) <= hi, None)
+        return _obj(values)
+
+    def opt_text(self, key: str, hi: int) -> npt.NDArray[np.object_]:
+        values = self._get(key, None)
+        types = set(map(type, values))
+        if types == {_NONE_T} or not self.n:
+            return _obj(values)
+        if not types <= {str, _NONE_T}:
+            values = self._clean(values, lambda v: v is None or type(v) is str, None)
+        # filter(None, ...) drops "" too, which is fine: the only limit here is an upper one.
+        if max(map(len, filter(None, values)), default=0) > hi:
+            self._clean(values, lambda v: v is None or len(v) <= hi, None)
+        return _obj(values)
+
+    def number(
+        self,
+        key: str,
+        lo: float = -np.inf,
+        hi: float = np.inf,
+        *,
+        lo_open: bool = False,
+        optional: bool = False,
+    ) -> npt.NDArray[np.float64]:
+        """A finite float (ints taken as the model takes them); NaN where optional and absent."""
+        values = self._get(key, None if optional else _MISSING)
+        types = set(map(type, values))
+        allowed = _NUM | {_NONE_T} if optional else _NUM
+        if not types <= allowed:
+            values = self._clean(values, lambda v: type(v) in allowed, 0.0)
+        arr = np.array(values, dtype=np.float64)
+        present = ~np.isnan(arr) if optional else np.ones(self.n, dtype=np.bool_)
+        low = arr <= lo if lo_open else arr < lo
+        bad = np.isinf(arr) | low | (arr > hi)
+        self.unsure |= present & bad
+        if not optional:
+            self.unsure |= np.isnan(arr)
+        return arr
+
+    def _ints(self, values: list[Any], lo: int, hi: int, optional: bool) -> list[Any]:
+        """Type- and range-check Python ints before numpy sees them (no overflow)."""
+        allowed = {int, _NONE_T} if optional else {int}
+        if not set(map(type, values)) <= allowed:
+            values = self._clean(values, lambda v: type(v) in allowed, None if optional else lo)
+        present = [v for v in values if v is not None] if optional else values
+        if present and (min(present) < lo or max(present) > hi):
+            values = self._clean(
+                values,
+                lambda v: (v is None and optional) or lo <= v <= hi,
+                None if optional else lo,
+            )
+        return values
+
+    def integer(
+        self, key: str, lo: int, hi: int, *, default: Any = _MISSING, dtype: Any = np.int64
+    ) -> npt.NDArray[Any]:
+        values = self._get(key, default)
+        if _MISSING in values:
+            values = self._clean(values, lambda v: v is not _MISSING, lo)
+        return np.array(self._ints(values, lo, hi, False), dtype=dtype)
+
+    def opt_integer(self, key: str, lo: int, hi: int) -> npt.NDArray[np.int64]:
+        values = self._ints(self._get(key, None), lo, hi, True)
+        if None in values:
+            values = [-1 if v is None else v for v in values]
+        return np.array(values, dtype=np.int64)
+
+    def count_as_float(self, key: str) -> npt.NDArray[np.float64]:
+        values = self._ints(self._get(key, 0), 0, _INT64_MAX, False)
+        return np.array(values, dtype=np.float64)
+
+    def choice(self, key: str, codes: dict[str, int], default: str) -> npt.NDArray[np.int64]:
+        values = self._get(key, default)
+        if not set(map(type, values)) <= {str}:
+            values = self._clean(values, lambda v: type(v) is str, default)
+        coded = list(map(codes.get, values, repeat(-1, self.n)))
+        arr = np.array(coded, dtype=np.int64)
+        self.unsure |= arr < 0
+        arr[arr < 0] = 0
+        return arr
+
+    def required_choice(self, key: str, codes: dict[str, int]) -> npt.NDArray[np.int64]:
+        return self.choice(key, codes, default=_MISSING)
+
+    def opt_flag(self, key: str) -> npt.NDArray[np.float64]:
+        values = self._get(key, None)
+        if not set(map(type, values)) <= {bool, _NONE_T}:
+            values = self._clean(values, lambda v: v is None or type(v) is bool, None)
+        return np.array(values, dtype=np.float64)
+
+    def absent(self, key: str) -> None:
+        """Fields the fast path does not handle: any row carrying one goes to the model."""
+        values = self._get(key, None)
+        if set(map(type, values)) != {_NONE_T} and self.n:
+            self._clean(values, lambda v: v is None, None)
+
+    def timestamp(self, key: str, now: float, skew: float) -> npt.NDArray[np.float64]:
+        values = self._get(key, _MISSING)
+        types = set(map(type, values))
+        if types <= _NUM:
+            epoch = np.array(values, dtype=np.float64)
+            self.unsure |= ~((epoch >= 0.0) & (epoch <= MAX_EPOCH_S))
+            # Same rounding as timestamps.epoch_to_datetime: half-even to the microsecond.
+            ts = np.rint(np.where(self.unsure, 0.0, epoch) * 1e6) / 1e6
+        else:
+            ts = np.array(_iso_batch(values), dtype=np.float64)
+            self.unsure |= np.isnan(ts)
+        # Written exactly as the model's check is, so the floats compare the same way.
+        self.unsure |= (ts - now) > skew
+        return ts
+
+
+def _inference(rows: _Rows, now: float, skew: float) -> Columns:
+    rows.header("inference")
+    # Validated but not a column; rows with an embedding are rare and go to the model.
+    rows.text("request_id", 1, 128)
+    rows.absent("embedding")
+    latency = rows.number("latency_ms", 0.0)
+    ttft = rows.number("ttft_ms", 0.0, optional=True)
+    queue = rows.number("queue_ms", 0.0, optional=True)
+    rows.unsure |= (ttft > latency) | (queue > latency)
+    return InferenceColumns(
+        ts=rows.timestamp("ts", now, skew),
+        gateway=rows.text("gateway", 1, 256),
+        model=rows.text("model", 1, 256),
+        model_version=rows.text("model_version", 1, 256),
+        route=rows.text("route", 1, 256, default="/v1/chat/completions"),
+        tenant=rows.opt_text("tenant", 256),
+        host=rows.opt_text("host", 256),
+        status=rows.required_choice("status", STATUS_CODES),
+        http_status=rows.opt_integer("http_status", 100, 599),
+        error_type=rows.opt_text("error_type", 256),
+        latency_ms=latency,
+        ttft_ms=ttft,
+        tpot_ms=rows.number("tpot_ms", 0.0, optional=True),
+        queue_ms=queue,
+        prompt_tokens=rows.count_as_float("prompt_tokens"),
+        completion_tokens=rows.count_as_float("completion_tokens"),
+        finish_reason=rows.choice("finish_reason", FINISH_CODES, "unknown"),
+        feedback_score=rows.number("feedback_score", -1.0, 1.0, optional=True),
+        refusal=rows.opt_flag("refusal"),
+        toxicity=rows.number("toxicity", 0.0, 1.0, optional=True),
+        embedding_norm=rows.number("embedding_norm", 0.0, optional=True),
+    )
+
+
+def _gpu(rows: _Rows, now: float, skew: float) -> Columns:
+    rows.header("gpu")
+    used = rows.number("mem_used_mib", 0.0)
+    total = rows.number("mem_total_mib", 0.0, lo_open=True)
+    rows.unsure |= used > total
+    return GpuColumns(
+        ts=rows.timestamp("ts", now, skew),
+        host=rows.text("host", 1, 256),
+        gpu_index=rows.integer("gpu_index", 0, 1023),
+        gpu_uuid=rows.text("gpu_uuid", 1, 256),
+        sm_util_pct=rows.number("sm_util_pct", 0.0, 100.0),
+        mem_util_pct=rows.number("mem_util_pct", 0.0, 100.0),
+        mem_used_mib=used,
+        mem_total_mib=total,
+        temp_c=rows.number("temp_c", -50.0, 150.0),
+        power_w=rows.number("power_w", 0.0),
+        power_limit_w=rows.number("power_limit_w", 0.0),
+        sm_clock_mhz=rows.number("sm_clock_mhz", 0.0),
+        clocks_event_reasons=rows.integer(
+            "clocks_event_reasons", 0, 2**64 - 1, default=0, dtype=np.uint64
+        ),
+        xid=rows.opt_integer("xid", 0, _INT64_MAX),
+        ecc_sbe_total=rows.integer("ecc_sbe_total", 0, _INT64_MAX, default=0),
+        ecc_dbe_total=rows.integer("ecc_dbe_total", 0, _INT64_MAX, default=0),
+        pcie_replay_total=rows.integer("pcie_replay_total", 0, _INT64_MAX, default=0),
+    )
+
+
+def _labels_ok(value: Any) -> bool:
+    return (
+        type(value) is dict
+        and len(value) <= 32
+        and all(type(k) is str and type(v) is str for k, v in value.items())
+    )
+
+
+def _metric(rows: _Rows, now: float, skew: float) -> Columns:
+    rows.header("metric")
+    names = rows.text("name", 1, 256)
+    raw_labels = rows._get("labels", _MISSING)
+    labels = [{} if v is _MISSING else v for v in raw_labels]
+    labels = rows._clean(labels, _labels_ok, {})
+    copies = [dict(v) for v in labels]
+    return MetricColumns(
+        ts=rows.timestamp("ts", now, skew),
+        name=names,
+        series=_obj([series_key(n, lab) for n, lab in zip(names.tolist(), copies, strict=True)]),
+        labels=_obj(copies),
+        value=rows.number("value"),
+    )
+
+
+def _feedback(rows: _Rows, now: float, skew: float) -> Columns:
+    rows.header("feedback")
+    return FeedbackColumns(
+        ts=rows.timestamp("ts", now, skew),
+        request_id=rows.text("request_id", 1, 128),
+        model=rows.text("model", 1, 256),
+        model_version=rows.text("model_version", 1, 256),
+        score=rows.number("score", -1.0, 1.0),
+        label=rows.opt_text("label", 64),
+    )
+
+
+def _run(
+    build: Callable[[_Rows, float, float], Columns], model: type[WireModel]
+) -> Callable[..., tuple[Columns, Bool]]:
+    known = frozenset(model.model_fields)
+
+    def decode(objs: list[dict[str, Any]], now: float, skew: float) -> tuple[Columns, Bool]:
+        rows = _Rows(objs, known)
+        columns = build(rows, now, skew)
+        return columns, rows.unsure
+
+    return decode
+
+
+FAST_DECODERS: dict[str, Callable[..., tuple[Columns, Bool]]] = {
+    "inference": _run(_inference, InferenceEvent),
+    "gpu": _run(_gpu, GpuSample),
+    "metric": _run(_metric, MetricSample),
+    "feedback": _run(_feedback, FeedbackEvent),
+}

@@ -1,0 +1,257 @@
+"""Batch decoding of raw topic messages into models or columns, with rejects kept.
+
+Nothing here raises on message content: every message that cannot be used becomes
+a ``Reject`` carrying the raw bytes and a reason a person can act on, so a
+dead-letter topic can hold it. ``decode_models`` is the reference; ``decode_columns``
+is the hot path and must agree with ``decode_models`` + ``Columns.from_rows``
+exactly, which it does by handing every row it is not sure of to the same
+per-message function the reference uses.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic import ValidationError
+
+from .columns import COLUMNS_BY_KIND, Columns
+from .models import WIRE_MODELS, DeadLetter, WireModel
+
+DEFAULT_MAX_BYTES = 65536
+DEFAULT_MAX_FUTURE_SKEW_S = 300.0
+_REPR_LIMIT = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One message that was not accepted, and why."""
+
+    index: int  # position in the input batch
+    raw: bytes
+    reason: str
+    location: str  # first error's field path, or "$" for the whole message
+
+
+def _as_bytes(raw: Any) -> bytes | None:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, bytearray | memoryview):
+        return bytes(raw)
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def _describe(exc: ValidationError) -> tuple[str, str]:
+    """(reason, location) from the first error; the count of the rest is appended."""
+    errors = exc.errors(include_url=False, include_context=False)
+    if not errors:  # pragma: no cover - pydantic always reports at least one
+        return "invalid message", "$"
+    first = errors[0]
+    location = ".".join(str(part) for part in first["loc"]) or "$"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "value_error":
+        # Our own messages name the field already (and quote the input when it matters).
+        reason = msg if location in msg else f"{location}: {msg}"
+    elif first["type"] == "missing":
+        reason = f"{location}: required field is missing"
+    else:
+        reason = f"{location}: {msg}, got {_short(first['input'])}"
+    if len(errors) > 1:
+        reason += f" (and {len(errors) - 1} more)"
+    return reason, location
+
+
+class _Context:
+    """Decode settings shared by every message of one batch."""
+
+    __slots__ = ("kind", "max_bytes", "validation")
+
+    def __init__(self, kind: str | None, now: float, max_bytes: int, skew: float) -> None:
+        if kind is not None and kind not in WIRE_MODELS:
+            raise ValueError(f"unknown kind {kind!r}; known: {sorted(WIRE_MODELS)}")
+        self.kind = kind
+        self.max_bytes = max_bytes
+        self.validation: dict[str, float] = {"now": float(now), "max_future_skew_s": float(skew)}
+
+
+def _load(index: int, raw: Any, ctx: _Context) -> tuple[bytes, Any] | Reject:
+    """Size check and JSON parse; the parsed object or a whole-message Reject."""
+    data = _as_bytes(raw)
+    if data is None:
+        return Reject(
+            index, _short(raw).encode(), f"message is {type(raw).__name__}, not bytes", "$"
+        )
+    if len(data) > ctx.max_bytes:
+        return Reject(
+            index, data, f"message is {len(data)} bytes, over the limit of {ctx.max_bytes}", "$"
+        )
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return Reject(index, data, f"not valid JSON: {exc}", "$")
+    if not isinstance(obj, dict):
+        name = "null" if obj is None else type(obj).__name__
+        return Reject(index, data, f"expected a JSON object, got {name}", "$")
+    return data, obj
+
+
+def _validate(index: int, data: bytes, obj: dict[str, Any], ctx: _Context) -> WireModel | Reject:
+    """The reference check of one parsed message (shared by both decoders)."""
+    declared = obj.get("kind")
+    if ctx.kind is None:
+        if "kind" not in obj:
+            return Reject(index, data, "kind: required field is missing", "kind")
+        if not isinstance(declared, str) or declared not in WIRE_MODELS:
+            known = ", ".join(sorted(WIRE_MODELS))
+            return Reject(
+                index, data, f"kind: unknown kind {_short(declared)}; known: {known}", "kind"
+            )
+        model = WIRE_MODELS[declared]
+    else:
+        if "kind" in obj and declared != ctx.kind:
+            return Reject(
+                index,
+                data,
+                f"kind: {_short(declared)} does not match expected {ctx.kind!r}",
+                "kind",
+            )
+        model = WIRE_MODELS[ctx.kind]
+    try:
+        return model.model_validate(obj, context=ctx.validation)
+    except ValidationError as exc:
+        reason, location = _describe(exc)
+        return Reject(index, data, reason, location)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # A validator that slipped a non-pydantic error: still the message's fault.
+        return Reject(index, data, f"invalid message: {type(exc).__name__}: {exc}", "$")
+
+
+def decode_models(
+    raws: Sequence[bytes],
+    *,
+    kind: str | None = None,
+    now: float,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+) -> tuple[list[WireModel], list[Reject]]:
+    """Decode and validate each message; good ones in input order, bad ones as Rejects.
+
+    ``kind=None`` dispatches on each payload's ``kind``; a given kind forces that model
+    (a payload ``kind`` that disagrees is rejected). ``now`` (epoch seconds) bounds how
+    far in the future a timestamp may be.
+    """
+    ctx = _Context(kind, now, max_bytes, max_future_skew_s)
+    good: list[WireModel] = []
+    bad: list[Reject] = []
+    for index, raw in enumerate(raws):
+        loaded = _load(index, raw, ctx)
+        result = loaded if isinstance(loaded, Reject) else _validate(index, *loaded, ctx)
+        (bad if isinstance(result, Reject) else good).append(result)  # type: ignore[arg-type]
+    return good, bad
+
+
+def _load_batch(
+    raws: Sequence[bytes], ctx: _Context, rejects: list[Reject]
+) -> tuple[list[bytes], list[dict[str, Any]], list[int]]:
+    """Parse a batch; whole-message failures go to ``rejects``, the rest come back."""
+    batch = list(raws)
+    if batch and set(map(type, batch)) == {bytes} and max(map(len, batch)) <= ctx.max_bytes:
+        try:
+            objs = list(map(orjson.loads, batch))
+        except orjson.JSONDecodeError:
+            objs = []
+        if len(objs) == len(batch) and set(map(type, objs)) == {dict}:
+            return batch, objs, list(range(len(batch)))
+    datas: list[bytes] = []
+    dicts: list[dict[str, Any]] = []
+    where: list[int] = []
+    for index, raw in enumerate(batch):
+        loaded = _load(index, raw, ctx)
+        if isinstance(loaded, Reject):
+            rejects.append(loaded)
+        else:
+            datas.append(loaded[0])
+            dicts.append(loaded[1])
+            where.append(index)
+    return datas, dicts, where
+
+
+def decode_columns(
+    raws: Sequence[bytes],
+    *,
+    kind: str,
+    now: float,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+) -> tuple[Columns, list[Reject]]:
+    """The hot path: one batch of one kind straight to columns, no model per event.
+
+    Same accept/reject decisions, reasons and values as ``decode_models`` followed by
+    ``COLUMNS_BY_KIND[kind].from_rows``.
+    """
+    from ._fast import FAST_DECODERS
+
+    if kind not in COLUMNS_BY_KIND:
+        raise ValueError(f"no columnar form for kind {kind!r}; known: {sorted(COLUMNS_BY_KIND)}")
+    ctx = _Context(kind, now, max_bytes, max_future_skew_s)
+    cls = COLUMNS_BY_KIND[kind]
+    rejects: list[Reject] = []
+    datas, objs, where = _load_batch(raws, ctx, rejects)
+    columns, unsure = FAST_DECODERS[kind](
+        objs, ctx.validation["now"], ctx.validation["max_future_skew_s"]
+    )
+    if not unsure.any():
+        rejects.sort(key=lambda r: r.index)
+        return columns, rejects
+
+    # Rows the fast path would not vouch for: the reference decides, in input order.
+    sure = np.flatnonzero(~unsure)
+    parts = [columns.take(sure)]
+    order = [np.asarray(where, dtype=np.int64)[sure]]
+    rescued_models: list[WireModel] = []
+    rescued_at: list[int] = []
+    for row in np.flatnonzero(unsure).tolist():
+        result = _validate(where[row], datas[row], objs[row], ctx)
+        if isinstance(result, Reject):
+            rejects.append(result)
+        else:
+            rescued_models.append(result)
+            rescued_at.append(where[row])
+    if rescued_models:
+        parts.append(cls.from_rows(rescued_models))
+        order.append(np.asarray(rescued_at, dtype=np.int64))
+    merged = cls.concat(parts)
+    if rescued_models:
+        merged = merged.take(np.argsort(np.concatenate(order), kind="stable"))
+    rejects.sort(key=lambda r: r.index)
+    return merged, rejects
+
+
+def to_dead_letter(
+    reject: Reject,
+    *,
+    topic: str,
+    now: float,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> DeadLetter:
+    """The dead-letter record for a reject; the raw bytes travel base64-encoded."""
+    return DeadLetter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        raw_b64=base64.b64encode(reject.raw).decode("ascii"),
+        reason=reject.reason,
+        location=reject.location,
+        ts=datetime.fromtimestamp(now, tz=UTC),
+    )
