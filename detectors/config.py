@@ -23,6 +23,7 @@ _NOT_DETECTOR_MODULES = frozenset({"base", "config", "kernels", "registry"})
 
 def _all_subclasses(cls: type) -> list[type]:
     out: list[type] = []
+    sub: type
     for sub in cls.__subclasses__():
         out.append(sub)
         out.extend(_all_subclasses(sub))

@@ -1,0 +1,109 @@
+"""One fingerprint's live alert (pending or firing) and how it renders as a wire Alert."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from schemas.models import Alert, AlertStatus, Bounds, Links, Severity
+from stream.lifecycle_config import AlertRule
+
+State = Literal["pending", "firing"]
+Condition = Literal["hot", "band", "clear"]  # above fire / between / below resolve threshold
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class _Labels(dict[str, str]):
+    """Labels for URL templates: an unknown field renders empty instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render_link(template: str | None, labels: Mapping[str, str], fp: str) -> str | None:
+    if not template:
+        return None
+    try:
+        return template.format_map(_Labels({**labels, "fingerprint": fp}))
+    except (ValueError, IndexError, AttributeError):
+        return template  # a malformed template is shown as written, never crashes alerting
+
+
+@dataclass(slots=True)
+class AlertState:
+    fingerprint: str
+    labels: dict[str, str]
+    detector: str
+    kind: str
+    state: State
+    active_since: float  # when the condition began: the alert's starts_at
+    last_seen: float  # last finding of any kind
+    last_active: float  # last finding that was not clear (keep_firing_for counts from here)
+    condition: Condition
+    score: float
+    severity: str = "warning"
+    observed: float | None = None
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    explanation: str = ""
+    alert_id: str = ""
+    flapping: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("observed", "expected", "lower", "upper"):
+            d[k] = _finite(d[k])  # JSON has no NaN/inf
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AlertState:
+        return cls(**dict(d))
+
+    def to_alert(
+        self, status: AlertStatus, now: float, rule: AlertRule, annotations: Mapping[str, str]
+    ) -> Alert:
+        try:
+            severity = Severity(self.severity)
+        except ValueError:
+            severity = Severity.WARNING
+        series = ", ".join(
+            f"{k}={v}" for k, v in self.labels.items() if k not in ("alertname", "detector")
+        )
+        title = f"{self.kind}: {series}" if series else self.kind
+        summary = self.explanation or (
+            f"{self.kind} observed {self.observed} vs expected {self.expected}"
+        )
+        score = self.score if math.isfinite(self.score) else 0.0
+        return Alert(
+            alert_id=self.alert_id,
+            fingerprint=self.fingerprint,
+            status=status,
+            severity=severity,
+            detector=self.detector,
+            title=title[:512],
+            summary=summary[:4096],
+            labels=dict(self.labels),
+            observed=_finite(self.observed),
+            expected=_finite(self.expected),
+            bounds=Bounds(lower=_finite(self.lower), upper=_finite(self.upper)),
+            score=min(1.0, max(0.0, score)),
+            starts_at=_utc(self.active_since),
+            ends_at=_utc(now) if status == AlertStatus.RESOLVED else None,
+            explanation=self.explanation[:4096],
+            links=Links(
+                runbook=render_link(rule.runbook_url, self.labels, self.fingerprint),
+                dashboard=render_link(rule.dashboard_url, self.labels, self.fingerprint),
+            ),
+            annotations=dict(annotations),
+        )

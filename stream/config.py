@@ -1,0 +1,78 @@
+"""The llmwatch config file: detector sections and the alert lifecycle, in YAML or TOML.
+
+No file means every default. A bad value fails at load with the dotted path of
+the field, e.g. ``detectors.latency.half_life_s: Input should be greater than 0``.
+``dump_config`` writes YAML that ``load_config`` reads back to an equal config.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detectors.config import detectors_config_model
+from stream.lifecycle_config import LifecycleConfig
+
+DetectorsConfig = detectors_config_model()
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not validate; the message names the field."""
+
+
+class LlmwatchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detectors: DetectorsConfig = Field(default_factory=DetectorsConfig)  # type: ignore[valid-type]
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{path}: {err['msg']}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def parse_config(data: Any, source: str = "config") -> LlmwatchConfig:
+    """Validate an already-parsed mapping (e.g. from a test or the tuner)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
+    try:
+        return LlmwatchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None) -> LlmwatchConfig:
+    """Read a .yaml/.yml or .toml config file; ``None`` gives every default."""
+    if path is None:
+        return LlmwatchConfig()
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigError(f"{p}: config files are .yaml, .yml or .toml, not {suffix or 'bare'}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: not valid {suffix[1:].upper()}: {exc}") from None
+    return parse_config(data, str(p))
+
+
+def dump_config(config: LlmwatchConfig) -> str:
+    """YAML for ``config`` (every field written out), readable by ``load_config``."""
+    data = config.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -1,0 +1,314 @@
+"""The alert lifecycle: findings in, firing/resolved alert events and notifications out.
+
+State machine per fingerprint (labels = alertname + detector + series + scope):
+
+* a finding with ``anomalous`` and score >= ``fire_threshold`` opens a *pending* alert;
+* pending becomes *firing* once the condition has not cleared for ``for_s``;
+* the condition clears on a recovery finding or a score < ``resolve_threshold``
+  (hysteresis: scores in between keep whatever state the alert has);
+* a cleared firing alert resolves after ``keep_firing_for_s``, unless it is flapping
+  (``flap_threshold`` starts within ``flap_window_s``), in which case it is held
+  firing until the old starts age out of the window;
+* a pending/firing alert whose series stops reporting while not cleared resolves
+  after ``resolve_timeout_s`` (annotation ``resolved_reason=timeout``).
+
+Only transitions are events. Inhibition, silences and acknowledgements never change
+the state machine; they are annotations on events and filters on notifications:
+
+* a silenced alert's firing and resolved events still go to the alerts topic (it is
+  the history) with ``silenced=<silence id>``, but it never appears in a notification;
+* an inhibited alert carries ``inhibited_by=<fingerprint>`` and ``inhibited_cause``, and
+  the surviving cause carries ``inhibits`` (how many alerts it explains);
+* an acknowledged alert carries ``acked_by`` and gets no repeat reminders.
+
+Time is event time, passed in as ``now`` (epoch seconds); it never runs backwards here.
+Call ``notifications(now)`` after ``observe``/``advance`` to get what is due to notify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from detectors.base import Finding
+from schemas.models import Alert, AlertStatus
+from stream.alert_state import AlertState, Condition
+from stream.fingerprint import alert_labels, fingerprint
+from stream.grouping import Grouper, Notification
+from stream.inhibition import Inhibition, inhibitions
+from stream.lifecycle_config import AlertRule, LifecycleConfig
+from stream.matchers import Matcher
+from stream.silences import Ack, Silence, SilenceStore
+
+SNAPSHOT_FORMAT = 1
+_ID_CACHE_SIZE = 100_000
+
+
+class Lifecycle:
+    def __init__(self, config: LifecycleConfig | None = None) -> None:
+        self.config = config if config is not None else LifecycleConfig()
+        self._now = float("-inf")
+        self._states: dict[str, AlertState] = {}
+        # fingerprint -> recent firing start times, and the last alert id (kept after
+        # resolve so flapping and alert_id uniqueness survive between instances).
+        self._starts: dict[str, list[float]] = {}
+        self._last_id: dict[str, str] = {}
+        self._inhibited: dict[str, Inhibition] = {}
+        self._store = SilenceStore(self.config.silence_retention_s)
+        self._grouper = Grouper(self.config.grouping)
+        self._rules: dict[str, AlertRule] = {}
+        self._ids: dict[tuple[Any, ...], tuple[dict[str, str], str]] = {}
+
+    # -- public API ---------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self._now
+
+    def observe(self, findings: Sequence[Finding], now: float) -> list[Alert]:
+        """Take a batch of findings at event time ``now``; return the transition events."""
+        now = self._clock(now)
+        for f in findings:
+            self._take(f, now)
+        return self._sweep(now)
+
+    def advance(self, now: float) -> list[Alert]:
+        """Let event time pass without findings (for, keep_firing_for, timeouts, flaps)."""
+        return self._sweep(self._clock(now))
+
+    def notifications(self, now: float) -> list[Notification]:
+        """Notification batches due at ``now`` (group_wait / group_interval / repeat)."""
+        now = self._clock(now)
+
+        def show(fp: str) -> tuple[Alert, bool] | None:
+            st = self._states.get(fp)
+            if st is None or st.state != "firing":
+                return None
+            alert = self._render(st, AlertStatus.FIRING, now)
+            if "silenced" in alert.annotations or "inhibited_by" in alert.annotations:
+                return None
+            return alert, "acked_by" in alert.annotations
+
+        return self._grouper.flush(now, show)
+
+    def active_alerts(self, now: float | None = None) -> list[Alert]:
+        """Every firing alert as it would be published now (annotations current)."""
+        t = self._now if now is None else max(now, self._now)
+        return [
+            self._render(st, AlertStatus.FIRING, t)
+            for _, st in sorted(self._states.items())
+            if st.state == "firing"
+        ]
+
+    def pending(self) -> list[str]:
+        return sorted(fp for fp, st in self._states.items() if st.state == "pending")
+
+    def add_silence(
+        self,
+        matchers: Sequence[str | Matcher],
+        starts_at: float,
+        ends_at: float,
+        created_by: str,
+        comment: str = "",
+    ) -> Silence:
+        return self._store.add(matchers, starts_at, ends_at, created_by, comment)
+
+    def expire_silence(self, silence_id: str, now: float) -> Silence:
+        return self._store.expire(silence_id, self._clock(now))
+
+    def silences(self) -> list[Silence]:
+        return self._store.silences()
+
+    def acknowledge(
+        self, fp: str, by: str, now: float, comment: str = "", ttl_s: float | None = None
+    ) -> Ack:
+        """Acknowledge the current firing instance of ``fp``; it expires after
+        ``ttl_s`` (default ``ack_ttl_s``) or when the alert resolves."""
+        st = self._states.get(fp)
+        if st is None or st.state != "firing":
+            raise KeyError(f"no firing alert with fingerprint {fp!r}")
+        ttl = self.config.ack_ttl_s if ttl_s is None else ttl_s
+        return self._store.ack(fp, st.alert_id, by, self._clock(now), ttl, comment)
+
+    def unacknowledge(self, fp: str) -> None:
+        self._store.unack(fp)
+
+    # -- state machine ------------------------------------------------------------
+    def _clock(self, now: float) -> float:
+        self._now = max(self._now, float(now))
+        return self._now
+
+    def _rule(self, detector: str) -> AlertRule:
+        rule = self._rules.get(detector)
+        if rule is None:
+            rule = self._rules[detector] = self.config.rule_for(detector)
+        return rule
+
+    def _take(self, f: Finding, now: float) -> None:
+        rule = self._rule(f.detector)
+        score = f.score if f.score == f.score else 0.0  # NaN reads as "no evidence"
+        cond: Condition
+        if not f.anomalous or score < rule.resolve_threshold:
+            cond = "clear"
+        elif score >= rule.fire_threshold:
+            cond = "hot"
+        else:
+            cond = "band"
+        labels, fp = self._identity(f)
+        st = self._states.get(fp)
+        if st is None:
+            if cond != "hot":
+                return
+            st = AlertState(fp, labels, f.detector, f.kind, "pending", now, now, now, cond, score)
+            self._states[fp] = st
+        elif cond == "clear" and st.state == "pending":
+            del self._states[fp]  # never fired: nothing to tell anyone
+            return
+        st.last_seen = now
+        st.condition = cond
+        if cond != "clear":
+            st.last_active = now
+            st.score = score
+            st.severity = f.severity
+            st.observed, st.expected, st.lower, st.upper = f.observed, f.expected, f.lower, f.upper
+            st.explanation = f.explanation
+
+    def _identity(self, f: Finding) -> tuple[dict[str, str], str]:
+        # Detectors report the same few thousand series over and over: hashing each
+        # label set once keeps fingerprinting off the per-finding cost.
+        key = (f.detector, f.kind, tuple(f.series.items()), tuple(f.scope.items()))
+        hit = self._ids.get(key)
+        if hit is None:
+            if len(self._ids) >= _ID_CACHE_SIZE:
+                self._ids.clear()
+            labels = alert_labels(f)
+            hit = self._ids[key] = (labels, fingerprint(labels))
+        return hit
+
+    def _sweep(self, now: float) -> list[Alert]:
+        cfg = self.config
+        fired: list[AlertState] = []
+        resolved: list[tuple[AlertState, str]] = []
+        for fp in sorted(self._states):
+            st = self._states[fp]
+            rule = self._rule(st.detector)
+            stale = st.condition != "clear" and now - st.last_seen >= cfg.resolve_timeout_s
+            if st.state == "pending":
+                if stale:
+                    del self._states[fp]
+                elif now - st.active_since >= rule.for_s:
+                    self._fire(st, now)
+                    fired.append(st)
+            elif stale:
+                resolved.append((st, "timeout"))
+            elif st.condition == "clear" and now - st.last_active >= rule.keep_firing_for_s:
+                if len(self._recent_starts(fp, now)) >= cfg.flap_threshold:
+                    st.flapping = True  # held firing until the old starts age out
+                else:
+                    resolved.append((st, "recovered"))
+        for st, _ in resolved:
+            del self._states[st.fingerprint]
+        # Resolving alerts are asked about (their event records what muted them) but
+        # can no longer mute anything themselves.
+        firing = {fp: st.labels for fp, st in self._states.items() if st.state == "firing"}
+        targets = {**firing, **{st.fingerprint: st.labels for st, _ in resolved}}
+        self._inhibited = inhibitions(cfg.inhibit_rules, firing, targets)
+        events: list[Alert] = []
+        for st in fired:
+            alert = self._render(st, AlertStatus.FIRING, now)
+            events.append(alert)
+            self._grouper.firing(st.fingerprint, st.labels, now)
+        for st, why in resolved:
+            alert = self._render(st, AlertStatus.RESOLVED, now, {"resolved_reason": why})
+            events.append(alert)
+            self._grouper.resolved(alert, st.labels, now)
+            self._store.unack(st.fingerprint)
+        self._inhibited = {fp: i for fp, i in self._inhibited.items() if fp in firing}
+        self._housekeeping(now)
+        return events
+
+    def _fire(self, st: AlertState, now: float) -> None:
+        st.state = "firing"
+        starts = self._recent_starts(st.fingerprint, now)
+        starts.append(now)
+        self._starts[st.fingerprint] = starts
+        alert_id = f"{st.fingerprint}-{round(st.active_since * 1000)}"
+        last = self._last_id.get(st.fingerprint, "")
+        if last == alert_id or last.startswith(alert_id + "-"):
+            n = int(last.rsplit("-", 1)[1]) + 1 if last != alert_id else 1
+            alert_id = f"{alert_id}-{n}"
+        st.alert_id = alert_id
+        self._last_id[st.fingerprint] = alert_id
+
+    def _recent_starts(self, fp: str, now: float) -> list[float]:
+        horizon = now - self.config.flap_window_s
+        return [t for t in self._starts.get(fp, ()) if t > horizon]
+
+    def _housekeeping(self, now: float) -> None:
+        for fp in list(self._starts):
+            recent = self._recent_starts(fp, now)
+            if recent:
+                self._starts[fp] = recent
+            elif fp not in self._states:
+                del self._starts[fp]
+                # Past the flap window the clock has moved on, so ids cannot collide.
+                self._last_id.pop(fp, None)
+        self._store.prune(now)
+
+    def _render(
+        self, st: AlertState, status: AlertStatus, now: float, extra: dict[str, str] | None = None
+    ) -> Alert:
+        notes: dict[str, str] = {}
+        inh = self._inhibited.get(st.fingerprint)
+        if inh is not None:
+            notes["inhibited_by"] = inh.source
+            notes["inhibited_cause"] = inh.cause
+        explained = sorted(fp for fp, i in self._inhibited.items() if i.source == st.fingerprint)
+        if explained and status == AlertStatus.FIRING:
+            notes["inhibits"] = ",".join(explained)
+            notes["cause_of"] = f"{len(explained)} inhibited alert(s)"
+        sil = self._store.silenced_by(st.labels, now)
+        if sil is not None:
+            notes["silenced"] = sil
+        ack = self._store.acked(st.fingerprint, st.alert_id, now)
+        if ack is not None:
+            notes["acked_by"] = ack.by
+        if st.flapping:
+            notes["flapping"] = "true"
+        notes.update(extra or {})
+        return st.to_alert(status, now, self._rule(st.detector), notes)
+
+    # -- persistence --------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The whole state as JSON (orjson): alerts, flap history, silences, acks, groups."""
+        payload: dict[str, Any] = {
+            "format": SNAPSHOT_FORMAT,
+            "now": self._now if self._now != float("-inf") else None,
+            "states": [self._states[fp].to_dict() for fp in sorted(self._states)],
+            "starts": self._starts,
+            "last_id": self._last_id,
+            "store": self._store.to_dict(),
+            "groups": self._grouper.to_dict(),
+        }
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def restore(cls, data: bytes, config: LifecycleConfig | None = None) -> Lifecycle:
+        payload = orjson.loads(data)
+        if payload.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(
+                f"lifecycle snapshot format {payload.get('format')!r} is not {SNAPSHOT_FORMAT}"
+            )
+        lc = cls(config)
+        lc._now = float("-inf") if payload["now"] is None else float(payload["now"])
+        lc._states = {d["fingerprint"]: AlertState.from_dict(d) for d in payload["states"]}
+        lc._starts = {fp: [float(t) for t in ts] for fp, ts in payload["starts"].items()}
+        lc._last_id = dict(payload["last_id"])
+        lc._store.load(payload["store"])
+        lc._grouper.load(payload["groups"])
+        lc._inhibited = inhibitions(
+            lc.config.inhibit_rules,
+            {fp: st.labels for fp, st in lc._states.items() if st.state == "firing"},
+        )
+        return lc

@@ -1,0 +1,136 @@
+"""Configuration of the alert lifecycle: timers, thresholds, grouping, inhibition, links.
+
+Every duration is in seconds of event time. Per-detector rules override the
+defaults field by field, so a config only names what differs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from stream.matchers import Matcher
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AlertRule(_Section):
+    """How one detector's findings become alerts."""
+
+    # Pending -> firing once the condition has held this long (Prometheus ``for``).
+    for_s: Seconds = 30.0
+    # A firing alert whose condition cleared keeps firing this long (``keep_firing_for``).
+    keep_firing_for_s: Seconds = 0.0
+    # Hysteresis: fire at score >= fire_threshold, resolve only below resolve_threshold.
+    fire_threshold: Unit = 0.5
+    resolve_threshold: Unit = 0.35
+    # str.format templates; fields: alertname, detector, fingerprint, and every label.
+    runbook_url: str | None = None
+    dashboard_url: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.resolve_threshold > self.fire_threshold:
+            raise ValueError(
+                f"resolve_threshold ({self.resolve_threshold}) must not exceed "
+                f"fire_threshold ({self.fire_threshold})"
+            )
+        return self
+
+
+class AlertRuleOverride(_Section):
+    """A per-detector rule: any field left out takes the default rule's value."""
+
+    for_s: Seconds | None = None
+    keep_firing_for_s: Seconds | None = None
+    fire_threshold: Unit | None = None
+    resolve_threshold: Unit | None = None
+    runbook_url: str | None = None
+    dashboard_url: str | None = None
+
+
+class InhibitRule(_Section):
+    """A firing alert matching ``source_matchers`` mutes alerts matching ``target_matchers``
+    that carry the same value for every label in ``equal`` (present on both sides)."""
+
+    source_matchers: list[Matcher]
+    target_matchers: list[Matcher]
+    equal: list[str] = Field(default_factory=list)
+
+
+def default_inhibit_rules() -> list[InhibitRule]:
+    # An unhealthy GPU explains slow, failing or SLO-burning requests on its host:
+    # page for the GPU, not for every symptom.
+    return [
+        InhibitRule.model_validate(
+            {
+                "source_matchers": ['detector="gpu_health"'],
+                "target_matchers": ['detector=~"latency.*|slo.*|error.*"'],
+                "equal": ["host"],
+            }
+        )
+    ]
+
+
+class GroupingConfig(_Section):
+    # ["..."] groups by every label, i.e. one notification group per alert.
+    group_by: list[str] = Field(default_factory=lambda: ["detector", "alertname"])
+    group_wait_s: Seconds = 30.0
+    group_interval_s: Positive = 300.0
+    repeat_interval_s: Positive = 4 * 3600.0
+
+
+class LifecycleConfig(_Section):
+    defaults: AlertRule = Field(default_factory=AlertRule)
+    rules: dict[str, AlertRuleOverride] = Field(default_factory=dict)
+    # A pending/firing alert whose series stops reporting is resolved after this long.
+    resolve_timeout_s: Positive = 300.0
+    # Flap suppression: once a fingerprint has started firing ``flap_threshold`` times
+    # within ``flap_window_s``, it is held firing instead of resolving and refiring.
+    flap_window_s: Positive = 3600.0
+    flap_threshold: Annotated[int, Field(ge=2)] = 4
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
+    # Acknowledgements expire after this long unless the alert resolves first.
+    ack_ttl_s: Positive = 24 * 3600.0
+    # Expired silences are kept this long (for audit) before they are forgotten.
+    silence_retention_s: Seconds = 5 * 86400.0
+
+    def rule_for(self, detector: str) -> AlertRule:
+        override = self.rules.get(detector)
+        if override is None:
+            return self.defaults
+        update = override.model_dump(exclude_none=True)
+        return AlertRule.model_validate({**self.defaults.model_dump(), **update})
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_valid(
+        cls, rules: dict[str, AlertRuleOverride], info: ValidationInfo
+    ) -> dict[str, AlertRuleOverride]:
+        defaults = info.data.get("defaults")
+        if defaults is None:  # defaults failed on their own; that error is reported
+            return rules
+        for name, override in rules.items():
+            merged = {**defaults.model_dump(), **override.model_dump(exclude_none=True)}
+            try:
+                AlertRule.model_validate(merged)
+            except ValidationError as exc:
+                msgs = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+                raise ValueError(f"{name}: {msgs}") from None
+        return rules

@@ -1,0 +1,44 @@
+"""Shared builders for the lifecycle tests (not a test module itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.base import Finding
+from stream.lifecycle import Lifecycle
+from stream.lifecycle_config import LifecycleConfig
+
+T0 = 1_700_000_000.0
+
+
+def finding(
+    score: float = 0.9,
+    *,
+    anomalous: bool | None = None,
+    detector: str = "latency",
+    kind: str = "latency.ttft_p99",
+    series: dict[str, str] | None = None,
+    scope: dict[str, str] | None = None,
+    ts: float = T0,
+    **kw: Any,
+) -> Finding:
+    return Finding(
+        detector=detector,
+        kind=kind,
+        series=series if series is not None else {"model": "m1", "host": "h1"},
+        ts=ts,
+        score=score,
+        anomalous=(score >= 0.5) if anomalous is None else anomalous,
+        scope=scope or {},
+        **kw,
+    )
+
+
+def lifecycle(**cfg: Any) -> Lifecycle:
+    base: dict[str, Any] = {"defaults": {"for_s": 0.0}}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return Lifecycle(LifecycleConfig.model_validate(base))
