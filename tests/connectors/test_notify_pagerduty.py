@@ -1,0 +1,238 @@
+"""PagerDuty Events v2 against a local fake that validates every body against the spec."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from email.utils import formatdate
+
+import pytest
+from notify_fakes import FakeClock, FakePagerDuty, Reply, make_alert, resolved
+from pydantic import SecretStr
+
+from connectors.notify import (
+    Dispatcher,
+    Outcome,
+    PagerDutyConfig,
+    PagerDutyNotifier,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+    phase_of,
+)
+from schemas.models import AlertStatus
+
+KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"
+
+
+def _notifier(url: str, clock: FakeClock, timeout_s: float = 2.0) -> PagerDutyNotifier:
+    config = PagerDutyConfig(
+        routing_key=SecretStr(KEY), url=f"{url}/v2/enqueue", timeout_s=timeout_s
+    )
+    return PagerDutyNotifier("pd", config, clock=clock)
+
+
+def test_trigger_ack_resolve_are_spec_valid() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(KEY, clock)
+        async with pd.running() as url:
+            notifier = _notifier(url, clock)
+            alert = make_alert()
+            acked = alert.model_copy(update={"annotations": {"acknowledged": "true"}})
+            results = [
+                await notifier.send(alert),
+                await notifier.send(acked),
+                await notifier.send(resolved(alert)),
+                await notifier.acknowledge(alert),
+            ]
+            await notifier.close()
+        assert [r.outcome for r in results] == [Outcome.SENT] * 4
+        assert pd.invalid == []
+        actions = [e["event_action"] for e in pd.events]
+        assert actions == ["trigger", "acknowledge", "resolve", "acknowledge"]
+        assert {e["dedup_key"] for e in pd.events} == {"fp0001"}
+        trigger = pd.events[0]
+        payload = trigger["payload"]
+        assert payload["severity"] == "critical"
+        assert payload["source"] == "node-7"
+        assert payload["component"] == "llama-70b"
+        assert payload["group"] == "gw-eu-1"
+        assert payload["class"] == "latency_ewma"
+        details = payload["custom_details"]
+        assert details["observed"] == 2.4 and details["expected"] == 0.9
+        assert details["bounds"] == {"lower": 0.5, "upper": 1.3}
+        assert details["labels"]["model"] == "llama-70b"
+        assert "EWMA" in details["explanation"]
+        assert [link["text"] for link in trigger["links"]] == ["Runbook", "Dashboard"]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("severity", ["critical", "error", "warning", "info"])
+def test_severity_maps_one_to_one(severity: str) -> None:
+    config = PagerDutyConfig(routing_key=SecretStr(KEY))
+    event = PagerDutyNotifier("pd", config).event(make_alert(severity=severity))
+    assert event["payload"]["severity"] == severity
+
+
+def test_long_summary_truncated_to_1024_and_image_attached() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(KEY, clock)
+        async with pd.running() as url:
+            notifier = _notifier(url, clock)
+            alert = make_alert(
+                title="t" * 500,
+                summary="é🙂" * 2000,
+                labels={},
+                annotations={"image_url": "https://img.example/p.png"},
+            )
+            result = await notifier.send(alert)
+            await notifier.close()
+        assert result.outcome is Outcome.SENT
+        assert pd.invalid == []
+        payload = pd.events[0]["payload"]
+        assert len(payload["summary"]) == 1024 and payload["summary"].endswith("…")
+        assert payload["source"] == "llmwatch"
+        assert pd.events[0]["images"][0]["src"] == "https://img.example/p.png"
+
+    asyncio.run(main())
+
+
+# Each answer from PagerDuty -> what one delivery comes to (after retries).
+RETRY_TABLE = [
+    (Reply(status=400, body='{"status":"invalid"}'), Outcome.DEAD_LETTERED, 1),
+    (Reply(status=403), Outcome.DEAD_LETTERED, 1),
+    (Reply(status=404), Outcome.DEAD_LETTERED, 1),
+    (Reply(status=413), Outcome.DEAD_LETTERED, 1),
+    (Reply(status=429), Outcome.SENT, 2),
+    (Reply(status=500), Outcome.SENT, 2),
+    (Reply(status=502), Outcome.SENT, 2),
+    (Reply(status=503), Outcome.SENT, 2),
+    (Reply(action="hang"), Outcome.SENT, 2),
+    (Reply(action="drop"), Outcome.SENT, 2),
+]
+
+
+@pytest.mark.parametrize(("reply", "outcome", "attempts"), RETRY_TABLE)
+def test_retry_table(reply: Reply, outcome: Outcome, attempts: int) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(KEY, clock)
+        pd.plan(reply)
+        letters: list[object] = []
+        async with pd.running() as url:
+            dispatcher = Dispatcher(
+                [_notifier(url, clock, timeout_s=0.3)],
+                clock=clock,
+                policy=RetryPolicy(rng=random.Random(1)),
+                on_dead_letter=letters.append,
+            )
+            (result,) = await asyncio.gather(*dispatcher.submit(make_alert()))
+            await dispatcher.close()
+        assert result.outcome is outcome
+        assert result.attempts == attempts
+        assert len(pd.requests) == attempts
+        assert len(letters) == (1 if outcome is Outcome.DEAD_LETTERED else 0)
+        if outcome is Outcome.DEAD_LETTERED:
+            assert result.http_status == reply.status
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("header", ["seconds", "http-date"])
+def test_retry_after_is_honoured(header: str) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(KEY, clock)
+        value = "37" if header == "seconds" else formatdate(clock.now() + 37, usegmt=True)
+        pd.plan(Reply(status=429, headers={"Retry-After": value}))
+        async with pd.running() as url:
+            dispatcher = Dispatcher([_notifier(url, clock)], clock=clock)
+            counts = await dispatcher.dispatch(make_alert())
+            await dispatcher.close()
+        assert counts.sent == 1 and counts.retried == 1
+        assert pd.requests[1].at - pd.requests[0].at == pytest.approx(37, abs=1)
+        assert any(s == pytest.approx(37, abs=1) for s in clock.sleeps)
+
+    asyncio.run(main())
+
+
+def test_gives_up_at_deadline_and_dead_letters() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(KEY, clock)
+        pd.rule = lambda seen: Reply(status=503)
+        letters: list[object] = []
+        async with pd.running() as url:
+            dispatcher = Dispatcher(
+                [_notifier(url, clock)],
+                clock=clock,
+                policy=RetryPolicy(deadline_s=120, rng=random.Random(3)),
+                on_dead_letter=letters.append,
+            )
+            counts = await dispatcher.dispatch(make_alert())
+            await dispatcher.close()
+        assert counts.dead_lettered == 1 and counts.sent == 0
+        assert counts.retried == len(pd.requests) - 1 >= 2
+        assert pd.requests[-1].at - pd.requests[0].at <= 120
+        assert "gave up" in letters[0].reason  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_phase_from_model_copy_with_plain_strings() -> None:
+    # Upstream code may model_copy(update={"status": "resolved"}): a str, not the enum.
+    copied = make_alert().model_copy(update={"status": "resolved"})
+    assert phase_of(copied) == "resolved"
+    assert resolved(make_alert()).status is AlertStatus.RESOLVED
+
+
+def test_fake_rejects_bodies_the_spec_rejects() -> None:
+    # The validator must really resolve the spec's $refs, or the tests above prove nothing.
+    pd = FakePagerDuty(KEY)
+    good = {"routing_key": KEY, "event_action": "resolve", "dedup_key": "x"}
+    assert pd.errors_for(good) == []
+    bad_severity = {
+        "routing_key": KEY,
+        "event_action": "trigger",
+        "payload": {"summary": "s", "source": "h", "severity": "fatal"},
+    }
+    assert any("fatal" in e for e in pd.errors_for(bad_severity))
+    no_source = {
+        "routing_key": KEY,
+        "event_action": "trigger",
+        "payload": {"summary": "s", "severity": "info"},
+    }
+    assert any("source" in e for e in pd.errors_for(no_source))
+    assert any("event_action" in e for e in pd.errors_for({"routing_key": KEY}))
+    assert any("href" in e for e in pd.errors_for({**good, "links": [{"text": "x"}]}))
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.SENT),
+        (202, Outcome.SENT),
+        (400, Outcome.PERMANENT),
+        (401, Outcome.PERMANENT),
+        (404, Outcome.PERMANENT),
+        (408, Outcome.PERMANENT),
+        (429, Outcome.RETRYABLE),
+        (500, Outcome.RETRYABLE),
+        (503, Outcome.RETRYABLE),
+        (599, Outcome.RETRYABLE),
+    ],
+)
+def test_status_classification(status: int, outcome: Outcome) -> None:
+    assert classify_status(status) is outcome
+
+
+def test_parse_retry_after() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("120", now) == 120
+    assert parse_retry_after(formatdate(now + 90, usegmt=True), now) == pytest.approx(90)
+    assert parse_retry_after(formatdate(now - 90, usegmt=True), now) == 0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
