@@ -1,0 +1,271 @@
+"""Distribution drift of model inputs and outputs, per (model, model_version).
+
+Events are folded into per-series windows of event time (``window_s``). Each closed
+window's mean per metric goes to one River drift detector (ADWIN, KSWIN or
+Page-Hinkley), which decides; the score is the effect size of the window mean
+against a slow baseline, in baseline standard deviations (0.5 == ``effect_threshold``).
+River is called once per series per metric per window, never per event.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+from river import drift as _river_drift
+
+from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from detectors.registry import SeriesRegistry
+from schemas.columns import FINISH_CODES, InferenceColumns
+
+river_drift: Any = _river_drift  # River is untyped
+
+METRICS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "truncation_rate",
+    "refusal_rate",
+    "embedding_norm",
+    "feedback_score",
+)
+_LENGTH = FINISH_CODES["length"]
+# A rate's standard deviation never counts as below this: a metric that was always 0
+# should not turn 1 % into an infinite effect.
+_MIN_RATE_SD = 0.05
+
+
+class DriftConfig(DetectorConfig):
+    window_s: float = Field(60.0, gt=0)
+    # Page-Hinkley confirms a 2 sd shift within ~5 windows; ADWIN needs ~13.
+    method: Literal["adwin", "kswin", "page_hinkley"] = "page_hinkley"
+    effect_threshold: float = Field(1.0, gt=0)  # baseline standard deviations
+    baseline_alpha: float = Field(0.05, gt=0, le=1)  # per closed window
+    drifted_learning: float = Field(0.1, ge=0, le=1)  # baseline_alpha factor while drifted
+    warmup_windows: int = Field(5, ge=1)
+    min_events: int = Field(20, ge=1)  # per window, for a full-weight score
+    hold_windows: int = Field(5, ge=1)  # a River drift stays confirmed this long
+    adwin_delta: float = Field(0.002, gt=0, lt=1)
+    kswin_alpha: float = Field(0.005, gt=0, lt=1)
+    ph_threshold: float = Field(8.0, gt=0)  # in baseline standard deviations
+    seed: int = 0
+    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+
+
+class _Series:
+    """One (model, version): the open window, the baseline and the River detectors."""
+
+    __slots__ = (
+        "base_mean",
+        "base_var",
+        "closed",
+        "confirmed",
+        "cur_win",
+        "last_effect",
+        "rivers",
+        "sums",
+    )
+
+    def __init__(self, rivers: list[Any]) -> None:
+        self.cur_win = -(2**62)
+        self.sums = np.zeros((3, len(METRICS)))  # count, sum, sum of squares
+        self.base_mean = np.full(len(METRICS), np.nan)
+        self.base_var = np.zeros(len(METRICS))
+        self.closed = np.zeros(len(METRICS), dtype=np.int64)  # windows in the baseline
+        self.confirmed = np.full(len(METRICS), -(2**62), dtype=np.int64)  # window of last drift
+        self.last_effect = np.zeros(len(METRICS))  # signed, of the last closed window
+        self.rivers = rivers
+
+
+class DriftDetector(Detector[InferenceColumns]):
+    name: ClassVar[str] = "drift"
+    consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
+    Config: ClassVar[type[DetectorConfig]] = DriftConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.registry = SeriesRegistry(
+            ("model", "model_version"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
+        )
+        self.series: dict[int, _Series] = {}
+        self.firing = FiringState()
+
+    @property
+    def cfg(self) -> DriftConfig:
+        assert isinstance(self.config, DriftConfig)
+        return self.config
+
+    @property
+    def bytes_per_series(self) -> float:
+        # Window sums and baseline arrays, plus the River detectors' own windows.
+        per_river = {"adwin": 2_000, "kswin": 4_000, "page_hinkley": 300}[self.cfg.method]
+        return float(8 * len(METRICS) * 8 + per_river * len(METRICS))
+
+    def _river(self, k: int) -> Any:
+        cfg = self.cfg
+        if cfg.method == "adwin":
+            return river_drift.ADWIN(
+                delta=cfg.adwin_delta, clock=1, grace_period=cfg.warmup_windows
+            )
+        if cfg.method == "kswin":
+            return river_drift.KSWIN(
+                alpha=cfg.kswin_alpha, window_size=60, stat_size=20, seed=cfg.seed + k
+            )
+        return river_drift.PageHinkley(
+            min_instances=cfg.warmup_windows, delta=0.5, threshold=cfg.ph_threshold, mode="both"
+        )
+
+    @staticmethod
+    def _values(batch: InferenceColumns, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Per-event metric values (rows x metrics); NaN where the event lacks one."""
+        vals = np.column_stack(
+            [
+                batch.prompt_tokens[rows],
+                batch.completion_tokens[rows],
+                (batch.finish_reason[rows] == _LENGTH).astype(np.float64),
+                batch.refusal[rows],
+                batch.embedding_norm[rows],
+                batch.feedback_score[rows],
+            ]
+        ).astype(np.float64)
+        vals[~np.isfinite(vals)] = np.nan
+        return vals
+
+    def _effect(self, s: _Series, sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Signed effect size of a window's means against the baseline, per metric."""
+        count = sums[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = sums[1] / count
+            sd = np.sqrt(s.base_var)
+        sd[2:4] = np.maximum(sd[2:4], _MIN_RATE_SD)
+        sd = np.maximum(sd, 1e-9 + 0.01 * np.abs(np.nan_to_num(s.base_mean)))
+        eff = (mean - s.base_mean) / sd
+        # Partial or thin windows count for less: their means are noisy.
+        eff *= np.minimum(1.0, count / self.cfg.min_events)
+        eff[(s.closed < self.cfg.warmup_windows) | (count == 0)] = 0.0
+        out: npt.NDArray[np.float64] = np.nan_to_num(eff, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+    def _close(self, s: _Series) -> None:
+        cfg = self.cfg
+        count, total, sq = s.sums
+        s.last_effect = self._effect(s, s.sums)
+        for k in range(len(METRICS)):
+            if count[k] == 0:
+                continue
+            mean = total[k] / count[k]
+            var = max(sq[k] / count[k] - mean * mean, 0.0)
+            if s.closed[k] == 0:
+                s.base_mean[k], s.base_var[k] = mean, var
+            else:
+                a = (
+                    cfg.baseline_alpha
+                    if s.closed[k] >= cfg.warmup_windows
+                    else 1 / (s.closed[k] + 1)
+                )
+                if abs(s.last_effect[k]) >= cfg.effect_threshold:
+                    # A drifted window teaches the baseline slowly, so the drift stays
+                    # visible for a while but a lasting change becomes the new normal.
+                    a *= cfg.drifted_learning
+                d = mean - s.base_mean[k]
+                s.base_mean[k] += a * d
+                s.base_var[k] = (1 - a) * (s.base_var[k] + a * d * d) + a * var
+            s.closed[k] += 1
+            scale = math.sqrt(s.base_var[k]) or 1.0
+            river = s.rivers[k]
+            river.update(mean / scale)
+            if river.drift_detected and s.closed[k] > cfg.warmup_windows:
+                s.confirmed[k] = s.cur_win
+        s.sums = np.zeros_like(s.sums)
+
+    def update(self, batch: InferenceColumns) -> DetectorOutput:
+        n = len(batch)
+        scores = np.zeros(n, dtype=np.float64)
+        if n == 0:
+            return DetectorOutput(scores, [])
+        cfg = self.cfg
+        ts = clean_ts(batch.ts)
+        ids = self.registry.ids_for(labels_of((batch.model, batch.model_version)), ts)
+        wins = np.floor(ts / cfg.window_s).astype(np.int64)
+        findings: list[Finding] = []
+        for sid, rows in groups(ids):
+            s = self.series.get(sid)
+            if s is None:
+                s = self.series[sid] = _Series([self._river(k) for k in range(len(METRICS))])
+            vals = self._values(batch, rows)
+            w = wins[rows]
+            uniq, inv = np.unique(w, return_inverse=True)
+            for j, win in enumerate(uniq.tolist()):
+                if win > s.cur_win:
+                    if s.sums[0].any():
+                        self._close(s)
+                    s.cur_win = win
+                seg = vals[inv == j]
+                ok = ~np.isnan(seg)
+                z = np.where(ok, seg, 0.0)
+                s.sums += np.stack([ok.sum(axis=0), z.sum(axis=0), (z * z).sum(axis=0)])
+                eff = np.abs(self._effect(s, s.sums))
+                scores[rows[inv == j]] = squash(eff.max(), cfg.effect_threshold)
+            findings.extend(self._findings(sid, s, float(ts[rows].max())))
+        self._evict(float(ts.max()))
+        return DetectorOutput(scores, findings)
+
+    def _findings(self, sid: int, s: _Series, ts: float) -> list[Finding]:
+        cfg = self.cfg
+        labels = self.registry.labels(sid)
+        live = self._effect(s, s.sums)
+        out: list[Finding] = []
+        for k, metric in enumerate(METRICS):
+            # The open window, when it already has enough events, else the last closed one.
+            eff = live[k] if s.sums[0, k] >= cfg.min_events else s.last_effect[k]
+            # River confirms the change once; it stays an incident while the effect lasts.
+            recent = s.cur_win - s.confirmed[k] <= cfg.hold_windows
+            ongoing = (sid, metric) in self.firing.firing
+            anomalous = bool((recent or ongoing) and abs(eff) >= cfg.effect_threshold)
+
+            def make(
+                anomalous: bool, k: int = k, metric: str = metric, eff: float = eff
+            ) -> Finding:
+                base = float(s.base_mean[k])
+                observed = base + eff * (math.sqrt(s.base_var[k]) or 0.0)
+                cnt = s.sums[0, k]
+                if cnt >= cfg.min_events:
+                    observed = float(s.sums[1, k] / cnt)
+                rel = (observed - base) / abs(base) if base else 0.0
+                spread = max(math.sqrt(s.base_var[k]), 1e-9)
+                text = (
+                    f"{metric} for {labels['model']} {labels['model_version']}: "
+                    f"{fmt(observed)} vs baseline {fmt(base)} ({rel:+.0%}, {eff:+.1f} sd)"
+                    + (f"; {cfg.method} confirmed drift" if anomalous else "; back within range")
+                )
+                return Finding(
+                    detector=self.name,
+                    kind=f"drift.{metric}",
+                    series=labels,
+                    ts=ts,
+                    score=float(squash(abs(eff), cfg.effect_threshold)),
+                    anomalous=anomalous,
+                    observed=observed,
+                    expected=base,
+                    lower=base - cfg.effect_threshold * spread,
+                    upper=base + cfg.effect_threshold * spread,
+                    severity="warning" if anomalous else "info",
+                    explanation=text,
+                    scope=dict(labels),
+                )
+
+            f = self.firing.report((sid, metric), anomalous, make)
+            if f is not None:
+                out.append(f)
+        return out
+
+    def _evict(self, now: float) -> None:
+        freed = self.registry.evict_idle(now)
+        if freed.size:
+            gone = set(freed.tolist())
+            for sid in gone:
+                self.series.pop(sid, None)
+            self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)

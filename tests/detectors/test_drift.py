@@ -1,0 +1,128 @@
+"""drift: windowed aggregates per (model, version), River confirms, effect size scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cases import inference_columns, obj
+from pydantic import ValidationError
+
+from detectors.base import Finding
+from detectors.drift import DriftDetector
+from schemas.columns import FINISH_CODES, InferenceColumns
+
+T0 = 1.7e9
+
+
+def stream(
+    start_min: int,
+    end_min: int,
+    *,
+    completion_scale: float = 1.0,
+    truncation: float = 0.03,
+    refusal: float = 0.02,
+    version: str = "v1",
+    seed: int = 0,
+    per_s: float = 2.0,
+) -> InferenceColumns:
+    rng = np.random.default_rng(seed)
+    n = int((end_min - start_min) * 60 * per_s)
+    ts = T0 + np.sort(rng.uniform(start_min * 60, end_min * 60, n))
+    finish = np.where(rng.random(n) < truncation, FINISH_CODES["length"], FINISH_CODES["stop"])
+    return inference_columns(
+        ts,
+        model_version=obj(version, n),
+        completion_tokens=np.round(rng.gamma(4.0, 50.0, n) * completion_scale),
+        prompt_tokens=np.round(rng.gamma(2.0, 300.0, n)),
+        finish_reason=finish,
+        refusal=(rng.random(n) < refusal).astype(float),
+        embedding_norm=rng.normal(12, 1, n),
+        feedback_score=rng.normal(0.5, 0.2, n),
+    )
+
+
+def feed(det: DriftDetector, cols: InferenceColumns, size: int = 500) -> list[Finding]:
+    out: list[Finding] = []
+    for i in range(0, len(cols), size):
+        out.extend(det.update(cols.take(slice(i, i + size))).findings)
+    return out
+
+
+def test_stable_stream_has_no_findings() -> None:
+    det = DriftDetector()
+    assert feed(det, stream(0, 90)) == []
+
+
+def test_completion_length_drift_is_found_and_explained() -> None:
+    det = DriftDetector()
+    feed(det, stream(0, 40))
+    findings = feed(det, stream(40, 60, completion_scale=2.0, seed=1))
+    hits = [f for f in findings if f.anomalous and f.kind == "drift.completion_tokens"]
+    assert hits
+    f = hits[0]
+    assert f.observed is not None and f.expected is not None and f.observed > 1.5 * f.expected
+    assert f.upper is not None and f.observed > f.upper
+    assert "completion_tokens" in f.explanation and "%" in f.explanation
+    assert f.series == {"model": "llama-70b", "model_version": "v1"} == f.scope
+    assert f.score > 0.5
+
+
+def test_truncation_and_refusal_rates_drift() -> None:
+    det = DriftDetector()
+    feed(det, stream(0, 40))
+    findings = feed(det, stream(40, 60, truncation=0.4, refusal=0.4, seed=1))
+    kinds = {f.kind for f in findings if f.anomalous}
+    assert {"drift.truncation_rate", "drift.refusal_rate"} <= kinds
+    assert "drift.completion_tokens" not in kinds
+
+
+def test_recovery_is_reported_once() -> None:
+    det = DriftDetector()
+    feed(det, stream(0, 40))
+    assert any(f.anomalous for f in feed(det, stream(40, 55, completion_scale=2.5, seed=1)))
+    after = feed(det, stream(55, 80, seed=2))
+    rec = [f for f in after if not f.anomalous and f.kind == "drift.completion_tokens"]
+    assert len(rec) == 1 and rec[0].severity == "info"
+
+
+@pytest.mark.parametrize("method", ["adwin", "kswin", "page_hinkley"])
+def test_every_river_method_confirms_a_large_shift(method: str) -> None:
+    det = DriftDetector(method=method)
+    feed(det, stream(0, 30))
+    findings = feed(det, stream(30, 70, completion_scale=3.0, seed=1))
+    assert any(f.anomalous and f.kind == "drift.completion_tokens" for f in findings)
+
+
+def test_river_is_fed_once_per_window_not_per_event() -> None:
+    det = DriftDetector(window_s=60)
+    cols = stream(0, 30, per_s=10)  # 18,000 events
+    feed(det, cols)
+    windows = np.unique(np.floor(cols.ts / 60)).size
+    # Every metric has seen one value per closed window; the last window is still open.
+    assert det.series[0].closed.tolist() == [windows - 1] * 6
+
+
+def test_series_are_separate_per_version() -> None:
+    det = DriftDetector()
+    both = InferenceColumns.concat([stream(0, 40, version="v1"), stream(0, 40, version="v2")])
+    feed(det, both.take(np.argsort(both.ts, kind="stable")))
+    later = InferenceColumns.concat(
+        [
+            stream(40, 60, version="v1", seed=3),
+            stream(40, 60, version="v2", completion_scale=2.5, seed=4),
+        ]
+    )
+    findings = feed(det, later.take(np.argsort(later.ts, kind="stable")))
+    assert {f.series["model_version"] for f in findings if f.anomalous} == {"v2"}
+
+
+def test_scores_rise_with_the_shift() -> None:
+    det = DriftDetector()
+    base = np.concatenate([det.update(b).scores for b in [stream(0, 40)]])
+    shifted = det.update(stream(40, 50, completion_scale=2.0, seed=1)).scores
+    assert np.median(shifted) > 0.5 > np.percentile(base, 95)
+
+
+def test_bad_method_names_the_field() -> None:
+    with pytest.raises(ValidationError, match="method"):
+        DriftDetector(method="cusum")

@@ -1,0 +1,96 @@
+"""SeriesRegistry: dense stable ids, growth, eviction with id reuse, state round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.registry import SeriesRegistry, grow
+
+
+def col(*values: str) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+def test_ids_are_dense_and_stable() -> None:
+    reg = SeriesRegistry(("model", "gw"))
+    ids = reg.ids_for([col("a", "b", "a", "c"), col("x", "x", "x", "y")])
+    assert ids.tolist() == [0, 1, 0, 2]
+    again = reg.ids_for([col("c", "a"), col("y", "x")])
+    assert again.tolist() == [2, 0]
+    assert len(reg) == 3 and ("a", "x") in reg
+    assert reg.labels(2) == {"model": "c", "gw": "y"}
+    assert sorted(reg.active_ids().tolist()) == [0, 1, 2]
+
+
+def test_empty_batch_and_wrong_column_count() -> None:
+    reg = SeriesRegistry(("a", "b"))
+    assert reg.ids_for([col(), col()]).size == 0
+    with pytest.raises(ValueError, match="expected 2 label columns"):
+        reg.ids_for([col("x")])
+    with pytest.raises(KeyError):
+        reg.key(5)
+
+
+def test_capacity_grows_by_doubling() -> None:
+    reg = SeriesRegistry(("s",), initial_capacity=2)
+    names = [f"s{i}" for i in range(9)]
+    ids = reg.ids_for([col(*names)], ts=np.arange(9.0))
+    assert ids.tolist() == list(range(9))
+    assert reg.capacity == 16 and reg.last_seen.shape == (16,)
+    assert reg.last_seen[:9].tolist() == list(range(9))
+    assert np.isneginf(reg.last_seen[9:]).all()
+
+
+def test_grow_keeps_rows_and_fills_new_ones() -> None:
+    arr = np.arange(6.0).reshape(3, 2)
+    out = grow(arr, 5, -1.0)
+    assert out.shape == (5, 2) and out[:3].tolist() == arr.tolist() and (out[3:] == -1).all()
+    assert grow(arr, 2, 0.0) is arr
+
+
+def test_eviction_frees_ids_for_reuse() -> None:
+    reg = SeriesRegistry(("s",), ttl_s=100)
+    reg.ids_for([col("old", "keep")], ts=np.array([0.0, 0.0]))
+    reg.ids_for([col("keep")], ts=np.array([150.0]))
+    freed = reg.evict_idle(now=150.0)
+    assert freed.tolist() == [0]
+    assert "old" not in reg and ("old",) not in reg and len(reg) == 1
+    new = reg.ids_for([col("new")], ts=np.array([160.0]))
+    assert new.tolist() == [0]  # the freed id is reused
+    assert reg.labels(0) == {"s": "new"}
+    assert reg.evict_idle(now=160.0).size == 0
+
+
+def test_last_seen_keeps_the_latest_time_within_a_batch() -> None:
+    reg = SeriesRegistry(("s",))
+    reg.ids_for([col("a", "a", "a")], ts=np.array([5.0, 9.0, 7.0]))
+    assert reg.last_seen[0] == 9.0
+
+
+def test_state_round_trip() -> None:
+    reg = SeriesRegistry(("s",), ttl_s=100)
+    reg.ids_for([col("a", "b", "c")], ts=np.array([0.0, 0.0, 200.0]))
+    reg.evict_idle(200.0)
+    other = SeriesRegistry(("x",))
+    other.set_state(reg.state())
+    assert other.label_names == ("s",) and other.ttl_s == 100
+    assert (
+        other.ids_for([col("c", "d", "e")]).tolist() == reg.ids_for([col("c", "d", "e")]).tolist()
+    )
+    assert other.last_seen.tolist() == reg.last_seen.tolist()
+
+
+def test_bytes_per_series_is_positive_and_bounded() -> None:
+    reg = SeriesRegistry(("model", "version"))
+    assert reg.bytes_per_series() == 0.0
+    reg.ids_for([col(*[f"m{i}" for i in range(100)]), col(*["v1"] * 100)])
+    per = reg.bytes_per_series()
+    assert 50 < per < 2000
+
+
+def test_ttl_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="ttl_s"):
+        SeriesRegistry(("s",), ttl_s=0)
