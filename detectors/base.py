@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-
 from pydantic import BaseModel, ConfigDict
 
 from schemas.columns import Columns
@@ -121,7 +120,7 @@ class Detector(abc.ABC, Generic[C]):
 
     @classmethod
     def restore(cls, data: bytes) -> Self:
-        payload = pickle.loads(data)  # noqa: S301 - our own state, see snapshot()
+        payload = pickle.loads(data)  # our own state only, see snapshot()
         if payload.get("format") != SNAPSHOT_FORMAT or payload.get("name") != cls.name:
             raise ValueError(
                 f"snapshot is for {payload.get('name')!r} format {payload.get('format')}, "

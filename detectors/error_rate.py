@@ -1,0 +1,224 @@
+"""Error and timeout rates per (model, model_version, gateway), with low-count handling.
+
+For each rate (status ``error``, status ``timeout``) the detector keeps exponentially
+decayed request/failure counts in event time: a fast window (``window_half_life_s``)
+and a slow baseline (``baseline_half_life_s``). The statistic is the Wilson lower
+bound (at ``confidence_z``) of the window's rate divided by the alert level
+``max(baseline * rate_factor, baseline + min_abs_rate)``; the row score is
+``squash(statistic, 1)``, so 0.5 means "the window's rate is, with confidence, at the
+alert level". With few requests the lower bound is far below the raw rate: 1 error out
+of 2 requests is not an alert. The baseline is a beta-smoothed rate (a prior of
+``prior_rate`` worth ``prior_requests``) and stops learning rows whose statistic is above
+``learn_gate`` (half the alert level by default), for at most ``max_freeze_s``; then the
+window's rate becomes the baseline (the new normal).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from detectors import kernels
+from detectors._tracking import FiringState, clean_ts, fmt, labels_of
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from detectors.registry import SeriesRegistry, grow
+from schemas.columns import STATUS_CODES, InferenceColumns
+
+RATES = ("error", "timeout")
+F64 = npt.NDArray[np.float64]
+
+
+class ErrorRateConfig(DetectorConfig):
+    window_half_life_s: float = Field(120.0, gt=0)
+    baseline_half_life_s: float = Field(6 * 3600.0, gt=0)
+    rate_factor: float = Field(3.0, ge=1)
+    min_abs_rate: float = Field(0.02, ge=0, le=1)
+    confidence_z: float = Field(3.0, gt=0)
+    min_requests: float = Field(10.0, ge=1)
+    prior_rate: float = Field(0.005, ge=0, le=1)
+    prior_requests: float = Field(200.0, gt=0)
+    # Rows scoring at least this statistic (1.0 == alert level) are not learned.
+    learn_gate: float = Field(0.5, gt=0)
+    max_freeze_s: float = Field(3600.0, gt=0)
+    series_ttl_s: float = Field(86400.0, gt=0)
+
+
+class ErrorRateDetector(Detector[InferenceColumns]):
+    name: ClassVar[str] = "error_rate"
+    consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
+    Config: ClassVar[type[DetectorConfig]] = ErrorRateConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.registry = SeriesRegistry(
+            ("model", "model_version", "gateway"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
+        )
+        cap = self.registry.capacity * len(RATES)
+        # Slots are sid * 2 + rate; fast (window) and slow (baseline) decayed counts.
+        self.arrays: dict[str, Any] = {
+            "fast_n": np.zeros(cap),
+            "fast_k": np.zeros(cap),
+            "fast_t": np.full(cap, -np.inf),
+            "slow_n": np.zeros(cap),
+            "slow_k": np.zeros(cap),
+            "slow_t": np.full(cap, -np.inf),
+            "frozen_since": np.full(cap, np.nan),
+        }
+        self.firing = FiringState()
+
+    _FILLS: ClassVar[dict[str, float]] = {
+        "fast_n": 0.0,
+        "fast_k": 0.0,
+        "fast_t": -np.inf,
+        "slow_n": 0.0,
+        "slow_k": 0.0,
+        "slow_t": -np.inf,
+        "frozen_since": np.nan,
+    }
+
+    @property
+    def cfg(self) -> ErrorRateConfig:
+        assert isinstance(self.config, ErrorRateConfig)
+        return self.config
+
+    @property
+    def bytes_per_series(self) -> float:
+        return float(sum(a.itemsize for a in self.arrays.values()) * len(RATES))
+
+    def state(self) -> dict[str, Any]:
+        return copy.deepcopy(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(copy.deepcopy(state))
+
+    def _ensure_capacity(self) -> None:
+        cap = self.registry.capacity * len(RATES)
+        for name, fill in self._FILLS.items():
+            self.arrays[name] = grow(self.arrays[name], cap, fill)
+
+    def _baseline(self, n: F64, k: F64) -> F64:
+        cfg = self.cfg
+        out: F64 = (k + cfg.prior_rate * cfg.prior_requests) / (n + cfg.prior_requests)
+        return out
+
+    def _statistic(self, n: F64, k: F64, base: F64) -> F64:
+        cfg = self.cfg
+        lower = kernels.wilson_lower(k, n, cfg.confidence_z)
+        level = np.minimum(np.maximum(base * cfg.rate_factor, base + cfg.min_abs_rate), 1.0)
+        stat: F64 = np.where(n >= cfg.min_requests, lower / level, 0.0)
+        return stat
+
+    def update(self, batch: InferenceColumns) -> DetectorOutput:
+        n = len(batch)
+        scores = np.zeros(n, dtype=np.float64)
+        if n == 0:
+            return DetectorOutput(scores, [])
+        cfg = self.cfg
+        a = self.arrays
+        ts = clean_ts(batch.ts)
+        sids = self.registry.ids_for(
+            labels_of((batch.model, batch.model_version, batch.gateway)), ts
+        )
+        self._ensure_capacity()
+        a = self.arrays
+        findings: list[Finding] = []
+        now = float(ts.max())
+        for r, rate in enumerate(RATES):
+            slots = sids * len(RATES) + r
+            hits = (batch.status == STATUS_CODES[rate]).astype(np.float64)
+            fn, fk = kernels.decayed_counts_update(
+                slots,
+                ts,
+                hits,
+                a["fast_n"],
+                a["fast_k"],
+                a["fast_t"],
+                cfg.window_half_life_s,
+                np.zeros(a["fast_n"].size, dtype=np.bool_),
+            )
+            # Rates are ratios, so the slow counts need no decay to give the baseline.
+            stat = self._statistic(fn, fk, self._baseline(a["slow_n"][slots], a["slow_k"][slots]))
+            self._freeze(slots, stat, now)
+            kernels.decayed_counts_update(
+                slots,
+                ts,
+                hits,
+                a["slow_n"],
+                a["slow_k"],
+                a["slow_t"],
+                cfg.baseline_half_life_s,
+                ~np.isnan(a["frozen_since"]),
+            )
+            scores = np.maximum(scores, squash(stat, 1.0))
+            for slot in np.unique(slots).tolist():
+                f = self._judge(slot, rate, now)
+                if f is not None:
+                    findings.append(f)
+        self._evict(now)
+        return DetectorOutput(scores, findings)
+
+    def _freeze(self, slots: npt.NDArray[np.int64], stat: F64, now: float) -> None:
+        """Stop the baseline learning series whose statistic is above ``learn_gate``; after
+        ``max_freeze_s`` the window's rate becomes the baseline (the new normal)."""
+        a = self.arrays
+        hot = np.unique(slots[stat >= self.cfg.learn_gate])
+        cold = np.setdiff1d(np.unique(slots), hot)
+        a["frozen_since"][cold] = np.nan
+        since = a["frozen_since"][hot]
+        a["frozen_since"][hot[np.isnan(since)]] = now
+        expired = hot[now - since >= self.cfg.max_freeze_s]
+        if expired.size:
+            a["slow_n"][expired] = a["fast_n"][expired]
+            a["slow_k"][expired] = a["fast_k"][expired]
+            a["frozen_since"][expired] = np.nan
+
+    def _judge(self, slot: int, rate: str, now: float) -> Finding | None:
+        cfg = self.cfg
+        a = self.arrays
+        fd = 2.0 ** (-max(now - a["fast_t"][slot], 0.0) / cfg.window_half_life_s)
+        n = np.array([a["fast_n"][slot] * fd])
+        k = np.array([a["fast_k"][slot] * fd])
+        base = self._baseline(a["slow_n"][[slot]], a["slow_k"][[slot]])
+        stat = float(self._statistic(n, k, base)[0])
+        anomalous = stat >= 1.0
+        labels = self.registry.labels(slot // len(RATES))
+        observed = float(k[0] / n[0]) if n[0] > 0 else 0.0
+        expected = float(base[0])
+        level = min(max(expected * cfg.rate_factor, expected + cfg.min_abs_rate), 1.0)
+
+        def make(is_anomalous: bool) -> Finding:
+            text = (
+                f"{rate} rate {observed:.1%} ({fmt(float(k[0]))} of {fmt(float(n[0]))} "
+                f"recent requests) vs baseline {expected:.2%}, alert level {level:.1%}, "
+                f"for {labels['model']} {labels['model_version']} on {labels['gateway']}"
+            )
+            return Finding(
+                detector=self.name,
+                kind=f"error_rate.{rate}",
+                series=labels,
+                ts=now,
+                score=float(squash(stat, 1.0)),
+                anomalous=is_anomalous,
+                observed=observed,
+                expected=expected,
+                lower=None,
+                upper=level,
+                severity=("error" if stat >= 2.0 else "warning") if is_anomalous else "info",
+                explanation=text,
+                scope=dict(labels),
+            )
+
+        return self.firing.report(slot, anomalous, make)
+
+    def _evict(self, now: float) -> None:
+        freed = self.registry.evict_idle(now)
+        if freed.size:
+            slots = (freed[:, None] * len(RATES) + np.arange(len(RATES))).ravel()
+            for name, fill in self._FILLS.items():
+                self.arrays[name][slots] = fill
+            gone = set(slots.tolist())
+            self.firing.forget(lambda key: key in gone)

@@ -1,0 +1,197 @@
+"""Latency: a recent high quantile of latency, TTFT and TPOT against a dynamic baseline.
+
+Per (model, model_version, gateway), and per (host, model) where the gateway knows the
+serving host (so a throttling GPU shows up with a host label), each metric keeps:
+
+* a decayed log-bucket sketch (relative accuracy ``relative_accuracy``, window
+  half-life ``window_half_life_s``) giving the window's ``quantile`` (p99 by default);
+* a slow event-time EWMA of the log of that quantile (``baseline_half_life_s``): the
+  baseline and its spread, floored at ``min_rel_spread`` so a very steady series does
+  not page on noise.
+
+The row score is ``squash(z, threshold_z)`` of the window quantile's z against the
+baseline (slowdowns only). Freezing: while z is above ``threshold_z`` the baseline does
+not learn, so an ongoing incident is not absorbed. After ``max_freeze_s`` of continuous
+freeze the detector accepts the current level as the new normal: the baseline restarts
+from it, and the series recovers (one recovery finding). Choose ``max_freeze_s`` longer
+than the incidents you want to keep alerting on.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from detectors._quantile_baseline import QuantileBaseline, QuantileParams
+from detectors._tracking import FiringState, clean_ts, fmt, labels_of
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from schemas.columns import InferenceColumns
+
+METRICS = ("latency_ms", "ttft_ms", "tpot_ms")
+_NAMES = {"latency_ms": "latency", "ttft_ms": "TTFT", "tpot_ms": "TPOT"}
+LEVELS = {
+    "version": ("model", "model_version", "gateway"),
+    "host": ("host", "model"),
+}
+
+
+class LatencyConfig(DetectorConfig):
+    metrics: tuple[str, ...] = METRICS
+    quantile: float = Field(0.99, gt=0, lt=1)
+    window_half_life_s: float = Field(60.0, gt=0)
+    baseline_half_life_s: float = Field(3600.0, gt=0)
+    threshold_z: float = Field(4.0, gt=0)
+    min_rel_spread: float = Field(0.05, gt=0)
+    min_window_count: float = Field(30.0, ge=1)
+    min_baseline_weight: float = Field(50.0, ge=1)
+    max_freeze_s: float = Field(1800.0, gt=0)
+    relative_accuracy: float = Field(0.03, gt=0, lt=0.5)
+    n_buckets: int = Field(64, ge=8, le=4096)
+    host_level: bool = True
+    series_ttl_s: float = Field(86400.0, gt=0)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(v) - set(METRICS))
+        if unknown or not v:
+            raise ValueError(f"unknown or no metrics {unknown}; known: {list(METRICS)}")
+        return v
+
+
+class LatencyDetector(Detector[InferenceColumns]):
+    name: ClassVar[str] = "latency"
+    consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
+    Config: ClassVar[type[DetectorConfig]] = LatencyConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        cfg = self.cfg
+        acc = cfg.relative_accuracy
+        params = QuantileParams(
+            quantile=cfg.quantile,
+            window_half_life_s=cfg.window_half_life_s,
+            baseline_half_life_s=cfg.baseline_half_life_s,
+            threshold_z=cfg.threshold_z,
+            min_log_spread=math.log1p(cfg.min_rel_spread),
+            min_window_count=cfg.min_window_count,
+            min_baseline_weight=cfg.min_baseline_weight,
+            max_freeze_s=cfg.max_freeze_s,
+            gamma=(1 + acc) / (1 - acc),
+            n_buckets=cfg.n_buckets,
+        )
+        levels = LEVELS if cfg.host_level else {"version": LEVELS["version"]}
+        self.levels = {
+            name: QuantileBaseline(labels, len(cfg.metrics), params, cfg.series_ttl_s)
+            for name, labels in levels.items()
+        }
+        self.firing = FiringState()
+
+    @property
+    def cfg(self) -> LatencyConfig:
+        assert isinstance(self.config, LatencyConfig)
+        return self.config
+
+    @property
+    def bytes_per_series(self) -> float:
+        """Learned array state per (model, model_version, gateway) with all its metrics."""
+        return float(self.levels["version"].bytes_per_key())
+
+    def state(self) -> dict[str, Any]:
+        return copy.deepcopy(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(copy.deepcopy(state))
+
+    def update(self, batch: InferenceColumns) -> DetectorOutput:
+        n = len(batch)
+        scores = np.zeros(n, dtype=np.float64)
+        if n == 0:
+            return DetectorOutput(scores, [])
+        cfg = self.cfg
+        ts = clean_ts(batch.ts)
+        findings: list[Finding] = []
+        for level_name, level in self.levels.items():
+            cols = labels_of(tuple(getattr(batch, c) for c in level.registry.label_names))
+            rows = np.arange(n)
+            if level_name == "host":
+                rows = np.flatnonzero(cols[0] != "")
+                if rows.size == 0:
+                    continue
+                cols = tuple(c[rows] for c in cols)
+            sids = level.ids(cols, ts[rows])
+            for m, metric in enumerate(cfg.metrics):
+                z = level.update(sids, m, ts[rows], getattr(batch, metric)[rows])
+                scores[rows] = np.maximum(scores[rows], squash(np.maximum(z, 0.0), cfg.threshold_z))
+            now = float(ts[rows].max())
+            for sid in np.unique(sids).tolist():
+                for m in range(len(cfg.metrics)):
+                    f = self._finding(level_name, level, sid, m, now)
+                    if f is not None:
+                        findings.append(f)
+            gone = level.evict(float(ts.max()))
+            if gone:
+                self.firing.forget(functools.partial(_in_level, level=level_name, sids=gone))
+        return DetectorOutput(scores, findings)
+
+    def _finding(
+        self, level_name: str, level: QuantileBaseline, sid: int, m: int, now: float
+    ) -> Finding | None:
+        cfg = self.cfg
+        v = level.view(sid, m)
+        metric = cfg.metrics[m]
+        labels = level.registry.labels(sid)
+
+        def make(anomalous: bool) -> Finding:
+            qname = f"p{cfg.quantile * 100:g}"
+            where = (
+                f"{labels['model']} {labels['model_version']} on {labels['gateway']}"
+                if level_name == "version"
+                else f"{labels['model']} on host {labels['host']}"
+            )
+            text = (
+                f"{qname} {_NAMES[metric]} {_ms(v.observed)} vs baseline {_ms(v.expected)} "
+                f"(+/-{_ms(v.spread)}) for {where}"
+            )
+            if not anomalous:
+                text += " (back to normal)"
+            elif not math.isnan(v.frozen_since):
+                text += f"; baseline frozen since {fmt(now - v.frozen_since)} s"
+            return Finding(
+                detector=self.name,
+                kind=f"latency.{_NAMES[metric].lower()}_{qname}",
+                series=labels,
+                ts=now,
+                score=float(squash(max(v.z, 0.0), cfg.threshold_z)),
+                anomalous=anomalous,
+                observed=_finite(v.observed),
+                expected=v.expected,
+                lower=v.lower,
+                upper=v.upper,
+                severity=("error" if v.z >= 2 * cfg.threshold_z else "warning")
+                if anomalous
+                else "info",
+                explanation=text,
+                scope=dict(labels),
+            )
+
+        return self.firing.report((level_name, sid, m), v.z >= cfg.threshold_z, make)
+
+
+def _in_level(key: object, level: str, sids: set[int]) -> bool:
+    return isinstance(key, tuple) and key[0] == level and key[1] in sids
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _ms(value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{fmt(value / 1000.0)} s" if value >= 1000.0 else f"{fmt(value)} ms"

@@ -1,0 +1,279 @@
+"""Traffic: a series or a whole gateway goes silent, or its request rate collapses.
+
+Per (model, gateway) and per gateway the detector learns the expected inter-arrival
+time (heartbeat kernel). Silence is ``(now - last event) / expected gap``: for Poisson
+traffic the chance of a gap ``silence_factor`` times the mean is ``exp(-factor)``, so the
+default 15 is about 3e-7. ``tick(now)`` checks it when no events arrive at all.
+
+Rate collapse: requests per (model, gateway) are counted in ``bin_s`` bins; each closed
+bin's count, variance-stabilised (Anscombe: ``2 * sqrt(c + 3/8)`` is about N(2 sqrt(rate),
+1)), is compared with an hour-of-week seasonal baseline (falling back to the series'
+overall level until a bucket has history). Bins more than ``threshold_z`` below are not
+learned. Row scores are the worst of the silence ratio before the row and the drop z of
+the last closed bin.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from detectors import kernels
+from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from detectors.registry import SeriesRegistry, grow
+from schemas.columns import InferenceColumns
+
+F64 = npt.NDArray[np.float64]
+_H = kernels.HOURS_PER_WEEK
+
+
+class TrafficConfig(DetectorConfig):
+    silence_factor: float = Field(15.0, gt=1)
+    min_silence_s: float = Field(60.0, ge=0)
+    gap_alpha: float = Field(0.01, gt=0, le=1)
+    min_events: float = Field(30.0, ge=2)
+    bin_s: float = Field(60.0, gt=0)
+    threshold_z: float = Field(4.0, gt=0)
+    seasonal_alpha: float = Field(0.2, gt=0, le=1)
+    level_alpha: float = Field(0.05, gt=0, le=1)
+    min_bins: float = Field(10.0, ge=1)
+    max_empty_bins: int = Field(1440, ge=1)
+    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+
+
+class _Heartbeat:
+    def __init__(self, labels: tuple[str, ...], ttl_s: float) -> None:
+        self.registry = SeriesRegistry(labels, ttl_s=ttl_s, initial_capacity=8)
+        cap = self.registry.capacity
+        self.last_t = np.full(cap, -np.inf)
+        self.gap_mean = np.zeros(cap)
+        self.gap_w = np.zeros(cap)
+
+    def grow(self) -> None:
+        cap = self.registry.capacity
+        self.last_t = grow(self.last_t, cap, -np.inf)
+        self.gap_mean = grow(self.gap_mean, cap, 0.0)
+        self.gap_w = grow(self.gap_w, cap, 0.0)
+
+
+class TrafficDetector(Detector[InferenceColumns]):
+    name: ClassVar[str] = "traffic"
+    consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
+    Config: ClassVar[type[DetectorConfig]] = TrafficConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        ttl = self.cfg.series_ttl_s
+        self.series = _Heartbeat(("model", "gateway"), ttl)
+        self.gateways = _Heartbeat(("gateway",), ttl)
+        cap = self.series.registry.capacity
+        self.cur_bin = np.full(cap, -1, dtype=np.int64)
+        self.cur_count = np.zeros(cap)
+        self.drop_z = np.zeros(cap)
+        self.b_mean = np.zeros((cap, _H))
+        self.b_var = np.zeros((cap, _H))
+        self.b_w = np.zeros((cap, _H))
+        self.g_mean = np.zeros(cap)
+        self.g_var = np.zeros(cap)
+        self.g_w = np.zeros(cap)
+        self.firing = FiringState()
+
+    @property
+    def cfg(self) -> TrafficConfig:
+        assert isinstance(self.config, TrafficConfig)
+        return self.config
+
+    @property
+    def bytes_per_series(self) -> float:
+        return float(8 * (3 * _H + 9))
+
+    def state(self) -> dict[str, Any]:
+        return copy.deepcopy(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(copy.deepcopy(state))
+
+    def _grow(self) -> None:
+        self.series.grow()
+        self.gateways.grow()
+        cap = self.series.registry.capacity
+        self.cur_bin = grow(self.cur_bin, cap, -1)
+        for name in ("cur_count", "drop_z", "g_mean", "g_var", "g_w", "b_mean", "b_var", "b_w"):
+            setattr(self, name, grow(getattr(self, name), cap, 0.0))
+
+    def _close_bins(self, sid: int, upto: int) -> None:
+        """Close bins [cur_bin, upto) of one series: learn and score their counts."""
+        cur = int(self.cur_bin[sid])
+        if cur < 0 or upto <= cur:
+            return
+        cfg = self.cfg
+        bins = np.arange(max(cur, upto - cfg.max_empty_bins), upto, dtype=np.int64)
+        counts = np.zeros(bins.size)
+        if bins[0] == cur:
+            counts[0] = self.cur_count[sid]
+        y = 2.0 * np.sqrt(counts + 0.375)
+        z, _, _ = kernels.seasonal_update(
+            np.full(bins.size, sid, dtype=np.int64),
+            bins * cfg.bin_s,
+            y,
+            self.b_mean,
+            self.b_var,
+            self.b_w,
+            self.g_mean,
+            self.g_var,
+            self.g_w,
+            cfg.seasonal_alpha,
+            cfg.level_alpha,
+            cfg.min_bins,
+            1.0,
+            -cfg.threshold_z,
+            np.inf,
+        )
+        self.drop_z[sid] = max(-float(z[-1]), 0.0)
+        self.cur_bin[sid] = upto
+        self.cur_count[sid] = 0.0
+
+    def update(self, batch: InferenceColumns) -> DetectorOutput:
+        n = len(batch)
+        scores = np.zeros(n, dtype=np.float64)
+        if n == 0:
+            return DetectorOutput(scores, [])
+        cfg = self.cfg
+        ts = clean_ts(batch.ts)
+        order = np.argsort(ts, kind="stable")
+        gw = labels_of((batch.gateway,))
+        sids = self.series.registry.ids_for(labels_of((batch.model, batch.gateway)), ts)
+        gids = self.gateways.registry.ids_for(gw, ts)
+        self._grow()
+        for hb, ids in ((self.series, sids), (self.gateways, gids)):
+            ratio = kernels.heartbeat_update(
+                ids[order],
+                ts[order],
+                hb.last_t,
+                hb.gap_mean,
+                hb.gap_w,
+                cfg.gap_alpha,
+                cfg.min_events,
+                cfg.silence_factor,
+            )
+            scores[order] = np.maximum(scores[order], squash(ratio, cfg.silence_factor))
+        bins = np.floor(ts / cfg.bin_s).astype(np.int64)
+        for sid, rows in groups(sids):
+            rows = rows[np.argsort(ts[rows], kind="stable")]
+            if self.cur_bin[sid] < 0:
+                self.cur_bin[sid] = bins[rows[0]]
+            for b, sub in _runs(bins[rows], rows):
+                if b > self.cur_bin[sid]:
+                    self._close_bins(sid, b)
+                scores[sub] = np.maximum(scores[sub], squash(self.drop_z[sid], cfg.threshold_z))
+                self.cur_count[sid] += sub.size if b == self.cur_bin[sid] else 0
+        return DetectorOutput(scores, self._findings(float(ts.max()), set(sids.tolist())))
+
+    def tick(self, now: float) -> list[Finding]:
+        if not np.isfinite(now):
+            return []
+        upto = int(np.floor(now / self.cfg.bin_s))
+        active = self.series.registry.active_ids()
+        for sid in active.tolist():
+            self._close_bins(sid, upto)
+        return self._findings(now, set(active.tolist()))
+
+    def _findings(self, now: float, touched: set[int]) -> list[Finding]:
+        cfg = self.cfg
+        out: list[Finding] = []
+        silent_gw: set[str] = set()
+        for name, hb in (("gateway", self.gateways), ("series", self.series)):
+            ids = hb.registry.active_ids()
+            ratio = kernels.silence_ratio(
+                ids, now, hb.last_t, hb.gap_mean, hb.gap_w, cfg.min_events
+            )
+            for sid, r in zip(ids.tolist(), ratio.tolist(), strict=True):
+                labels = hb.registry.labels(sid)
+                idle = now - float(hb.last_t[sid])
+                silent = r >= cfg.silence_factor and idle >= cfg.min_silence_s
+                if name == "series" and labels["gateway"] in silent_gw:
+                    silent = False  # the gateway's finding covers it
+                if silent and name == "gateway":
+                    silent_gw.add(labels["gateway"])
+                expected = float(hb.gap_mean[sid])
+                who = (
+                    f"gateway {labels['gateway']}"
+                    if name == "gateway"
+                    else f"{labels['model']} on {labels['gateway']}"
+                )
+
+                def make(
+                    anom: bool,
+                    r: float = r,
+                    idle: float = idle,
+                    who: str = who,
+                    labels: dict[str, str] = labels,
+                    expected: float = expected,
+                    name: str = name,
+                ) -> Finding:
+                    text = (
+                        f"no requests for {fmt(idle)} s from {who}; expected one every "
+                        f"{fmt(expected)} s ({fmt(r)}x)"
+                        if anom
+                        else f"requests from {who} resumed"
+                    )
+                    return Finding(
+                        detector=self.name,
+                        kind=f"traffic.{name}_silent",
+                        series=labels,
+                        ts=now,
+                        score=float(squash(r, cfg.silence_factor)),
+                        anomalous=anom,
+                        observed=idle,
+                        expected=expected,
+                        upper=expected * cfg.silence_factor,
+                        severity=("critical" if name == "gateway" else "error") if anom else "info",
+                        explanation=text,
+                        scope={"gateway": labels["gateway"]} if name == "gateway" else dict(labels),
+                    )
+
+                f = self.firing.report((name, sid), silent, make)
+                if f is not None:
+                    out.append(f)
+        for sid in sorted(touched):
+            z = float(self.drop_z[sid])
+            labels = self.series.registry.labels(sid)
+
+            def make_drop(anom: bool, z: float = z, labels: dict[str, str] = labels) -> Finding:
+                text = (
+                    f"request rate of {labels['model']} on {labels['gateway']} "
+                    f"{fmt(z)} sd below its usual level for this hour"
+                    + ("" if anom else " (back to normal)")
+                )
+                return Finding(
+                    detector=self.name,
+                    kind="traffic.rate_drop",
+                    series=labels,
+                    ts=now,
+                    score=float(squash(z, cfg.threshold_z)),
+                    anomalous=anom,
+                    observed=-z,
+                    expected=0.0,
+                    lower=-cfg.threshold_z,
+                    severity="warning" if anom else "info",
+                    explanation=text,
+                    scope=dict(labels),
+                )
+
+            f = self.firing.report(("drop", sid), z >= cfg.threshold_z, make_drop)
+            if f is not None:
+                out.append(f)
+        return out
+
+
+def _runs(
+    values: npt.NDArray[np.int64], rows: npt.NDArray[np.intp]
+) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    """Consecutive equal ``values`` (sorted) with their rows."""
+    cuts = np.flatnonzero(np.diff(values)) + 1
+    return [(int(values[c[0]]), rows[c]) for c in np.split(np.arange(values.size), cuts)]

@@ -1,0 +1,247 @@
+"""Version regression: a new model_version against the version it replaced.
+
+Per (model, route, gateway, model_version) the detector keeps a log-latency EWMA, a
+latency sketch (p50/p95) and decayed error counts. When a version first appears on a
+(model, route, gateway) whose current version has ``min_reference`` requests, that
+version's numbers are copied as the new version's reference. For ``compare_window_s``
+after it appears, each new-version row's log latency is standardised against the
+reference and fed to a one-sided CUSUM (drift ``cusum_k``); the row score is
+``squash(cusum, cusum_h)``. A finding names both versions when the CUSUM is past
+``cusum_h`` and p95 is at least ``min_ratio`` times the old p95, or when the new
+version's error rate is (Wilson lower bound) above ``max(3 x old, old + 2 %)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from detectors import kernels
+from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from detectors.registry import SeriesRegistry, grow
+from schemas.columns import STATUS_CODES, InferenceColumns
+
+_GAMMA = 1.03 / 0.97
+_NB = 64
+_HL = 3600.0
+_FLOAT_FILLS = {
+    "mean": 0.0,
+    "var": 0.0,
+    "weight": 0.0,
+    "last_t": -np.inf,
+    "frozen": np.nan,
+    "err_n": 0.0,
+    "err_k": 0.0,
+    "err_t": -np.inf,
+    "total": 0.0,
+    "ref_t": 0.0,
+    "first_seen": np.nan,
+    "s_hi": 0.0,
+    "s_lo": 0.0,
+    "ref_mean": np.nan,
+    "ref_sd": np.nan,
+    "ref_rate": np.nan,
+    "ref_p95": np.nan,
+}
+
+
+class VersionRegressionConfig(DetectorConfig):
+    min_reference: float = Field(200.0, ge=1)
+    min_compared: float = Field(50.0, ge=1)
+    compare_window_s: float = Field(24 * 3600.0, gt=0)
+    cusum_k: float = Field(0.5, ge=0)
+    cusum_h: float = Field(10.0, gt=0)
+    min_ratio: float = Field(1.2, ge=1)
+    min_log_sd: float = Field(0.05, gt=0)
+    error_factor: float = Field(3.0, ge=1)
+    min_abs_error_rate: float = Field(0.02, ge=0)
+    confidence_z: float = Field(3.0, gt=0)
+    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+
+
+class VersionRegressionDetector(Detector[InferenceColumns]):
+    name: ClassVar[str] = "version_regression"
+    consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
+    Config: ClassVar[type[DetectorConfig]] = VersionRegressionConfig
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.registry = SeriesRegistry(
+            ("model", "route", "gateway", "model_version"),
+            ttl_s=self.cfg.series_ttl_s,
+            initial_capacity=8,
+        )
+        cap = self.registry.capacity
+        self.f = {k: np.full(cap, v) for k, v in _FLOAT_FILLS.items()}
+        self.counts = np.zeros((cap, _NB), dtype=np.float32)
+        self.offset = np.zeros(cap, dtype=np.int64)
+        self.current: dict[tuple[str, ...], int] = {}  # group -> current version sid
+        self.ref_version: dict[int, str] = {}
+        self.firing = FiringState()
+
+    @property
+    def cfg(self) -> VersionRegressionConfig:
+        assert isinstance(self.config, VersionRegressionConfig)
+        return self.config
+
+    @property
+    def bytes_per_series(self) -> float:
+        return float(8 * len(_FLOAT_FILLS) + 4 * _NB + 8)
+
+    def state(self) -> dict[str, Any]:
+        return copy.deepcopy(self.__dict__)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(copy.deepcopy(state))
+
+    def _grow(self) -> None:
+        cap = self.registry.capacity
+        self.f = {k: grow(self.f[k], cap, _FLOAT_FILLS[k]) for k in self.f}
+        self.counts = grow(self.counts, cap, 0.0)
+        self.offset = grow(self.offset, cap, 0)
+
+    def _p95(self, sid: int, now: float) -> tuple[float, float]:
+        q, eff = kernels.sketch_quantiles(
+            np.array([sid]),
+            self.counts,
+            self.offset,
+            self.f["total"],
+            self.f["ref_t"],
+            now,
+            _HL,
+            _GAMMA,
+            np.array([0.95]),
+        )
+        return float(q[0, 0]), float(eff[0])
+
+    def _adopt(self, sid: int, prev: int, now: float) -> None:
+        """Copy the previous version's numbers as ``sid``'s reference."""
+        f = self.f
+        f["ref_mean"][sid] = f["mean"][prev]
+        f["ref_sd"][sid] = max(math.sqrt(f["var"][prev]), self.cfg.min_log_sd)
+        f["ref_rate"][sid] = (f["err_k"][prev] + 0.5) / (f["err_n"][prev] + 1.0)
+        f["ref_p95"][sid] = self._p95(prev, now)[0]
+        self.ref_version[sid] = self.registry.key(prev)[3]
+
+    def update(self, batch: InferenceColumns) -> DetectorOutput:
+        n = len(batch)
+        scores = np.zeros(n, dtype=np.float64)
+        if n == 0:
+            return DetectorOutput(scores, [])
+        cfg = self.cfg
+        f = self.f
+        ts = clean_ts(batch.ts)
+        cols = labels_of((batch.model, batch.route, batch.gateway, batch.model_version))
+        sids = self.registry.ids_for(cols, ts)
+        self._grow()
+        for sid, rows in groups(sids):
+            if math.isnan(f["first_seen"][sid]):
+                f["first_seen"][sid] = float(ts[rows].min())
+                group = self.registry.key(sid)[:3]
+                prev = self.current.get(group)
+                if prev is not None and prev != sid and f["weight"][prev] >= cfg.min_reference:
+                    self._adopt(sid, prev, float(ts[rows].min()))
+                self.current[group] = sid
+        logx = np.log(np.maximum(batch.latency_ms, 1e-3))
+        kernels.ewma_update(
+            sids,
+            ts,
+            logx,
+            f["mean"],
+            f["var"],
+            f["weight"],
+            f["last_t"],
+            f["frozen"],
+            _HL,
+            1.0,
+            0.0,
+            -np.inf,
+            np.inf,
+            np.inf,
+        )
+        kernels.sketch_add(
+            sids,
+            ts,
+            batch.latency_ms,
+            self.counts,
+            self.offset,
+            f["total"],
+            f["ref_t"],
+            _GAMMA,
+            1e-3,
+            _HL,
+            0.95,
+        )
+        errs = np.isin(batch.status, [STATUS_CODES["error"], STATUS_CODES["timeout"]])
+        kernels.decayed_counts_update(
+            sids,
+            ts,
+            errs.astype(np.float64),
+            f["err_n"],
+            f["err_k"],
+            f["err_t"],
+            _HL,
+            np.zeros(f["err_n"].size, dtype=np.bool_),
+        )
+        compared = np.isfinite(f["ref_mean"][sids])
+        compared &= ts - f["first_seen"][sids] <= cfg.compare_window_s
+        if compared.any():
+            idx = np.flatnonzero(compared)
+            s = sids[idx]
+            z = (logx[idx] - f["ref_mean"][s]) / f["ref_sd"][s]
+            hi, _ = kernels.cusum_update(s, z, f["s_hi"], f["s_lo"], cfg.cusum_k, np.inf)
+            scores[idx] = squash(hi, cfg.cusum_h)
+        now = float(ts.max())
+        findings = [x for sid in np.unique(sids).tolist() if (x := self._judge(sid, now))]
+        return DetectorOutput(scores, findings)
+
+    def _judge(self, sid: int, now: float) -> Finding | None:
+        cfg = self.cfg
+        f = self.f
+        if math.isnan(f["ref_mean"][sid]):
+            return None
+        p95, count = self._p95(sid, now)
+        ratio = p95 / f["ref_p95"][sid] if f["ref_p95"][sid] > 0 else 1.0
+        n, k = np.array([f["err_n"][sid]]), np.array([f["err_k"][sid]])
+        lower = float(kernels.wilson_lower(k, n, cfg.confidence_z)[0])
+        ref_rate = float(f["ref_rate"][sid])
+        level = max(ref_rate * cfg.error_factor, ref_rate + cfg.min_abs_error_rate)
+        active = now - f["first_seen"][sid] <= cfg.compare_window_s and count >= cfg.min_compared
+        slow = bool(f["s_hi"][sid] >= cfg.cusum_h and ratio >= cfg.min_ratio)
+        failing = lower > level
+        stat = max(f["s_hi"][sid] / cfg.cusum_h if ratio >= cfg.min_ratio else 0.0, lower / level)
+        model, route, gateway, version = self.registry.key(sid)
+        old = self.ref_version.get(sid, "?")
+        labels = self.registry.labels(sid)
+
+        def make(anom: bool) -> Finding:
+            text = (
+                f"{model} {version} vs {old} on {gateway} {route}: p95 latency "
+                f"{fmt(p95)} ms vs {fmt(float(f['ref_p95'][sid]))} ms ({ratio - 1:+.0%}), "
+                f"error rate >= {lower:.1%} vs {ref_rate:.1%}"
+            )
+            return Finding(
+                detector=self.name,
+                kind="version_regression.latency"
+                if slow or not failing
+                else "version_regression.errors",
+                series=labels,
+                ts=now,
+                score=float(squash(stat, 1.0)),
+                anomalous=anom,
+                observed=p95 if math.isfinite(p95) else None,
+                expected=float(f["ref_p95"][sid]) if math.isfinite(f["ref_p95"][sid]) else None,
+                upper=float(f["ref_p95"][sid] * cfg.min_ratio)
+                if math.isfinite(f["ref_p95"][sid])
+                else None,
+                severity="error" if anom else "info",
+                explanation=text,
+                scope={"model": model, "model_version": version, "gateway": gateway},
+            )
+
+        return self.firing.report(sid, bool(active and (slow or failing)), make)
