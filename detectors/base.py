@@ -32,6 +32,7 @@ class DetectorConfig(BaseModel):
 
     enabled: bool = True
 
+
 SNAPSHOT_FORMAT = 1
 
 
@@ -114,8 +115,12 @@ class Detector(abc.ABC, Generic[C]):
     def snapshot(self) -> bytes:
         # Snapshots are written to and read from llmwatch's own changelog topic or
         # state files only; pickle is what River models support.
-        payload = {"format": SNAPSHOT_FORMAT, "name": self.name, "params": self.params(),
-                   "state": self.state()}
+        payload = {
+            "format": SNAPSHOT_FORMAT,
+            "name": self.name,
+            "params": self.params(),
+            "state": self.state(),
+        }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod

@@ -29,8 +29,9 @@ def grow(arr: npt.NDArray[Any], capacity: int, fill: Any) -> npt.NDArray[Any]:
 class SeriesRegistry:
     """Maps label tuples (in ``label_names`` order) to dense ids in ``[0, capacity)``."""
 
-    def __init__(self, label_names: Sequence[str], ttl_s: float = 7 * 86400.0,
-                 initial_capacity: int = 256) -> None:
+    def __init__(
+        self, label_names: Sequence[str], ttl_s: float = 7 * 86400.0, initial_capacity: int = 256
+    ) -> None:
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
         self.label_names: tuple[str, ...] = tuple(label_names)
@@ -65,8 +66,9 @@ class SeriesRegistry:
         sid = self._ids.get(key)
         return self._new_id(key) if sid is None else sid
 
-    def ids_for(self, columns: Sequence[npt.NDArray[Any]],
-                ts: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.int64]:
+    def ids_for(
+        self, columns: Sequence[npt.NDArray[Any]], ts: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.int64]:
         """Dense ids for each row of a batch given its label columns (one per label name)."""
         if len(columns) != len(self.label_names):
             raise ValueError(f"expected {len(self.label_names)} label columns, got {len(columns)}")
@@ -123,9 +125,14 @@ class SeriesRegistry:
         return float(per_key + dict_bytes + 8 + 8 + self.last_seen.itemsize)
 
     def state(self) -> dict[str, Any]:
-        return {"keys": list(self._keys), "free": list(self._free), "capacity": self.capacity,
-                "last_seen": self.last_seen.copy(), "ttl_s": self.ttl_s,
-                "label_names": self.label_names}
+        return {
+            "keys": list(self._keys),
+            "free": list(self._free),
+            "capacity": self.capacity,
+            "last_seen": self.last_seen.copy(),
+            "ttl_s": self.ttl_s,
+            "label_names": self.label_names,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.label_names = tuple(state["label_names"])
