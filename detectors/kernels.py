@@ -32,7 +32,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _jit(fn: F) -> F:
-    return cast(F, njit(cache=True)(fn))
+    # error_model="numpy": a zero variance yields inf/nan instead of raising
+    # ZeroDivisionError from inside a worker's hot loop.
+    return cast(F, njit(cache=True, error_model="numpy")(fn))
 
 
 @_jit

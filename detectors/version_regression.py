@@ -134,11 +134,11 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
         if n == 0:
             return DetectorOutput(scores, [])
         cfg = self.cfg
-        f = self.f
         ts = clean_ts(batch.ts)
         cols = labels_of((batch.model, batch.route, batch.gateway, batch.model_version))
         sids = self.registry.ids_for(cols, ts)
         self._grow()
+        f = self.f  # after _grow, which replaces the arrays
         for sid, rows in groups(sids):
             if math.isnan(f["first_seen"][sid]):
                 f["first_seen"][sid] = float(ts[rows].min())
@@ -159,7 +159,7 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
             f["frozen"],
             _HL,
             1.0,
-            0.0,
+            1e-12,
             -np.inf,
             np.inf,
             np.inf,

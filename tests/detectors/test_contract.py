@@ -200,3 +200,32 @@ def test_auc_above_chance(name: str) -> None:
     assert 0 < lab.sum() < lab.size, "a case needs both anomalous and normal rows"
     value = auc(scores, lab)
     assert value > 0.5, f"{name}: ROC AUC {value:.3f}"
+
+
+def many_series(batch: Columns, copies: int) -> Columns:
+    """The batch with every string label suffixed by the row's copy number, so the
+    detector sees ``copies`` times as many series (state arrays must grow)."""
+    cols: dict[str, Any] = {}
+    for f in fields(batch):
+        col = getattr(batch, f.name)
+        if col.dtype == object and f.name not in {"labels", "request_id"}:
+            suffix = np.arange(len(col)) % copies
+            col = np.array(
+                [
+                    v if not isinstance(v, str) else f"{v}#{s}"
+                    for v, s in zip(col, suffix, strict=True)
+                ],
+                dtype=object,
+            )
+        cols[f.name] = col
+    return type(batch)(**cols)
+
+
+@params
+def test_state_grows_with_many_series(name: str) -> None:
+    """Hundreds of new series in one batch, then more: capacity growth must hold."""
+    batches, _ = case(name)
+    det = CLASSES[name]()
+    for copies in (300, 700):
+        for b in batches[:2]:
+            assert_valid(det.update(many_series(b, copies)), len(b))
