@@ -1,10 +1,14 @@
-# Every target sets itself up: a fresh machine needs nothing but Python 3.11+.
+# Every target sets itself up: a fresh machine needs nothing but Python 3.11+
+# (and root for apt-get, which installs Java/npm and the deploy checkers when missing).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Kafka 0.9 suite needs aiokafka 0.12.0; it lives in its own venv so that pin
+# never leaks into the product's dependency ranges.
+VENV09 := .venv-kafka09
 
-.PHONY: test lint typecheck unit demo bench schemas clean
+.PHONY: test lint typecheck unit deploy-deps test-kafka09 demo bench schemas docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +19,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check schemas detectors stream connectors tests benchmarks
+	$(BIN)/ruff check schemas detectors stream connectors tests benchmarks deploy docs
 	$(BIN)/ruff format --check schemas detectors connectors
 
 typecheck: $(STAMP)
 	$(BIN)/mypy schemas detectors connectors
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest
+deploy-deps:
+	bash scripts/deploy-check-deps.sh
 
-test: lint typecheck unit
+unit: $(STAMP) deploy-deps
+	$(BIN)/python -m pytest -m "not kafka09"
+
+test-kafka09:
+	PYTHON=$(PYTHON) bash scripts/kafka09-env.sh
+	$(VENV09)/bin/python -m pytest -m kafka09 tests/integration -p no:cacheprovider
+
+test: lint typecheck unit test-kafka09
 
 demo: $(STAMP)
 	$(BIN)/llmwatch demo
@@ -35,5 +46,8 @@ bench: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/llmwatch schema export
 
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV09) .mypy_cache .pytest_cache .ruff_cache
