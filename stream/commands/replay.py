@@ -1,0 +1,66 @@
+"""``llmwatch replay``: recorded events or CSV series through the detectors, offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from stream.config import load_config
+from stream.replay.console import describe, printer, progress_bar
+from stream.replay.pipeline import replay_files
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "replay",
+        help="replay JSONL events or CSV series through the detectors and alert lifecycle",
+        description=(
+            "Replay recorded llmwatch events (JSONL, kinds mixed) or CSV metric series "
+            "(timestamp,value or timestamp,series,value) as fast as the CPU goes. Writes "
+            "alerts.jsonl, scores.csv (CSV input), summary.json (with --labels), "
+            "bad_rows.jsonl and report.html to --out."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=".jsonl or .csv files")
+    p.add_argument("--labels", type=Path, default=None, help="labels.jsonl of known incidents")
+    p.add_argument("--config", type=Path, default=None, help="llmwatch config (.yaml/.toml)")
+    p.add_argument("--out", type=Path, default=Path("replay-out"), help="output folder")
+    p.add_argument("--grace", type=float, default=300.0, help="match grace after an incident (s)")
+    p.add_argument("--quiet", action="store_true", help="do not print alerts as they happen")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    total = sum(Path(p).stat().st_size for p in args.inputs if Path(p).exists())
+    with progress_bar(total) as advance:
+        outcome = replay_files(
+            args.inputs,
+            out=args.out,
+            labels=args.labels,
+            config=config,
+            grace_s=args.grace,
+            report=not args.no_report,
+            on_alert=None if args.quiet else printer(),
+            on_progress=advance,
+        )
+    r = outcome.result
+    rate = r.n_rows / r.elapsed_s if r.elapsed_s > 0 else 0.0
+    print(f"replayed {r.n_rows} rows ({rate:,.0f}/s), {len(r.alerts)} alert events")
+    if r.bad_rows:
+        print(f"{len(r.bad_rows)} bad rows skipped (see bad_rows.jsonl):", file=sys.stderr)
+        for b in r.bad_rows[:5]:
+            print(f"  {b.source}:{b.line}: {b.reason}", file=sys.stderr)
+    if r.uncovered_kinds:
+        print(
+            f"note: no detector consumes {', '.join(r.uncovered_kinds)} rows; their scores are 0",
+            file=sys.stderr,
+        )
+    if outcome.summary is not None:
+        print(describe(outcome.summary))
+    for name, path in outcome.paths.items():
+        print(f"  {name}: {path}")
+    return 0

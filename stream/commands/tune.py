@@ -1,0 +1,52 @@
+"""``llmwatch tune``: search detector/lifecycle settings against labelled replays."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from stream.config import load_config
+from stream.replay.tune import DEFAULT_GRACE_S, load_datasets, tune, write_results
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "tune",
+        help="random search of detector/lifecycle settings over labelled replays",
+        description=(
+            "Replays each --events file (paired in order with a --labels file) once per "
+            "trial and keeps the config with the best objective: incident F1 minus a "
+            "median-delay and a false-alert penalty. Writes best.yaml (a config file), "
+            "trials.json, tradeoff.png and tune.html to --out."
+        ),
+    )
+    p.add_argument("--events", type=Path, nargs="+", required=True)
+    p.add_argument("--labels", type=Path, nargs="+", required=True)
+    p.add_argument("--config", type=Path, default=None, help="base config (default: defaults)")
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    datasets = load_datasets(args.events, args.labels)
+    best, rows = tune(
+        datasets,
+        base=load_config(args.config),
+        trials=args.trials,
+        seed=args.seed,
+        grace_s=args.grace,
+    )
+    paths = write_results(args.out, best, rows)
+    top = max(rows, key=lambda r: r["objective"])
+    print(
+        f"{len(rows)} trials; best trial {top['trial']}: objective {top['objective']:.3f}, "
+        f"precision {top['precision']}, recall {top['recall']}, "
+        f"median delay {top['delay_p50_s']} s"
+    )
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+    return 0

@@ -1,0 +1,90 @@
+"""Human output for the replay and demo commands: one line per alert, a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from schemas.models import Alert, AlertStatus
+
+_META = ("alertname", "detector")
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "?"
+    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.4g}"
+
+
+def alert_line(a: Alert) -> str:
+    """One line: time, status, severity, title, labels, observed vs expected."""
+    when = a.ends_at if a.status is AlertStatus.RESOLVED and a.ends_at else a.starts_at
+    labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _META)
+    parts = [
+        when.strftime("%Y-%m-%d %H:%M:%S"),
+        f"{a.status.value.upper():8}",
+        f"{a.severity.value:8}",
+        a.title,
+    ]
+    if labels:
+        parts.append(f"[{labels}]")
+    if a.observed is not None or a.expected is not None:
+        parts.append(f"observed {_num(a.observed)} vs expected {_num(a.expected)}")
+    return "  ".join(parts)
+
+
+@contextmanager
+def progress_bar(total_bytes: int, stream: TextIO | None = None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; otherwise a no-op callback."""
+    err = stream if stream is not None else sys.stderr
+    if not err.isatty():
+        yield lambda _n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=err),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=max(1, total_bytes))
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        yield advance
+
+
+def printer(stream: TextIO | None = None) -> Callable[[Alert], None]:
+    out = stream if stream is not None else sys.stdout
+
+    def emit(a: Alert) -> None:
+        print(alert_line(a), file=out, flush=True)
+
+    return emit
+
+
+def describe(summary: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    d = summary["delay_s"]
+    p50 = "n/a" if d["p50"] is None else f"{d['p50']:.0f} s"
+    return (
+        f"incidents {summary['detected']}/{summary['incidents']} detected "
+        f"(recall {pct(summary['recall'])}), precision {pct(summary['precision'])}, "
+        f"F1 {pct(summary['f1'])}, median delay {p50}, "
+        f"{summary['false_alerts']} false alerts"
+    )

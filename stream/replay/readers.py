@@ -1,0 +1,291 @@
+"""Replay inputs: JSONL event files and CSV metric series, decoded to column batches.
+
+A bad row never stops a replay: it becomes a ``BadRow`` (file, line number, reason)
+and the run goes on. Sources yield chunks in file order; the runner merges
+sources by event time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from schemas.columns import Columns, MetricColumns, series_key
+from schemas.decode import decode_columns, decode_models
+
+from .timeparse import parse_timestamps
+
+# Replay reads history: "in the future" has no meaning there, so no timestamp is too late.
+NO_CLOCK = float("inf")
+REPLAYED_KINDS = ("inference", "gpu", "feedback", "metric")
+_PATTERNS = {k: (f'"kind":"{k}"'.encode(), f'"kind": "{k}"'.encode()) for k in REPLAYED_KINDS}
+_CHUNK_BYTES = 4 << 20
+_TS_NAMES = ("timestamp", "ts", "time", "datetime", "date", "@timestamp")
+_VALUE_NAMES = ("value", "val", "y", "metric_value")
+_SERIES_NAMES = ("series", "name", "metric", "series_name")
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    source: str
+    line: int  # 1-based line in the file
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Decoded rows of one kind; ``row_ids`` index the source's series table (CSV only)."""
+
+    columns: Columns
+    row_ids: npt.NDArray[np.int64] | None = None
+
+
+Chunk = dict[str, Part]
+
+
+class Source(Protocol):
+    name: str
+    size_bytes: int
+
+    def chunks(self, bad: list[BadRow]) -> Iterator[tuple[Chunk, int]]:
+        """Decoded chunks and the bytes of input each consumed (for progress)."""
+        ...
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _guess_kind(line: bytes) -> str | None:
+    for kind, (compact, spaced) in _PATTERNS.items():
+        if compact in line or spaced in line:
+            return kind
+    return None
+
+
+class JsonlSource:
+    """llmwatch wire events, one JSON object a line, kinds mixed (dispatch on ``kind``)."""
+
+    def __init__(self, path: Path, chunk_bytes: int = _CHUNK_BYTES) -> None:
+        self.path = path
+        self.name = str(path)
+        self.size_bytes = path.stat().st_size
+        self.chunk_bytes = chunk_bytes
+
+    def chunks(self, bad: list[BadRow]) -> Iterator[tuple[Chunk, int]]:
+        base = 0  # lines before this chunk
+        with _open(self.path) as fh:
+            while True:
+                lines = fh.readlines(self.chunk_bytes)
+                if not lines:
+                    return
+                consumed = sum(map(len, lines))
+                yield self._decode(lines, base, bad), consumed
+                base += len(lines)
+
+    def _decode(self, lines: list[bytes], base: int, bad: list[BadRow]) -> Chunk:
+        groups: dict[str, tuple[list[bytes], list[int]]] = {k: ([], []) for k in REPLAYED_KINDS}
+        slow: list[tuple[bytes, int]] = []
+        for i, raw in enumerate(lines):
+            line = raw.rstrip(b"\r\n")
+            kind = _guess_kind(line)
+            if kind is None:
+                if line.strip():
+                    slow.append((line, base + i + 1))
+                continue
+            raws, where = groups[kind]
+            raws.append(line)
+            where.append(base + i + 1)
+        for line, lineno in slow:
+            kind = self._slow_kind(line, lineno, bad)
+            if kind is not None:
+                groups[kind][0].append(line)
+                groups[kind][1].append(lineno)
+        out: Chunk = {}
+        for kind, (raws, where) in groups.items():
+            if not raws:
+                continue
+            cols, rejects = decode_columns(raws, kind=kind, now=NO_CLOCK)
+            for r in rejects:
+                bad.append(BadRow(self.name, where[r.index], r.reason))
+            if len(cols):
+                out[kind] = Part(cols)
+        return out
+
+    def _slow_kind(self, line: bytes, lineno: int, bad: list[BadRow]) -> str | None:
+        """The kind of a line the fast check could not place, or a BadRow saying why not."""
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        if isinstance(kind, str) and kind in REPLAYED_KINDS:
+            return kind
+        models, rejects = decode_models([line], now=NO_CLOCK)
+        if rejects:
+            bad.append(BadRow(self.name, lineno, rejects[0].reason))
+        else:
+            what = models[0].kind if models else "?"  # type: ignore[attr-defined]
+            bad.append(BadRow(self.name, lineno, f"kind: {what!r} events are not replayed"))
+        return None
+
+
+@dataclass
+class SeriesTable:
+    """One CSV file as read: every input row, parsed or not, with its score once replayed."""
+
+    path: Path
+    header: list[str] | None
+    ts_text: list[str] = field(default_factory=list)
+    value_text: list[str] = field(default_factory=list)
+    series: list[str] = field(default_factory=list)
+    has_series_column: bool = False
+    ts: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    value: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    ok: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    scores: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.ts_text)
+
+
+def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
+    lowered = [h.strip().lower() for h in header]
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+class CsvSource:
+    """A CSV metric series: ``timestamp,value`` (series named after the file) or with a
+    ``series`` column. A header row is optional; without one the first column is the
+    timestamp and the second the value."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self.size_bytes = path.stat().st_size
+        self.table = SeriesTable(path, None)
+
+    def chunks(self, bad: list[BadRow]) -> Iterator[tuple[Chunk, int]]:
+        t = self.table
+        with _open(self.path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            rows = self._rows(csv.reader(text), bad)
+        if not rows:
+            return
+        lines = [ln for ln, _, _, _ in rows]
+        t.ts_text = [ts for _, ts, _, _ in rows]
+        t.value_text = [v for _, _, v, _ in rows]
+        t.series = [s for _, _, _, s in rows]
+        t.ts, ts_errors = parse_timestamps(t.ts_text)
+        t.value = _floats(t.value_text)
+        t.ok = np.isfinite(t.ts) & np.isfinite(t.value)
+        t.scores = np.full(len(rows), np.nan)
+        for i in np.flatnonzero(~t.ok).tolist():
+            if i in ts_errors:
+                reason = f"timestamp: {ts_errors[i]}"
+            elif not np.isfinite(t.ts[i]):
+                reason = f"timestamp: not usable: {t.ts_text[i]!r}"
+            else:
+                reason = f"value: not a finite number: {t.value_text[i]!r}"
+            bad.append(BadRow(self.name, lines[i], reason))
+        bad.sort(key=lambda b: (b.source, b.line))
+        ids = np.flatnonzero(t.ok).astype(np.int64)
+        names = np.empty(len(ids), dtype=object)
+        names[:] = [t.series[i] for i in ids.tolist()]
+        labels = np.empty(len(ids), dtype=object)
+        labels[:] = [{} for _ in range(len(ids))]
+        keys = np.empty(len(ids), dtype=object)
+        keys[:] = [series_key(n, {}) for n in names.tolist()]
+        cols = MetricColumns(
+            ts=t.ts[ids], name=names, series=keys, labels=labels, value=t.value[ids]
+        )
+        yield {"metric": Part(cols, ids)}, self.size_bytes
+
+    def _rows(
+        self, reader: Iterator[list[str]], bad: list[BadRow]
+    ) -> list[tuple[int, str, str, str]]:
+        t = self.table
+        default_series = self.path.name.split(".")[0]
+        out: list[tuple[int, str, str, str]] = []
+        ts_i, val_i, ser_i = 0, 1, None
+        first = True
+        for row in reader:
+            lineno = reader.line_num  # type: ignore[attr-defined]
+            if not row or all(not c.strip() for c in row):
+                continue
+            if first:
+                first = False
+                if not ((len(row) >= 2 and _is_number(row[-1])) or _looks_like_ts(row[0])):
+                    t.header = row
+                    ts_i = _pick(row, _TS_NAMES) or 0
+                    ser_i = _pick(row, _SERIES_NAMES)
+                    v = _pick(row, _VALUE_NAMES)
+                    val_i = (
+                        v
+                        if v is not None
+                        else next((j for j in range(len(row)) if j not in (ts_i, ser_i)), 1)
+                    )
+                    t.has_series_column = ser_i is not None
+                    continue
+            width = max(ts_i, val_i, ser_i or 0) + 1
+            if len(row) < width:
+                bad.append(BadRow(self.name, lineno, f"expected {width} columns, got {len(row)}"))
+                continue
+            series = row[ser_i].strip() if ser_i is not None else default_series
+            if not series:
+                bad.append(BadRow(self.name, lineno, "series: empty name"))
+                continue
+            out.append((lineno, row[ts_i], row[val_i], series))
+        return out
+
+
+def _looks_like_ts(cell: str) -> bool:
+    from .timeparse import parse_timestamp
+
+    try:
+        parse_timestamp(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _floats(cells: list[str]) -> npt.NDArray[np.float64]:
+    try:
+        return np.asarray(cells, dtype=np.float64)
+    except ValueError:
+        out = np.full(len(cells), np.nan)
+        for i, c in enumerate(cells):
+            with contextlib.suppress(ValueError):
+                out[i] = float(c)
+        return out
+
+
+def open_source(path: Path) -> JsonlSource | CsvSource:
+    """CSV by extension (``.csv``, ``.csv.gz``, ``.tsv`` is not supported); else JSONL."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if ".csv" in suffixes:
+        return CsvSource(path)
+    return JsonlSource(path)

@@ -1,0 +1,255 @@
+"""``llmwatch tune``: random search over detector and lifecycle settings on labelled replays.
+
+Parameter space (``SPACE``): dotted config paths, each with the values tried. Paths
+that the current config does not have (a detector that is not installed) are
+skipped. Trial 0 is always the base config, so "best" is never worse than it.
+
+Objective, per trial, over all replays pooled:
+
+    objective = F1 - DELAY_WEIGHT * median_delay_s - FALSE_WEIGHT * false_alerts_per_series_day
+
+with F1 from incident recall and alert precision (see ``scoring``) and a missing
+median delay (nothing detected) counted as the matching grace.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from stream.config import LlmwatchConfig, dump_config, parse_config
+
+from .readers import BadRow, Chunk, CsvSource, Source, open_source
+from .runner import Replayer
+from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
+
+DELAY_WEIGHT = 0.002  # 0.1 of F1 per 50 s of median delay
+FALSE_WEIGHT = 0.01  # 0.01 of F1 per false alert per series-day
+
+SPACE: dict[str, list[Any]] = {
+    "lifecycle.defaults.for_s": [0.0, 10.0, 20.0, 30.0, 60.0],
+    "lifecycle.defaults.fire_threshold": [0.5, 0.55, 0.6, 0.7, 0.8],
+    "detectors.latency.threshold_z": [3.0, 4.0, 5.0, 6.0, 8.0],
+    "detectors.latency.window_half_life_s": [30.0, 60.0, 120.0],
+    "detectors.error_rate.rate_factor": [2.0, 3.0, 4.0, 6.0],
+    "detectors.error_rate.confidence_z": [2.0, 3.0, 4.0],
+    "detectors.feedback.z_threshold": [3.0, 4.0, 5.0, 6.0],
+    "detectors.drift.ph_threshold": [6.0, 8.0, 12.0, 16.0],
+    "detectors.drift.effect_threshold": [0.75, 1.0, 1.5, 2.0],
+    "detectors.gpu_health.throttle_fraction": [0.3, 0.5, 0.7],
+    "detectors.series.threshold": [0.5, 0.6, 0.7],
+}
+
+
+class CachedSource:
+    """A source decoded once and replayed many times (columns are never mutated)."""
+
+    def __init__(self, source: Source) -> None:
+        self.name = source.name
+        self.size_bytes = source.size_bytes
+        self.bad: list[BadRow] = []
+        self._chunks = list(source.chunks(self.bad))
+        self._table = source.table if isinstance(source, CsvSource) else None
+
+    def chunks(self, bad: list[BadRow]) -> Iterator[tuple[Chunk, int]]:
+        bad.extend(self.bad)
+        yield from self._chunks
+
+
+@dataclass(frozen=True)
+class Dataset:
+    sources: list[CachedSource]
+    incidents: list[Incident]
+
+
+def _get(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def usable_space(base: LlmwatchConfig) -> dict[str, list[Any]]:
+    data = base.model_dump(mode="json")
+    return {p: v for p, v in SPACE.items() if _get(data, p)[0]}
+
+
+def apply(base: LlmwatchConfig, params: dict[str, Any]) -> LlmwatchConfig:
+    data = base.model_dump(mode="json")
+    for path, value in params.items():
+        _set(data, path, value)
+    rule = data["lifecycle"]["defaults"]
+    # Keep hysteresis valid whatever the fire threshold became.
+    rule["resolve_threshold"] = min(rule["resolve_threshold"], rule["fire_threshold"])
+    return parse_config(data, "tuning trial")
+
+
+def objective(summary: dict[str, Any], grace_s: float) -> float:
+    f1 = summary["f1"] or 0.0
+    delay = summary["delay_s"]["p50"]
+    fa = summary["false_alerts_per_series_day"] or 0.0
+    return float(f1 - DELAY_WEIGHT * (grace_s if delay is None else delay) - FALSE_WEIGHT * fa)
+
+
+def evaluate(config: LlmwatchConfig, datasets: Sequence[Dataset], grace_s: float) -> dict[str, Any]:
+    """Replay every dataset with ``config``; pool the counts of the per-dataset summaries."""
+    parts = []
+    for ds in datasets:
+        result = Replayer(config).run(ds.sources)
+        parts.append(
+            summarize(
+                result.alerts,
+                ds.incidents,
+                n_series=result.n_series,
+                span_s=result.span_s,
+                grace_s=grace_s,
+            )
+        )
+    return pool(parts)
+
+
+def pool(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One summary-like dict from several replays' summaries (counts add up)."""
+    firing = sum(p["firing_alerts"] for p in parts)
+    matched = sum(p["matched_alerts"] for p in parts)
+    incidents = sum(p["incidents"] for p in parts)
+    delays = [r["delay_s"] for p in parts for r in p["incident_results"] if r["detected"]]
+    series_days = sum(p["series"] * p["span_s"] / 86400.0 for p in parts)
+    precision = matched / firing if firing else None
+    recall = len(delays) / incidents if incidents else None
+    f1 = None
+    if precision is not None and recall is not None:
+        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {
+        "incidents": incidents,
+        "detected": len(delays),
+        "firing_alerts": firing,
+        "matched_alerts": matched,
+        "false_alerts": firing - matched,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "false_alerts_per_series_day": (firing - matched) / series_days if series_days else None,
+        "delay_s": {
+            "p50": float(np.median(delays)) if delays else None,
+            "max": max(delays) if delays else None,
+        },
+    }
+
+
+def load_datasets(events: Sequence[Path], labels: Sequence[Path]) -> list[Dataset]:
+    if len(events) != len(labels):
+        raise ValueError(
+            f"give one --labels per --events ({len(events)} events, {len(labels)} labels)"
+        )
+    return [
+        Dataset([CachedSource(open_source(e))], load_labels(lab))
+        for e, lab in zip(events, labels, strict=True)
+    ]
+
+
+def tune(
+    datasets: Sequence[Dataset],
+    *,
+    base: LlmwatchConfig | None = None,
+    trials: int = 20,
+    seed: int = 0,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> tuple[LlmwatchConfig, list[dict[str, Any]]]:
+    """Random search; returns the best config and every trial's parameters and scores."""
+    base_cfg = base if base is not None else LlmwatchConfig()
+    space = usable_space(base_cfg)
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, LlmwatchConfig] | None = None
+    for n in range(max(1, trials)):
+        params = {} if n == 0 else {p: rng.choice(v) for p, v in space.items()}
+        cfg = apply(base_cfg, params)
+        s = evaluate(cfg, datasets, grace_s)
+        score = objective(s, grace_s)
+        rows.append(
+            {
+                "trial": n,
+                "params": params,
+                "objective": score,
+                "precision": s["precision"],
+                "recall": s["recall"],
+                "f1": s["f1"],
+                "delay_p50_s": s["delay_s"]["p50"],
+                "false_alerts_per_series_day": s["false_alerts_per_series_day"],
+            }
+        )
+        if best is None or score > best[0]:
+            best = (score, cfg)
+    assert best is not None
+    return best[1], rows
+
+
+def write_results(out: Path, best: LlmwatchConfig, rows: list[dict[str, Any]]) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "best": out / "best.yaml",
+        "trials": out / "trials.json",
+        "plot": out / "tradeoff.png",
+        "report": out / "tune.html",
+    }
+    paths["best"].write_text(dump_config(best), encoding="utf-8")
+    doc = {
+        "objective": {
+            "formula": "F1 - delay_weight*median_delay_s - false_weight*false_per_series_day",
+            "delay_weight": DELAY_WEIGHT,
+            "false_weight": FALSE_WEIGHT,
+        },
+        "space": SPACE,
+        "trials": rows,
+    }
+    paths["trials"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    fig = Figure(figsize=(9, 3))
+    ax, bx = fig.subplots(1, 2)
+    p = [r["precision"] or 0.0 for r in rows]
+    r_ = [r["recall"] or 0.0 for r in rows]
+    d = [r["delay_p50_s"] if r["delay_p50_s"] is not None else float("nan") for r in rows]
+    o = [r["objective"] for r in rows]
+    sc = ax.scatter(r_, p, c=o, cmap="viridis")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    fig.colorbar(sc, ax=ax, label="objective")
+    bx.scatter(d, o)
+    bx.set_xlabel("median delay (s)")
+    bx.set_ylabel("objective")
+    fig.savefig(paths["plot"], dpi=90, bbox_inches="tight")
+    body = "".join(
+        f"<tr><td>{r['trial']}</td><td>{r['objective']:.3f}</td><td>{_f(r['precision'])}</td>"
+        f"<td>{_f(r['recall'])}</td><td>{_f(r['delay_p50_s'])}</td>"
+        f"<td><code>{json.dumps(r['params'])}</code></td></tr>"
+        for r in sorted(rows, key=lambda r: -r["objective"])
+    )
+    paths["report"].write_text(
+        "<!doctype html><meta charset='utf-8'><title>llmwatch tune</title>"
+        "<h1>llmwatch tune</h1><img src='tradeoff.png' alt='trade-off'>"
+        "<table border=1><tr><th>trial</th><th>objective</th><th>precision</th><th>recall</th>"
+        f"<th>median delay (s)</th><th>params</th></tr>{body}</table>",
+        encoding="utf-8",
+    )
+    return paths
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}"

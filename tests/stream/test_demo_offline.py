@@ -1,0 +1,26 @@
+"""``llmwatch demo`` end to end on a tiny fleet: alert lines printed, report written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.cli import main
+
+
+def test_demo_prints_alert_lines_and_report_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--duration", "6m", "--rate", "50", "--seed", "3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    alert_lines = [ln for ln in lines if "  FIRING  " in ln or "  RESOLVED  " in ln]
+    assert alert_lines, text
+    # One line per alert event, each with time, status, severity and title.
+    n_events = len((out / "alerts.jsonl").read_bytes().splitlines())
+    assert len(alert_lines) == n_events
+    assert lines[-1].startswith("report: ") and lines[-1].endswith("report.html")
+    assert Path(lines[-1].removeprefix("report: ")).is_file()
+    assert any(ln.startswith("incidents ") for ln in lines)
