@@ -1,0 +1,307 @@
+"""Scrape a Prometheus ``/metrics`` endpoint (vLLM's, or any) into ``MetricSample``s.
+
+Between two scrapes:
+
+- gauges are published as they are (``vllm:num_requests_running``);
+- counters become per-second rates, ``<sample name>:rate``; a counter that went
+  down was reset (a restart), and its whole current value is the increase, as
+  Prometheus's ``rate()`` assumes;
+- histograms become windowed percentiles ``<family>:p50`` / ``:p90`` / ``:p99``
+  from the bucket deltas, interpolated linearly within a bucket exactly as
+  Prometheus's ``histogram_quantile`` does, plus ``<family>:rate`` (observations
+  per second) and ``<family>:mean``. No observations in the window: no percentiles.
+
+The first scrape only primes the window (gauges aside). Every sample carries an
+``instance`` label (host:port of the URL) unless the exposition already has one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors.kafka import KeyedProducer, PublisherStats
+from schemas.columns import series_key
+from schemas.models import MetricSample
+
+DEFAULT_METRICS_TOPIC = "llmwatch.metrics"
+DEFAULT_QUANTILES = (0.5, 0.9, 0.99)
+MAX_LABELS = 32  # MetricSample's bound
+
+LabelSet = tuple[tuple[str, str], ...]
+SeriesId = tuple[str, LabelSet]
+
+
+def _labelset(labels: Mapping[str, str]) -> LabelSet:
+    return tuple(sorted(labels.items()))
+
+
+@dataclass
+class Histogram:
+    """Cumulative bucket counts by upper bound (``+Inf`` included), plus sum and count."""
+
+    buckets: dict[float, float] = field(default_factory=dict)
+    sum: float = 0.0
+    count: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    """One scrape, grouped by kind; each series is (sample or family name, sorted labels)."""
+
+    gauges: dict[SeriesId, float] = field(default_factory=dict)
+    counters: dict[SeriesId, float] = field(default_factory=dict)
+    histograms: dict[SeriesId, Histogram] = field(default_factory=dict)
+
+
+def parse_exposition(text: str, prefixes: Sequence[str] = ()) -> Snapshot:
+    """Parse Prometheus text exposition; keep only families starting with one of ``prefixes``."""
+    snap = Snapshot()
+    for fam in text_string_to_metric_families(text):
+        if prefixes and not fam.name.startswith(tuple(prefixes)):
+            continue
+        if fam.name.endswith("_created"):
+            continue  # creation timestamps, not measurements
+        for s in fam.samples:
+            if s.name.endswith("_created"):
+                continue
+            if fam.type == "counter":
+                snap.counters[(s.name, _labelset(s.labels))] = float(s.value)
+            elif fam.type == "histogram":
+                _add_histogram_sample(snap, fam.name, s.name, s.labels, float(s.value))
+            elif fam.type == "summary" and s.name != fam.name:
+                snap.counters[(s.name, _labelset(s.labels))] = float(s.value)  # _sum, _count
+            else:  # gauge, unknown, summary quantiles, info, stateset
+                snap.gauges[(s.name, _labelset(s.labels))] = float(s.value)
+    return snap
+
+
+def _add_histogram_sample(
+    snap: Snapshot, family: str, name: str, labels: Mapping[str, str], value: float
+) -> None:
+    rest = {k: v for k, v in labels.items() if k != "le"}
+    hist = snap.histograms.setdefault((family, _labelset(rest)), Histogram())
+    if name.endswith("_bucket"):
+        hist.buckets[float(labels["le"])] = value
+    elif name.endswith("_sum"):
+        hist.sum = value
+    elif name.endswith("_count"):
+        hist.count = value
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus's ``histogram_quantile`` over (upper bound, cumulative count) pairs.
+
+    NaN when there are no observations or no ``+Inf`` bucket. A rank in the ``+Inf``
+    bucket answers the largest finite bound; the first bucket starts at 0 (or is its
+    bound, when that is not positive).
+    """
+    if not 0.0 <= q <= 1.0:
+        return math.nan if math.isnan(q) else (math.inf if q > 1 else -math.inf)
+    bs = sorted(buckets)
+    if len(bs) < 2 or not math.isinf(bs[-1][0]):
+        return math.nan
+    # Counts must not decrease with the bound; Prometheus repairs small violations the same way.
+    fixed: list[tuple[float, float]] = []
+    top = 0.0
+    for bound, count in bs:
+        top = max(top, count)
+        fixed.append((bound, top))
+    total = fixed[-1][1]
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    b = next(i for i, (_, c) in enumerate(fixed) if c >= rank)
+    if b == len(fixed) - 1:
+        return fixed[-2][0]
+    if b == 0 and fixed[0][0] <= 0:
+        return fixed[0][0]
+    start = 0.0 if b == 0 else fixed[b - 1][0]
+    end, count = fixed[b]
+    below = 0.0 if b == 0 else fixed[b - 1][1]
+    in_bucket = count - below
+    if in_bucket <= 0:
+        return end
+    return start + (end - start) * ((rank - below) / in_bucket)
+
+
+def _increase(cur: float, prev: float) -> float:
+    # A counter that went down was reset; everything it holds now is new.
+    return cur if cur < prev else cur - prev
+
+
+class ScrapeWindow:
+    """Turns consecutive snapshots into ``MetricSample``s (rates, percentiles, gauges)."""
+
+    def __init__(
+        self,
+        quantiles: Iterable[float] = DEFAULT_QUANTILES,
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.quantiles = tuple(quantiles)
+        for q in self.quantiles:
+            if not 0.0 < q < 1.0:
+                raise ValueError(f"quantiles: {q} is not between 0 and 1")
+        self.extra_labels = dict(extra_labels or {})
+        self.resets = 0
+        self._prev: Snapshot | None = None
+        self._prev_ts: float | None = None
+
+    def update(self, snap: Snapshot, ts: float) -> list[MetricSample]:
+        when = datetime.fromtimestamp(ts, UTC)
+        out = [self._sample(when, name, labels, v) for (name, labels), v in snap.gauges.items()]
+        prev, prev_ts = self._prev, self._prev_ts
+        if prev is not None and prev_ts is not None and ts > prev_ts:
+            dt = ts - prev_ts
+            out.extend(self._counter_rates(snap, prev, dt, when))
+            out.extend(self._histogram_windows(snap, prev, dt, when))
+        if prev_ts is None or ts > prev_ts:
+            self._prev, self._prev_ts = snap, ts
+        return [s for s in out if s is not None]
+
+    def _counter_rates(
+        self, snap: Snapshot, prev: Snapshot, dt: float, when: datetime
+    ) -> Iterable[MetricSample | None]:
+        for sid, cur in snap.counters.items():
+            before = prev.counters.get(sid)
+            if before is None:
+                continue  # a new series: its rate is known from the next scrape
+            if cur < before:
+                self.resets += 1
+            yield self._sample(when, f"{sid[0]}:rate", sid[1], _increase(cur, before) / dt)
+
+    def _histogram_windows(
+        self, snap: Snapshot, prev: Snapshot, dt: float, when: datetime
+    ) -> Iterable[MetricSample | None]:
+        for (family, labels), cur in snap.histograms.items():
+            before = prev.histograms.get((family, labels))
+            if before is None:
+                continue
+            reset = cur.count < before.count or any(
+                cur.buckets.get(le, 0.0) < c for le, c in before.buckets.items()
+            )
+            if reset:
+                self.resets += 1
+                before = Histogram()
+            n = cur.count - before.count
+            yield self._sample(when, f"{family}:rate", labels, n / dt)
+            if n <= 0:
+                continue
+            yield self._sample(when, f"{family}:mean", labels, (cur.sum - before.sum) / n)
+            deltas = [(le, c - before.buckets.get(le, 0.0)) for le, c in cur.buckets.items()]
+            for q in self.quantiles:
+                value = histogram_quantile(q, deltas)
+                yield self._sample(when, f"{family}:p{_pct(q)}", labels, value)
+
+    def _sample(
+        self, when: datetime, name: str, labels: LabelSet, value: float
+    ) -> MetricSample | None:
+        if not math.isfinite(value):
+            return None
+        merged = {**self.extra_labels, **dict(labels)}
+        if len(merged) > MAX_LABELS:
+            merged = dict(sorted(merged.items())[:MAX_LABELS])
+        return MetricSample(ts=when, name=name, labels=merged, value=value)
+
+
+def _pct(q: float) -> str:
+    # 0.5 -> "50", 0.99 -> "99", 0.999 -> "99_9": usable in a metric name.
+    return f"{q * 100:g}".replace(".", "_")
+
+
+def fetch(url: str, timeout_s: float = 10.0) -> str:
+    """GET the exposition text; raises ``OSError`` (URLError, HTTPError, timeouts) on failure."""
+    req = urllib.request.Request(url, headers={"Accept": "text/plain;version=0.0.4"})
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        body: bytes = resp.read()
+        charset = resp.headers.get_content_charset() or "utf-8"
+    return body.decode(charset, errors="replace")
+
+
+class MetricPublisher:
+    """Non-blocking publisher of ``MetricSample``s, keyed by series."""
+
+    def __init__(self, client: Mapping[str, str], topic: str = DEFAULT_METRICS_TOPIC) -> None:
+        self.topic = topic
+        self._producer = KeyedProducer(client, {"linger.ms": 50})
+
+    def __call__(self, sample: MetricSample) -> bool:
+        return self._producer.send(self.topic, series_key(sample.name, sample.labels), sample)
+
+    def flush(self, timeout_s: float = 10.0) -> int:
+        return self._producer.flush(timeout_s)
+
+    def close(self, timeout_s: float = 10.0) -> int:
+        return self._producer.close(timeout_s)
+
+    def stats(self) -> PublisherStats:
+        return self._producer.stats()
+
+
+class Scraper:
+    """Fetch, parse, window, publish; ``scrape_once`` is one tick, ``run`` the loop."""
+
+    def __init__(
+        self,
+        url: str,
+        publish: Callable[[MetricSample], object],
+        *,
+        prefixes: Sequence[str] = (),
+        quantiles: Iterable[float] = DEFAULT_QUANTILES,
+        clock: Callable[[], float] = time.time,
+        timeout_s: float = 10.0,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"url: expected http(s)://host:port/metrics, got {url!r}")
+        self.url = url
+        self.publish = publish
+        self.prefixes = tuple(prefixes)
+        self.window = ScrapeWindow(quantiles, {"instance": parts.netloc})
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.failures = 0
+        self.last_error: str | None = None
+        self.published = 0
+
+    def scrape_once(self) -> list[MetricSample]:
+        """One scrape; a failed fetch is counted and yields nothing (the window keeps its base)."""
+        try:
+            text = fetch(self.url, self.timeout_s)
+        except (OSError, ValueError) as exc:
+            self.failures += 1
+            self.last_error = str(exc)
+            return []
+        samples = self.window.update(parse_exposition(text, self.prefixes), self.clock())
+        for s in samples:
+            self.publish(s)
+        self.published += len(samples)
+        return samples
+
+    def run(
+        self,
+        interval_s: float,
+        duration_s: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        if interval_s <= 0:
+            raise ValueError("interval: must be positive")
+        halt = stop if stop is not None else threading.Event()
+        end = None if duration_s is None else time.monotonic() + duration_s
+        next_tick = time.monotonic()
+        while not halt.is_set():
+            if end is not None and time.monotonic() >= end:
+                break
+            self.scrape_once()
+            next_tick = max(next_tick + interval_s, time.monotonic())
+            target = next_tick if end is None else min(next_tick, end)
+            halt.wait(max(0.0, target - time.monotonic()))
+        return self.published

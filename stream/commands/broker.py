@@ -1,0 +1,43 @@
+"""``llmwatch broker``: run the embedded Kafka-protocol broker and print its address."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from stream.commands.simulate import parse_duration
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "broker",
+        help="run an in-memory Kafka-protocol broker (librdkafka mock cluster) for demos/tests",
+        description=(
+            "Prints the bootstrap address (set it as LLMWATCH_BOOTSTRAP_SERVERS for the other "
+            "commands) and serves until Ctrl-C or --duration. In memory: nothing survives a stop."
+        ),
+    )
+    p.add_argument("--duration", type=parse_duration, default=None, help="stop after e.g. 10m")
+    p.add_argument("--brokers", type=int, default=1, help="mock cluster size (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    from stream.broker import EmbeddedBroker
+
+    done = stop if stop is not None else threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # Containers stop with SIGTERM: shut down as cleanly as on Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        with EmbeddedBroker(num_brokers=args.brokers) as bootstrap:
+            print(bootstrap, flush=True)
+            # Event.wait wakes for Ctrl-C (KeyboardInterrupt) as well as for the duration.
+            done.wait(args.duration)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
