@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the tools tests/deploy runs for real: docker-compose (parses compose files
+# without a Docker engine), prometheus and promtool. Idempotent: when every tool is
+# already there it returns in milliseconds without touching apt.
+set -euo pipefail
+
+need=()
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+echo "deploy-check-deps: installing ${need[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The Debian package starts a system Prometheus where systemd runs; the tests start their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $sudo systemctl stop prometheus || true
+fi
