@@ -1,0 +1,58 @@
+"""``llmwatch worker``: run the streaming worker (Faust) against Kafka or an embedded broker."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Any
+
+_LOGLEVELS = ("crit", "error", "warn", "info", "debug")
+# Faust (mode) knows only the short names.
+_LEVEL_NAMES = {"critical": "crit", "warning": "warn"}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="consume the event topics, detect anomalies, publish alerts (Faust worker)",
+        description=(
+            "Runs the detectors and the alert lifecycle over the llmwatch topics. With no "
+            "LLMWATCH_BOOTSTRAP_SERVERS an embedded Kafka-protocol broker is started in "
+            "this process and its address printed. Web: /healthz, /metrics, /alerts."
+        ),
+    )
+    p.add_argument("--config", type=Path, default=None, help="detector/lifecycle YAML or TOML")
+    p.add_argument(
+        "--loglevel", choices=_LOGLEVELS, default=None, help="default: LLMWATCH_LOG_LEVEL or warn"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from stream.app import create_app
+    from stream.config import load_config
+    from stream.settings import load_settings
+
+    settings = load_settings()
+    # Fail on a bad config file before any broker starts.
+    config = load_config(args.config if args.config is not None else settings.config)
+    with contextlib.ExitStack() as stack:
+        if not settings.bootstrap_servers:
+            from stream.broker import EmbeddedBroker
+
+            address = stack.enter_context(EmbeddedBroker())
+            settings = settings.model_copy(update={"bootstrap_servers": address})
+            print(f"embedded broker listening on {address}", flush=True)
+        app = create_app(settings, config)
+        level = args.loglevel or settings.log_level
+        print(
+            f"llmwatch worker: brokers {settings.bootstrap_servers}, "
+            f"web http://127.0.0.1:{settings.web_port}/healthz",
+            flush=True,
+        )
+        worker = faust.Worker(app, loglevel=_LEVEL_NAMES.get(level, level), quiet=True)
+        worker.execute_from_commandline()  # returns when the worker stops (signal)
+    return 0

@@ -1,0 +1,213 @@
+"""Prometheus metrics of one worker, in a registry of its own.
+
+Each worker (and each test) gets a fresh ``WorkerMetrics``, so nothing is shared
+through prometheus-client's global default registry and two apps in one process
+never collide on metric names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "FleetMetrics",
+    "NotifierMetrics",
+    "WorkerMetrics",
+    "reason_class",
+]
+
+_BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+# Whole-message failures ("$") carry no field, so their class comes from the reason.
+_WHOLE_MESSAGE = (
+    ("not valid JSON", "json"),
+    ("expected a JSON object", "not_object"),
+    ("over the limit", "too_large"),
+    ("not bytes", "not_bytes"),
+)
+
+
+def reason_class(reason: str, location: str) -> str:
+    """A bounded label for a reject: the offending top-level field, or what was wrong.
+
+    Field names come from the wire models, so the label set stays small whatever
+    the messages contain.
+    """
+    if location and location != "$":
+        return location.split(".", 1)[0]
+    for needle, name in _WHOLE_MESSAGE:
+        if needle in reason:
+            return name
+    return "invalid"
+
+
+class WorkerMetrics:
+    """Every metric the worker exports; ``render()`` is the /metrics body."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter(
+            "llmwatch_events_in", "Messages consumed, by source topic", ["topic"], registry=r
+        )
+        self.events_accepted = Counter(
+            "llmwatch_events_accepted",
+            "Messages that decoded and reached the detectors",
+            ["topic"],
+            registry=r,
+        )
+        self.rejects = Counter(
+            "llmwatch_rejects",
+            "Messages sent to the dead-letter topic, by source topic and reason class",
+            ["topic", "reason_class"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "llmwatch_batch_seconds",
+            "Wall time to decode, score and publish one batch",
+            ["topic"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "llmwatch_batch_size",
+            "Messages per batch",
+            ["topic"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+            registry=r,
+        )
+        self.detector_seconds = Histogram(
+            "llmwatch_detector_seconds",
+            "Wall time in the engine (detectors and alert lifecycle) per batch, by event kind",
+            ["kind"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "llmwatch_consumer_lag",
+            "Messages between the last one processed and the partition's high watermark",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.active_series = Gauge(
+            "llmwatch_active_series",
+            "Series with learned state, summed over this worker's engines, by detector",
+            ["detector"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "llmwatch_alerts",
+            "Alert events published, by status and severity",
+            ["status", "severity"],
+            registry=r,
+        )
+        self.active_alerts = Gauge(
+            "llmwatch_active_alerts",
+            "Alerts currently firing on this worker, by severity",
+            ["severity"],
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "llmwatch_checkpoints",
+            "Engine snapshots written to the state changelog",
+            registry=r,
+        )
+        self.engines = Gauge(
+            "llmwatch_engines", "Source partitions with a live engine on this worker", registry=r
+        )
+        self.watermark = Gauge(
+            "llmwatch_watermark_seconds",
+            "Highest event time seen by this worker's engines (epoch seconds)",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class FleetMetrics:
+    """What the worker has learned about the fleet, for the fleet dashboard.
+
+    Registered next to ``WorkerMetrics`` (same registry). Labels are series
+    labels from the wire models, so cardinality is the number of live series.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.latency_ms = Gauge(
+            "llmwatch_fleet_latency_ms",
+            "Observed request latency quantile over the last batch window",
+            ["model", "model_version", "gateway", "metric", "quantile"],
+            registry=r,
+        )
+        self.baseline_ms = Gauge(
+            "llmwatch_fleet_baseline_ms",
+            "The latency detector's learned baseline: expected value and alert bounds",
+            ["model", "model_version", "gateway", "metric", "bound"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "llmwatch_fleet_requests",
+            "Inference events seen, by series and status",
+            ["model", "model_version", "gateway", "status"],
+            registry=r,
+        )
+        self.gpu_value = Gauge(
+            "llmwatch_fleet_gpu",
+            "Last GPU sample per device: temp_c, sm_util_pct, mem_used_mib, power_w, sm_clock_mhz",
+            ["host", "gpu_uuid", "metric"],
+            registry=r,
+        )
+        self.gpu_xid = Counter(
+            "llmwatch_fleet_gpu_xid_errors",
+            "XID errors reported by GPU agents",
+            ["host", "gpu_uuid"],
+            registry=r,
+        )
+        self.gpu_throttled = Gauge(
+            "llmwatch_fleet_gpu_throttled",
+            "1 while the GPU reports a throttling clocks-event reason",
+            ["host", "gpu_uuid"],
+            registry=r,
+        )
+
+
+class NotifierMetrics:
+    """Every metric the notifier (``llmwatch notify``) exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.alerts_in = Counter(
+            "llmwatch_notify_alerts_in", "Alert events consumed from the alerts topic", registry=r
+        )
+        self.deliveries = Counter(
+            "llmwatch_notify_deliveries",
+            "Finished deliveries, by receiver and outcome (sent, deduplicated, dead_lettered)",
+            ["receiver", "outcome"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "llmwatch_notify_retries",
+            "Delivery attempts after the first, by receiver",
+            ["receiver"],
+            registry=r,
+        )
+        self.delivery_seconds = Histogram(
+            "llmwatch_notify_delivery_seconds",
+            "Wall time from first attempt to final outcome, by receiver",
+            ["receiver"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "llmwatch_notify_consumer_lag",
+            "Alert events not yet consumed by the notifier",
+            ["partition"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

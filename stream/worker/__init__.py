@@ -1,0 +1,1 @@
+"""The streaming worker's parts that are not Faust wiring: engines, batches, state, web."""

@@ -1,0 +1,144 @@
+"""BatchProcessor + EnginePool: the worker's decisions, with no broker and a fake clock."""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from schemas.models import AlertStatus
+from stream.config import LlmwatchConfig
+from stream.metrics import WorkerMetrics
+from stream.simulate import FleetSpec, Incident, simulate
+from stream.worker.engines import EnginePool
+from stream.worker.ingest import BatchProcessor
+
+SPEC = FleetSpec(duration_s=240, rate=15, hosts=3, gpus_per_host=1, gpu_interval_s=5)
+BURST = Incident(
+    kind="error_burst",
+    start_offset_s=120,
+    duration_s=100,
+    severity=2.5,
+    target={"gateway": "gw-us-east", "model": "llama-3-8b"},
+)
+T_END = SPEC.start.timestamp() + SPEC.duration_s
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _batches() -> Iterator[tuple[str, list[bytes]]]:
+    for chunk in simulate(SPEC, [BURST]):
+        by_kind: dict[str, list[bytes]] = defaultdict(list)
+        for event in chunk:
+            by_kind[event["kind"]].append(orjson.dumps(event))
+        yield from by_kind.items()
+
+
+@pytest.fixture(scope="module")
+def batches() -> list[tuple[str, list[bytes]]]:
+    return list(_batches())
+
+
+def _processor(clock: Clock, saved: dict[int, bytes] | None = None) -> BatchProcessor:
+    pool = EnginePool(LlmwatchConfig(), every_batches=5, every_s=60)
+    store = saved if saved is not None else {}
+    return BatchProcessor(pool, WorkerMetrics(), load=store.get, clock=clock, idle_after_s=5)
+
+
+def _error_alerts(alerts: list) -> list:  # type: ignore[type-arg]
+    return [
+        a
+        for a in alerts
+        if a.detector == "error_rate"
+        and a.labels.get("gateway") == "gw-us-east"
+        and a.labels.get("model") == "llama-3-8b"
+    ]
+
+
+def test_rejects_become_dead_letters_with_offsets(batches: list[tuple[str, list[bytes]]]) -> None:
+    proc = _processor(Clock(T_END + 10))
+    kind, raws = next((k, r) for k, r in batches if k == "inference")
+    bad = [b"{not json", orjson.dumps({**orjson.loads(raws[0]), "latency_ms": -5}), b"[1]"]
+    mixed = [raws[0], bad[0], raws[1], bad[1], bad[2]]
+    out = proc.process(kind=kind, topic="in", partition=2, raws=mixed, offsets=[10, 11, 12, 13, 14])
+    assert out.accepted == 2
+    assert [(d.offset, d.partition, d.topic) for d in out.dead_letters] == [
+        (11, 2, "in"),
+        (13, 2, "in"),
+        (14, 2, "in"),
+    ]
+    assert [base64.b64decode(d.raw_b64) for d in out.dead_letters] == [bad[0], bad[1], bad[2]]
+    assert "latency_ms" in out.dead_letters[1].reason
+    text = proc.metrics.render().decode()
+    assert 'llmwatch_rejects_total{reason_class="json",topic="in"} 1.0' in text
+    assert 'llmwatch_rejects_total{reason_class="latency_ms",topic="in"} 1.0' in text
+    assert 'llmwatch_events_in_total{topic="in"} 5.0' in text
+
+
+def test_injected_error_burst_fires_once(batches: list[tuple[str, list[bytes]]]) -> None:
+    proc = _processor(Clock(T_END + 10))
+    alerts = []
+    for kind, raws in batches:
+        alerts += proc.process(kind=kind, topic=kind, partition=0, raws=raws).alerts
+    firing = [a for a in _error_alerts(alerts) if a.status is AlertStatus.FIRING]
+    assert firing, [a.title for a in alerts]
+    # The lifecycle never fires the same alert twice while it is open.
+    assert len({a.alert_id for a in firing}) == len(firing)
+    assert any(a.detector == "error_rate" for a in proc.pool.active_alerts())
+
+
+def test_restart_from_checkpoint_does_not_fire_again(
+    batches: list[tuple[str, list[bytes]]],
+) -> None:
+    clock = Clock(T_END + 10)
+    first = _processor(clock)
+    half = len(batches) * 3 // 4
+    before = []
+    for kind, raws in batches[:half]:
+        before += first.process(kind=kind, topic=kind, partition=0, raws=raws).alerts
+    assert any(a.status is AlertStatus.FIRING for a in _error_alerts(before))
+    saved = {0: first.pool.engines[0].snapshot()}
+
+    second = _processor(clock, saved)  # a new worker that recovered the table
+    after = []
+    for kind, raws in batches[half:]:
+        after += second.process(kind=kind, topic=kind, partition=0, raws=raws).alerts
+    assert 0 in second.pool.restored
+    assert not [a for a in _error_alerts(after) if a.status is AlertStatus.FIRING]
+
+
+def test_checkpoint_due_after_n_batches_or_t_seconds() -> None:
+    clock = Clock(1000.0)
+    pool = EnginePool(LlmwatchConfig(), every_batches=3, every_s=30)
+    pool.get(1, lambda p: None, clock())
+    pool.get(2, lambda p: None, clock())
+    for _ in range(3):
+        pool.touched(1)
+    pool.touched(2)
+    assert pool.due(clock()) == [1]
+    pool.saved(1, clock())
+    assert pool.due(clock() + 31) == [2]
+    assert pool.dirty() == [2]
+
+
+def test_idle_partition_advances_by_wall_time(batches: list[tuple[str, list[bytes]]]) -> None:
+    clock = Clock(T_END + 10)
+    proc = _processor(clock)
+    kind, raws = batches[0]
+    proc.process(kind=kind, topic=kind, partition=3, raws=raws)
+    mark = proc.pool.engines[3].watermark
+    clock.t += 2
+    proc.advance_idle()
+    assert proc.pool.engines[3].watermark == mark  # not idle long enough yet
+    clock.t += 28
+    proc.advance_idle()
+    assert proc.pool.engines[3].watermark == pytest.approx(mark + 30)
