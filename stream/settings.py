@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     topic_feedback: TopicName = "llmwatch.feedback"
     topic_alerts: TopicName = "llmwatch.alerts"
     topic_deadletter: TopicName = "llmwatch.deadletter"
+    # Compacted: silences and acknowledgements, keyed by id (survive restarts, shared).
+    topic_silences: TopicName = "llmwatch.silences"
     partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
 
     config: Path | None = None  # detector + lifecycle YAML/TOML (LLMWATCH_CONFIG)
@@ -69,6 +71,17 @@ class Settings(BaseSettings):
     log_level: LogLevel = "warn"
     # The node name an agent reports (GpuSample.host); default: this machine's hostname.
     host: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+
+    # Kafka protocol version to assume instead of asking the broker ("0.9" for 0.9.x
+    # brokers, which predate ApiVersions); None asks the broker, right for 0.10+.
+    broker_api_version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+){0,2}$")] | None = None
+
+    # Notifier worker (llmwatch notify): its consumer group, web port, and the token
+    # that mutating API calls (silences, acks) must carry; without one they are refused.
+    notify_group: Annotated[str, Field(min_length=1, max_length=249)] = "llmwatch-notify"
+    notify_web_port: Annotated[int, Field(ge=1, le=65535)] = 6067
+    notify_config: Path | None = None  # routing tree + receivers YAML (LLMWATCH_NOTIFY_CONFIG)
+    api_token: SecretStr | None = None
 
     # Notifier endpoints and secrets (used by the notifier worker only).
     slack_webhook_url: SecretStr | None = None
@@ -155,6 +168,10 @@ def kafka_client_config(settings: Settings) -> dict[str, str]:
         "bootstrap.servers": settings.bootstrap_servers,
         "security.protocol": settings.security_protocol.lower(),
     }
+    if settings.broker_api_version is not None:
+        # 0.9 brokers do not answer ApiVersions; librdkafka must be told what they speak.
+        conf["api.version.request"] = "false"
+        conf["broker.version.fallback"] = settings.broker_api_version
     if settings.sasl_mechanism is not None:
         conf["sasl.mechanism"] = settings.sasl_mechanism
     if settings.sasl_username is not None:
