@@ -71,7 +71,7 @@ def test_workers_share_one_group_and_are_scraped() -> None:
     dns = jobs["llmwatch-worker"]["dns_sd_configs"][0]
     assert dns["names"] == ["worker"]
     assert str(dns["port"]) == worker["environment"]["LLMWATCH_WEB_PORT"]
-    notifier_port = cfg["notifier"]["environment"]["LLMWATCH_WEB_PORT"]
+    notifier_port = cfg["notifier"]["environment"]["LLMWATCH_NOTIFY_WEB_PORT"]
     assert jobs["llmwatch-notifier"]["static_configs"][0]["targets"] == [
         f"notifier:{notifier_port}"
     ]
