@@ -208,6 +208,39 @@ class NotifierMetrics:
             ["partition"],
             registry=r,
         )
+        self.silenced = Counter(
+            "llmwatch_notify_silenced",
+            "Deliveries not made because a silence matched, by receiver",
+            ["receiver"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "llmwatch_notify_in_flight",
+            "Alert events consumed but not yet finished by every receiver",
+            registry=r,
+        )
+        self.oldest_undelivered = Gauge(
+            "llmwatch_notify_oldest_undelivered_seconds",
+            "Age of the oldest alert event some receiver has not finished (0 when none)",
+            registry=r,
+        )
+        self.paused = Gauge(
+            "llmwatch_notify_paused",
+            "1 while consumption is paused because the in-flight window is full",
+            registry=r,
+        )
+        self.active_silences = Gauge(
+            "llmwatch_notify_active_silences", "Silences in force now", registry=r
+        )
+        self.active_acks = Gauge(
+            "llmwatch_notify_active_acks", "Unexpired acknowledgements", registry=r
+        )
+        self.deadletter_writes = Counter(
+            "llmwatch_notify_deadletter_writes",
+            "Records written to the dead-letter topic by the notifier, by reason class",
+            ["reason_class"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

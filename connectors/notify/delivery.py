@@ -163,11 +163,21 @@ class Dispatcher:
             return list(self._lanes)
         return self._router.receivers_for(alert)
 
-    def submit(self, alert: Alert) -> list[asyncio.Future[DeliveryResult]]:
-        """Queue the alert on each routed receiver's lane and return at once."""
+    def delivered(self, receiver: str, alert: Alert, phase: str) -> bool:
+        """Whether ``receiver`` got (or gave up on) this episode's ``phase``."""
+        return self.ledger.seen(_key(receiver, alert, phase))
+
+    def submit(
+        self, alert: Alert, only: Iterable[str] | None = None
+    ) -> list[asyncio.Future[DeliveryResult]]:
+        """Queue the alert on each routed receiver's lane (or those of ``only``) at once."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[DeliveryResult]] = []
-        for name in self.route(alert):
+        names = self.route(alert)
+        if only is not None:
+            keep = set(only)
+            names = [n for n in names if n in keep]
+        for name in names:
             future: asyncio.Future[DeliveryResult] = loop.create_future()
             future.add_done_callback(self._count)
             lane = self._lanes.get(name)

@@ -104,8 +104,9 @@ class FakeService:
         if reply.action == "hang":
             await self._release.wait()
         if reply.action in ("hang", "drop"):
-            assert request.transport is not None
-            request.transport.abort()
+            # After a hang the client may have gone already; then there is nothing to drop.
+            if request.transport is not None:
+                request.transport.abort()
             return web.Response(status=500)
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
 
@@ -353,3 +354,41 @@ def resolved(alert: Any) -> Any:
     data = alert.model_dump()
     data.update(status="resolved", ends_at=alert.starts_at.replace(hour=13))
     return type(alert).model_validate(data)
+
+
+class SteppedClock:
+    """Time moves only when the test calls ``advance``; sleepers wait for it.
+
+    For outages measured in simulated minutes: a lane backing off sleeps here
+    until the test moves time past its wake-up, while everything else runs.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.t = start
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    @property
+    def sleepers(self) -> int:
+        return sum(1 for _, f in self._waiters if not f.done())
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self.t + seconds, future))
+        await future
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        keep = []
+        for wake, future in self._waiters:
+            if wake <= self.t:
+                if not future.done():
+                    future.set_result(None)
+            elif not future.done():
+                keep.append((wake, future))
+        self._waiters = keep

@@ -1,0 +1,176 @@
+"""The notifier's YAML: receivers and the routing tree, checked at start.
+
+Secrets never live in this file: each receiver takes its secret from Settings
+(``LLMWATCH_PAGERDUTY_ROUTING_KEY`` and friends) or from a ``*_file`` path (a
+mounted Kubernetes/Docker secret). A secret written inline is refused, naming
+the field, so a config file can be committed and shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from connectors.notify import Route, RoutingConfig
+
+# Receiver fields that would hold a secret; inline values are refused.
+_INLINE_SECRETS = ("routing_key", "url", "token", "hmac_secret")
+_NAME = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class NotifyConfigError(ValueError):
+    """A bad notifier config; the message names the field, never a secret."""
+
+
+class _Receiver(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: _NAME
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in _INLINE_SECRETS:
+                if key in data:
+                    raise ValueError(
+                        f"{key}: secrets may not be written in the config file; "
+                        f"use {key}_file or the LLMWATCH_* environment variable"
+                    )
+        return data
+
+
+class PagerDutyReceiver(_Receiver):
+    type: Literal["pagerduty"]
+    routing_key_file: Path | None = None
+    api_url: str = "https://events.pagerduty.com/v2/enqueue"
+    client_url: str | None = None
+
+
+class SlackWebhookReceiver(_Receiver):
+    type: Literal["slack_webhook"]
+    url_file: Path | None = None
+
+
+class SlackBotReceiver(_Receiver):
+    type: Literal["slack_bot"]
+    token_file: Path | None = None
+    channel: str | None = None
+    api_base_url: str = "https://slack.com/api/"
+    resolve_mode: Literal["update", "thread", "both"] = "update"
+
+
+class WebhookReceiver(_Receiver):
+    type: Literal["webhook"]
+    url_file: Path | None = None
+    hmac_secret_file: Path | None = None
+    external_url: str = ""
+    rate_per_s: float | None = Field(None, gt=0)
+
+
+class ConsoleReceiver(_Receiver):
+    type: Literal["console"]
+    path: Path | None = None
+
+
+Receiver = Annotated[
+    PagerDutyReceiver | SlackWebhookReceiver | SlackBotReceiver | WebhookReceiver | ConsoleReceiver,
+    Field(discriminator="type"),
+]
+
+
+class RetryConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_s: float = Field(1.0, gt=0)
+    cap_s: float = Field(60.0, gt=0)
+    deadline_s: float = Field(3600.0, gt=0)
+
+
+class NotifyConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    receivers: list[Receiver] = Field(min_length=1)
+    route: Route
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    # Alerts consumed but not yet finished by every receiver; past it, consumption pauses.
+    max_in_flight: int = Field(10_000, ge=1, le=1_000_000)
+    # How long an acknowledgement lasts when the request names no expiry.
+    default_ack_ttl_s: float = Field(4 * 3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> NotifyConfig:
+        names = [r.name for r in self.receivers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"receivers: duplicate name(s) {', '.join(dupes)}")
+        # RoutingConfig checks every receiver the tree names and names the bad one.
+        RoutingConfig(route=self.route, receivers=names)
+        return self
+
+    def routing(self) -> RoutingConfig:
+        return RoutingConfig(route=self.route, receivers=[r.name for r in self.receivers])
+
+
+def default_config(receivers: list[Receiver] | None = None) -> NotifyConfig:
+    """No file: every receiver whose secret is set, plus the console; all get every alert."""
+    found = list(receivers or [])
+    found.append(ConsoleReceiver(type="console", name="console"))
+    root = Route(
+        receiver=found[0].name,
+        routes=[Route(receiver=r.name, continue_=True) for r in found],
+    )
+    return NotifyConfig(receivers=found, route=root)
+
+
+_TYPES = frozenset({"pagerduty", "slack_webhook", "slack_bot", "webhook", "console"})
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ""
+        for part in err["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif part not in _TYPES:  # the union's tag adds nothing for a reader
+                loc += f".{part}" if loc else str(part)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def parse_config(data: Any, source: str = "notify config") -> NotifyConfig:
+    if not isinstance(data, dict):
+        raise NotifyConfigError(f"{source}: expected a mapping with receivers and route")
+    try:
+        return NotifyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise NotifyConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def load_config(path: Path) -> NotifyConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NotifyConfigError(f"notify_config: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise NotifyConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def read_secret(path: Path, field: str) -> SecretStr:
+    """One secret from a file (trailing newline dropped); the error names the field only."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise NotifyConfigError(f"{field}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise NotifyConfigError(f"{field}: {path} is empty")
+    return SecretStr(value)

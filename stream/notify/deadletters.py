@@ -1,0 +1,47 @@
+"""Notifier dead letters: the alert, the receiver, the reason and the response, redacted."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+from connectors.notify import DeliveryResult, Redactor
+from schemas.models import DeadLetter, dump_json
+
+
+def reason_class(result: DeliveryResult) -> str:
+    """A bounded label for metrics: the HTTP status class or what went wrong."""
+    if result.http_status is not None:
+        return f"http_{result.http_status // 100}xx"
+    if result.detail.startswith("no receiver named"):
+        return "unknown_receiver"
+    if result.detail.startswith("gave up"):
+        return "deadline"
+    return "other"
+
+
+def dead_letter(
+    result: DeliveryResult,
+    raw: bytes,
+    topic: str,
+    partition: int | None,
+    offset: int | None,
+    redact: Redactor,
+    now: float,
+) -> bytes:
+    """One record for the dead-letter topic; every text passes the redactor once more."""
+    status = f" (HTTP {result.http_status})" if result.http_status is not None else ""
+    reason = (
+        f"notifier: {result.phase} for {result.fingerprint} not delivered to "
+        f"{result.receiver}{status} after {result.attempts} attempt(s): {result.detail}"
+    )
+    record = DeadLetter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        raw_b64=base64.b64encode(redact(raw.decode("utf-8", "replace")).encode()).decode(),
+        reason=redact(reason)[:4000],
+        location=f"receiver:{result.receiver}",
+        ts=dt.datetime.fromtimestamp(now, dt.UTC),
+    )
+    return dump_json(record)

@@ -1,0 +1,72 @@
+"""The alerts this notifier has seen: active (firing) by fingerprint, plus recent events.
+
+Active alerts are kept in a JSON file too, so after a restart an acknowledgement
+can still find the alert it acknowledges (its offset is already committed, so the
+alert will not be read again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import Any
+
+from connectors.notify.stores import atomic_write
+from schemas.models import Alert, AlertStatus
+
+log = logging.getLogger("llmwatch.notify")
+
+
+class RecentAlerts:
+    def __init__(self, path: Path | None, capacity: int = 5000, recent: int = 200) -> None:
+        self._path = path
+        self._capacity = capacity
+        self.active: OrderedDict[str, Alert] = OrderedDict()
+        self.outcomes: dict[str, dict[str, str]] = {}  # fingerprint -> receiver -> outcome
+        self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
+        self._dirty = False
+        if path is not None and path.exists():
+            try:
+                for raw in json.loads(path.read_text(encoding="utf-8")):
+                    alert = Alert.model_validate(raw)
+                    self.active[alert.fingerprint] = alert
+            except (ValueError, TypeError) as exc:
+                # A damaged cache only costs the ack lookups; never the notifier.
+                log.error("ignored unreadable %s: %s", path, type(exc).__name__)
+
+    def seen(self, alert: Alert, silenced_by: str | None) -> None:
+        fp = alert.fingerprint
+        if alert.status == AlertStatus.FIRING:
+            self.active[fp] = alert
+            self.active.move_to_end(fp)
+            while len(self.active) > self._capacity:
+                old, _ = self.active.popitem(last=False)
+                self.outcomes.pop(old, None)
+        else:
+            self.active.pop(fp, None)
+            self.outcomes.pop(fp, None)
+        self.recent.append(
+            {
+                "alert": alert.model_dump(mode="json", exclude_none=True),
+                "silenced_by": silenced_by,
+            }
+        )
+        self._dirty = True
+
+    def outcome(self, fingerprint: str, receiver: str, outcome: str) -> None:
+        if fingerprint in self.active:
+            self.outcomes.setdefault(fingerprint, {})[receiver] = outcome
+
+    def get(self, fingerprint: str) -> Alert | None:
+        return self.active.get(fingerprint)
+
+    def flush(self) -> None:
+        """Write the active alerts if they changed (the caller batches: at most every second)."""
+        if self._dirty and self._path is not None:
+            self._dirty = False
+            atomic_write(
+                self._path,
+                [a.model_dump(mode="json", exclude_none=True) for a in self.active.values()],
+            )
