@@ -28,6 +28,10 @@ def _kind(kind: str) -> list[dict[str, Any]]:
     return [d for _, d in _docs() if d["kind"] == kind]
 
 
+def _named(kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in _kind(kind) if d["metadata"]["name"] == name)
+
+
 _OBJ = {"type": "object"}
 
 
@@ -189,7 +193,7 @@ def test_manifest_validates(path_doc: tuple[Path, dict[str, Any]]) -> None:
 
 
 def test_validator_rejects_a_misspelt_field() -> None:
-    sts = copy.deepcopy(_kind("StatefulSet")[0])
+    sts = copy.deepcopy(_named("StatefulSet", "llmwatch-worker"))
     sts["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(sts)
@@ -204,8 +208,11 @@ def test_kustomization_lists_existing_files() -> None:
         assert (K8S / name).is_file(), name
 
 
-def test_worker_keeps_state_on_a_volume() -> None:
-    sts = _kind("StatefulSet")[0]
+@pytest.mark.parametrize("name", ["llmwatch-worker", "llmwatch-notifier"])
+def test_state_is_kept_on_a_volume(name: str) -> None:
+    # Worker: RocksDB cache of the changelog. Notifier: the delivery ledger that stops
+    # a restarted notifier from paging again.
+    sts = _named("StatefulSet", name)
     claims = {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
     container = sts["spec"]["template"]["spec"]["containers"][0]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
@@ -240,7 +247,7 @@ def test_keda_does_not_scale_past_the_partitions() -> None:
     trigger = scaled["spec"]["triggers"][0]["metadata"]
     topics = {t["spec"]["topicName"]: t["spec"]["partitions"] for t in _kind("KafkaTopic")}
     assert scaled["spec"]["maxReplicaCount"] <= topics[trigger["topic"]]
-    assert scaled["spec"]["scaleTargetRef"]["name"] == _kind("StatefulSet")[0]["metadata"]["name"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "llmwatch-worker"
 
 
 def test_history_and_silence_topics_are_compacted() -> None:
