@@ -383,6 +383,24 @@ def service() -> dict[str, Any]:
                 ),
                 _panel("Notifier lag", [("sum (llmwatch_notify_consumer_lag)", "alerts waiting")]),
                 _panel(
+                    "Oldest undelivered alert",
+                    [
+                        ("max (llmwatch_notify_oldest_undelivered_seconds)", "age"),
+                        ("max (llmwatch_notify_paused)", "consumption paused"),
+                    ],
+                    unit="s",
+                ),
+                _panel(
+                    "Silenced deliveries",
+                    [
+                        (
+                            "sum by (receiver) (rate(llmwatch_notify_silenced_total[5m]))",
+                            "{{receiver}}",
+                        ),
+                        ("max (llmwatch_notify_active_silences)", "active silences"),
+                    ],
+                ),
+                _panel(
                     "Alerts consumed",
                     [("rate(llmwatch_notify_alerts_in_total[5m])", "{{instance}}")],
                     unit="ops",

@@ -69,6 +69,10 @@ def populated_registry() -> CollectorRegistry:
     n.retries.labels("slack").inc()
     n.delivery_seconds.labels("slack").observe(0.3)
     n.consumer_lag.labels("0").set(0)
+    n.silenced.labels("slack").inc()
+    n.oldest_undelivered.set(0)
+    n.paused.set(0)
+    n.active_silences.set(1)
     return w.registry
 
 
