@@ -53,6 +53,7 @@ class GpuState:
         "dbe",
         "dbe_delta",
         "dbe_ts",
+        "fast",
         "host",
         "last_ts",
         "mean_m",
@@ -89,6 +90,8 @@ class GpuState:
         self.mem_total = math.nan
         self.n_util = 0
         self.util_slow = self.util_fast = 0.0
+        # A second, short trend for leaks fast enough to fill the GPU within minutes.
+        self.fast: GpuState | None = None
 
     def update_leak(self, t: float, used: float, total: float, alpha: float) -> None:
         """Exponentially weighted regression of memory used on time (West's update)."""

@@ -6,6 +6,23 @@ baseline is gated: while the window quantile is above ``threshold_z`` it is not
 learned (it freezes), and after ``max_freeze_s`` of continuous freeze the current
 level is accepted as the new normal (the baseline restarts from it). Slots are
 ``sid * n_metrics + metric`` so every kernel sees flat 1-d state.
+
+Three guards keep ordinary life from paging:
+
+* warm-up: a slot scores 0 (and learns every row) until its baseline has ``warmup_s``
+  of event time behind it; a baseline fitted to a minute of data is mostly noise;
+* common mode: load moves every series' latency together (queueing and batch size grow
+  with traffic), so a quantile (``common_quantile``, the median by default) of the
+  log excess over baseline across the family's recently active, warm slots (when at
+  least ``min_peers`` of them) is taken off each slot's value before it is scored or
+  learned. Load lifts every series; an incident that hits a minority of them (a
+  gateway, a version, a host) barely moves the median, and series whose baseline is
+  frozen (an incident of their own) are left out of it. In a small family where one
+  incident hits half the series, a lower ``common_quantile`` keeps it visible, at the
+  price of excusing less of a load surge. Only slowdowns are excused, never speed-ups;
+* effect size: a z above threshold also needs the quantile at least
+  ``min_log_effect`` above its baseline, so a very steady series does not page on a
+  statistically clear but harmless change.
 """
 
 from __future__ import annotations
@@ -37,6 +54,11 @@ class QuantileParams:
     gamma: float
     n_buckets: int
     min_value: float = 1e-3
+    warmup_s: float = 0.0
+    common_mode: bool = False
+    min_peers: int = 3
+    common_quantile: float = 0.5
+    min_log_effect: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +93,9 @@ class QuantileBaseline:
         self.frozen_since = np.full(cap, np.nan, dtype=np.float64)
         self.last_z = np.zeros(cap, dtype=np.float64)
         self.last_q = np.full(cap, np.nan, dtype=np.float64)
+        self.born = np.full(cap, np.nan, dtype=np.float64)
+        self.excess = np.full(cap, np.nan, dtype=np.float64)
+        self.excess_t = np.full(cap, -np.inf, dtype=np.float64)
 
     _FILLS: tuple[tuple[str, Any], ...] = (
         ("counts", 0.0),
@@ -84,6 +109,9 @@ class QuantileBaseline:
         ("frozen_since", np.nan),
         ("last_z", 0.0),
         ("last_q", np.nan),
+        ("born", np.nan),
+        ("excess", np.nan),
+        ("excess_t", -np.inf),
     )
 
     def bytes_per_key(self) -> int:
@@ -91,7 +119,7 @@ class QuantileBaseline:
         per_slot = sum(
             getattr(self, name)[0].nbytes
             for name, _ in self._FILLS
-            if name not in ("last_z", "last_q")
+            if name not in ("last_z", "last_q", "excess", "excess_t")
         )
         return int(per_slot * self.n_metrics)
 
@@ -125,6 +153,35 @@ class QuantileBaseline:
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.where(eff >= p.min_window_count, np.log(q), np.nan)
+        finite = np.isfinite(y)
+        fresh = finite & np.isnan(self.born[slots])
+        if fresh.any():
+            np.fmin.at(self.born, slots[fresh], ts[fresh])
+        # Age at the batch's start: a slot is in or out of warm-up for the whole batch.
+        warm = (ts.min() - self.born[slots]) >= p.warmup_s
+        if p.common_mode:
+            y = y - self._common_mode(slots, ts, y, warm, metric)
+        mean_before = self.mean[slots]
+        z = np.zeros(len(slots), dtype=np.float64)
+        for part, gate in ((warm, p.threshold_z), (~warm, np.inf)):
+            if part.any():
+                z[part] = self._ewma(slots[part], ts[part], y[part], gate)
+        z[~warm & finite] = 0.0
+        z[~finite] = np.nan
+        if p.min_log_effect > 0:
+            small = (y - mean_before) < p.min_log_effect
+            z = np.where(small & (z > 0), np.minimum(z, p.threshold_z * 0.99), z)
+        ok = np.isfinite(z)
+        if ok.any():
+            # The last scored row of each slot is the slot's current verdict.
+            rev_slots = slots[ok][::-1]
+            _, first = np.unique(rev_slots, return_index=True)
+            self.last_z[rev_slots[first]] = z[ok][::-1][first]
+            self.last_q[rev_slots[first]] = q[ok][::-1][first]
+        return z
+
+    def _ewma(self, slots: I64, ts: F64, y: F64, gate_hi: float) -> F64:
+        p = self.p
         z: F64 = kernels.ewma_update(
             slots,
             ts,
@@ -138,17 +195,36 @@ class QuantileBaseline:
             p.min_baseline_weight,
             p.min_log_spread**2,
             -np.inf,
-            p.threshold_z,
+            gate_hi,
             p.max_freeze_s,
         )
-        ok = np.isfinite(z)
-        if ok.any():
-            # The last scored row of each slot is the slot's current verdict.
-            rev_slots = slots[ok][::-1]
-            _, first = np.unique(rev_slots, return_index=True)
-            self.last_z[rev_slots[first]] = z[ok][::-1][first]
-            self.last_q[rev_slots[first]] = q[ok][::-1][first]
         return z
+
+    def _common_mode(self, slots: I64, ts: F64, y: F64, warm: npt.NDArray[np.bool_], m: int) -> F64:
+        """Per row, the family's common excess over baseline (>= 0) to take off ``y``."""
+        p = self.p
+        ok = np.isfinite(y) & warm & (self.weight[slots] >= p.min_baseline_weight)
+        if ok.any():
+            # Each slot's latest excess in this batch, against its baseline before the batch.
+            rev = slots[ok][::-1]
+            _, first = np.unique(rev, return_index=True)
+            last = rev[first]
+            self.excess[last] = (y[ok][::-1] - self.mean[slots[ok]][::-1])[first]
+            self.excess_t[last] = ts[ok][::-1][first]
+        family = np.arange(m, self.excess.shape[0], self.n_metrics)
+        now = float(ts.max())
+        recent = family[
+            np.isfinite(self.excess[family])
+            & (self.excess_t[family] >= now - 2.0 * p.window_half_life_s)
+        ]
+        if recent.size < p.min_peers:
+            return np.zeros(len(slots), dtype=np.float64)
+        # Series with an incident of their own (baseline frozen) say nothing about load.
+        calm = recent[np.isnan(self.frozen_since[recent])]
+        if calm.size >= p.min_peers:
+            recent = calm
+        shift = max(float(np.quantile(self.excess[recent], p.common_quantile)), 0.0)
+        return np.full(len(slots), shift, dtype=np.float64)
 
     def view(self, sid: int, metric: int) -> SlotView:
         s = sid * self.n_metrics + metric

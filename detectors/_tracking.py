@@ -81,3 +81,82 @@ def fmt(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def dominant(values: npt.NDArray[Any], min_count: int = 5, share: float = 0.8) -> str | None:
+    """The value that at least ``share`` of ``values`` carry: "" when none does, None when
+    there are fewer than ``min_count`` (not enough evidence either way).
+
+    Used to localise a symptom: when nearly all of a series' failures come from one
+    serving host, the alert names that host, so a GPU alert on it can explain (inhibit)
+    the symptom and the responder knows where to look.
+    """
+    tally: dict[str, float] = {}
+    for v in values.tolist():
+        if v:
+            tally[str(v)] = tally.get(str(v), 0.0) + 1.0
+    return dominant_of(tally, min_count, share)
+
+
+def dominant_of(tally: dict[str, float], min_count: int = 5, share: float = 0.8) -> str | None:
+    """``dominant`` over counts already tallied per value."""
+    total = sum(tally.values())
+    if total < min_count:
+        return None
+    top = max(tally, key=lambda k: tally[k])
+    return top if tally[top] >= share * total else ""
+
+
+class Culprits:
+    """Per firing episode, the host a series' symptom was localised to.
+
+    ``labels`` decides once per episode. ``relabel`` also re-decides while the episode
+    lasts: when the failures move elsewhere, the old episode ends (its caller emits a
+    recovery for the old labels) and a new one starts, so a second incident on the same
+    series is not hidden under the first one's alert. Latency uses it upgrade-only
+    (host-level verdicts flicker; an alert that changed labels every minute would be
+    worse than an unlocalised one).
+    """
+
+    def __init__(self) -> None:
+        self.hosts: dict[Hashable, str] = {}
+
+    @staticmethod
+    def _with(base: dict[str, str], host: str) -> dict[str, str]:
+        return {**base, "host": host} if host else base
+
+    def labels(
+        self,
+        key: Hashable,
+        anomalous: bool,
+        base: dict[str, str],
+        decide: Callable[[], str | None],
+    ) -> dict[str, str]:
+        if anomalous and key not in self.hosts:
+            self.hosts[key] = decide() or ""
+        host = self.hosts.get(key, "")
+        if not anomalous:
+            self.hosts.pop(key, None)
+        return self._with(base, host)
+
+    def relabel(
+        self,
+        key: Hashable,
+        anomalous: bool,
+        base: dict[str, str],
+        decide: Callable[[], str | None],
+        upgrade_only: bool = False,
+    ) -> tuple[dict[str, str], dict[str, str] | None]:
+        """(labels now, labels of an episode that just ended because its host changed).
+
+        ``upgrade_only``: only an unlocalised episode may become localised (evidence that
+        arrives a little late), never the other way round (verdicts that flicker)."""
+        if anomalous and key in self.hosts:
+            now = decide()
+            if upgrade_only and (self.hosts[key] or not now):
+                now = None
+            if now is not None and now != self.hosts[key]:
+                ended = self._with(base, self.hosts[key])
+                self.hosts[key] = now
+                return self._with(base, now), ended
+        return self.labels(key, anomalous, base, decide), None

@@ -39,7 +39,7 @@ _MIN_RATE_SD = 0.05
 
 
 class DriftConfig(DetectorConfig):
-    window_s: float = Field(60.0, gt=0)
+    window_s: float = Field(30.0, gt=0)
     # Page-Hinkley confirms a 2 sd shift within ~5 windows; ADWIN needs ~13.
     method: Literal["adwin", "kswin", "page_hinkley"] = "page_hinkley"
     effect_threshold: float = Field(1.0, gt=0)  # baseline standard deviations
@@ -51,6 +51,10 @@ class DriftConfig(DetectorConfig):
     adwin_delta: float = Field(0.002, gt=0, lt=1)
     kswin_alpha: float = Field(0.005, gt=0, lt=1)
     ph_threshold: float = Field(8.0, gt=0)  # in baseline standard deviations
+    # A window whose mean is this many standard errors off the baseline (and at least
+    # effect_threshold sd) is a drift on its own: River's multi-window confirmation is
+    # for small shifts; a prompt mix that tripled is certain within one window.
+    confirm_z: float = Field(8.0, gt=0)
     seed: int = 0
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
 
@@ -149,6 +153,18 @@ class DriftDetector(Detector[InferenceColumns]):
         out: npt.NDArray[np.float64] = np.nan_to_num(eff, nan=0.0, posinf=0.0, neginf=0.0)
         return out
 
+    def _certain(self, s: _Series, k: int) -> bool:
+        """The open window's mean is ``confirm_z`` standard errors off the baseline (the
+        unfloored event spread, so a rare rate is tested as the binomial it is)."""
+        n = s.sums[0, k]
+        if n < self.cfg.min_events or s.closed[k] < self.cfg.warmup_windows:
+            return False
+        sd = math.sqrt(s.base_var[k])
+        if not sd > 0:
+            return False
+        z = float(s.sums[1, k] / n - s.base_mean[k]) / (sd / math.sqrt(n))
+        return abs(z) >= self.cfg.confirm_z
+
     def _close(self, s: _Series) -> None:
         cfg = self.cfg
         count, total, sq = s.sums
@@ -221,6 +237,8 @@ class DriftDetector(Detector[InferenceColumns]):
         for k, metric in enumerate(METRICS):
             # The open window, when it already has enough events, else the last closed one.
             eff = live[k] if s.sums[0, k] >= cfg.min_events else s.last_effect[k]
+            if abs(live[k]) >= cfg.effect_threshold and self._certain(s, k):
+                s.confirmed[k] = s.cur_win
             # River confirms the change once; it stays an incident while the effect lasts.
             recent = s.cur_win - s.confirmed[k] <= cfg.hold_windows
             ongoing = (sid, metric) in self.firing.firing

@@ -11,11 +11,18 @@ of 2 requests is not an alert. The baseline is a beta-smoothed rate (a prior of
 ``prior_rate`` worth ``prior_requests``) and stops learning rows whose statistic is above
 ``learn_gate`` (half the alert level by default), for at most ``max_freeze_s``; then the
 window's rate becomes the baseline (the new normal).
+
+Localisation: while a series' rate is raised, the serving hosts of its failures are
+counted (fading with the window); when at least 80 % come from one host the finding
+names it (``host`` label), so a GPU alert on that host can inhibit it. If the failures
+move elsewhere, that episode ends (a recovery) and a new one starts.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,7 +30,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from detectors import kernels
-from detectors._tracking import FiringState, clean_ts, fmt, labels_of
+from detectors._tracking import Culprits, FiringState, clean_ts, dominant_of, fmt, labels_of
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import STATUS_CODES, InferenceColumns
@@ -69,6 +76,9 @@ class ErrorRateDetector(Detector[InferenceColumns]):
             "frozen_since": np.full(cap, np.nan),
         }
         self.firing = FiringState()
+        self.culprits = Culprits()
+        self.fail_hosts: dict[int, dict[str, float]] = {}
+        self.fail_t: dict[int, float] = {}
 
     _FILLS: ClassVar[dict[str, float]] = {
         "fast_n": 0.0,
@@ -154,12 +164,45 @@ class ErrorRateDetector(Detector[InferenceColumns]):
                 ~np.isnan(a["frozen_since"]),
             )
             scores = np.maximum(scores, squash(stat, 1.0))
+            self._tally_hosts(batch, slots, ts, hits > 0, stat)
             for slot in np.unique(slots).tolist():
-                f = self._judge(slot, rate, now)
-                if f is not None:
-                    findings.append(f)
+                culprit = functools.partial(dominant_of, self.fail_hosts.get(slot, {}))
+                findings.extend(self._judge(slot, rate, now, culprit))
         self._evict(now)
         return DetectorOutput(scores, findings)
+
+    def _tally_hosts(
+        self,
+        batch: InferenceColumns,
+        slots: npt.NDArray[np.int64],
+        ts: F64,
+        failed: npt.NDArray[np.bool_],
+        stat: F64,
+    ) -> None:
+        """Count the serving hosts of failures while a series' rate is raised (above
+        ``learn_gate``) or alerting, so a slow series gathers enough evidence to say
+        whether one host is behind its failures. The counts fade with the window's
+        half-life, so they follow the failures when they move; forgotten once calm."""
+        hot = stat >= self.cfg.learn_gate
+        rows = failed & hot
+        if rows.any():
+            hosts = labels_of((batch.host[rows],))[0].tolist()
+            for slot, host, t in zip(slots[rows].tolist(), hosts, ts[rows].tolist(), strict=True):
+                if not host:
+                    continue
+                tally = self.fail_hosts.setdefault(slot, {})
+                last = self.fail_t.get(slot, t)
+                if t > last:
+                    fade = 2.0 ** (-(t - last) / self.cfg.window_half_life_s)
+                    for h in tally:
+                        tally[h] *= fade
+                self.fail_t[slot] = max(t, last)
+                tally[host] = tally.get(host, 0.0) + 1.0
+        calm = np.setdiff1d(np.unique(slots), np.unique(slots[hot])).tolist()
+        for slot in calm:
+            if slot not in self.firing.firing:
+                self.fail_hosts.pop(slot, None)
+                self.fail_t.pop(slot, None)
 
     def _freeze(self, slots: npt.NDArray[np.int64], stat: F64, now: float) -> None:
         """Stop the baseline learning series whose statistic is above ``learn_gate``; after
@@ -176,7 +219,9 @@ class ErrorRateDetector(Detector[InferenceColumns]):
             a["slow_k"][expired] = a["fast_k"][expired]
             a["frozen_since"][expired] = np.nan
 
-    def _judge(self, slot: int, rate: str, now: float) -> Finding | None:
+    def _judge(
+        self, slot: int, rate: str, now: float, culprit: Callable[[], str | None]
+    ) -> list[Finding]:
         cfg = self.cfg
         a = self.arrays
         fd = 2.0 ** (-max(now - a["fast_t"][slot], 0.0) / cfg.window_half_life_s)
@@ -186,33 +231,61 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         stat = float(self._statistic(n, k, base)[0])
         anomalous = stat >= 1.0
         labels = self.registry.labels(slot // len(RATES))
-        observed = float(k[0] / n[0]) if n[0] > 0 else 0.0
         expected = float(base[0])
         level = min(max(expected * cfg.rate_factor, expected + cfg.min_abs_rate), 1.0)
+        # Recovery findings carry the same labels as the episode they end.
+        series, ended = self.culprits.relabel(slot, anomalous, labels, culprit)
+        out: list[Finding] = []
+        if ended is not None:
+            # The failures moved to another host (or spread out): a new episode.
+            self.firing.firing.discard(slot)
+            out.append(self._make(slot, rate, now, ended, False, stat, n, k, expected, level))
 
         def make(is_anomalous: bool) -> Finding:
-            text = (
-                f"{rate} rate {observed:.1%} ({fmt(float(k[0]))} of {fmt(float(n[0]))} "
-                f"recent requests) vs baseline {expected:.2%}, alert level {level:.1%}, "
-                f"for {labels['model']} {labels['model_version']} on {labels['gateway']}"
-            )
-            return Finding(
-                detector=self.name,
-                kind=f"error_rate.{rate}",
-                series=labels,
-                ts=now,
-                score=float(squash(stat, 1.0)),
-                anomalous=is_anomalous,
-                observed=observed,
-                expected=expected,
-                lower=None,
-                upper=level,
-                severity=("error" if stat >= 2.0 else "warning") if is_anomalous else "info",
-                explanation=text,
-                scope=dict(labels),
-            )
+            return self._make(slot, rate, now, series, is_anomalous, stat, n, k, expected, level)
 
-        return self.firing.report(slot, anomalous, make)
+        f = self.firing.report(slot, anomalous, make)
+        if f is not None:
+            out.append(f)
+        return out
+
+    def _make(
+        self,
+        slot: int,
+        rate: str,
+        now: float,
+        series: dict[str, str],
+        is_anomalous: bool,
+        stat: float,
+        n: F64,
+        k: F64,
+        expected: float,
+        level: float,
+    ) -> Finding:
+        labels = self.registry.labels(slot // len(RATES))
+        observed = float(k[0] / n[0]) if n[0] > 0 else 0.0
+        text = (
+            f"{rate} rate {observed:.1%} ({fmt(float(k[0]))} of {fmt(float(n[0]))} "
+            f"recent requests) vs baseline {expected:.2%}, alert level {level:.1%}, "
+            f"for {labels['model']} {labels['model_version']} on {labels['gateway']}"
+        )
+        if "host" in series:
+            text += f", failures concentrated on host {series['host']}"
+        return Finding(
+            detector=self.name,
+            kind=f"error_rate.{rate}",
+            series=series,
+            ts=now,
+            score=float(squash(stat, 1.0)),
+            anomalous=is_anomalous,
+            observed=observed,
+            expected=expected,
+            lower=None,
+            upper=level,
+            severity=("error" if stat >= 2.0 else "warning") if is_anomalous else "info",
+            explanation=text,
+            scope=dict(series),
+        )
 
     def _evict(self, now: float) -> None:
         freed = self.registry.evict_idle(now)
@@ -222,3 +295,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
                 self.arrays[name][slots] = fill
             gone = set(slots.tolist())
             self.firing.forget(lambda key: key in gone)
+            for key in gone:
+                self.culprits.hosts.pop(key, None)
+                self.fail_hosts.pop(key, None)
+                self.fail_t.pop(key, None)

@@ -2,8 +2,9 @@
 
 Per GPU: sustained clock throttling (NVML clocks-event reasons, idle excluded), XID
 errors, ECC double-bit error increases, memory growth that will fill the GPU
-(a leak) and utilisation collapse of a busy GPU. Per host: a small River
-HalfSpaceTrees over host aggregates, fed at most once per ``hst_interval_s`` of
+(a leak: a steady long trend, or a fast short one that outgrows the median GPU's) and
+utilisation collapse of a busy GPU. Per host (off by default, ``hst_enabled``): a small
+River HalfSpaceTrees over host aggregates, fed at most once per ``hst_interval_s`` of
 event time, for oddities no single rule names. Every finding is scoped to the
 host, so the lifecycle can inhibit latency alerts from requests served there.
 """
@@ -37,8 +38,9 @@ _EVENT_Z = {"critical": 20.0, "warning": 1.5}
 
 
 class GpuHealthConfig(DetectorConfig):
+    # Not sw_power_cap: a busy GPU at its power limit is doing its job (NVML sets the bit
+    # whenever the power governor trims clocks); HW power brake is the trouble signal.
     throttle_reasons: tuple[str, ...] = (
-        "sw_power_cap",
         "hw_slowdown",
         "sw_thermal_slowdown",
         "hw_thermal_slowdown",
@@ -49,13 +51,21 @@ class GpuHealthConfig(DetectorConfig):
     event_hold_s: float = Field(600.0, ge=0)  # an XID or DBE stays an incident this long
     leak_window: int = Field(60, ge=3)  # samples
     leak_min_r2: float = Field(0.8, ge=0, le=1)
+    # A fast leak fills a GPU in minutes, before the long trend is clean: a short trend
+    # also counts when it outgrows the median GPU's short trend (load grows every GPU's
+    # KV cache together; a leak is one process) by fast_leak_pct_per_min of total memory.
+    fast_leak_window: int = Field(20, ge=3)  # samples
+    fast_leak_min_r2: float = Field(0.7, ge=0, le=1)
+    fast_leak_pct_per_min: float = Field(3.0, ge=0)
     leak_horizon_s: float = Field(3600.0, gt=0)  # alert when full within this
     util_busy_pct: float = Field(50.0, gt=0, le=100)
     util_collapse_pct: float = Field(5.0, ge=0, le=100)
     util_fast_alpha: float = Field(0.5, gt=0, le=1)
     util_slow_alpha: float = Field(0.02, gt=0, le=1)
     util_warmup: int = Field(10, ge=1)
-    hst_enabled: bool = True
+    # Off by default: an untuned multivariate model pages on ordinary load swings;
+    # enable it once `llmwatch tune` has set hst_threshold on your own fleet's history.
+    hst_enabled: bool = False
     hst_interval_s: float = Field(30.0, gt=0)
     hst_trees: int = Field(10, ge=1)
     hst_height: int = Field(6, ge=1)
@@ -109,6 +119,7 @@ class GpuHealthDetector(Detector[GpuColumns]):
         for reason in self.cfg.throttle_reasons:
             mask |= BITS_BY_NAME[reason]
         self._throttle_mask = mask
+        self._fleet_fast_slope = 0.0
 
     @property
     def cfg(self) -> GpuHealthConfig:
@@ -119,7 +130,7 @@ class GpuHealthDetector(Detector[GpuColumns]):
     def bytes_per_series(self) -> float:
         hst = self.cfg.hst_trees * (2 ** (self.cfg.hst_height + 1)) * 64 if self.hosts else 0
         per_host = hst * len(self.hosts) / max(len(self.gpus), 1)
-        return float(22 * 16 + per_host)
+        return float(2 * 22 * 16 + per_host)
 
     def update(self, batch: GpuColumns) -> DetectorOutput:
         n = len(batch)
@@ -137,6 +148,7 @@ class GpuHealthDetector(Detector[GpuColumns]):
                 gpu = self.gpus[sid] = GpuState(labels["host"])
             scores[rows] = self._update_gpu(gpu, batch, rows, ts)
             findings.extend(self._gpu_findings(sid, gpu, labels))
+        self._update_fleet_slope()
         if self.cfg.hst_enabled:
             host_scores = self._update_hosts(batch, ts)
             host_col = labels_of((batch.host,))[0]
@@ -180,7 +192,10 @@ class GpuHealthDetector(Detector[GpuColumns]):
                 gpu.dbe = dbe
             if math.isfinite(used) and math.isfinite(total) and total > 0:
                 gpu.update_leak(t, used, total, l_alpha)
-                _, ttf = gpu.leak(cfg.leak_window // 2, cfg.leak_min_r2)
+                if gpu.fast is None:
+                    gpu.fast = GpuState(gpu.host)
+                gpu.fast.update_leak(t, used, total, 2.0 / (cfg.fast_leak_window + 1))
+                _, ttf = self._leak(gpu)
                 z = max(z, cfg.leak_horizon_s / ttf if ttf > 0 else _EVENT_Z["critical"])
             if math.isfinite(util):
                 gpu.update_util(
@@ -190,6 +205,28 @@ class GpuHealthDetector(Detector[GpuColumns]):
             out[j] = z
         # Each statistic is 1.0 at its own threshold, so one squash serves them all.
         return squash(out, 1.0)
+
+    def _leak(self, gpu: GpuState) -> tuple[float, float]:
+        """(slope, seconds to full) of the long trend, else of a fast short one."""
+        cfg = self.cfg
+        slope, ttf = gpu.leak(cfg.leak_window // 2, cfg.leak_min_r2)
+        if math.isfinite(ttf) or gpu.fast is None:
+            return slope, ttf
+        fast, fast_ttf = gpu.fast.leak(cfg.fast_leak_window // 2, cfg.fast_leak_min_r2)
+        excess = fast - max(self._fleet_fast_slope, 0.0)
+        if excess * 60.0 >= cfg.fast_leak_pct_per_min / 100.0 * gpu.mem_total > 0:
+            return fast, fast_ttf
+        return slope, ttf
+
+    def _update_fleet_slope(self) -> None:
+        """Median short-trend memory slope over the GPUs (the common, load-driven part)."""
+        n = self.cfg.fast_leak_window // 2
+        slopes = [
+            g.fast.cov_tm / g.fast.var_t
+            for g in self.gpus.values()
+            if g.fast is not None and g.fast.n_leak >= n and g.fast.var_t > 0
+        ]
+        self._fleet_fast_slope = float(np.median(slopes)) if len(slopes) >= 3 else 0.0
 
     def _collapse(self, gpu: GpuState) -> float:
         cfg = self.cfg
@@ -203,7 +240,7 @@ class GpuHealthDetector(Detector[GpuColumns]):
         cfg = self.cfg
         t = gpu.last_ts
         where = f"GPU {labels['gpu_index']} ({labels['gpu_uuid']}) on {labels['host']}"
-        slope, ttf = gpu.leak(cfg.leak_window // 2, cfg.leak_min_r2)
+        slope, ttf = self._leak(gpu)
         collapse = self._collapse(gpu)
         xid_critical = gpu.xid in CRITICAL_XIDS
         hw = bool(gpu.throttle_bits & HARDWARE_THROTTLES)

@@ -15,6 +15,12 @@ not learn, so an ongoing incident is not absorbed. After ``max_freeze_s`` of con
 freeze the detector accepts the current level as the new normal: the baseline restarts
 from it, and the series recovers (one recovery finding). Choose ``max_freeze_s`` longer
 than the incidents you want to keep alerting on.
+
+Against ordinary life (see ``_quantile_baseline``): no verdict for ``warmup_s``; the
+family's median slowdown (load lifts every series) is taken off each series; and a
+slowdown must be ``min_rel_effect`` large as well as ``threshold_z`` sure. Host level
+goes first, so a version whose slowdown one slow host explains (exactly one of its
+model's hosts is anomalous) names that host: a GPU alert there inhibits it.
 """
 
 from __future__ import annotations
@@ -28,15 +34,16 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from detectors._quantile_baseline import QuantileBaseline, QuantileParams
-from detectors._tracking import FiringState, clean_ts, fmt, labels_of
+from detectors._tracking import Culprits, FiringState, clean_ts, fmt, labels_of
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from schemas.columns import InferenceColumns
 
 METRICS = ("latency_ms", "ttft_ms", "tpot_ms")
 _NAMES = {"latency_ms": "latency", "ttft_ms": "TTFT", "tpot_ms": "TPOT"}
+# Host first: a version's slowdown that one slow host explains is localised to it.
 LEVELS = {
-    "version": ("model", "model_version", "gateway"),
     "host": ("host", "model"),
+    "version": ("model", "model_version", "gateway"),
 }
 
 
@@ -50,6 +57,15 @@ class LatencyConfig(DetectorConfig):
     min_window_count: float = Field(30.0, ge=1)
     min_baseline_weight: float = Field(50.0, ge=1)
     max_freeze_s: float = Field(1800.0, gt=0)
+    # No verdicts until a baseline has this much event time behind it.
+    warmup_s: float = Field(180.0, ge=0)
+    # Take the slowdown common to the family (load: its median) off every series
+    # before scoring.
+    common_mode: bool = True
+    common_quantile: float = Field(0.5, ge=0, le=1)
+    min_peers: int = Field(3, ge=1)
+    # A slowdown must also be at least this large (relative) to count.
+    min_rel_effect: float = Field(0.3, ge=0)
     relative_accuracy: float = Field(0.03, gt=0, lt=0.5)
     n_buckets: int = Field(64, ge=8, le=4096)
     host_level: bool = True
@@ -84,6 +100,11 @@ class LatencyDetector(Detector[InferenceColumns]):
             max_freeze_s=cfg.max_freeze_s,
             gamma=(1 + acc) / (1 - acc),
             n_buckets=cfg.n_buckets,
+            warmup_s=cfg.warmup_s,
+            common_mode=cfg.common_mode,
+            min_peers=cfg.min_peers,
+            common_quantile=cfg.common_quantile,
+            min_log_effect=math.log1p(cfg.min_rel_effect),
         )
         levels = LEVELS if cfg.host_level else {"version": LEVELS["version"]}
         self.levels = {
@@ -91,6 +112,11 @@ class LatencyDetector(Detector[InferenceColumns]):
             for name, labels in levels.items()
         }
         self.firing = FiringState()
+        self.culprits = Culprits()
+        # Per batch: (model, metric) -> hosts whose own slot is anomalous, and the
+        # recoveries of episodes that were localised in this batch.
+        self._hot: dict[tuple[str, int], set[str]] = {}
+        self._ended: list[Finding] = []
 
     @property
     def cfg(self) -> LatencyConfig:
@@ -116,6 +142,8 @@ class LatencyDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         ts = clean_ts(batch.ts)
         findings: list[Finding] = []
+        self._hot = {}
+        self._ended = []
         for level_name, level in self.levels.items():
             cols = labels_of(tuple(getattr(batch, c) for c in level.registry.label_names))
             rows = np.arange(n)
@@ -134,9 +162,14 @@ class LatencyDetector(Detector[InferenceColumns]):
                     f = self._finding(level_name, level, sid, m, now)
                     if f is not None:
                         findings.append(f)
+            findings.extend(self._ended)
+            self._ended = []
             gone = level.evict(float(ts.max()))
             if gone:
                 self.firing.forget(functools.partial(_in_level, level=level_name, sids=gone))
+                if level_name == "version":
+                    for key in [k for k in self.culprits.hosts if k[0] in gone]:  # type: ignore[index]
+                        del self.culprits.hosts[key]
         return DetectorOutput(scores, findings)
 
     def _finding(
@@ -146,14 +179,29 @@ class LatencyDetector(Detector[InferenceColumns]):
         v = level.view(sid, m)
         metric = cfg.metrics[m]
         labels = level.registry.labels(sid)
+        anomalous_now = v.z >= cfg.threshold_z
+        if level_name == "host" and anomalous_now:
+            self._hot.setdefault((labels["model"], m), set()).add(labels["host"])
+        series, ended = labels, None
+        if level_name == "version":
+            hot = self._hot.get((labels["model"], m), set())
+            series, ended = self.culprits.relabel(
+                (sid, m),
+                anomalous_now,
+                labels,
+                lambda: None if not hot else next(iter(hot)) if len(hot) == 1 else "",
+                upgrade_only=True,
+            )
 
-        def make(anomalous: bool) -> Finding:
+        def make(anomalous: bool, series: dict[str, str] = series) -> Finding:
             qname = f"p{cfg.quantile * 100:g}"
             where = (
                 f"{labels['model']} {labels['model_version']} on {labels['gateway']}"
                 if level_name == "version"
                 else f"{labels['model']} on host {labels['host']}"
             )
+            if level_name == "version" and "host" in series:
+                where += f", concentrated on host {series['host']}"
             text = (
                 f"{qname} {_NAMES[metric]} {_ms(v.observed)} vs baseline {_ms(v.expected)} "
                 f"(+/-{_ms(v.spread)}) for {where}"
@@ -165,7 +213,7 @@ class LatencyDetector(Detector[InferenceColumns]):
             return Finding(
                 detector=self.name,
                 kind=f"latency.{_NAMES[metric].lower()}_{qname}",
-                series=labels,
+                series=series,
                 ts=now,
                 score=float(squash(max(v.z, 0.0), cfg.threshold_z)),
                 anomalous=anomalous,
@@ -177,10 +225,16 @@ class LatencyDetector(Detector[InferenceColumns]):
                 if anomalous
                 else "info",
                 explanation=text,
-                scope=dict(labels),
+                scope=dict(series),
             )
 
-        return self.firing.report((level_name, sid, m), v.z >= cfg.threshold_z, make)
+        key = (level_name, sid, m)
+        if ended is not None:
+            # Localised once the slow host's own verdict came in: the unlocalised
+            # episode ends here (a recovery for its labels) and the localised one starts.
+            self.firing.firing.discard(key)
+            self._ended.append(make(False, series=ended))
+        return self.firing.report(key, anomalous_now, make)
 
 
 def _in_level(key: object, level: str, sids: set[int]) -> bool:

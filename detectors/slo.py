@@ -9,13 +9,22 @@ gives significance, the short one makes the alert reset quickly after recovery.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors._tracking import (
+    Culprits,
+    FiringState,
+    clean_ts,
+    dominant,
+    fmt,
+    groups,
+    labels_of,
+)
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import STATUS_CODES, InferenceColumns
@@ -44,7 +53,11 @@ DEFAULT_RULES = (
 class SloBurnConfig(DetectorConfig):
     availability_target: float = Field(0.999, gt=0, lt=1)
     latency_target: float = Field(0.99, gt=0, lt=1)
-    latency_threshold_ms: float = Field(10_000.0, gt=0)
+    # TTFT by default: end-to-end latency grows with the answer's length (a 2k-token answer
+    # takes a minute on a healthy server), so a fixed end-to-end bound burns budget on
+    # long answers, not on slow service.
+    latency_metric: Literal["ttft_ms", "latency_ms"] = "ttft_ms"
+    latency_threshold_ms: float = Field(5_000.0, gt=0)
     bad_statuses: tuple[str, ...] = ("error", "timeout")
     rules: tuple[BurnRule, ...] = DEFAULT_RULES
     bucket_s: float = Field(60.0, gt=0)
@@ -53,7 +66,7 @@ class SloBurnConfig(DetectorConfig):
     min_requests: int = Field(10, ge=1)
     # A rule speaks only once the series has data for this fraction of its long window:
     # two failures in the first minute are not a three-day burn.
-    min_coverage: float = Field(0.1, ge=0, le=1)
+    min_coverage: float = Field(0.25, ge=0, le=1)
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
 
     @field_validator("bad_statuses")
@@ -95,8 +108,13 @@ class SloBurnDetector(Detector[InferenceColumns]):
         self.counts = np.zeros((cap, self.n_buckets, 3), dtype=np.int32)
         self.first_bucket = np.full(cap, _NEVER, dtype=np.int64)
         self.firing = FiringState()
+        self.culprits = Culprits()
         bad = [STATUS_CODES[s] for s in cfg.bad_statuses]
         self._bad_codes = np.array(bad, dtype=np.int64)
+
+    @property
+    def _latency_name(self) -> str:
+        return "TTFT" if self.cfg.latency_metric == "ttft_ms" else "latency"
 
     @property
     def cfg(self) -> SloBurnConfig:
@@ -168,7 +186,7 @@ class SloBurnDetector(Detector[InferenceColumns]):
         self._ensure_capacity()
         buckets = np.floor(ts / cfg.bucket_s).astype(np.int64)
         failed = np.isin(batch.status, self._bad_codes)
-        lat = batch.latency_ms
+        lat = getattr(batch, cfg.latency_metric)
         slow = np.isfinite(lat) & (lat > cfg.latency_threshold_ms) | np.isposinf(lat)
         findings: list[Finding] = []
         for sid, rows in groups(ids):
@@ -201,12 +219,19 @@ class SloBurnDetector(Detector[InferenceColumns]):
                 stat_by_bucket[j] = max(self._statistic(burns[s]) for s in SLOS)
             scores[rows] = squash(stat_by_bucket[inv], 1.0)
             # uniq is sorted, so ``burns`` now holds the newest bucket's burn rates.
-            findings.extend(self._findings(sid, burns, float(ts[rows].max())))
+            bad = {"availability": failed[rows], "latency": slow[rows]}
+            hosts = batch.host[rows]
+            findings.extend(self._findings(sid, burns, float(ts[rows].max()), hosts, bad))
         self._evict(float(ts.max()))
         return DetectorOutput(scores, findings)
 
     def _findings(
-        self, sid: int, burns: dict[str, list[tuple[float, float, int]]], ts: float
+        self,
+        sid: int,
+        burns: dict[str, list[tuple[float, float, int]]],
+        ts: float,
+        hosts: npt.NDArray[Any],
+        bad: dict[str, npt.NDArray[np.bool_]],
     ) -> list[Finding]:
         labels = self.registry.labels(sid)
         out: list[Finding] = []
@@ -221,6 +246,14 @@ class SloBurnDetector(Detector[InferenceColumns]):
                 fired, key=lambda f: (_SEVERITY_RANK[f[0].severity], f[0].factor), default=None
             )
             ref = worst if worst is not None else (self.cfg.rules[0], *burns[slo][0][:2])
+            # Localised to a host when nearly all of the batch's bad requests came from it;
+            # when they move elsewhere the episode ends and a new one starts.
+            series, ended = self.culprits.relabel(
+                (sid, slo),
+                worst is not None,
+                labels,
+                functools.partial(dominant, labels_of((hosts[bad[slo]],))[0]),
+            )
 
             def make(
                 anomalous: bool,
@@ -228,6 +261,7 @@ class SloBurnDetector(Detector[InferenceColumns]):
                 ref: Any = ref,
                 stat: float = stat,
                 fired: bool = worst is not None,
+                series: dict[str, str] = series,
             ) -> Finding:
                 rule, lb, sb = ref
                 target = (
@@ -238,7 +272,8 @@ class SloBurnDetector(Detector[InferenceColumns]):
                 what = (
                     "requests failing"
                     if slo == "availability"
-                    else f"requests slower than {fmt(self.cfg.latency_threshold_ms)} ms"
+                    else f"requests with {self._latency_name} over "
+                    f"{fmt(self.cfg.latency_threshold_ms)} ms"
                 )
                 verdict = "burning" if fired else "back under"
                 text = (
@@ -247,10 +282,12 @@ class SloBurnDetector(Detector[InferenceColumns]):
                     f"{fmt(sb)}x over {_dur(rule.short_s)} ({what}); "
                     f"threshold {fmt(rule.factor)}x"
                 )
+                if "host" in series:
+                    text += f"; concentrated on host {series['host']}"
                 return Finding(
                     detector=self.name,
                     kind=f"slo_burn.{slo}",
-                    series=labels,
+                    series=series,
                     ts=ts,
                     score=float(squash(stat, 1.0)),
                     anomalous=anomalous,
@@ -260,9 +297,12 @@ class SloBurnDetector(Detector[InferenceColumns]):
                     upper=rule.factor,
                     severity=rule.severity if anomalous else "info",
                     explanation=text,
-                    scope={"model": labels["model"], "gateway": labels["gateway"]},
+                    scope=dict(series),
                 )
 
+            if ended is not None:
+                self.firing.firing.discard((sid, slo))
+                out.append(make(False, series=ended, fired=False))
             f = self.firing.report((sid, slo), worst is not None, make)
             if f is not None:
                 out.append(f)
@@ -276,6 +316,8 @@ class SloBurnDetector(Detector[InferenceColumns]):
             self.first_bucket[freed] = _NEVER
             gone = set(freed.tolist())
             self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)
+            for key in [k for k in self.culprits.hosts if k[0] in gone]:  # type: ignore[index]
+                del self.culprits.hosts[key]
 
 
 def _dur(seconds: float) -> str:

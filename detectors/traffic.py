@@ -34,7 +34,7 @@ _H = kernels.HOURS_PER_WEEK
 
 class TrafficConfig(DetectorConfig):
     silence_factor: float = Field(15.0, gt=1)
-    min_silence_s: float = Field(60.0, ge=0)
+    min_silence_s: float = Field(20.0, ge=0)
     gap_alpha: float = Field(0.01, gt=0, le=1)
     min_events: float = Field(30.0, ge=2)
     bin_s: float = Field(60.0, gt=0)

@@ -6,7 +6,7 @@ defaults field by field, so a config only names what differs.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -87,6 +87,18 @@ def default_inhibit_rules() -> list[InhibitRule]:
     ]
 
 
+def default_rules() -> dict[str, AlertRuleOverride]:
+    # These detectors' findings are persistent by construction, so a shorter wait than
+    # the default 30 s: GPU findings (a throttled share of 20 samples, a memory trend
+    # over 10+ samples, an XID that is an incident on its own; a fast leak fills a GPU
+    # in under a minute) and silences (already min_silence_s and 15 expected gaps long).
+    # A config file's ``rules`` are laid over these field by field (see ``_over_defaults``).
+    return {
+        "gpu_health": AlertRuleOverride(for_s=10.0),
+        "traffic": AlertRuleOverride(for_s=10.0),
+    }
+
+
 class GroupingConfig(_Section):
     # ["..."] groups by every label, i.e. one notification group per alert.
     group_by: list[str] = Field(default_factory=lambda: ["detector", "alertname"])
@@ -97,7 +109,7 @@ class GroupingConfig(_Section):
 
 class LifecycleConfig(_Section):
     defaults: AlertRule = Field(default_factory=AlertRule)
-    rules: dict[str, AlertRuleOverride] = Field(default_factory=dict)
+    rules: dict[str, AlertRuleOverride] = Field(default_factory=default_rules)
     # A pending/firing alert whose series stops reporting is resolved after this long.
     resolve_timeout_s: Positive = 300.0
     # Flap suppression: once a fingerprint has started firing ``flap_threshold`` times
@@ -117,6 +129,23 @@ class LifecycleConfig(_Section):
             return self.defaults
         update = override.model_dump(exclude_none=True)
         return AlertRule.model_validate({**self.defaults.model_dump(), **update})
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        # A user who tunes one detector's rule must not silently lose the shipped rules
+        # of the others, nor the fields of that rule they did not mention.
+        if not isinstance(value, dict):
+            return value  # the type error is reported by validation
+        merged: dict[str, Any] = {
+            k: v.model_dump(exclude_none=True) for k, v in default_rules().items()
+        }
+        for name, rule in value.items():
+            if isinstance(rule, AlertRuleOverride):
+                rule = rule.model_dump(exclude_none=True)
+            base = merged.get(name)
+            merged[name] = {**base, **rule} if isinstance(rule, dict) and base else rule
+        return merged
 
     @field_validator("rules")
     @classmethod

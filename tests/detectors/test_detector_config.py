@@ -64,3 +64,12 @@ def test_config_is_frozen() -> None:
     cfg = detectors_config_model()()
     with pytest.raises(ValidationError):
         cfg.drift = None  # type: ignore[attr-defined]
+
+
+def test_persistent_by_construction_detectors_wait_less_by_default() -> None:
+    from stream.lifecycle_config import LifecycleConfig
+
+    lc = LifecycleConfig()
+    assert lc.rule_for("gpu_health").for_s == 10.0
+    assert lc.rule_for("traffic").for_s == 10.0
+    assert lc.rule_for("latency").for_s == lc.defaults.for_s == 30.0

@@ -126,3 +126,17 @@ def test_scores_rise_with_the_shift() -> None:
 def test_bad_method_names_the_field() -> None:
     with pytest.raises(ValidationError, match="method"):
         DriftDetector(method="cusum")
+
+
+def test_a_large_certain_shift_needs_no_multi_window_confirmation() -> None:
+    """Prompts tripling for one minute: River's confirmation would take several windows;
+    the window mean, dozens of standard errors off, is enough on its own."""
+    prompt_shift = stream(20, 21, per_s=4.0, seed=2)
+    prompt_shift.prompt_tokens[:] *= 3.0
+    det = DriftDetector()
+    feed(det, stream(0, 20, per_s=4.0))
+    fired = [f for f in feed(det, prompt_shift, size=40) if f.anomalous]
+    assert any(f.kind == "drift.prompt_tokens" for f in fired)
+    river_only = DriftDetector(confirm_z=1e9)
+    feed(river_only, stream(0, 20, per_s=4.0))
+    assert not [f for f in feed(river_only, prompt_shift, size=40) if f.anomalous]

@@ -72,7 +72,7 @@ def test_sustained_thermal_throttle_fires_scoped_to_host() -> None:
     assert throttle[-1].series == {"host": "h1", "gpu_uuid": "GPU-0", "gpu_index": "0"}
 
 
-@pytest.mark.parametrize("bits", [0x1, SYNC_BOOST, 0x1 | SYNC_BOOST])
+@pytest.mark.parametrize("bits", [0x1, SYNC_BOOST, 0x1 | SYNC_BOOST, 0x4])
 def test_idle_and_sync_boost_are_not_throttles(bits: int) -> None:
     det = GpuHealthDetector()
     findings = feed(det, samples(200, clocks_event_reasons=np.full(200, bits, np.uint64)))
@@ -136,7 +136,7 @@ def test_busy_gpu_collapsing_to_zero_fires_idle_gpu_does_not() -> None:
 
 
 def test_host_model_is_fed_once_per_interval() -> None:
-    det = GpuHealthDetector(hst_interval_s=30)
+    det = GpuHealthDetector(hst_enabled=True, hst_interval_s=30)
     cols = GpuColumns.concat([samples(240, uuid=f"GPU-{g}", seed=g) for g in range(4)])
     feed(det, cols.take(np.argsort(cols.ts, kind="stable")), size=97)
     # 240 samples 5 s apart is 1,200 s: 40 intervals (the last still open), for 960 samples.
@@ -144,7 +144,7 @@ def test_host_model_is_fed_once_per_interval() -> None:
 
 
 def test_host_multivariate_oddity_raises_host_score() -> None:
-    det = GpuHealthDetector(hst_interval_s=10, hst_window=20)
+    det = GpuHealthDetector(hst_enabled=True, hst_interval_s=10, hst_window=20)
     feed(det, samples(600))
     odd = samples(
         60,
@@ -171,3 +171,43 @@ def test_unknown_throttle_reason_names_the_field() -> None:
         GpuHealthDetector(throttle_reasons=["hw_melting"])
     with pytest.raises(ValidationError, match="gpu_idle"):
         GpuHealthDetector(throttle_reasons=["gpu_idle"])
+
+
+def test_power_brake_is_a_throttle_power_cap_alone_is_not() -> None:
+    brake = samples(200, clocks_event_reasons=np.full(200, 0x4 | 0x80, np.uint64))
+    assert "gpu.throttle" in kinds(feed(GpuHealthDetector(), brake))
+    cap = samples(200, clocks_event_reasons=np.full(200, 0x4, np.uint64))
+    assert "gpu.throttle" not in kinds(feed(GpuHealthDetector(), cap))
+
+
+def test_fast_leak_fires_before_the_long_trend_is_clean() -> None:
+    k = np.arange(130)
+    # Flat, then +2,000 MiB per 5 s sample (24 GB/min): full within minutes.
+    used = (
+        20_000
+        + np.where(k >= 110, (k - 110) * 2000.0, 0.0)
+        + np.random.default_rng(4).normal(0, 150, 130)
+    )
+    cols = samples(130, mem_used_mib=used)
+    assert "gpu.memory_leak" in kinds(feed(GpuHealthDetector(), cols, size=5))
+    slow_only = GpuHealthDetector(fast_leak_pct_per_min=1000.0)
+    assert "gpu.memory_leak" not in kinds(feed(slow_only, cols, size=5))
+
+
+def test_host_model_is_off_by_default() -> None:
+    det = GpuHealthDetector()
+    feed(det, samples(100))
+    assert det.hosts == {}
+
+
+def test_memory_growing_on_every_gpu_together_is_load_not_a_leak() -> None:
+    k = np.arange(130)
+    rise = np.where(k >= 110, (k - 110) * 2000.0, 0.0)  # the same fast rise on all GPUs
+    cols = GpuColumns.concat(
+        [
+            samples(130, uuid=f"GPU-{g}", seed=g, mem_used_mib=20_000 + rise + 50.0 * g)
+            for g in range(4)
+        ]
+    )
+    findings = feed(GpuHealthDetector(), cols.take(np.argsort(cols.ts, kind="stable")), size=8)
+    assert "gpu.memory_leak" not in kinds(findings)

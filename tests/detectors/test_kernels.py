@@ -43,6 +43,7 @@ def ref_ewma(r, hl, min_w, floor, gate_hi, max_freeze):  # type: ignore[no-untyp
             d = v - mean
             mean, var, w = mean + a * d, (1 - a) * (var + a * d * d), wd + 1
         s[sid] = [mean, var, w, max(last, t), fz]
+    ref_ewma.last = {sid: v[3] for sid, v in s.items()}  # type: ignore[attr-defined]
     return out
 
 
@@ -53,7 +54,9 @@ def test_ewma_matches_reference(r, gate) -> None:  # type: ignore[no-untyped-def
     st_ = [np.zeros(3), np.zeros(3), np.zeros(3), np.full(3, -np.inf), np.full(3, np.nan)]
     z = k.ewma_update(ids, ts, x, *st_, 30.0, 2.0, 1e-6, -np.inf, gate, 100.0)
     np.testing.assert_allclose(z, ref_ewma(r, 30.0, 2.0, 1e-6, gate, 100.0), rtol=1e-7, atol=1e-7)
-    assert (st_[3][ids] == [max(t for i, t, _ in r if i == s) for s in ids]).all()
+    # A row held out by the gate (frozen baseline) does not move the series' clock.
+    last = ref_ewma.last  # type: ignore[attr-defined]
+    assert (st_[3][ids] == [last[s] for s in ids.tolist()]).all()
 
 
 def test_ewma_skips_nan_and_learns_constant() -> None:

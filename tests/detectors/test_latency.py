@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from cases import inference_columns, split
-from cases.latency import make_case, stream
+from cases.latency import T0, make_case, stream
 
 from detectors.latency import LatencyDetector
 
@@ -47,3 +47,76 @@ def test_nan_snapshot_and_memory() -> None:
     np.testing.assert_array_equal(a1.scores, a2.scores)
     assert np.isfinite(a1.scores).all()
     assert det.bytes_per_series <= 1024
+
+
+def _cols(s: dict) -> list:  # type: ignore[type-arg]
+    cols = inference_columns(s["ts"], **{k: v for k, v in s.items() if k != "ts"})
+    batches, _ = split(cols, np.zeros(len(cols), dtype=bool), 200)
+    return batches
+
+
+def _fired(outs: list, level: str = "") -> list:  # type: ignore[type-arg]
+    """Anomalous findings; level "version" keeps the (model, version, gateway) ones only
+    (the sparse per-host series of this synthetic stream are noisier)."""
+    fired = [f for o in outs for f in o.findings if f.anomalous]
+    return [f for f in fired if level != "version" or "model_version" in f.series]
+
+
+def test_no_verdict_while_the_baseline_is_young() -> None:
+    s = stream(7, n=20000)
+    t = s["ts"] - s["ts"][0]
+    young = (t >= 300) & (t < 600) & (s["gateway"] == "gw-b")
+    s["latency_ms"] = np.where(young, 3.0 * s["latency_ms"], s["latency_ms"])
+    assert _fired(run(LatencyDetector(), _cols(s)), "version")  # 300 s of history is enough
+    assert not _fired(run(LatencyDetector(warmup_s=900), _cols(s)), "version")
+
+
+def test_everyone_slowing_together_is_load_not_an_incident() -> None:
+    s = stream(8, n=20000)
+    t = s["ts"] - s["ts"][0]
+    busy = (t >= 1300) & (t < 1600)
+    for col in ("latency_ms", "ttft_ms", "tpot_ms"):
+        s[col] = np.where(busy, 2.5 * s[col], s[col])
+    assert _fired(run(LatencyDetector(common_mode=False), _cols(s)), "version")
+    assert not _fired(run(LatencyDetector(), _cols(s)), "version")
+
+
+def test_small_slowdown_of_a_steady_series_is_not_paged() -> None:
+    s = stream(9, n=20000)
+    t = s["ts"] - s["ts"][0]
+    steady = 900.0 * np.exp(np.random.default_rng(1).normal(0.0, 0.01, len(t)))
+    s["latency_ms"] = np.where((t >= 1300) & (t < 1600), 1.2 * steady, steady)
+    kw = {"metrics": ("latency_ms",), "min_rel_spread": 0.01, "common_mode": False}
+    assert _fired(run(LatencyDetector(min_rel_effect=0.0, **kw), _cols(s)))
+    assert not _fired(run(LatencyDetector(**kw), _cols(s)))
+
+
+def test_version_slowdown_explained_by_one_host_names_it() -> None:
+    s = stream(10, n=20000)
+    t = s["ts"] - s["ts"][0]
+    throttled = (t >= 1300) & (t < 1600) & (s["host"] == "h3")
+    for col in ("latency_ms", "ttft_ms", "tpot_ms"):
+        s[col] = np.where(throttled, 4.0 * s[col], s[col])
+    fired = _fired(run(LatencyDetector(), _cols(s)), "version")
+    during = [f for f in fired if f.ts - s["ts"][0] >= 1300]
+    assert during, "h3's slowdown shows in the versions it serves"
+    assert all(f.series.get("host") == "h3" for f in during)
+    assert all("concentrated on host h3" in f.explanation for f in during)
+
+
+def test_series_with_their_own_incident_do_not_set_the_load_level() -> None:
+    """Model A (three of seven hosts) is slow from 1300 s; host h5 of model B slows from
+    1400 s. A's frozen series must not count as load, or h5 would hide among them."""
+    rng = np.random.default_rng(11)
+    n = 30000
+    ts = T0 + np.sort(rng.uniform(0, 2400, n))
+    host = np.array([f"h{i}" for i in range(1, 8)], dtype=object)[rng.integers(0, 7, n)]
+    model = np.where(np.isin(host, ["h1", "h2", "h3"]), "model-a", "model-b").astype(object)
+    lat = 900.0 * rng.lognormal(0.0, 0.3, n)
+    t = ts - T0
+    lat = np.where((model == "model-a") & (t >= 1300), 3.0 * lat, lat)
+    lat = np.where((host == "h5") & (t >= 1400), 2.0 * lat, lat)
+    s = {"ts": ts, "host": host, "model": model, "latency_ms": lat}
+    det = LatencyDetector(metrics=("latency_ms",))
+    fired = _fired(run(det, _cols(s)))
+    assert any(f.series.get("host") == "h5" and "model_version" not in f.series for f in fired)

@@ -58,7 +58,8 @@ def test_error_burst_pages_with_fast_burn_and_scope() -> None:
     last = fired[-1]
     assert last.severity == "critical"
     assert last.observed is not None and last.observed >= 14.4
-    assert last.scope == {"model": "llama-70b", "gateway": "gw-1"}
+    # Every request of this case is served by host h1, so the burn is localised to it.
+    assert last.scope == {"model": "llama-70b", "gateway": "gw-1", "host": "h1"}
     assert "1h" in last.explanation and "5m" in last.explanation
     assert last.score > 0.5
     assert not [f for f in findings if f.kind == "slo_burn.latency" and f.anomalous]
@@ -75,10 +76,22 @@ def test_recovers_once_when_short_window_is_clean() -> None:
 
 
 def test_latency_slo_fires_on_slow_requests_only() -> None:
-    det = SloBurnDetector(rules=ONE_RULE, latency_threshold_ms=10_000)
+    det = SloBurnDetector(rules=ONE_RULE, latency_metric="latency_ms", latency_threshold_ms=10_000)
     feed(det, traffic(0, 3600, seed=1))
     findings = feed(det, traffic(3600, 4500, slow_rate=0.8, seed=2))
     kinds = {f.kind for f in findings if f.anomalous}
+    assert kinds == {"slo_burn.latency"}
+
+
+def test_latency_slo_is_on_ttft_by_default_not_on_long_answers() -> None:
+    det = SloBurnDetector(rules=ONE_RULE)
+    feed(det, traffic(0, 3600, seed=1))
+    # Long answers: 20 s end to end, first token fast. Not a latency problem.
+    long = traffic(3600, 4500, slow_rate=0.8, seed=2)
+    assert not [f for f in feed(det, long) if f.anomalous]
+    slow_first_token = traffic(4500, 5400, seed=3)
+    slow_first_token.ttft_ms[:] = 8000.0
+    kinds = {f.kind for f in feed(det, slow_first_token) if f.anomalous}
     assert kinds == {"slo_burn.latency"}
 
 
@@ -93,7 +106,7 @@ def test_too_few_requests_or_too_little_history_stay_quiet() -> None:
     det = SloBurnDetector(min_requests=50)
     out = det.update(traffic(0, 600, error_rate=0.5, rate_per_s=0.05))
     assert out.findings == []
-    fresh = SloBurnDetector(rules=ONE_RULE)  # 10 % of 1h = 6 minutes of history needed
+    fresh = SloBurnDetector(rules=ONE_RULE)  # 25 % of 1h = 15 minutes of history needed
     assert fresh.update(traffic(0, 120, error_rate=0.5, seed=4)).findings == []
 
 

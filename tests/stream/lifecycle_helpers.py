@@ -6,7 +6,7 @@ from typing import Any
 
 from detectors.base import Finding
 from stream.lifecycle import Lifecycle
-from stream.lifecycle_config import LifecycleConfig
+from stream.lifecycle_config import LifecycleConfig, default_rules
 
 T0 = 1_700_000_000.0
 
@@ -35,7 +35,12 @@ def finding(
 
 
 def lifecycle(**cfg: Any) -> Lifecycle:
-    base: dict[str, Any] = {"defaults": {"for_s": 0.0}}
+    # Immediate firing everywhere, the shipped per-detector waits included, so each
+    # test states the timers it is about.
+    base: dict[str, Any] = {
+        "defaults": {"for_s": 0.0},
+        "rules": {name: {"for_s": 0.0} for name in default_rules()},
+    }
     for key, value in cfg.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}

@@ -170,3 +170,21 @@ def test_example_config_in_repo_loads_and_differs_from_defaults() -> None:
     assert cfg.lifecycle.rule_for("latency").keep_firing_for_s == 120.0
     assert cfg.lifecycle.inhibit_rules == LifecycleConfig().inhibit_rules
     assert load_config(REPO / "llmwatch.example.yaml") == cfg
+
+
+def test_config_rules_lay_over_the_shipped_rules_field_by_field() -> None:
+    from stream.lifecycle_config import default_rules
+
+    shipped = default_rules()
+    assert shipped, "the shipped config has per-detector rules to keep"
+    name, rule = next(iter(shipped.items()))
+    cfg = parse_config(
+        {"lifecycle": {"rules": {"latency": {"for_s": 90}, name: {"keep_firing_for_s": 7}}}}
+    )
+    rules = cfg.lifecycle.rules
+    assert rules["latency"].for_s == 90
+    assert rules[name].keep_firing_for_s == 7
+    assert rules[name].for_s == rule.for_s  # not dropped by naming another field
+    for other in shipped.keys() - {name}:
+        assert rules[other] == shipped[other]
+    assert parse_config({}).lifecycle.rules == shipped
