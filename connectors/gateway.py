@@ -3,9 +3,9 @@
 ``GatewayPublisher.publish`` costs one JSON encode and one enqueue into librdkafka's
 local queue; batching, compression and retries happen on librdkafka's threads. If
 the broker is unreachable the bounded queue fills and further events are dropped
-and counted (``stats().dropped``), never raised to the caller. Events are keyed by
-series (``model|model_version|gateway``) so a series always lands on one partition
-and one worker sees all of it, in order.
+and counted (``stats().dropped``), never raised to the caller. Events are keyed as
+``schemas.keys`` says (inference by model and gateway), so everything one detector
+compares lands on one partition and one worker sees it, in order.
 
 ``AsyncGatewayPublisher`` is the same for asyncio servers: ``publish`` is a plain
 (non-blocking) call, and a background task serves delivery reports with
@@ -20,19 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.kafka import KeyedProducer, PublisherStats
+from schemas.keys import key_of
 from schemas.models import FeedbackEvent, InferenceEvent
 
 DEFAULT_INFERENCE_TOPIC = "llmwatch.inference"
 DEFAULT_FEEDBACK_TOPIC = "llmwatch.feedback"
 
 GatewayEvent = InferenceEvent | FeedbackEvent
-
-
-def series_key(event: GatewayEvent) -> str:
-    """The partitioning key. Feedback has no gateway: it is keyed by model and version."""
-    if isinstance(event, InferenceEvent):
-        return f"{event.model}|{event.model_version}|{event.gateway}"
-    return f"{event.model}|{event.model_version}"
 
 
 class GatewayPublisher:
@@ -64,7 +58,7 @@ class GatewayPublisher:
         topic = self._topics.get(type(event))
         if topic is None:
             raise TypeError(f"publish takes InferenceEvent or FeedbackEvent, not {type(event)}")
-        return self._producer.send(topic, series_key(event), event)
+        return self._producer.send(topic, key_of(event), event)
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Serve delivery reports (publish does this too, opportunistically)."""

@@ -1,6 +1,6 @@
 """The GPU agent: sample every GPU through NVML at an interval and publish ``GpuSample``s.
 
-Samples are keyed by ``gpu_uuid`` so one GPU's history stays on one partition. An
+Samples are keyed by host (``schemas.keys``) so a host's GPUs meet in one worker. An
 XID critical error wakes the loop at once and rides on the next sample of that GPU
 (one sample per XID, so a burst is not folded into one).
 """
@@ -16,20 +16,21 @@ from types import ModuleType
 
 from connectors.kafka import KeyedProducer, PublisherStats
 from connectors.nvml import Device, NvmlReader, XidWatcher
+from schemas.keys import key_of
 from schemas.models import GpuSample
 
 DEFAULT_GPU_TOPIC = "llmwatch.gpu"
 
 
 class GpuPublisher:
-    """Non-blocking publisher of ``GpuSample``s, keyed by GPU UUID."""
+    """Non-blocking publisher of ``GpuSample``s, keyed by host."""
 
     def __init__(self, client: Mapping[str, str], topic: str = DEFAULT_GPU_TOPIC) -> None:
         self.topic = topic
         self._producer = KeyedProducer(client, {"linger.ms": 50})
 
     def __call__(self, sample: GpuSample) -> bool:
-        return self._producer.send(self.topic, sample.gpu_uuid, sample)
+        return self._producer.send(self.topic, key_of(sample), sample)
 
     def flush(self, timeout_s: float = 10.0) -> int:
         return self._producer.flush(timeout_s)

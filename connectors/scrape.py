@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.kafka import KeyedProducer, PublisherStats
-from schemas.columns import series_key
+from schemas.keys import key_of
 from schemas.models import MetricSample
 
 DEFAULT_METRICS_TOPIC = "llmwatch.metrics"
@@ -234,7 +234,7 @@ class MetricPublisher:
         self._producer = KeyedProducer(client, {"linger.ms": 50})
 
     def __call__(self, sample: MetricSample) -> bool:
-        return self._producer.send(self.topic, series_key(sample.name, sample.labels), sample)
+        return self._producer.send(self.topic, key_of(sample), sample)
 
     def flush(self, timeout_s: float = 10.0) -> int:
         return self._producer.flush(timeout_s)
