@@ -1,15 +1,25 @@
-"""``llmwatch simulate``: write a simulated fleet's events and incident labels as JSONL."""
+"""``llmwatch simulate``: a simulated fleet as JSONL files, or published to Kafka."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stream.simulate import FleetSpec, default_incidents, load_incidents, write
+from stream.simulate import FleetSpec, Incident, default_incidents, load_incidents, simulate, write
+from stream.simulate.publish import (
+    FleetPublisher,
+    Pacer,
+    PublishStats,
+    live_start,
+    publish_events,
+    topics_for,
+)
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -26,9 +36,22 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "simulate",
         help="generate a seeded, realistic LLM fleet stream with labelled incidents",
-        description="Write events.jsonl (or one file per kind) and labels.jsonl to --out.",
+        description=(
+            "Write events.jsonl (or one file per kind) and labels.jsonl to --out, or publish "
+            "the events to the llmwatch topics with --to-kafka (LLMWATCH_BOOTSTRAP_SERVERS; "
+            "without it an embedded broker is started and kept up until Ctrl-C)."
+        ),
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, default=None, help="output folder (files mode)")
+    p.add_argument("--to-kafka", action="store_true", help="publish to Kafka instead of files")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="with --to-kafka: pace events by event time, stamped relative to now",
+    )
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="with --realtime: event time runs this much faster"
+    )
     p.add_argument("--duration", type=parse_duration, default=600.0, help="e.g. 90s, 10m, 2h")
     p.add_argument("--rate", type=float, default=200.0, help="inference events per second")
     p.add_argument("--seed", type=int, default=7)
@@ -44,11 +67,13 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _fleet(args: argparse.Namespace) -> tuple[FleetSpec, list[Incident]]:
     fields: dict[str, Any] = {"seed": args.seed, "duration_s": args.duration, "rate": args.rate}
     for name in ("start", "hosts", "gpus_per_host"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
+    if args.realtime and args.start is None:
+        fields["start"] = live_start(time.time(), args.duration, args.speed)
     spec = FleetSpec(**fields)
     if args.incidents == "default":
         incidents = default_incidents(spec, spec.seed)
@@ -56,6 +81,19 @@ def run(args: argparse.Namespace) -> int:
         incidents = []
     else:
         incidents = load_incidents(Path(args.incidents))
+    return spec, incidents
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.speed <= 0:
+        raise ValueError(f"--speed: must be positive, got {args.speed}")
+    if args.realtime and not args.to_kafka:
+        raise ValueError("--realtime: only with --to-kafka (files are written as fast as possible)")
+    if args.to_kafka:
+        return run_kafka(args)
+    if args.out is None:
+        raise ValueError("--out: required unless --to-kafka")
+    spec, incidents = _fleet(args)
     began = time.perf_counter()
     files = write(spec, incidents, args.out, split_by_kind=args.split)
     took = time.perf_counter() - began
@@ -65,3 +103,91 @@ def run(args: argparse.Namespace) -> int:
     for path in files.paths:
         print(f"  {path}")
     return 0
+
+
+class ProgressLine:
+    """A one-line status on stderr: rewritten in place on a terminal, every 10 s otherwise."""
+
+    def __init__(self, span_s: float, stream: Any = None) -> None:
+        self.out = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.span_s = span_s
+        self.began = time.monotonic()
+        self._printed = 0.0
+
+    def __call__(self, stats: PublishStats) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._printed < 10.0:
+            return
+        self._printed = now
+        took = max(1e-9, now - self.began)
+        done = (
+            0.0 if stats.first_t is None or stats.last_t is None else stats.last_t - stats.first_t
+        )
+        line = (
+            f"published {stats.total:,} ({stats.total / took:,.0f}/s), event time "
+            f"{done:,.0f}/{self.span_s:,.0f} s, delivered {stats.delivered:,}, "
+            f"failed {stats.failed:,}"
+        )
+        print(
+            f"\r{line}\x1b[K" if self.tty else line,
+            end="" if self.tty else "\n",
+            file=self.out,
+            flush=True,
+        )
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=self.out, flush=True)
+
+
+def run_kafka(args: argparse.Namespace) -> int:
+    from stream.settings import kafka_client_config, load_settings
+
+    settings = load_settings()
+    with contextlib.ExitStack() as stack:
+        embedded = not settings.bootstrap_servers
+        if embedded:
+            from stream.broker import EmbeddedBroker
+
+            address = stack.enter_context(EmbeddedBroker())
+            settings = settings.model_copy(update={"bootstrap_servers": address})
+            print(f"embedded broker listening on {address}", flush=True)
+        spec, incidents = _fleet(args)
+        publisher = FleetPublisher(kafka_client_config(settings), topics_for(settings))
+        pacer = Pacer(args.speed) if args.realtime else None
+        mode = f"real time x{args.speed:g}" if args.realtime else "as fast as possible"
+        print(
+            f"publishing {spec.duration_s:g} s of a simulated fleet with {len(incidents)} "
+            f"incidents to {settings.bootstrap_servers} ({mode}); Ctrl-C stops",
+            flush=True,
+        )
+        progress = ProgressLine(spec.duration_s)
+        began = time.perf_counter()
+        interrupted = False
+        try:
+            publish_events(simulate(spec, incidents), publisher, pacer=pacer, on_tick=progress)
+        except KeyboardInterrupt:
+            interrupted = True
+        if progress.tty:
+            progress(publisher.stats)
+        progress.done()
+        left = publisher.flush(30.0)
+        stats = publisher.stats
+        took = time.perf_counter() - began
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.sent.items()))
+        print(
+            f"{'stopped' if interrupted else 'done'}: sent {stats.total:,} events ({kinds}) in "
+            f"{took:.1f} s; delivered {stats.delivered:,}, failed {stats.failed:,}, "
+            f"undelivered {left:,}"
+            + (f"; last error: {stats.last_error}" if stats.last_error else ""),
+            flush=True,
+        )
+        if embedded and not interrupted:
+            print("embedded broker stays up for consumers; Ctrl-C stops it", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+    if interrupted:
+        return 130
+    return 0 if stats.failed == 0 and left == 0 else 1

@@ -21,18 +21,24 @@ def _num(v: float | None) -> str:
 def alert_line(a: Alert) -> str:
     """One line: time, status, severity, title, labels, observed vs expected."""
     when = a.ends_at if a.status is AlertStatus.RESOLVED and a.ends_at else a.starts_at
-    labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _META)
     parts = [
         when.strftime("%Y-%m-%d %H:%M:%S"),
         f"{a.status.value.upper():8}",
         f"{a.severity.value:8}",
         a.title,
     ]
-    if labels:
-        parts.append(f"[{labels}]")
+    # Titles usually name their labels already; repeat only what they leave out.
+    missing = [
+        f"{k}={v}"
+        for k, v in sorted(a.labels.items())
+        if k not in _META and f"{k}={v}" not in a.title
+    ]
+    if missing:
+        parts.append(f"[{' '.join(missing)}]")
     if a.observed is not None or a.expected is not None:
         parts.append(f"observed {_num(a.observed)} vs expected {_num(a.expected)}")
-    return "  ".join(parts)
+    # One alert, one line, whatever a title or label holds.
+    return "  ".join(parts).replace("\r", " ").replace("\n", " ")
 
 
 @contextmanager

@@ -13,7 +13,23 @@ def test_demo_prints_alert_lines_and_report_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--duration", "6m", "--rate", "50", "--seed", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--offline",
+                "--duration",
+                "6m",
+                "--rate",
+                "50",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     lines = text.splitlines()
     alert_lines = [ln for ln in lines if "  FIRING  " in ln or "  RESOLVED  " in ln]
