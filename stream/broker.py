@@ -4,6 +4,11 @@ It lives inside a confluent-kafka ``Producer`` created with ``test.mock.num.brok
 that producer object *is* the broker, so it is kept until ``stop``. Other clients
 (Faust, confluent-kafka consumers, the publishers) reach it over TCP on 127.0.0.1.
 It is in memory only, has no CreateTopics, and auto-creates topics on first use.
+
+It is for demos and tests, not for production: each partition keeps only its most
+recent few MB of message sets (librdkafka's mock log limits; about 10k uncompressed
+events) and silently drops older ones, so a consumer that falls further behind than
+that loses events. Compressed batches stretch the window; a real broker removes it.
 """
 
 from __future__ import annotations
