@@ -98,7 +98,8 @@ class _Rows:
         """Fields every row carries, pulled out in one C-level pass.
 
         Publishers send the same shape over and over, so the first row's keys are
-        usually every row's keys; if any row lacks one, fields are fetched one by one.
+        usually every row's keys; otherwise the keys all rows share are pulled out
+        together and the others are fetched one by one.
         """
         if not objs:
             return {}
@@ -107,9 +108,15 @@ class _Rows:
             return {}
         try:
             columns = zip(*map(itemgetter(*keys), objs), strict=True)
-            return dict(zip(keys, map(list, columns), strict=True))
         except KeyError:
-            return {}
+            # Shapes differ (error rows carry error_type and lack ttft_ms...): take
+            # the keys every row has; the rest are fetched one by one.
+            common = set(keys).intersection(*objs)
+            keys = [k for k in keys if k in common]
+            if len(keys) < 2:
+                return {}
+            columns = zip(*map(itemgetter(*keys), objs), strict=True)
+        return dict(zip(keys, map(list, columns), strict=True))
 
     def _get(self, key: str, default: Any) -> list[Any]:
         """One field of every row; ``default`` where absent (an explicit null stays None)."""

@@ -7,8 +7,22 @@ never collide on metric names.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from detectors._gpu_state import (
+    HW_POWER_BRAKE_SLOWDOWN,
+    HW_SLOWDOWN,
+    HW_THERMAL_SLOWDOWN,
+    SW_POWER_CAP,
+    SW_THERMAL_SLOWDOWN,
+)
+from schemas.columns import STATUS_CODES, Columns, GpuColumns, InferenceColumns
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -17,6 +31,15 @@ __all__ = [
     "WorkerMetrics",
     "reason_class",
 ]
+
+STATUS_NAMES = tuple(STATUS_CODES)  # status code -> name
+THROTTLE_MASK = (
+    SW_POWER_CAP | HW_SLOWDOWN | SW_THERMAL_SLOWDOWN | HW_THERMAL_SLOWDOWN | HW_POWER_BRAKE_SLOWDOWN
+)
+FLEET_QUANTILES = (0.5, 0.99)
+FLEET_LATENCY_FIELDS = ("latency_ms", "ttft_ms")
+GPU_FIELDS = ("temp_c", "sm_util_pct", "mem_used_mib", "power_w", "sm_clock_mhz")
+_CHILD_CACHE_MAX = 50_000
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -122,6 +145,7 @@ class WorkerMetrics:
             "Highest event time seen by this worker's engines (epoch seconds)",
             registry=r,
         )
+        self.fleet = FleetMetrics(r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -172,6 +196,94 @@ class FleetMetrics:
             ["host", "gpu_uuid"],
             registry=r,
         )
+        # Label lookups cost microseconds each; batches repeat the same few series.
+        self._children: dict[tuple[int, tuple[Hashable, ...]], Any] = {}
+
+    def _child(self, metric: Any, labels: tuple[Hashable, ...]) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _CHILD_CACHE_MAX:
+                self._children.clear()
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe(self, batch: Columns) -> None:
+        """Aggregate one decoded batch into the fleet metrics (per series, not per event)."""
+        if not len(batch):
+            return
+        if isinstance(batch, InferenceColumns):
+            self._inference(batch)
+        elif isinstance(batch, GpuColumns):
+            self._gpu(batch)
+
+    def _inference(self, b: InferenceColumns) -> None:
+        ids, series = group_ids(b.model, b.model_version, b.gateway)
+        n_status = len(STATUS_NAMES)
+        pairs, counts = np.unique(ids * n_status + b.status, return_counts=True)
+        for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
+            sid, code = divmod(pair, n_status)
+            status = STATUS_NAMES[code] if 0 <= code < n_status else "unknown"
+            self._child(self.requests, (*series[sid], status)).inc(count)
+        for name in FLEET_LATENCY_FIELDS:
+            values: npt.NDArray[np.float64] = getattr(b, name)
+            finite = np.isfinite(values)
+            quantiles = group_quantiles(ids[finite], values[finite], len(series))
+            for sid in np.flatnonzero(~np.isnan(quantiles[:, 0])).tolist():
+                for q, v in zip(FLEET_QUANTILES, quantiles[sid].tolist(), strict=True):
+                    self._child(self.latency_ms, (*series[sid], name, f"{q:g}")).set(v)
+
+    def _gpu(self, b: GpuColumns) -> None:
+        ids, devices = group_ids(b.host, b.gpu_uuid)
+        # The last row of each device in the batch is its current state.
+        last = np.zeros(len(devices), dtype=np.int64)
+        last[ids] = np.arange(len(ids))
+        for dev, row in zip(devices, last.tolist(), strict=True):
+            for name in GPU_FIELDS:
+                value = float(getattr(b, name)[row])
+                if np.isfinite(value):
+                    self._child(self.gpu_value, (*dev, name)).set(value)
+            throttled = int(b.clocks_event_reasons[row]) & THROTTLE_MASK
+            self._child(self.gpu_throttled, dev).set(1 if throttled else 0)
+        xids = np.bincount(ids[b.xid >= 0], minlength=len(devices))
+        for dev, count in zip(devices, xids.tolist(), strict=True):
+            if count:
+                self._child(self.gpu_xid, dev).inc(count)
+
+
+def group_quantiles(
+    ids: npt.NDArray[np.int64], values: npt.NDArray[np.float64], groups: int
+) -> npt.NDArray[np.float64]:
+    """``FLEET_QUANTILES`` of ``values`` per group id (rows: groups; NaN for empty groups).
+
+    One sort for every group at once; linear interpolation as ``np.quantile`` does.
+    """
+    out = np.full((groups, len(FLEET_QUANTILES)), np.nan)
+    if not len(values):
+        return out
+    ordered = values[np.lexsort((values, ids))]
+    counts = np.bincount(ids, minlength=groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    have = counts > 0
+    c, s = counts[have], starts[have]
+    for j, q in enumerate(FLEET_QUANTILES):
+        pos = q * (c - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, c - 1)
+        a, b = ordered[s + lo], ordered[s + hi]
+        out[have, j] = a + (pos - lo) * (b - a)
+    return out
+
+
+def group_ids(
+    *columns: npt.NDArray[Any],
+) -> tuple[npt.NDArray[np.int64], list[tuple[str, ...]]]:
+    """Dense group id per row over the label columns, and each group's labels (None -> "")."""
+    keys = list(zip(*(c.tolist() for c in columns), strict=True))
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    ids = np.fromiter(map(index.__getitem__, keys), np.int64, len(keys))
+    groups = [tuple("" if v is None else str(v) for v in k) for k in index]
+    return ids, groups
 
 
 class NotifierMetrics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.decode import decode_columns, to_dead_letter
 from schemas.models import Alert, DeadLetter
@@ -23,6 +24,17 @@ class Outcome:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     accepted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicMetrics:
+    """One topic's metric children, looked up once rather than on every batch."""
+
+    events_in: Any
+    events_accepted: Any
+    batch_size: Any
+    batch_seconds: Any
+    detector_seconds: Any
 
 
 def _no_saved_state(partition: int) -> bytes | None:
@@ -54,6 +66,7 @@ class BatchProcessor:
         self.idle_after_s = float(idle_after_s)
         # partition -> (wall time of its last batch, engine watermark then)
         self._last_seen: dict[int, tuple[float, float]] = {}
+        self._by_topic: dict[str, _TopicMetrics] = {}
 
     def process(
         self,
@@ -67,8 +80,9 @@ class BatchProcessor:
         began = time.perf_counter()
         wall = self.clock()
         out = Outcome()
-        self.metrics.events_in.labels(topic).inc(len(raws))
-        self.metrics.batch_size.labels(topic).observe(len(raws))
+        m = self._topic_metrics(topic, kind)
+        m.events_in.inc(len(raws))
+        m.batch_size.observe(len(raws))
         columns, rejects = decode_columns(raws, kind=kind, now=wall)
         for rej in rejects:
             offset = offsets[rej.index] if offsets is not None else None
@@ -78,17 +92,31 @@ class BatchProcessor:
             self.metrics.rejects.labels(topic, reason_class(rej.reason, rej.location)).inc()
         out.accepted = len(columns)
         if out.accepted:
-            self.metrics.events_accepted.labels(topic).inc(out.accepted)
+            m.events_accepted.inc(out.accepted)
+            self.metrics.fleet.observe(columns)
             engine = self.pool.get(partition, self.load, wall)
             t0 = time.perf_counter()
             step = engine.process(columns)
-            self.metrics.detector_seconds.labels(kind).observe(time.perf_counter() - t0)
+            m.detector_seconds.observe(time.perf_counter() - t0)
             out.alerts = step.alerts
             self.pool.touched(partition)
             self._last_seen[partition] = (wall, engine.watermark)
         self._count(out.alerts)
-        self.metrics.batch_seconds.labels(topic).observe(time.perf_counter() - began)
+        m.batch_seconds.observe(time.perf_counter() - began)
         return out
+
+    def _topic_metrics(self, topic: str, kind: str) -> _TopicMetrics:
+        m = self._by_topic.get(topic)
+        if m is None:
+            w = self.metrics
+            m = self._by_topic[topic] = _TopicMetrics(
+                w.events_in.labels(topic),
+                w.events_accepted.labels(topic),
+                w.batch_size.labels(topic),
+                w.batch_seconds.labels(topic),
+                w.detector_seconds.labels(kind),
+            )
+        return m
 
     def advance_idle(self) -> list[Alert]:
         """Let event time pass on partitions with no batch for ``idle_after_s`` of wall time."""

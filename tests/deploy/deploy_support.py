@@ -38,10 +38,10 @@ def tool(name: str) -> str:
 
 def populated_registry() -> CollectorRegistry:
     """One registry holding every llmwatch metric, each with at least one sample."""
-    from stream.metrics import FleetMetrics, NotifierMetrics, WorkerMetrics
+    from stream.metrics import NotifierMetrics, WorkerMetrics
 
     w = WorkerMetrics()
-    f = FleetMetrics(w.registry)
+    f = w.fleet
     n = NotifierMetrics(w.registry)
     topic = "llmwatch.inference"
     w.events_in.labels(topic).inc(1000)

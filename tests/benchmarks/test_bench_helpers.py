@@ -1,0 +1,106 @@
+"""Pure helpers of the benchmark suite: output parsing, matching, report rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks import _harness as h
+from benchmarks.detection_latency import first_alert
+from benchmarks.memory import series_batch
+from benchmarks.report import render
+from benchmarks.run_all import first_json
+
+
+def test_first_json_skips_log_lines_and_trailing_table() -> None:
+    text = 'warming up\n{"a": {"b": [1, 2]}, "c": "x"}\nname   1,000 ev/s\n'
+    assert first_json(text) == {"a": {"b": [1, 2]}, "c": "x"}
+    with pytest.raises(ValueError, match="no JSON"):
+        first_json("only a table\n")
+
+
+def test_metric_sum_adds_every_labelled_sample_of_that_name_only() -> None:
+    text = (
+        "# HELP llmwatch_events_in_total x\n"
+        'llmwatch_events_in_total{topic="a"} 10.0\n'
+        'llmwatch_events_in_total{topic="b"} 5.0\n'
+        "llmwatch_events_in_created 1.7e9\n"
+        'llmwatch_events_in_total_other{topic="a"} 99.0\n'
+    )
+    assert h.metric_sum(text, "llmwatch_events_in_total") == 15.0
+
+
+def test_first_alert_needs_firing_matching_labels_after_the_mark() -> None:
+    seen: list[tuple[float, dict[str, Any]]] = [
+        (1.0, {"status": "firing", "detector": "e", "labels": {"gateway": "g", "model": "m"}}),
+        (3.0, {"status": "resolved", "detector": "e", "labels": {"gateway": "g", "model": "m"}}),
+        (4.0, {"status": "firing", "detector": "e", "labels": {"gateway": "x", "model": "m"}}),
+        (5.0, {"status": "firing", "detector": "l", "labels": {"gateway": "g", "model": "m"}}),
+    ]
+    assert first_alert(seen, {"gateway": "g", "model": "m"}, after=2.0) == (5.0, "l")
+    assert first_alert(seen, {"gateway": "g", "model": "m"}, after=0.0) == (1.0, "e")
+    assert first_alert(seen, {"gateway": "z"}, after=0.0) is None
+
+
+def test_series_batch_gives_each_series_distinct_labels_and_repeats() -> None:
+    b = series_batch(first=100, count=5, t0=10.0, repeat=3)
+    assert len(b) == 15
+    keys = set(zip(b.gateway, b.model, b.model_version, b.host, strict=True))
+    assert len(keys) == 5
+    assert sorted(set(b.ts.tolist())) == [10.0, 11.0, 12.0]
+
+
+def test_render_marks_targets_met_missed_and_unmeasured() -> None:
+    run = {
+        "date": "2026-01-01T00:00:00+00:00",
+        "total_s": 1.0,
+        "quick": False,
+        "machine": {
+            "cpu": "cpu",
+            "cores": 2,
+            "python": "3.11",
+            "platform": "linux",
+            "load_avg_1m_at_start": 1.0,
+        },
+        "benchmarks": {
+            "kernels": {
+                "command": "k",
+                "seconds": 1,
+                "result": {"kernels": {"ewma_latency_baseline": {"numba_batch_65536": 3e7}}},
+            },
+            "service_throughput": {
+                "command": "s",
+                "seconds": 1,
+                "result": {
+                    "llmwatch": {"events_per_s": 5000},
+                    "llmwatch_vs_naive": 1.2,
+                    "llmwatch_vs_ceiling": 0.5,
+                },
+            },
+            "memory": {"command": "m", "error": "boom"},
+        },
+    }
+    md = render(run)
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert rows["Kernel: latency baseline (EWMA) at batch 64k"].endswith("| met |")
+    assert "**not met**" in rows["End to end, one worker (embedded broker)"]
+    assert rows["End to end vs no-processing ceiling"].endswith("| met |")
+    assert "not measured" in rows["Latency detector state per series"]
+    assert "`m` (error: boom)" in md
+
+
+def test_feeder_keeps_lag_bounded(embedded_broker: str) -> None:
+    topic = f"bench-feeder-{id(object())}"
+    h.create_topics(embedded_broker, [topic])
+    values = [b"x"] * 100
+    feeder = h.Feeder(embedded_broker, topic, [b"k"] * 100, values, low=30, chunk=20)
+    feeder.feed(consumed=0)
+    assert feeder.sent == 20
+    feeder.feed(consumed=0)
+    assert feeder.sent == 40
+    feeder.feed(consumed=0)  # lag 40 >= low: holds back
+    assert feeder.sent == 40
+    feeder.feed(consumed=95)
+    assert feeder.sent == 60
+    feeder.close()
