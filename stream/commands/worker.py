@@ -26,13 +26,28 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--loglevel", choices=_LOGLEVELS, default=None, help="default: LLMWATCH_LOG_LEVEL or warn"
     )
+    p.add_argument(
+        "--session-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long the group waits for a crashed worker before reassigning its "
+        "partitions (default 60)",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="save engine state at least this often while events flow (default 10)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import faust
 
-    from stream.app import create_app
+    from stream.app import WorkerOptions, create_app
     from stream.config import load_config
     from stream.settings import load_settings
 
@@ -46,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
             address = stack.enter_context(EmbeddedBroker())
             settings = settings.model_copy(update={"bootstrap_servers": address})
             print(f"embedded broker listening on {address}", flush=True)
-        app = create_app(settings, config)
+        tuned: dict[str, float] = {}
+        if args.session_timeout is not None:
+            tuned["session_timeout_s"] = args.session_timeout
+        if args.checkpoint_interval is not None:
+            tuned["checkpoint_interval_s"] = args.checkpoint_interval
+        app = create_app(settings, config, WorkerOptions(**tuned))
         level = args.loglevel or settings.log_level
         print(
             f"llmwatch worker: brokers {settings.bootstrap_servers}, "

@@ -10,6 +10,7 @@ both series hash to that partition.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from detectors.registry import SeriesRegistry
@@ -18,6 +19,7 @@ from stream.config import LlmwatchConfig
 from stream.engine import Engine
 
 Loader = Callable[[int], bytes | None]
+log = logging.getLogger("llmwatch.worker")
 
 
 class EnginePool:
@@ -35,6 +37,7 @@ class EnginePool:
         self.every_s = float(every_s)
         self.engines: dict[int, Engine] = {}
         self.restored: set[int] = set()
+        self.restore_failed: set[int] = set()
         self._dirty_batches: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
 
@@ -42,10 +45,17 @@ class EnginePool:
         eng = self.engines.get(partition)
         if eng is None:
             saved = load(partition)
+            eng = None
             if saved is not None:
-                eng = Engine.restore(saved, self.config)
-                self.restored.add(partition)
-            else:
+                try:
+                    eng = Engine.restore(saved, self.config)
+                    self.restored.add(partition)
+                except Exception:
+                    # A snapshot this version cannot read (e.g. detector parameters
+                    # changed in an upgrade): relearn rather than stop the partition.
+                    log.exception("partition %d: saved engine state unreadable", partition)
+                    self.restore_failed.add(partition)
+            if eng is None:
                 eng = Engine(self.config)
             self.engines[partition] = eng
             self._dirty_batches[partition] = 0
@@ -73,6 +83,7 @@ class EnginePool:
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.engines.pop(p, None)
+            self.restored.discard(p)
             self._dirty_batches.pop(p, None)
             self._saved_at.pop(p, None)
 

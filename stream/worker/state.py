@@ -6,21 +6,27 @@ ourselves, so a save writes the local store and sends the changelog record to
 that same partition explicitly: the worker that owns source partition N recovers
 changelog partition N, and with it exactly the engines it needs.
 
-Trade-off: state is checkpointed every N batches or T seconds, not per event.
-A worker killed between checkpoints restarts from the last snapshot and
-re-consumes from the last committed offset, so alerts raised in that gap can be
-published again. Their ``alert_id`` is stable (fingerprint + start time), so
-consumers dedupe by ``alert_id``; notifiers are idempotent by fingerprint.
+Effectively once without transactions (0.9 has none): each manifest records, per source
+topic, the last offset its snapshot has seen, and the worker acks (lets Faust commit)
+an event only once a snapshot covering it is saved. After a crash the consumer
+resumes at or before the snapshot, and ``Progress`` drops the events the snapshot
+already holds. State is checkpointed every N batches or T seconds, and at once after
+a batch that raised alerts or dead letters, so a replay repeats neither unless the
+crash falls between publishing them and sending the snapshot (milliseconds; 0.9
+has no transactions to close that gap).
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
+# (changelog partition, key, value or None for a tombstone)
+ChangelogSend = Callable[[int, bytes, bytes | None], None]
 KEY_PREFIX = "engine-"
 # Below Kafka's default 1 MB message limit with room for the record overhead.
 CHUNK_BYTES = 256 * 1024
@@ -44,9 +50,13 @@ class EngineStateTable:
     the previous generation's chunks are deleted once the new manifest is out.
     """
 
-    def __init__(self, table: Any, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, table: Any, chunk_bytes: int = CHUNK_BYTES, send: ChangelogSend | None = None
+    ) -> None:
         self.table = table
         self.chunk_bytes = int(chunk_bytes)
+        # Default: Faust's buffered send_changelog; tests record the records instead.
+        self._send = send if send is not None else self._send_changelog
 
     def _manifest(self, partition: int) -> dict[str, Any] | None:
         raw = self.table.data.get(state_key(partition))
@@ -68,7 +78,16 @@ class EngineStateTable:
             return None
         return zlib.decompress(blob)
 
-    def save(self, partition: int, snapshot: bytes) -> None:
+    def offsets(self, partition: int) -> dict[str, int]:
+        """Per source topic, the last offset the saved snapshot of ``partition`` has seen."""
+        man = self._manifest(partition)
+        if man is None:
+            return {}
+        return {str(t): int(o) for t, o in man.get("offsets", {}).items()}
+
+    def save(
+        self, partition: int, snapshot: bytes, offsets: Mapping[str, int] | None = None
+    ) -> None:
         old = self._manifest(partition)
         gen = int(old["generation"]) + 1 if old is not None else 0
         blob = zlib.compress(snapshot, 1)
@@ -81,6 +100,7 @@ class EngineStateTable:
             "chunks": len(chunks),
             "sha256": hashlib.sha256(blob).hexdigest(),
             "raw_bytes": len(snapshot),
+            "offsets": dict(offsets or {}),
         }
         self._put(partition, state_key(partition), orjson.dumps(manifest))
         if old is not None:
@@ -89,8 +109,80 @@ class EngineStateTable:
 
     def _put(self, partition: int, key: bytes, value: bytes) -> None:
         self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
+        self._send(partition, key, value)
 
     def _delete(self, partition: int, key: bytes) -> None:
         self.table.data.pop(key, None)
-        self.table.send_changelog(partition, key, None, value_serializer="raw")
+        self._send(partition, key, None)
+
+    def _send_changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.table.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            self.table.send_changelog(partition, key, value)
+
+
+class Progress:
+    """Per source partition: offsets reflected in the engine, and events awaiting an ack.
+
+    Offsets are keyed (topic, partition). After an assignment the first batch of a
+    partition seeds them from the saved manifest, so re-delivered events are dropped.
+    """
+
+    def __init__(self, state: EngineStateTable) -> None:
+        self.state = state
+        self.done: dict[tuple[str, int], int] = {}
+        self._seeded: set[int] = set()
+        self._held: dict[int, list[Any]] = {}
+
+    def fresh(self, topic: str, partition: int, events: list[Any]) -> list[Any]:
+        """The events past what the engine has seen; the rest are acked at once."""
+        if partition not in self._seeded:
+            for t, off in self.state.offsets(partition).items():
+                self.done[(t, partition)] = max(off, self.done.get((t, partition), -1))
+            self._seeded.add(partition)
+        floor = self.done.get((topic, partition), -1)
+        out = [ev for ev in events if ev.message.offset > floor]
+        if len(out) < len(events):
+            _ack([ev for ev in events if ev.message.offset <= floor])
+        return out
+
+    def advance(self, topic: str, partition: int, offset: int) -> None:
+        self.done[(topic, partition)] = offset
+
+    def offsets(self, partition: int) -> dict[str, int]:
+        return {t: off for (t, p), off in self.done.items() if p == partition}
+
+    def seen(self, partitions: Iterable[int]) -> dict[tuple[str, int], int]:
+        """Last offset reflected in state per (topic, partition), for ``partitions``:
+        in memory once a batch arrived, else what the saved snapshot says."""
+        out: dict[tuple[str, int], int] = {}
+        for p in partitions:
+            if p not in self._seeded:  # read only: seeding waits for recovery + a batch
+                out.update({(t, p): off for t, off in self.state.offsets(p).items()})
+        out.update({k: v for k, v in self.done.items() if k[1] in partitions})
+        return out
+
+    def hold(self, partition: int, events: Iterable[Any]) -> None:
+        self._held.setdefault(partition, []).extend(events)
+
+    def release(self, partitions: Iterable[int]) -> None:
+        """Ack held events: their effects are in a saved snapshot (or need none)."""
+        for p in partitions:
+            _ack(self._held.pop(p, []))
+
+    def held(self) -> list[int]:
+        return [p for p, evs in self._held.items() if evs]
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked: their un-acked events belong to the next owner now."""
+        for p in partitions:
+            self._held.pop(p, None)
+            self._seeded.discard(p)
+            for key in [k for k in self.done if k[1] == p]:
+                del self.done[key]
+
+
+def _ack(events: Iterable[Any]) -> None:
+    for ev in events:
+        ev.ack()

@@ -8,13 +8,36 @@ import orjson
 
 from stream.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 from stream.worker.ingest import BatchProcessor
+from stream.worker.state import Progress
 
 
-def add_views(app: Any, processor: BatchProcessor, metrics: WorkerMetrics) -> None:
+def add_views(
+    app: Any,
+    processor: BatchProcessor,
+    metrics: WorkerMetrics,
+    progress: Progress | None = None,
+    owned: set[int] | None = None,
+) -> None:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        engines = sorted(processor.pool.engines)
-        body = {"status": "ok", "app": app.conf.id, "partitions": engines}
+        pool = processor.pool
+        engines = sorted(pool.engines)
+        body: dict[str, Any] = {
+            "status": "ok",
+            "app": app.conf.id,
+            "partitions": engines,
+            # Source partition numbers this worker is assigned (engines start on first use).
+            "assigned": sorted(owned) if owned is not None else engines,
+            # Engines resumed from a saved snapshot rather than started fresh.
+            "restored": sorted(p for p in pool.restored if p in pool.engines),
+            # Snapshots that could not be read (the engine started fresh): alert on this.
+            "restore_failed": sorted(pool.restore_failed),
+        }
+        if progress is not None:
+            # Last offset reflected in engine state, per assigned "topic/partition".
+            mine = owned if owned is not None else {p for _, p in progress.done}
+            seen = progress.seen(mine)
+            body["offsets"] = {f"{t}/{p}": off for (t, p), off in sorted(seen.items())}
         return web.json(body)
 
     @app.page("/metrics")

