@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     store: str = "rocksdb://"  # Faust table store URL: rocksdb:// or memory://
     state_dir: Path = Path("llmwatch-state")
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    # Address the worker's and notifier's HTTP servers listen on; all interfaces so
+    # Prometheus can scrape a container. 127.0.0.1 keeps them local.
+    web_host: Annotated[str, Field(min_length=1, max_length=255)] = "0.0.0.0"
+    # How long the group waits for a silent (crashed) worker before its partitions move.
+    session_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Engine state is saved at least this often while events flow (and after any batch
+    # that raised alerts); a restart replays at most this much.
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     batch_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
     log_level: LogLevel = "warn"

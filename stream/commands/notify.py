@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--config", type=Path, default=None, help="routing + receivers YAML")
-    p.add_argument("--host", default="0.0.0.0", help="address the HTTP API listens on")
+    p.add_argument(
+        "--host", default=None, help="address the HTTP API listens on (default LLMWATCH_WEB_HOST)"
+    )
     p.add_argument(
         "--loglevel", choices=_LOGLEVELS, default=None, help="default: LLMWATCH_LOG_LEVEL or warn"
     )
@@ -67,11 +69,12 @@ async def _serve(service: Any, args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await service.start()
-    runner, port = await serve(service, args.host, service.settings.notify_web_port)
+    host = args.host or service.settings.web_host
+    runner, port = await serve(service, host, service.settings.notify_web_port)
     names = ", ".join(r.name for r in service.config.receivers)
     print(
         f"llmwatch notify: brokers {service.settings.bootstrap_servers}, receivers {names}, "
-        f"api http://{args.host}:{port}/api/silences",
+        f"api http://{host}:{port}/api/silences",
         flush=True,
     )
     try:

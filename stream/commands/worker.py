@@ -32,14 +32,15 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="SECONDS",
         help="how long the group waits for a crashed worker before reassigning its "
-        "partitions (default 60)",
+        "partitions (default LLMWATCH_SESSION_TIMEOUT_S, 60)",
     )
     p.add_argument(
         "--checkpoint-interval",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="save engine state at least this often while events flow (default 10)",
+        help="save engine state at least this often while events flow "
+        "(default LLMWATCH_CHECKPOINT_INTERVAL_S, 10)",
     )
     p.set_defaults(func=run)
 
@@ -61,18 +62,22 @@ def run(args: argparse.Namespace) -> int:
             address = stack.enter_context(EmbeddedBroker())
             settings = settings.model_copy(update={"bootstrap_servers": address})
             print(f"embedded broker listening on {address}", flush=True)
-        tuned: dict[str, float] = {}
-        if args.session_timeout is not None:
-            tuned["session_timeout_s"] = args.session_timeout
-        if args.checkpoint_interval is not None:
-            tuned["checkpoint_interval_s"] = args.checkpoint_interval
-        app = create_app(settings, config, WorkerOptions(**tuned))
+        options = WorkerOptions(
+            session_timeout_s=_first(args.session_timeout, settings.session_timeout_s),
+            checkpoint_interval_s=_first(args.checkpoint_interval, settings.checkpoint_interval_s),
+            web_host=settings.web_host,
+        )
+        app = create_app(settings, config, options)
         level = args.loglevel or settings.log_level
         print(
             f"llmwatch worker: brokers {settings.bootstrap_servers}, "
-            f"web http://127.0.0.1:{settings.web_port}/healthz",
+            f"web http://{settings.web_host}:{settings.web_port}/healthz",
             flush=True,
         )
         worker = faust.Worker(app, loglevel=_LEVEL_NAMES.get(level, level), quiet=True)
         worker.execute_from_commandline()  # returns when the worker stops (signal)
     return 0
+
+
+def _first(flag: float | None, setting: float) -> float:
+    return setting if flag is None else flag
