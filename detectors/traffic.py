@@ -44,6 +44,12 @@ class TrafficConfig(DetectorConfig):
     min_bins: float = Field(10.0, ge=1)
     max_empty_bins: int = Field(1440, ge=1)
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
+    # A heartbeat per whole gateway as well as per (model, gateway). Off by default:
+    # the service keys events by model (schemas/keys.py), so a worker engine sees only
+    # some of a gateway's models, and each would fire its own gateway alert from a
+    # partial baseline. A silent gateway still shows as every one of its series going
+    # silent. Safe to turn on where one engine sees everything (offline replay).
+    gateway_level: bool = False
 
 
 class _Heartbeat:
@@ -146,11 +152,13 @@ class TrafficDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         ts = clean_ts(batch.ts)
         order = np.argsort(ts, kind="stable")
-        gw = labels_of((batch.gateway,))
         sids = self.series.registry.ids_for(labels_of((batch.model, batch.gateway)), ts)
-        gids = self.gateways.registry.ids_for(gw, ts)
+        beats = [(self.series, sids)]
+        if cfg.gateway_level:
+            gids = self.gateways.registry.ids_for(labels_of((batch.gateway,)), ts)
+            beats.append((self.gateways, gids))
         self._grow()
-        for hb, ids in ((self.series, sids), (self.gateways, gids)):
+        for hb, ids in beats:
             ratio = kernels.heartbeat_update(
                 ids[order],
                 ts[order],
@@ -187,7 +195,8 @@ class TrafficDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         out: list[Finding] = []
         silent_gw: set[str] = set()
-        for name, hb in (("gateway", self.gateways), ("series", self.series)):
+        levels = [("gateway", self.gateways)] if cfg.gateway_level else []
+        for name, hb in [*levels, ("series", self.series)]:
             ids = hb.registry.active_ids()
             ratio = kernels.silence_ratio(
                 ids, now, hb.last_t, hb.gap_mean, hb.gap_w, cfg.min_events
