@@ -7,7 +7,11 @@ learned (it freezes), and after ``max_freeze_s`` of continuous freeze the curren
 level is accepted as the new normal (the baseline restarts from it). Slots are
 ``sid * n_metrics + metric`` so every kernel sees flat 1-d state.
 
-Three guards keep ordinary life from paging:
+Four guards keep ordinary life from paging:
+
+* tail support: a window's quantile is scored only when the window holds enough rows
+  that ``min_tail_count`` of them are expected above it (300 for a p99 at 3); in a
+  thinner window the "p99" is its maximum, a single slow request;
 
 * warm-up: a slot scores 0 (and learns every row) until its baseline has ``warmup_s``
   of event time behind it; a baseline fitted to a minute of data is mostly noise;
@@ -59,6 +63,7 @@ class QuantileParams:
     min_peers: int = 3
     common_quantile: float = 0.5
     min_log_effect: float = 0.0
+    min_tail_count: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,10 @@ class QuantileBaseline:
         self, labels: tuple[str, ...], n_metrics: int, params: QuantileParams, ttl_s: float
     ) -> None:
         self.p = params
+        # A window's high quantile counts only with ``min_tail_count`` rows expected
+        # above it: with fewer, the "p99" is the window's maximum, and one slow request
+        # holds it up for a whole window half-life or more.
+        self.min_count = max(params.min_window_count, params.min_tail_count / (1 - params.quantile))
         self.n_metrics = n_metrics
         self.registry = SeriesRegistry(labels, ttl_s=ttl_s, initial_capacity=8)
         cap = self.registry.capacity * n_metrics
@@ -152,7 +161,7 @@ class QuantileBaseline:
             p.quantile,
         )
         with np.errstate(invalid="ignore", divide="ignore"):
-            y = np.where(eff >= p.min_window_count, np.log(q), np.nan)
+            y = np.where(eff >= self.min_count, np.log(q), np.nan)
         finite = np.isfinite(y)
         fresh = finite & np.isnan(self.born[slots])
         if fresh.any():

@@ -1,9 +1,20 @@
-"""Decline of user feedback scores, per (model, model_version).
+"""Decline of user feedback scores, per (model, model_version): a one-sided CUSUM.
 
-Two exponentially weighted means per series: a slow baseline and a fast recent
-mean. The statistic is how far the fast mean sits below the baseline, in standard
-errors of the fast mean; only declines count (users getting happier is not an
-incident). A finding also needs the drop to matter in score points (``min_drop``).
+Ratings are sparse (a few per cent of requests), so an incident of a minute or two
+leaves a few dozen ratings: too few for a windowed mean to be sure of, but enough for a
+sequential test that adds up every rating's evidence. Per rating ``x`` in [-1, 1] the
+detector adds the log-likelihood ratio of "ratings are tilted towards low scores" to
+"ratings are as usual"::
+
+    llr(x) = -tilt * x - log E0[exp(-tilt * x)]
+
+where ``E0`` is a slow EWMA of ``exp(-tilt * x)`` over the series' own ratings (its
+baseline, whatever its rating scale's shape). ``E0[exp(llr)] = 1``, so the CUSUM
+``S = max(0, S + llr)`` crossing ``threshold`` is a test whose in-control run length is
+at least ``exp(threshold)`` ratings (Lorden; ``S`` is capped at 1.5 x threshold so
+an episode ends soon after the ratings recover), and its drift is negative unless the mean
+drops by roughly ``tilt * variance / 2``: small drops never accumulate. Only declines
+count (users getting happier is not an incident).
 """
 
 from __future__ import annotations
@@ -12,31 +23,34 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import FeedbackColumns
 
-# Baseline mean, baseline variance, fast mean, events seen.
-_MEAN, _VAR, _FAST, _N = range(4)
+# Baseline mean score, baseline E[exp(-tilt x)], CUSUM, ratings seen, the sum and count
+# of ratings since the CUSUM last stood at 0 (the run it adds up), baseline E[exp(-2 tilt x)].
+_MEAN, _MGF, _S, _N, _RUN_SUM, _RUN_N, _MGF2 = range(7)
+_WIDTH = 7
 
 
 class FeedbackConfig(DetectorConfig):
-    fast_alpha: float = Field(0.05, gt=0, le=1)  # per rating, ~20 ratings
-    slow_alpha: float = Field(0.005, gt=0, le=1)  # per rating, ~200 ratings
-    z_threshold: float = Field(4.0, gt=0)
-    declined_learning: float = Field(0.1, ge=0, le=1)  # slow_alpha factor while declined
-    min_drop: float = Field(0.1, ge=0)  # score points on the [-1, 1] scale
-    warmup: int = Field(50, ge=1)
+    # Exponential tilt of the alternative; 1 targets drops of ~0.3-0.6 points on the
+    # [-1, 1] scale, and drops below ~tilt * variance / 2 never accumulate.
+    tilt: float = Field(1.0, gt=0, le=5)
+    # Log of the in-control run length, in ratings: exp(9) ~ 8000 at the very least.
+    threshold: float = Field(9.0, gt=0)
+    slow_alpha: float = Field(0.002, gt=0, le=1)  # baseline, per rating (~1000 ratings)
+    declined_learning: float = Field(0.1, ge=0, le=1)  # slow_alpha factor while declining
+    # A baseline fitted to fewer ratings is too noisy for the CUSUM's calibration.
+    warmup: int = Field(300, ge=1)
+    # Each rating's evidence is discounted by this many standard errors of the
+    # baseline's log E0[exp(-tilt x)]: a baseline that learned from a lucky spell of
+    # good ratings must not turn ordinary ones into evidence.
+    baseline_margin: float = Field(1.0, ge=0)
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
-
-    @model_validator(mode="after")
-    def _fast_is_faster(self) -> FeedbackConfig:
-        if self.fast_alpha <= self.slow_alpha:
-            raise ValueError("fast_alpha must be larger than slow_alpha")
-        return self
 
 
 class FeedbackDetector(Detector[FeedbackColumns]):
@@ -49,7 +63,7 @@ class FeedbackDetector(Detector[FeedbackColumns]):
         self.registry = SeriesRegistry(
             ("model", "model_version"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
         )
-        self.state_arr = np.zeros((self.registry.capacity, 4), dtype=np.float64)
+        self.state_arr = np.zeros((self.registry.capacity, _WIDTH), dtype=np.float64)
         self.firing = FiringState()
 
     @property
@@ -59,16 +73,7 @@ class FeedbackDetector(Detector[FeedbackColumns]):
 
     @property
     def bytes_per_series(self) -> float:
-        return float(self.state_arr.itemsize * 4)
-
-    def _z(self, st: list[float]) -> float:
-        """Decline of the fast mean below the baseline, in standard errors of the fast mean."""
-        if st[_N] < self.cfg.warmup:
-            return 0.0
-        a = self.cfg.fast_alpha
-        # The variance of an EWMA of independent ratings is var * a / (2 - a).
-        se = math.sqrt(max(st[_VAR], 1e-4) * a / (2 - a))
-        return max(st[_MEAN] - st[_FAST], 0.0) / se
+        return float(self.state_arr.itemsize * _WIDTH)
 
     def update(self, batch: FeedbackColumns) -> DetectorOutput:
         n = len(batch)
@@ -81,60 +86,80 @@ class FeedbackDetector(Detector[FeedbackColumns]):
         self.state_arr = grow(self.state_arr, self.registry.capacity, 0.0)
         values = np.clip(batch.score, -1.0, 1.0)
         findings: list[Finding] = []
-        fa, sa = cfg.fast_alpha, cfg.slow_alpha
         for sid, rows in groups(ids):
             st = self.state_arr[sid].tolist()
-            z_rows = np.zeros(rows.size)
+            s_rows = np.zeros(rows.size)
             for j, x in enumerate(values[rows].tolist()):
-                if not math.isfinite(x):
-                    z_rows[j] = self._z(st)
-                    continue
-                if st[_N] == 0:
-                    st = [x, 0.0, x, 1.0]
-                else:
-                    # Warm-up averages plainly, then the baseline moves slowly.
-                    a = max(sa, 1.0 / (st[_N] + 1))
-                    if self._z(st) >= cfg.z_threshold / 2:
-                        # Ratings during a decline teach the baseline slowly, so a decline
-                        # stays visible; a lasting one still becomes normal in time.
-                        a *= cfg.declined_learning
-                    d = x - st[_MEAN]
-                    st[_MEAN] += a * d
-                    st[_VAR] = (1 - a) * (st[_VAR] + a * d * d)
-                    st[_FAST] += max(fa, 1.0 / (st[_N] + 1)) * (x - st[_FAST])
-                    st[_N] += 1
-                z_rows[j] = self._z(st)
+                if math.isfinite(x):
+                    self._learn(st, x)
+                s_rows[j] = st[_S]
             self.state_arr[sid] = st
-            scores[rows] = squash(z_rows, cfg.z_threshold)
+            scores[rows] = squash(s_rows, cfg.threshold)
             findings.extend(self._finding(sid, st, float(ts[rows].max())))
         self._evict(float(ts.max()))
         return DetectorOutput(scores, findings)
 
+    def _learn(self, st: list[float], x: float) -> None:
+        cfg = self.cfg
+        e = math.exp(-cfg.tilt * x)
+        if st[_N] >= cfg.warmup:
+            # Capped, so an episode ends within a bounded number of normal ratings.
+            s = st[_S] - cfg.tilt * x - math.log(st[_MGF]) - self._margin(st)
+            st[_S] = min(max(0.0, s), 1.5 * cfg.threshold)
+            if st[_S] > 0.0:
+                st[_RUN_SUM] += x
+                st[_RUN_N] += 1
+            else:
+                st[_RUN_SUM] = st[_RUN_N] = 0.0
+        # Warm-up averages plainly, then the baseline moves slowly.
+        a = max(cfg.slow_alpha, 1.0 / (st[_N] + 1))
+        if st[_S] >= cfg.threshold / 2:
+            # Ratings during a decline teach the baseline slowly, so a decline stays
+            # visible; a lasting one still becomes normal in time.
+            a *= cfg.declined_learning
+        st[_MEAN] += a * (x - st[_MEAN])
+        st[_MGF] += a * (e - st[_MGF])
+        st[_MGF2] += a * (e * e - st[_MGF2])
+        st[_N] += 1
+
+    def _margin(self, st: list[float]) -> float:
+        """``baseline_margin`` standard errors of log E0[exp(-tilt x)] (delta method)."""
+        a = self.cfg.slow_alpha
+        n_eff = min(st[_N], (2 - a) / a)
+        rel_var = max(st[_MGF2] / (st[_MGF] * st[_MGF]) - 1.0, 0.0)
+        return self.cfg.baseline_margin * math.sqrt(rel_var / n_eff)
+
     def _finding(self, sid: int, st: list[float], ts: float) -> list[Finding]:
         cfg = self.cfg
-        z = self._z(st)
-        drop = st[_MEAN] - st[_FAST]
-        anomalous = z >= cfg.z_threshold and drop >= cfg.min_drop
+        s = st[_S]
+        # Hysteresis: once firing, the episode lasts until the evidence halves.
+        was = sid in self.firing.firing
+        anomalous = s >= cfg.threshold or (was and s >= cfg.threshold / 2)
         labels = self.registry.labels(sid)
-        se = math.sqrt(max(st[_VAR], 1e-4) * cfg.fast_alpha / (2 - cfg.fast_alpha))
+        who = f"{labels['model']} {labels['model_version']}"
+        run_n = int(st[_RUN_N])
+        recent = st[_RUN_SUM] / run_n if run_n else st[_MEAN]
 
         def make(anomalous: bool) -> Finding:
-            verb = "fell to" if anomalous else "is back at"
-            text = (
-                f"user feedback for {labels['model']} {labels['model_version']} {verb} "
-                f"{fmt(st[_FAST])} (recent ~{round(1 / cfg.fast_alpha)} ratings) from a baseline "
-                f"of {fmt(st[_MEAN])}: {fmt(drop)} points lower, {z:.1f} standard errors"
+            head = (
+                f"user feedback for {who} averaged {fmt(recent)} over the last {run_n} "
+                f"ratings against a baseline of {fmt(st[_MEAN])}"
             )
+            if anomalous:
+                text = f"{head}: a decline, evidence {s:.1f} (threshold {fmt(cfg.threshold)})"
+            else:
+                text = f"user feedback for {who} is back to normal"
             return Finding(
                 detector=self.name,
                 kind="feedback.decline",
                 series=labels,
                 ts=ts,
-                score=float(squash(z, cfg.z_threshold)),
+                # The episode holds (hysteresis) until the evidence halves: it stays hot.
+                score=max(float(squash(s, cfg.threshold)), 0.5 if anomalous else 0.0),
                 anomalous=anomalous,
-                observed=st[_FAST],
+                observed=recent,
                 expected=st[_MEAN],
-                lower=st[_MEAN] - max(cfg.z_threshold * se, cfg.min_drop),
+                lower=None,
                 upper=None,
                 severity="warning" if anomalous else "info",
                 explanation=text,

@@ -16,7 +16,9 @@ freeze the detector accepts the current level as the new normal: the baseline re
 from it, and the series recovers (one recovery finding). Choose ``max_freeze_s`` longer
 than the incidents you want to keep alerting on.
 
-Against ordinary life (see ``_quantile_baseline``): no verdict for ``warmup_s``; the
+Against ordinary life (see ``_quantile_baseline``): a version window's quantile counts
+only once ``min_tail_count`` of its rows are expected above it (a thinner window's
+"p99" is one or two slow requests); no verdict for ``warmup_s``; the
 family's median slowdown (load lifts every series) is taken off each series; and a
 slowdown must be ``min_rel_effect`` large as well as ``threshold_z`` sure. Host level
 goes first, so a version whose slowdown one slow host explains (exactly one of its
@@ -26,6 +28,7 @@ model's hosts is anomalous) names that host: a GPU alert there inhibits it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from typing import Any, ClassVar
@@ -55,7 +58,13 @@ class LatencyConfig(DetectorConfig):
     threshold_z: float = Field(4.0, gt=0)
     min_rel_spread: float = Field(0.05, gt=0)
     min_window_count: float = Field(30.0, ge=1)
-    min_baseline_weight: float = Field(50.0, ge=1)
+    # Rows expected above the quantile before a version window's quantile counts (p99:
+    # 300 rows). Host windows are exempt: their verdicts localise version slowdowns to a
+    # host (whose GPU alert then inhibits), and per-host traffic is thinner.
+    min_tail_count: float = Field(3.0, ge=0)
+    # Baseline rows before a verdict: a slot hovering at the tail-support limit learns
+    # only sporadically, so event time alone does not make its spread trustworthy.
+    min_baseline_weight: float = Field(300.0, ge=1)
     max_freeze_s: float = Field(1800.0, gt=0)
     # No verdicts until a baseline has this much event time behind it.
     warmup_s: float = Field(180.0, ge=0)
@@ -96,6 +105,7 @@ class LatencyDetector(Detector[InferenceColumns]):
             threshold_z=cfg.threshold_z,
             min_log_spread=math.log1p(cfg.min_rel_spread),
             min_window_count=cfg.min_window_count,
+            min_tail_count=cfg.min_tail_count,
             min_baseline_weight=cfg.min_baseline_weight,
             max_freeze_s=cfg.max_freeze_s,
             gamma=(1 + acc) / (1 - acc),
@@ -107,8 +117,14 @@ class LatencyDetector(Detector[InferenceColumns]):
             min_log_effect=math.log1p(cfg.min_rel_effect),
         )
         levels = LEVELS if cfg.host_level else {"version": LEVELS["version"]}
+        host_params = dataclasses.replace(params, min_tail_count=0.0)
         self.levels = {
-            name: QuantileBaseline(labels, len(cfg.metrics), params, cfg.series_ttl_s)
+            name: QuantileBaseline(
+                labels,
+                len(cfg.metrics),
+                host_params if name == "host" else params,
+                cfg.series_ttl_s,
+            )
             for name, labels in levels.items()
         }
         self.firing = FiringState()

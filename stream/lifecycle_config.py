@@ -93,9 +93,12 @@ def default_rules() -> dict[str, AlertRuleOverride]:
     # over 10+ samples, an XID that is an incident on its own; a fast leak fills a GPU
     # in under a minute) and silences (already min_silence_s and 15 expected gaps long).
     # A config file's ``rules`` are laid over these field by field (see ``_over_defaults``).
+    # Feedback's CUSUM is itself the persistence check (evidence accumulated over many
+    # ratings, held with hysteresis), so a further wait only adds delay.
     return {
         "gpu_health": AlertRuleOverride(for_s=10.0),
         "traffic": AlertRuleOverride(for_s=10.0),
+        "feedback": AlertRuleOverride(for_s=0.0),
     }
 
 
