@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from schemas.keys import partition_key
 from stream.simulate import FleetSpec, Incident, simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,9 @@ WORKER_TOPICS = (
 
 
 def series_key(event: dict[str, Any]) -> bytes:
-    """Publishers key inference events by series so a series stays on one partition."""
-    return f"{event['gateway']}|{event['model']}".encode()
+    """The key every publisher uses (schemas.keys): inference by model, so all of a
+    model's series meet in one engine, as they do in production."""
+    return partition_key(str(event["kind"]), event).encode()
 
 
 def inference_spec(events: int, rate: float, seed: int = 11, **kw: Any) -> FleetSpec:

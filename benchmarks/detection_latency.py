@@ -11,6 +11,11 @@ lifecycle ``for_s`` 0 (``--for-s``): the shipped 30 s is a paging policy that
 adds exactly that much event time, so it is reported apart, not measured. Prints one JSON object
 (p50, p99, max over the injections) and a table.
 
+The worker starts with no saved state and the warm-up is shorter than error_rate's
+window half-life (120 s), so this measures young series: there the detector's baseline
+holds the same rows as its window, and how a burst is cut into batches decides whether
+it fires at all (issue #4; tests/stream/test_app_batching.py).
+
     .venv/bin/python -m benchmarks.detection_latency [--rate 20000] [--quick]
 """
 

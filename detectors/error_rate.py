@@ -152,7 +152,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
             )
             # Rates are ratios, so the slow counts need no decay to give the baseline.
             stat = self._statistic(fn, fk, self._baseline(a["slow_n"][slots], a["slow_k"][slots]))
-            self._freeze(slots, stat, now)
+            self._freeze(slots, np.maximum(stat, self._batch_statistic(slots, hits)), now)
             kernels.decayed_counts_update(
                 slots,
                 ts,
@@ -170,6 +170,22 @@ class ErrorRateDetector(Detector[InferenceColumns]):
                 findings.extend(self._judge(slot, rate, now, culprit))
         self._evict(now)
         return DetectorOutput(scores, findings)
+
+    def _batch_statistic(self, slots: npt.NDArray[np.int64], hits: F64) -> F64:
+        """The statistic of this batch's own rows per series, mapped back to the rows.
+
+        A young series' window and baseline hold the same few rows, so a burst that
+        arrives in small batches lifts the window only as fast as it lifts the
+        baseline, and the window alone never crosses ``learn_gate``: the burst would be
+        learned as normal. A batch that is itself hot keeps the baseline frozen.
+        """
+        a = self.arrays
+        uniq, inv = np.unique(slots, return_inverse=True)
+        n = np.bincount(inv, minlength=uniq.size).astype(np.float64)
+        k = np.bincount(inv, weights=hits, minlength=uniq.size)
+        base = self._baseline(a["slow_n"][uniq], a["slow_k"][uniq])
+        out: F64 = self._statistic(n, k, base)[inv]
+        return out
 
     def _tally_hosts(
         self,

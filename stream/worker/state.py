@@ -6,6 +6,11 @@ ourselves, so a save writes the local store and sends the changelog record to
 that same partition explicitly: the worker that owns source partition N recovers
 changelog partition N, and with it exactly the engines it needs.
 
+The rocksdb store keeps one database per partition and picks it from the current
+event too: writes from a timer or a rebalance handler fail (no event), and reads in
+an agent go to the partition of whichever event the batch ended on. So with rocksdb
+every read and write names the partition's database itself (``_PartitionDBs``).
+
 Effectively once without transactions (0.9 has none): each manifest records, per source
 topic, the last offset its snapshot has seen, and the worker acks (lets Faust commit)
 an event only once a snapshot covering it is saved. After a crash the consumer
@@ -57,9 +62,10 @@ class EngineStateTable:
         self.chunk_bytes = int(chunk_bytes)
         # Default: Faust's buffered send_changelog; tests record the records instead.
         self._send = send if send is not None else self._send_changelog
+        self._store = _store_for(table)
 
     def _manifest(self, partition: int) -> dict[str, Any] | None:
-        raw = self.table.data.get(state_key(partition))
+        raw = self._store.get(partition, state_key(partition))
         if raw is None:
             return None
         value: dict[str, Any] = orjson.loads(raw)
@@ -70,10 +76,14 @@ class EngineStateTable:
         if man is None:
             return None
         gen = int(man["generation"])
-        parts = [self.table.data.get(_chunk_key(partition, gen, i)) for i in range(man["chunks"])]
-        if any(p is None for p in parts):
-            return None  # a changelog compacted mid-write: start fresh rather than guess
-        blob = b"".join(bytes(p) for p in parts)
+        get = self._store.get
+        parts: list[bytes] = []
+        for i in range(man["chunks"]):
+            chunk = get(partition, _chunk_key(partition, gen, i))
+            if chunk is None:
+                return None  # a changelog compacted mid-write: start fresh rather than guess
+            parts.append(bytes(chunk))
+        blob = b"".join(parts)
         if hashlib.sha256(blob).hexdigest() != man["sha256"]:
             return None
         return zlib.decompress(blob)
@@ -108,11 +118,11 @@ class EngineStateTable:
                 self._delete(partition, _chunk_key(partition, int(old["generation"]), i))
 
     def _put(self, partition: int, key: bytes, value: bytes) -> None:
-        self.table.data[key] = value
+        self._store.put(partition, key, value)
         self._send(partition, key, value)
 
     def _delete(self, partition: int, key: bytes) -> None:
-        self.table.data.pop(key, None)
+        self._store.delete(partition, key)
         self._send(partition, key, None)
 
     def _send_changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
@@ -120,6 +130,53 @@ class EngineStateTable:
             self.table.send_changelog(partition, key, None, value_serializer="raw")
         else:
             self.table.send_changelog(partition, key, value)
+
+
+class _MappingData:
+    """A partition-agnostic store (Faust's memory store, a dict in tests)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        value: bytes | None = self.data.get(key)
+        return value
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+
+    def delete(self, partition: int, key: bytes) -> None:
+        self.data.pop(key, None)
+
+
+class _PartitionDBs:
+    """Faust's rocksdb store, one database per changelog partition, addressed explicitly.
+
+    ``_db_for_partition`` and ``_key_index`` are that store's own (faust-streaming
+    0.15); keeping the index current lets Faust's event-less lookups find our keys.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        value = self.store._db_for_partition(partition).get(key)
+        return None if value is None else bytes(value)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self.store._db_for_partition(partition).put(key, value)
+        self.store._key_index[key] = partition
+
+    def delete(self, partition: int, key: bytes) -> None:
+        self.store._db_for_partition(partition).delete(key)
+        self.store._key_index.pop(key, None)
+
+
+def _store_for(table: Any) -> _MappingData | _PartitionDBs:
+    data = table.data
+    if hasattr(data, "_db_for_partition") and hasattr(data, "_key_index"):
+        return _PartitionDBs(data)
+    return _MappingData(data)
 
 
 class Progress:
