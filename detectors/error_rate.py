@@ -182,7 +182,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         a = self.arrays
         uniq, inv = np.unique(slots, return_inverse=True)
         n = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-        k = np.bincount(inv, weights=hits, minlength=uniq.size)
+        k = np.bincount(inv, weights=hits, minlength=uniq.size).astype(np.float64)
         base = self._baseline(a["slow_n"][uniq], a["slow_k"][uniq])
         out: F64 = self._statistic(n, k, base)[inv]
         return out
