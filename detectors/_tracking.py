@@ -68,7 +68,7 @@ def labels_of(columns: tuple[npt.NDArray[Any], ...]) -> tuple[npt.NDArray[Any], 
     out = []
     for col in columns:
         arr = np.asarray(col, dtype=object)
-        if any(v is None for v in arr):
+        if (arr == None).any():  # noqa: E711  (elementwise, on object arrays)
             arr = np.array(["" if v is None else str(v) for v in arr], dtype=object)
         out.append(arr)
     return tuple(out)

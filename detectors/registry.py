@@ -26,6 +26,45 @@ def grow(arr: npt.NDArray[Any], capacity: int, fill: Any) -> npt.NDArray[Any]:
     return out
 
 
+def _no_none(key: tuple[Any, ...]) -> Key:
+    # A missing label is the empty label, so callers need not clean columns row by row.
+    return tuple("" if v is None else v for v in key)
+
+
+def _factorise(
+    arrays: list[npt.NDArray[Any]],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None:
+    """(code of each row's key, one row of each code), or None if unsure.
+
+    Rows are grouped by a 64-bit mix of their labels' hashes (str hashes are cached, and
+    the grouping is one integer sort), then every row is checked equal to its group's
+    representative; a hash collision or an unhashable or NaN label makes the caller
+    fall back to exact per-row lookups.
+    """
+    n = arrays[0].size
+    try:
+        mixed = np.zeros(n, dtype=np.uint64)
+        for a in arrays:
+            h = np.fromiter(map(hash, a.tolist()), dtype=np.int64, count=n).view(np.uint64)
+            mixed = mixed * np.uint64(0x9E3779B97F4A7C15) ^ h
+    except TypeError:
+        return None
+    order = np.argsort(mixed)
+    ordered = mixed[order]
+    new = np.empty(n, dtype=np.bool_)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    codes = np.empty(n, dtype=np.intp)
+    codes[order] = np.cumsum(new) - 1
+    # The first row of each group, so new series get ids in order of appearance.
+    reps = np.minimum.reduceat(order, np.flatnonzero(new))
+    rows = reps[codes]
+    for a in arrays:
+        if not bool(np.all(a == a[rows])):
+            return None
+    return codes, reps
+
+
 class SeriesRegistry:
     """Maps label tuples (in ``label_names`` order) to dense ids in ``[0, capacity)``."""
 
@@ -69,18 +108,52 @@ class SeriesRegistry:
     def ids_for(
         self, columns: Sequence[npt.NDArray[Any]], ts: npt.NDArray[np.float64] | None = None
     ) -> npt.NDArray[np.int64]:
-        """Dense ids for each row of a batch given its label columns (one per label name)."""
+        """Dense ids for each row of a batch given its label columns (one per label name).
+
+        A None label counts as "" (as ``labels_of`` would make it).
+        """
         if len(columns) != len(self.label_names):
             raise ValueError(f"expected {len(self.label_names)} label columns, got {len(columns)}")
         n = len(columns[0]) if columns else 0
         if n == 0:
             return np.empty(0, dtype=np.int64)
-        keys = list(zip(*columns, strict=True))
+        arrays = [np.asarray(c, dtype=object) for c in columns]
+        if any(a.shape != (n,) for a in arrays):
+            raise ValueError("label columns must be 1-d and of equal length")
+        found = _factorise(arrays)
+        if found is None:
+            return self._ids_exact(arrays, n, ts)
+        codes, reps = found
+        # Python work per distinct key of the batch, not per row; new keys get ids in
+        # order of first appearance.
+        first = np.argsort(reps)
+        keys = list(zip(*(a[reps[first]].tolist() for a in arrays), strict=True))
+        keys = [_no_none(k) if None in k else k for k in keys]
+        got = list(map(self._ids.get, keys))
+        if None in got:
+            got = [self._new_id(k) if s is None else s for k, s in zip(keys, got, strict=True)]
+        sids = np.empty(reps.size, dtype=np.int64)
+        sids[first] = np.array(got, dtype=np.int64)
+        ids: npt.NDArray[np.int64] = sids[codes]
+        if ts is not None:
+            newest = np.full(reps.size, -np.inf)
+            np.maximum.at(newest, codes, ts)
+            np.maximum.at(self.last_seen, sids, newest)
+        return ids
+
+    def _ids_exact(
+        self, arrays: list[npt.NDArray[Any]], n: int, ts: npt.NDArray[np.float64] | None
+    ) -> npt.NDArray[np.int64]:
+        """Per-row dict lookups: for labels ``_factorise`` cannot vouch for."""
+        keys = list(zip(*(a.tolist() for a in arrays), strict=True))
         lookup = self._ids
         uniq = {k: lookup.get(k) for k in dict.fromkeys(keys)}
         for k, sid in uniq.items():
             if sid is None:
-                uniq[k] = self._new_id(k)
+                clean = _no_none(k) if None in k else k
+                uniq[k] = self._ids.get(clean)
+                if uniq[k] is None:
+                    uniq[k] = self._new_id(clean)
         ids = np.fromiter((uniq[k] for k in keys), dtype=np.int64, count=n)
         if ts is not None:
             np.maximum.at(self.last_seen, ids, ts)

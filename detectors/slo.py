@@ -22,7 +22,6 @@ from detectors._tracking import (
     clean_ts,
     dominant,
     fmt,
-    groups,
     labels_of,
 )
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
@@ -31,6 +30,7 @@ from schemas.columns import STATUS_CODES, InferenceColumns
 
 SLOS = ("availability", "latency")
 _NEVER = 2**62
+_CHUNK = 16_384
 _SEVERITY_RANK = {"critical": 3, "error": 2, "warning": 1, "info": 0}
 
 
@@ -60,7 +60,11 @@ class SloBurnConfig(DetectorConfig):
     latency_threshold_ms: float = Field(5_000.0, gt=0)
     bad_statuses: tuple[str, ...] = ("error", "timeout")
     rules: tuple[BurnRule, ...] = DEFAULT_RULES
+    # Finest bin; a window is summed from the coarsest bins that still give it at least
+    # ``bins_per_window`` of them (1 h from 2-minute bins, 3 d from 3-hour bins), so
+    # state stays ~1.4 KB per series and a window's edge is at most 1/bins of it early.
     bucket_s: float = Field(60.0, gt=0)
+    bins_per_window: int = Field(24, ge=1, le=1440)
     # Below this many requests in a short window the rule stays quiet: 1 of 3 failing
     # is not a burn rate anyone should be paged for.
     min_requests: int = Field(10, ge=1)
@@ -96,16 +100,35 @@ class SloBurnDetector(Detector[InferenceColumns]):
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         cfg = self.cfg
-        longest = max(r.long_s for r in cfg.rules)
-        self.n_buckets = int(np.ceil(longest / cfg.bucket_s)) + 1
+        # Each window is summed from bins of its tier: (tier index, bins per window).
+        mults: list[int] = []
+        self.windows: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        spans: dict[int, int] = {}
+        for rule in cfg.rules:
+            pair = []
+            for w in (rule.long_s, rule.short_s):
+                m = _bin_mult(w, cfg.bucket_s, cfg.bins_per_window)
+                k = int(np.ceil(w / (m * cfg.bucket_s)))
+                spans[m] = max(spans.get(m, 0), k)
+                pair.append((m, k))
+            self.windows.append((pair[0], pair[1]))
+        mults = sorted(spans)
+        self.windows = [
+            ((mults.index(lm), lk), (mults.index(sm), sk)) for (lm, lk), (sm, sk) in self.windows
+        ]
+        self.mult = np.array(mults, dtype=np.int64)
+        self.span = np.array([spans[m] for m in mults], dtype=np.int64)  # bins a window may use
+        # One spare bin per tier so rows of the previous bin still count as of their own time.
+        self.n_bins = self.span + 1
+        self.offset = np.concatenate(([0], np.cumsum(self.n_bins)[:-1])).astype(np.int64)
         self.registry = SeriesRegistry(
             ("model", "gateway"), ttl_s=cfg.series_ttl_s, initial_capacity=8
         )
         cap = self.registry.capacity
-        # Ring of buckets per series: which bucket a slot holds, and its counts
-        # (columns: total, failed, slow).
-        self.bucket_id = np.full((cap, self.n_buckets), -1, dtype=np.int64)
-        self.counts = np.zeros((cap, self.n_buckets, 3), dtype=np.int32)
+        # Per series, one ring of bins per tier side by side (columns: total, failed, slow),
+        # and the newest bin each ring holds; a slot's bin is implied by that head.
+        self.counts = np.zeros((cap, int(self.n_bins.sum()), 3), dtype=np.uint32)
+        self.head = np.full((cap, self.mult.size), -_NEVER, dtype=np.int64)
         self.first_bucket = np.full(cap, _NEVER, dtype=np.int64)
         self.firing = FiringState()
         self.culprits = Culprits()
@@ -123,57 +146,83 @@ class SloBurnDetector(Detector[InferenceColumns]):
 
     @property
     def bytes_per_series(self) -> float:
-        return float(self.bucket_id[0].nbytes + self.counts[0].nbytes + 8)
+        return float(self.counts[0].nbytes + self.head[0].nbytes + 8)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if "head" not in state:
+            # A snapshot of the old one-minute ring layout: its windows refill from new data.
+            return
+        super().set_state(state)
 
     def _ensure_capacity(self) -> None:
         cap = self.registry.capacity
-        if self.bucket_id.shape[0] < cap:
-            self.bucket_id = grow(self.bucket_id, cap, -1)
+        if self.counts.shape[0] < cap:
             self.counts = grow(self.counts, cap, 0)
+            self.head = grow(self.head, cap, -_NEVER)
             self.first_bucket = grow(self.first_bucket, cap, _NEVER)
 
-    def _by_age(self, sid: int, end_bucket: int) -> npt.NDArray[np.int64]:
-        """Cumulative (total, failed, slow) by bucket age: row k sums the k+1 newest buckets.
+    def _add(self, sids: npt.NDArray[np.int64], bucket: int, add: npt.NDArray[np.int64]) -> None:
+        """Count ``add`` (per series: total, failed, slow) into every tier's bin of ``bucket``."""
+        kept_any = np.zeros(sids.size, dtype=np.bool_)
+        for t in range(self.mult.size):
+            b, n, off = bucket // int(self.mult[t]), int(self.n_bins[t]), int(self.offset[t])
+            old = self.head[sids, t]
+            adv = b > old
+            if adv.any():
+                # Bins between the old head and the new one are emptied before reuse.
+                moved, steps = sids[adv], np.minimum(b - old[adv], n)
+                rep = np.repeat(moved, steps)
+                back = np.arange(rep.size) - np.repeat(np.cumsum(steps) - steps, steps)
+                self.counts[rep, off + (b - back) % n] = 0
+                self.head[moved, t] = b
+            # Rows older than the ring are too late to count in this tier.
+            kept = b > self.head[sids, t] - n
+            kept_any |= kept
+            self.counts[sids[kept], off + b % n] += add[kept].astype(np.uint32)
+        self.first_bucket[sids[kept_any]] = np.minimum(self.first_bucket[sids[kept_any]], bucket)
 
-        One gather of the ring serves every window of every rule.
-        """
-        # Newest first: slots e, e-1, ..., 0, then N-1, ..., e+1 (two reversed slices).
-        e = int(end_bucket % self.n_buckets)
-        ring_ids = self.bucket_id[sid]
-        ring = self.counts[sid]
-        held = np.concatenate((ring_ids[e::-1], ring_ids[:e:-1]))
-        counts = np.concatenate((ring[e::-1], ring[:e:-1])).astype(np.int64)
-        counts[held != end_bucket - np.arange(self.n_buckets)] = 0
-        out: npt.NDArray[np.int64] = np.cumsum(counts, axis=0)
-        return out
-
-    def _burns(self, sid: int, end_bucket: int) -> dict[str, list[tuple[float, float, int]]]:
-        """Per SLO, per rule: (long burn, short burn, short-window requests)."""
+    def _burns(self, sids: npt.NDArray[np.int64], bucket: int) -> npt.NDArray[np.float64]:
+        """As of ``bucket``: (series, SLO, rule, [long burn, short burn, short requests])."""
         cfg = self.cfg
-        budgets = {"availability": 1 - cfg.availability_target, "latency": 1 - cfg.latency_target}
-        out: dict[str, list[tuple[float, float, int]]] = {s: [] for s in SLOS}
-        covered = (end_bucket - self.first_bucket[sid] + 1) * cfg.bucket_s
-        cum = self._by_age(sid, end_bucket)
-        for rule in cfg.rules:
-            if covered < cfg.min_coverage * rule.long_s:
-                for slo in SLOS:
-                    out[slo].append((0.0, 0.0, 0))
-                continue
-            long_c = cum[min(int(np.ceil(rule.long_s / cfg.bucket_s)), self.n_buckets) - 1]
-            short_c = cum[min(int(np.ceil(rule.short_s / cfg.bucket_s)), self.n_buckets) - 1]
-            for col, slo in ((1, "availability"), (2, "latency")):
-                lb = long_c[col] / long_c[0] / budgets[slo] if long_c[0] else 0.0
-                sb = short_c[col] / short_c[0] / budgets[slo] if short_c[0] else 0.0
-                out[slo].append((float(lb), float(sb), int(short_c[0])))
+        cum = []
+        for t in range(self.mult.size):
+            b, n, off = bucket // int(self.mult[t]), int(self.n_bins[t]), int(self.offset[t])
+            back = np.arange(int(self.span[t]))
+            got = self.counts[sids[:, None], off + (b - back) % n].astype(np.int64)
+            # A slot whose bin fell out of the ring (behind a newer head) holds other data.
+            got[(b - back)[None, :] <= self.head[sids, t][:, None] - n] = 0
+            cum.append(np.cumsum(got, axis=1))
+        budgets = np.array([1 - cfg.availability_target, 1 - cfg.latency_target])
+        covered = (bucket - self.first_bucket[sids] + 1) * cfg.bucket_s
+        out = np.zeros((sids.size, len(SLOS), len(cfg.rules), 3))
+        for r, (rule, ((lt, lk), (st, sk))) in enumerate(zip(cfg.rules, self.windows, strict=True)):
+            long_c, short_c = cum[lt][:, lk - 1], cum[st][:, sk - 1]
+            ok = covered >= cfg.min_coverage * rule.long_s
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for s in range(len(SLOS)):
+                    lb = np.where(long_c[:, 0] > 0, long_c[:, s + 1] / long_c[:, 0], 0.0)
+                    sb = np.where(short_c[:, 0] > 0, short_c[:, s + 1] / short_c[:, 0], 0.0)
+                    out[:, s, r, 0] = np.where(ok, lb / budgets[s], 0.0)
+                    out[:, s, r, 1] = np.where(ok, sb / budgets[s], 0.0)
+                    out[:, s, r, 2] = np.where(ok, short_c[:, 0], 0)
         return out
 
-    def _statistic(self, burns: list[tuple[float, float, int]]) -> float:
-        """Worst rule's min(long, short) burn over its factor: 1.0 == at the threshold."""
-        stat = 0.0
-        for rule, (lb, sb, n_short) in zip(self.cfg.rules, burns, strict=True):
-            if n_short >= self.cfg.min_requests:
-                stat = max(stat, min(lb, sb) / rule.factor)
-        return stat
+    def _statistic(self, burns: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per SLO, worst rule's min(long, short) burn over its factor: 1.0 == threshold."""
+        factors = np.array([r.factor for r in self.cfg.rules])
+        stat = np.minimum(burns[..., 0], burns[..., 1]) / factors
+        stat = np.where(burns[..., 2] >= self.cfg.min_requests, stat, 0.0)
+        out: npt.NDArray[np.float64] = stat.max(axis=-1)
+        return out
+
+    def _fired(self, burns: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """(series, SLO, rule): the rule fires, both windows at or over its factor."""
+        factors = np.array([r.factor for r in self.cfg.rules])
+        enough = burns[..., 2] >= self.cfg.min_requests
+        out: npt.NDArray[np.bool_] = (
+            enough & (burns[..., 0] >= factors) & (burns[..., 1] >= factors)
+        )
+        return out
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         n = len(batch)
@@ -182,66 +231,81 @@ class SloBurnDetector(Detector[InferenceColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for(labels_of((batch.model, batch.gateway)), ts)
+        ids = self.registry.ids_for((batch.model, batch.gateway), ts)
         self._ensure_capacity()
         buckets = np.floor(ts / cfg.bucket_s).astype(np.int64)
         failed = np.isin(batch.status, self._bad_codes)
         lat = getattr(batch, cfg.latency_metric)
         slow = np.isfinite(lat) & (lat > cfg.latency_threshold_ms) | np.isposinf(lat)
-        findings: list[Finding] = []
-        for sid, rows in groups(ids):
-            b = buckets[rows]
-            newest = int(b.max())
-            # Buckets older than the ring are too late to count.
-            keep = b > newest - self.n_buckets
-            rows, b = rows[keep], b[keep]
-            uniq, inv = np.unique(b, return_inverse=True)
-            self.first_bucket[sid] = min(int(self.first_bucket[sid]), int(uniq[0]))
-            slots = uniq % self.n_buckets
-            stale = self.bucket_id[sid, slots] != uniq
-            # A slot whose stored bucket is newer than this one belongs to later data.
-            too_old = stale & (self.bucket_id[sid, slots] > uniq)
-            reset = stale & ~too_old
-            self.counts[sid, slots[reset]] = 0
-            self.bucket_id[sid, slots[reset]] = uniq[reset]
+        in_batch, local = np.unique(ids, return_inverse=True)
+        last = np.zeros((in_batch.size, len(SLOS), len(cfg.rules), 3))
+        # Bucket by bucket in event time, so every row is scored as of its own minute
+        # (with all earlier rows of the batch counted), whatever the batch boundaries.
+        order = np.argsort(buckets, kind="stable")
+        cuts = np.flatnonzero(np.diff(buckets[order])) + 1
+        for rows in np.split(order, cuts):
+            bucket = int(buckets[rows[0]])
+            sids, inv = np.unique(ids[rows], return_inverse=True)
             add = np.column_stack(
                 [
-                    np.bincount(inv, minlength=uniq.size),
-                    np.bincount(inv, weights=failed[rows], minlength=uniq.size),
-                    np.bincount(inv, weights=slow[rows], minlength=uniq.size),
+                    np.bincount(inv, minlength=sids.size),
+                    np.bincount(inv, weights=failed[rows], minlength=sids.size),
+                    np.bincount(inv, weights=slow[rows], minlength=sids.size),
                 ]
             ).astype(np.int64)
-            add[too_old] = 0
-            self.counts[sid, slots] += add.astype(np.int32)
-            stat_by_bucket = np.empty(uniq.size)
-            for j, bucket in enumerate(uniq.tolist()):
-                burns = self._burns(sid, bucket)
-                stat_by_bucket[j] = max(self._statistic(burns[s]) for s in SLOS)
-            scores[rows] = squash(stat_by_bucket[inv], 1.0)
-            # uniq is sorted, so ``burns`` now holds the newest bucket's burn rates.
+            self._add(sids, bucket, add)
+            # In slices, so a batch of a million new series does not gather GBs at once.
+            burns = np.concatenate(
+                [self._burns(sids[i : i + _CHUNK], bucket) for i in range(0, sids.size, _CHUNK)]
+            )
+            stat = self._statistic(burns).max(axis=1)
+            scores[rows] = squash(stat[inv], 1.0)
+            # Buckets ascend, so ``last`` ends up with each series' newest burn rates.
+            last[np.searchsorted(in_batch, sids)] = burns
+        findings: list[Finding] = []
+        fired = np.any(self._fired(last), axis=(1, 2))
+        # Only series that fire now or owe a recovery have anything to say.
+        speak = np.flatnonzero(fired | self._was_firing(in_batch))
+        if speak.size:
+            by_series = np.argsort(local, kind="stable")
+            starts = np.searchsorted(local[by_series], np.arange(in_batch.size + 1))
+        for j in speak.tolist():
+            sid = int(in_batch[j])
+            rows = by_series[starts[j] : starts[j + 1]]
             bad = {"availability": failed[rows], "latency": slow[rows]}
             hosts = batch.host[rows]
-            findings.extend(self._findings(sid, burns, float(ts[rows].max()), hosts, bad))
+            findings.extend(self._findings(sid, last[j], float(ts[rows].max()), hosts, bad))
         self._evict(float(ts.max()))
         return DetectorOutput(scores, findings)
+
+    def _was_firing(self, sids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Series with an open episode: they owe a recovery (or a host change) if quiet now."""
+        keys = {k[0] for k in self.firing.firing if isinstance(k, tuple)}
+        keys |= {k[0] for k in self.culprits.hosts if isinstance(k, tuple)}
+        return np.isin(sids, np.fromiter(keys, dtype=np.int64, count=len(keys)))
 
     def _findings(
         self,
         sid: int,
-        burns: dict[str, list[tuple[float, float, int]]],
+        burn_arr: npt.NDArray[np.float64],
         ts: float,
         hosts: npt.NDArray[Any],
         bad: dict[str, npt.NDArray[np.bool_]],
     ) -> list[Finding]:
         labels = self.registry.labels(sid)
+        burns = {
+            slo: [(float(lb), float(sb), int(n)) for lb, sb, n in burn_arr[i]]
+            for i, slo in enumerate(SLOS)
+        }
+        stats = self._statistic(burn_arr)
         out: list[Finding] = []
-        for slo in SLOS:
+        for i, slo in enumerate(SLOS):
             fired = [
                 (rule, lb, sb)
                 for rule, (lb, sb, n_short) in zip(self.cfg.rules, burns[slo], strict=True)
                 if n_short >= self.cfg.min_requests and lb >= rule.factor and sb >= rule.factor
             ]
-            stat = self._statistic(burns[slo])
+            stat = float(stats[i])
             worst = max(
                 fired, key=lambda f: (_SEVERITY_RANK[f[0].severity], f[0].factor), default=None
             )
@@ -311,13 +375,23 @@ class SloBurnDetector(Detector[InferenceColumns]):
     def _evict(self, now: float) -> None:
         freed = self.registry.evict_idle(now)
         if freed.size:
-            self.bucket_id[freed] = -1
             self.counts[freed] = 0
+            self.head[freed] = -_NEVER
             self.first_bucket[freed] = _NEVER
             gone = set(freed.tolist())
             self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)
             for key in [k for k in self.culprits.hosts if k[0] in gone]:  # type: ignore[index]
                 del self.culprits.hosts[key]
+
+
+# Bin sizes, in multiples of ``bucket_s``, that tiers may use (round minutes and hours).
+_LADDER = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
+
+
+def _bin_mult(window_s: float, bucket_s: float, bins: int) -> int:
+    """The coarsest ladder multiple of ``bucket_s`` that still cuts the window into ``bins``."""
+    fits = [m for m in _LADDER if window_s / (m * bucket_s) >= bins]
+    return max(fits, default=1)
 
 
 def _dur(seconds: float) -> str:

@@ -94,3 +94,61 @@ def test_bytes_per_series_is_positive_and_bounded() -> None:
 def test_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError, match="ttl_s"):
         SeriesRegistry(("s",), ttl_s=0)
+
+
+class Clash:
+    """A label whose hash always collides: grouping by hash alone would merge them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __hash__(self) -> int:
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Clash) and other.name == self.name
+
+
+def test_hash_collisions_still_give_distinct_series() -> None:
+    reg = SeriesRegistry(("s",))
+    a, b = Clash("a"), Clash("b")
+    column = np.empty(4, dtype=object)
+    column[:] = [a, b, Clash("a"), b]
+    assert reg.ids_for([column], ts=np.array([1.0, 2.0, 3.0, 4.0])).tolist() == [0, 1, 0, 1]
+    assert reg.last_seen[:2].tolist() == [3.0, 4.0]
+
+
+def test_matches_per_row_lookup_on_a_large_batch() -> None:
+    rng = np.random.default_rng(1)
+    models = col(*[f"m{i}" for i in rng.integers(0, 300, 20_000)])
+    gws = col(*[f"g{i}" for i in rng.integers(0, 7, 20_000)])
+    ts = rng.uniform(0, 100, 20_000)
+    reg = SeriesRegistry(("model", "gw"))
+    ids = reg.ids_for([models, gws], ts)
+    expected: dict[tuple[str, str], int] = {}
+    for key in zip(models.tolist(), gws.tolist(), strict=True):
+        expected.setdefault(key, len(expected))  # ids in order of first appearance
+    keys = list(zip(models.tolist(), gws.tolist(), strict=True))
+    assert ids.tolist() == [expected[k] for k in keys]
+    newest: dict[int, float] = {}
+    for sid, t in zip(ids.tolist(), ts.tolist(), strict=True):
+        newest[sid] = max(newest.get(sid, -np.inf), t)
+    assert reg.last_seen[: len(newest)].tolist() == [newest[i] for i in range(len(newest))]
+
+
+def test_unhashable_label_is_an_error() -> None:
+    column = np.empty(2, dtype=object)
+    column[:] = [["a"], ["a"]]
+    with pytest.raises(TypeError):
+        SeriesRegistry(("s",)).ids_for([column])
+
+
+def test_missing_label_is_the_empty_label() -> None:
+    reg = SeriesRegistry(("model", "gw"))
+    models = np.empty(3, dtype=object)
+    models[:] = ["m", None, "m"]
+    assert reg.ids_for([models, col("", "x", "")]).tolist() == [0, 1, 0]
+    assert reg.labels(1) == {"model": "", "gw": "x"}
+    nan_gw = np.empty(2, dtype=object)
+    nan_gw[:] = [None, float("nan")]  # NaN defeats grouping by hash: exact path
+    assert reg.ids_for([col("m", "m"), nan_gw]).tolist() == [0, 2]

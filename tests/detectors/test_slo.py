@@ -160,3 +160,48 @@ def test_bad_config_names_the_field() -> None:
 
 def test_bytes_per_series_reflects_ring_size() -> None:
     assert SloBurnDetector(rules=ONE_RULE).bytes_per_series < SloBurnDetector().bytes_per_series
+
+
+def test_state_per_series_is_small_with_coarse_bins_for_long_windows() -> None:
+    det = SloBurnDetector()
+    # 5m/30m in 1-minute bins, 1h in 2-minute, 6h in 15-minute, 3d in 3-hour bins.
+    assert det.mult.tolist() == [1, 2, 15, 180]
+    assert det.bytes_per_series <= 2048
+    fine = SloBurnDetector(bins_per_window=60)
+    assert fine.bytes_per_series > det.bytes_per_series
+
+
+def test_out_of_order_rows_count_as_of_their_own_minute() -> None:
+    cols = InferenceColumns.concat(
+        [traffic(0, 3600, seed=1), traffic(3600, 4200, error_rate=0.3, seed=2)]
+    )
+    shuffled = cols.take(np.random.default_rng(3).permutation(len(cols)))
+    in_order, mixed = SloBurnDetector(rules=ONE_RULE), SloBurnDetector(rules=ONE_RULE)
+    a, b = in_order.update(cols), mixed.update(shuffled)
+    assert [f.observed for f in a.findings] == [f.observed for f in b.findings]
+    assert a.findings and a.findings[0].anomalous
+    back = np.empty(len(cols), dtype=np.intp)
+    back[np.random.default_rng(3).permutation(len(cols))] = np.arange(len(cols))
+    np.testing.assert_allclose(b.scores[back], a.scores)
+
+
+def test_burns_in_slices_match_one_gather(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.slo
+
+    cols = InferenceColumns.concat(
+        [traffic(0, 3600, seed=1, gateway=f"gw-{i}") for i in range(5)]
+        + [traffic(3600, 4200, error_rate=0.3, seed=2, gateway="gw-3")]
+    )
+    whole = SloBurnDetector(rules=ONE_RULE).update(cols)
+    monkeypatch.setattr(detectors.slo, "_CHUNK", 2)
+    sliced = SloBurnDetector(rules=ONE_RULE).update(cols)
+    np.testing.assert_array_equal(whole.scores, sliced.scores)
+    assert [f.series for f in whole.findings] == [f.series for f in sliced.findings]
+    assert whole.findings and whole.findings[0].series["gateway"] == "gw-3"
+
+
+def test_snapshot_of_the_old_minute_ring_layout_starts_afresh() -> None:
+    det = SloBurnDetector(rules=ONE_RULE)
+    det.set_state({"bucket_id": np.zeros((8, 61)), "counts": np.zeros((8, 61, 3))})
+    feed(det, traffic(0, 3600, seed=1))
+    assert any(f.anomalous for f in feed(det, traffic(3600, 4200, error_rate=0.3, seed=2)))
