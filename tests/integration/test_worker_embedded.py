@@ -25,6 +25,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.keys import partition_key
 from schemas.models import Alert, AlertStatus, DeadLetter
 from stream.settings import Settings
 from stream.simulate import FleetSpec, Incident, simulate
@@ -79,13 +80,8 @@ def broker(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _key(event: dict[str, Any]) -> bytes:
-    # Publishers key by series so a series always lands on one partition.
-    kind = event["kind"]
-    if kind == "gpu":
-        return str(event["host"]).encode()
-    if kind == "feedback":
-        return str(event["model"]).encode()
-    return f"{event['gateway']}|{event['model']}".encode()
+    # The product's key rule, as every publisher applies it.
+    return partition_key(str(event["kind"]), event).encode()
 
 
 def _get(url: str) -> bytes:

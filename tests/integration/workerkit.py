@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer
 from confluent_kafka import TopicPartition as TP
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.keys import partition_key
 from schemas.models import Alert, AlertStatus, DeadLetter
 from stream.settings import Settings
 from stream.simulate import FleetSpec, Incident, simulate
@@ -64,13 +65,8 @@ def free_port() -> int:
 
 
 def key_of(event: Mapping[str, Any]) -> bytes:
-    """Publishers key by series so a series always lands on one partition."""
-    kind = event["kind"]
-    if kind == "gpu":
-        return str(event["host"]).encode()
-    if kind == "feedback":
-        return str(event["model"]).encode()
-    return f"{event['gateway']}|{event['model']}".encode()
+    """The product's key rule (schemas/keys.py), as every publisher applies it."""
+    return partition_key(str(event["kind"]), event).encode()
 
 
 def fleet_events() -> list[dict[str, Any]]:
@@ -299,24 +295,16 @@ def assert_dead_letters(values: Iterable[bytes], source_topic: str) -> None:
     assert "latency_ms" in reasons[MALFORMED[3]]
 
 
-# Known product issue, not a restart bug: the gateway-level traffic series ("no requests
-# from gateway X") is kept per source partition, and a gateway's series hash to several
-# partitions, so each partition's engine raises its own alert with the same fingerprint
-# (and a partial baseline) when a worker pause makes event time jump.
-SPLIT_SERIES_DETECTORS = {"traffic"}
-
-
 def assert_fired_once(alerts: list[Alert]) -> None:
-    """No duplicate firing (apart from SPLIT_SERIES_DETECTORS); the burst's alerts (one
-    per model version) fired exactly once each, so none was lost and none re-fired."""
-    problems = firing_problems(a for a in alerts if a.detector not in SPLIT_SERIES_DETECTORS)
+    """No duplicate firing; the burst's alerts (one per model version) fired exactly once
+    each, so none was lost and none re-fired."""
+    problems = firing_problems(alerts)
     bad = {p.split()[0] for p in problems}
     trail = [
         (a.status.value, a.alert_id, a.detector, a.labels.get("model"), a.ends_at, a.summary[:80])
         for a in alerts
         if a.fingerprint in bad
     ]
-    print(f"split-series alerts: {[a.alert_id for a in alerts if a.detector == 'traffic']}")
     assert problems == [], (problems, trail)
     target = by_fingerprint(a for a in alerts if is_target(a))
     assert target, "the burst raised no error_rate alert"
