@@ -176,6 +176,15 @@ def _store_for(table: Any) -> _MappingData | _PartitionDBs:
     data = table.data
     if hasattr(data, "_db_for_partition") and hasattr(data, "_key_index"):
         return _PartitionDBs(data)
+    if "rocksdb" in type(data).__module__:
+        # Mapping access on a RocksDB store writes to the current event's partition,
+        # which would silently mix engines: refuse rather than corrupt state.
+        raise RuntimeError(
+            "LLMWATCH_STORE=rocksdb: this faust-streaming's RocksDB store lacks the "
+            "per-partition API llmwatch saves engine state with; use "
+            "LLMWATCH_STORE=memory (state is restored from the changelog) or "
+            "faust-streaming 0.11-0.15"
+        )
     return _MappingData(data)
 
 
