@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,13 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
+from workerkit import MALFORMED, TARGET, free_port, key_of
 
-from schemas.keys import partition_key
 from schemas.models import Alert, AlertStatus, DeadLetter
 from stream.settings import Settings
 from stream.simulate import FleetSpec, Incident, simulate
@@ -34,35 +32,9 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = FleetSpec(duration_s=240, rate=15, hosts=3, gpus_per_host=1, gpu_interval_s=5)
-TARGET = {"gateway": "gw-us-east", "model": "llama-3-8b"}
 BURST = Incident(
     kind="error_burst", start_offset_s=120, duration_s=100, severity=2.5, target=TARGET
 )
-GOOD_TS = "2024-06-03T08:01:00Z"
-MALFORMED = [
-    b"{this is not json",
-    b"[1, 2, 3]",
-    orjson.dumps({"kind": "inference", "ts": GOOD_TS, "gateway": "gw-us-east"}),
-    orjson.dumps(
-        {
-            "kind": "inference",
-            "ts": GOOD_TS,
-            "gateway": "gw-us-east",
-            "model": "llama-3-8b",
-            "model_version": "v1",
-            "request_id": "r-bad",
-            "status": "ok",
-            "latency_ms": -12.0,
-        }
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -77,11 +49,6 @@ def broker(request: pytest.FixtureRequest) -> Iterator[str]:
     b = next(iter(mock.list_topics(timeout=10).brokers.values()))
     yield f"{b.host}:{b.port}"
     del mock
-
-
-def _key(event: dict[str, Any]) -> bytes:
-    # The product's key rule, as every publisher applies it.
-    return partition_key(str(event["kind"]), event).encode()
 
 
 def _get(url: str) -> bytes:
@@ -125,7 +92,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_worker_detects_burst_and_dead_letters_malformed(broker: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LLMWATCH_BOOTSTRAP_SERVERS": broker,
@@ -170,7 +137,8 @@ def test_worker_detects_burst_and_dead_letters_malformed(broker: str, tmp_path: 
         published: Counter[str] = Counter()
         for chunk in simulate(SPEC, [BURST]):
             for event in chunk:
-                producer.produce(topics[event["kind"]], key=_key(event), value=orjson.dumps(event))
+                value = orjson.dumps(event)
+                producer.produce(topics[event["kind"]], key=key_of(event), value=value)
                 published[event["kind"]] += 1
         for raw in MALFORMED:
             producer.produce(settings.topic_inference, key=b"gw-us-east|llama-3-8b", value=raw)
