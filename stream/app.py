@@ -3,16 +3,20 @@
 Nothing here runs at import time; ``create_app(settings, config)`` builds a fresh
 app, so tests and the CLI each get their own with their own metrics registry.
 
-Per batch (``take_events``, size and timeout from settings) and per source
-partition: decode + validate in bulk, send rejects to the dead-letter topic, feed
-the partition's Engine, publish every alert transition on the alerts topic keyed
-by fingerprint. Engine state goes to a changelog-backed table (see
-``stream.worker.state`` for the checkpoint trade-off).
+The source topics bypass Faust's per-message streams: the consumer hands whole
+fetches of raw bytes to one ingest loop (``stream.worker.consumer``). Per fetch and
+source partition: decode + validate in bulk, send rejects to the dead-letter topic,
+feed the partition's Engine, publish every alert transition on the alerts topic
+keyed by fingerprint. Engine state goes to a changelog-backed table (see
+``stream.worker.state`` for the checkpoint trade-off). One lock orders the loop,
+the idle timer and the rebalance handlers, so a checkpoint never acks events
+whose alerts are still unsent.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +33,7 @@ from stream.kafka09 import (
     required_topics,
 )
 from stream.metrics import WorkerMetrics
+from stream.worker.consumer import BatchConsumer, BatchTransport, Fetched, Inbox
 from stream.worker.engines import EnginePool
 from stream.worker.ingest import BatchProcessor
 from stream.worker.state import EngineStateTable, Progress
@@ -38,6 +43,22 @@ if TYPE_CHECKING:
     from stream.settings import Settings
 
 RAW = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+log = logging.getLogger("llmwatch.worker")
+
+
+class WorkerApp(faust.App):
+    """A Faust app whose consumer hands the source topics over in whole fetches."""
+
+    diverted: tuple[set[str], Inbox] | None = None  # (source topics, their inbox)
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        if self.diverted is not None:
+            consumer.divert(*self.diverted)
+        return consumer
 
 
 @dataclass(frozen=True)
@@ -112,7 +133,7 @@ def create_app(
     cfg = config if config is not None else LlmwatchConfig()
     opt = options if options is not None else WorkerOptions()
     apply_aiokafka_shim(settings)  # only for 0.9-era brokers; see stream.kafka09
-    app = faust.App(
+    app = WorkerApp(
         opt.app_id,
         broker=broker_url(settings.bootstrap_servers),
         store=settings.store,
@@ -130,6 +151,7 @@ def create_app(
         stream_wait_empty=False,
         broker_session_timeout=opt.session_timeout_s,
         broker_heartbeat_interval=min(3.0, opt.session_timeout_s / 3),
+        broker_max_poll_records=settings.batch_size,
         **faust_broker_options(settings),
     )
     table = app.Table(engine_table(opt.app_id), key_type=bytes, value_type=bytes)
@@ -146,7 +168,21 @@ def create_app(
     dead_topic = app.topic(settings.topic_deadletter, schema=RAW)
     progress = parts.progress
     owned: set[int] = set()  # source partition numbers assigned to this worker
-    source_topics = {s.topic for s in parts.sources}
+    kinds = {s.topic: s.kind for s in parts.sources}
+    inbox = Inbox(max_records=4 * settings.batch_size)
+    busy = asyncio.Lock()  # one of: a batch, a tick, a rebalance handler, shutdown
+
+    for src in parts.sources:
+        # Subscribed so the group assigns them; their records never reach the conductor.
+        app.topics.add(app.topic(src.topic, schema=RAW))
+    app.diverted = (set(kinds), inbox)
+
+    def ack(topic: str, partition: int, offset: int) -> None:
+        consumer = app.consumer
+        if isinstance(consumer, BatchConsumer):
+            consumer.ack_through(TP(topic, partition), offset)
+
+    progress.ack = ack
 
     async def send_out(alerts: Sequence[Alert], dead: Sequence[DeadLetter] = ()) -> None:
         for dl in dead:
@@ -172,17 +208,18 @@ def create_app(
         await send_out(alerts)
         progress.release(done)
 
-    async def handle(kind: str, topic: str, partition: int, evs: list[Any]) -> None:
-        progress.hold(partition, evs)
-        fresh = progress.fresh(topic, partition, evs)
-        if not fresh:
+    async def handle(batch: Fetched) -> None:
+        topic, partition = batch.tp.topic, batch.tp.partition
+        seen = progress.fresh(topic, partition, batch.offsets)
+        offsets = batch.offsets[seen:]
+        if not offsets:
             return
-        offsets = [ev.message.offset for ev in fresh]
+        progress.hold(topic, partition, offsets[-1])
         outcome = processor.process(
-            kind=kind,
+            kind=kinds[topic],
             topic=topic,
             partition=partition,
-            raws=[ev.value for ev in fresh],
+            raws=batch.raws[seen:],
             offsets=offsets,
         )
         progress.advance(topic, partition, offsets[-1])
@@ -193,31 +230,37 @@ def create_app(
         await send_out(outcome.alerts, outcome.dead_letters)
         progress.release(done)
 
-    def make_agent(src: Source) -> None:
-        topic = app.topic(src.topic, schema=RAW)
-
-        async def ingest(stream: Any) -> None:
-            # noack_take: an event is acked only once a snapshot holds its effect.
-            async for events in stream.noack_take(
-                settings.batch_size, within=settings.batch_timeout_s
-            ):
-                grouped: dict[int, list[Any]] = defaultdict(list)
-                for ev in events:
-                    grouped[ev.message.partition].append(ev)
-                for partition, evs in sorted(grouped.items()):
-                    if partition in owned:  # else revoked meanwhile: the next owner's
-                        await handle(src.kind, src.topic, partition, evs)
+    async def ingest() -> None:
+        size = settings.batch_size
+        while True:
+            fetched = await inbox.take()
+            async with busy:
+                for batch in fetched:
+                    if batch.tp.partition not in owned:  # revoked meanwhile: the next owner's
+                        continue
+                    for i in range(0, len(batch.offsets), size):
+                        part = Fetched(
+                            batch.tp, batch.raws[i : i + size], batch.offsets[i : i + size]
+                        )
+                        await handle(part)
                 await checkpoint_now(pool.due(processor.clock()))
 
-        app.agent(topic, name=f"llmwatch.ingest.{src.kind}")(ingest)
-
-    for src in parts.sources:
-        make_agent(src)
+    @app.task
+    async def run_ingest() -> None:
+        try:
+            await ingest()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.exception("ingest loop failed")
+            await app.crash(exc)
 
     @app.timer(opt.tick_s, name="llmwatch.tick")
     async def tick() -> None:
-        alerts = processor.advance_idle()
-        await checkpoint_now(pool.dirty() if alerts else pool.due(processor.clock()), alerts)
+        async with busy:
+            alerts = processor.advance_idle()
+            due = pool.dirty() if alerts else pool.due(processor.clock())
+            await checkpoint_now(due, alerts)
         for (topic, partition), offset in list(progress.done.items()):
             try:
                 hw = app.consumer.highwater(TP(topic, partition))
@@ -228,22 +271,25 @@ def create_app(
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        owned.update(tp.partition for tp in assigned if tp.topic in source_topics)
+        owned.update(tp.partition for tp in assigned if tp.topic in kinds)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        gone = sorted({tp.partition for tp in revoked if tp.topic in source_topics})
+        gone = sorted({tp.partition for tp in revoked if tp.topic in kinds})
         owned.difference_update(gone)
-        await checkpoint_now([p for p in gone if p in pool.engines])
-        processor.forget(gone)
-        progress.forget(gone)
+        inbox.discard(set(gone))
+        async with busy:
+            await checkpoint_now([p for p in gone if p in pool.engines])
+            processor.forget(gone)
+            progress.forget(gone)
         # Faust flushed before this signal; the new owner must find these snapshots in
         # the changelog, and cannot be assigned until this handler returns.
         await app.producer.flush()
 
     @app.on_before_shutdown.connect
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
-        await checkpoint_now(sorted(set(pool.dirty()) | set(progress.held())))
+        async with busy:
+            await checkpoint_now(sorted(set(pool.dirty()) | set(progress.held())))
 
     add_views(app, processor, metrics, progress, owned)
     return app

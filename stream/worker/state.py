@@ -23,9 +23,10 @@ has no transactions to close that gap).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -188,30 +189,46 @@ def _store_for(table: Any) -> _MappingData | _PartitionDBs:
     return _MappingData(data)
 
 
+Ack = Callable[[str, int, int], None]  # (topic, partition, last offset done)
+
+
+def _no_ack(topic: str, partition: int, offset: int) -> None:
+    pass
+
+
 class Progress:
-    """Per source partition: offsets reflected in the engine, and events awaiting an ack.
+    """Per source partition: offsets reflected in the engine, and offsets awaiting an ack.
 
     Offsets are keyed (topic, partition). After an assignment the first batch of a
     partition seeds them from the saved manifest, so re-delivered events are dropped.
+    An offset is acked (``ack``: Faust may commit past it) only once a saved snapshot
+    covers it.
     """
 
-    def __init__(self, state: EngineStateTable) -> None:
+    def __init__(self, state: EngineStateTable, ack: Ack = _no_ack) -> None:
         self.state = state
+        self.ack = ack
         self.done: dict[tuple[str, int], int] = {}
+        self._saved: dict[tuple[str, int], int] = {}
         self._seeded: set[int] = set()
-        self._held: dict[int, list[Any]] = {}
+        self._held: dict[int, dict[str, int]] = {}
 
-    def fresh(self, topic: str, partition: int, events: list[Any]) -> list[Any]:
-        """The events past what the engine has seen; the rest are acked at once."""
+    def fresh(self, topic: str, partition: int, offsets: Sequence[int]) -> int:
+        """How many leading ``offsets`` (ascending) the engine has already seen."""
         if partition not in self._seeded:
             for t, off in self.state.offsets(partition).items():
                 self.done[(t, partition)] = max(off, self.done.get((t, partition), -1))
+                self._saved[(t, partition)] = off
             self._seeded.add(partition)
         floor = self.done.get((topic, partition), -1)
-        out = [ev for ev in events if ev.message.offset > floor]
-        if len(out) < len(events):
-            _ack([ev for ev in events if ev.message.offset <= floor])
-        return out
+        seen = bisect.bisect_right(offsets, floor)
+        if seen:
+            last = offsets[seen - 1]
+            if last <= self._saved.get((topic, partition), -1):
+                self.ack(topic, partition, last)
+            else:  # seen, but only an unsaved engine holds it: ack with the next save
+                self.hold(topic, partition, last)
+        return seen
 
     def advance(self, topic: str, partition: int, offset: int) -> None:
         self.done[(topic, partition)] = offset
@@ -229,16 +246,22 @@ class Progress:
         out.update({k: v for k, v in self.done.items() if k[1] in partitions})
         return out
 
-    def hold(self, partition: int, events: Iterable[Any]) -> None:
-        self._held.setdefault(partition, []).extend(events)
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        held = self._held.setdefault(partition, {})
+        if offset > held.get(topic, -1):
+            held[topic] = offset
 
     def release(self, partitions: Iterable[int]) -> None:
-        """Ack held events: their effects are in a saved snapshot (or need none)."""
+        """The partitions' snapshots were just saved: ack what they hold."""
         for p in partitions:
-            _ack(self._held.pop(p, []))
+            for (t, q), off in self.done.items():
+                if q == p:
+                    self._saved[(t, q)] = off
+            for topic, offset in self._held.pop(p, {}).items():
+                self.ack(topic, p, offset)
 
     def held(self) -> list[int]:
-        return [p for p, evs in self._held.items() if evs]
+        return [p for p, offs in self._held.items() if offs]
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions revoked: their un-acked events belong to the next owner now."""
@@ -247,8 +270,4 @@ class Progress:
             self._seeded.discard(p)
             for key in [k for k in self.done if k[1] == p]:
                 del self.done[key]
-
-
-def _ack(events: Iterable[Any]) -> None:
-    for ev in events:
-        ev.ack()
+                self._saved.pop(key, None)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from workerkit import MALFORMED, TARGET, free_port, key_of
 
@@ -81,6 +81,25 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path, limit_s: 
     pytest.fail(f"worker /healthz did not answer in {limit_s} s:\n{log.read_text()[-3000:]}")
 
 
+def _ends(consumer: Consumer, topic: str) -> dict[int, int]:
+    meta = consumer.list_topics(topic=topic, timeout=10).topics[topic].partitions
+    out = {}
+    for p in meta:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high > 0:
+            out[p] = high
+    return out
+
+
+def _committed(broker: str, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    probe = Consumer({"bootstrap.servers": broker, "group.id": group})
+    try:
+        got = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+    finally:
+        probe.close()
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -99,6 +118,7 @@ def test_worker_detects_burst_and_dead_letters_malformed(broker: str, tmp_path: 
         "LLMWATCH_WEB_PORT": str(port),
         "LLMWATCH_STATE_DIR": str(tmp_path / "state"),
         "LLMWATCH_STORE": "memory://",
+        "LLMWATCH_CHECKPOINT_INTERVAL_S": "1",
     }
     settings = Settings(bootstrap_servers=broker)
     topics = {
@@ -191,6 +211,14 @@ def test_worker_detects_burst_and_dead_letters_malformed(broker: str, tmp_path: 
         metrics = _get(f"http://127.0.0.1:{port}/metrics").decode()
         assert "llmwatch_batch_seconds_bucket" in metrics
         assert 'llmwatch_rejects_total{reason_class="json"' in metrics
+        # Offsets are committed only past events a saved snapshot covers; once the
+        # stream is drained and checkpointed, the group's commits reach every end.
+        ends = _ends(consumer, settings.topic_inference)
+        committed: dict[int, int] = {}
+        while time.monotonic() < deadline + 30 and committed != ends:
+            committed = _committed(broker, "llmwatch", settings.topic_inference, list(ends))
+            time.sleep(0.3)
+        assert committed == ends
         print(f"\nevents {total}, first error_rate alert {first_fire_s:.2f} s after publish")
     finally:
         consumer.close()

@@ -1,8 +1,6 @@
-"""Old-broker support (stream.kafka09) and the worker's offset bookkeeping (Progress)."""
+"""Old-broker support (stream.kafka09)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -16,7 +14,6 @@ from stream.kafka09 import (
     kafka_topics_commands,
 )
 from stream.settings import Settings
-from stream.worker.state import EngineStateTable, Progress
 
 
 def test_worker_topics_cover_sources_outputs_and_compacted_changelog() -> None:
@@ -76,49 +73,3 @@ def test_faust_options_pass_version_and_sasl_without_leaking_secret() -> None:
     assert creds.mechanism.value == "SCRAM-SHA-256"
     assert "s3cret" not in repr(creds)
     assert faust_broker_options(Settings()) == {}
-
-
-@dataclass
-class Msg:
-    offset: int
-    partition: int = 0
-
-
-@dataclass
-class Ev:
-    message: Msg
-    acked: bool = False
-
-    def ack(self) -> bool:
-        self.acked = True
-        return True
-
-
-@dataclass
-class Table:
-    data: dict[bytes, bytes] = field(default_factory=dict)
-
-    def send_changelog(self, *args: object, **kwargs: object) -> None:
-        pass
-
-
-def _events(*offsets: int) -> list[Ev]:
-    return [Ev(Msg(o)) for o in offsets]
-
-
-def test_progress_drops_what_the_snapshot_holds_and_acks_only_after_a_save() -> None:
-    state = EngineStateTable(Table())
-    state.save(0, b"snapshot", {"t": 4})
-    progress = Progress(state)
-    assert progress.seen([0]) == {("t", 0): 4}  # before any batch: from the manifest
-    batch = _events(3, 4, 5, 6)
-    progress.hold(0, batch)
-    fresh = progress.fresh("t", 0, batch)
-    assert [e.message.offset for e in fresh] == [5, 6]
-    assert [e.acked for e in batch] == [True, True, False, False]  # replayed: acked now
-    progress.advance("t", 0, 6)
-    assert progress.offsets(0) == {"t": 6}
-    progress.release([0])
-    assert all(e.acked for e in batch)
-    progress.forget([0])
-    assert progress.offsets(0) == {} and progress.seen([0]) == {("t", 0): 4}

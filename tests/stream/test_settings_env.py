@@ -34,13 +34,13 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMWATCH_BOOTSTRAP_SERVERS", " kafka-0:9092, kafka-1:9092 ")
     monkeypatch.setenv("LLMWATCH_TOPIC_GPU", "fleet.gpu")
     monkeypatch.setenv("LLMWATCH_STORE", "memory")
-    monkeypatch.setenv("LLMWATCH_BATCH_TIMEOUT_S", "0.25")
+    monkeypatch.setenv("LLMWATCH_BATCH_SIZE", "250")
     monkeypatch.setenv("LLMWATCH_WEB_PORT", "7000")
     s = load_settings()
     assert s.bootstrap_servers == "kafka-0:9092,kafka-1:9092"
     assert s.topic_gpu == "fleet.gpu"
     assert s.store == "memory://"
-    assert s.batch_timeout_s == 0.25
+    assert s.batch_size == 250
     assert s.web_port == 7000
     assert not s.uses_embedded_broker
 

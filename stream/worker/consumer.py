@@ -1,0 +1,147 @@
+"""The batch data plane: whole fetches of the source topics, handed over as raw bytes.
+
+Faust's own path turns every record into a message, routes it through the
+conductor, then wraps it in an event inside a stream, and waits on two futures
+per message on the way: a few hundred microseconds each, which capped a worker
+at 3-5k events/s whatever the detectors cost. The engine works on column
+batches anyway, so for the source topics this consumer takes the records that
+aiokafka fetched, groups them by partition and hands each group to the ingest
+loop through a bounded inbox; nothing per record is created beyond the bytes.
+
+Faust keeps everything else: the consumer group and its assignor (equal
+partition numbers of the source topics and the engine table on one worker),
+table changelog recovery, commits, the web server. Records of other topics
+(the changelog during recovery) take Faust's normal path.
+
+Acks: the ingest loop acks a partition "through" an offset once a snapshot
+covers it; ``_new_offset`` turns that into the commit offset. Faust's own
+bookkeeping wants every offset acked one by one, which would bring back the
+per-record cost this class exists to remove.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One partition's share of one fetch, in offset order."""
+
+    tp: TP
+    raws: list[bytes]
+    offsets: list[int]
+
+
+class Inbox:
+    """Fetches waiting for the ingest loop; bounded in records, so a slow engine
+    stalls the fetcher (and aiokafka's prefetch) instead of growing memory."""
+
+    def __init__(self, max_records: int) -> None:
+        self.max_records = max(1, int(max_records))
+        self._items: list[Fetched] = []
+        self._records = 0
+        self._changed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return self._records
+
+    async def put(self, item: Fetched) -> None:
+        # One item over the bound is let in, so a fetch larger than the bound still flows.
+        while self._records and self._records + len(item.raws) > self.max_records:
+            self._changed.clear()
+            await self._changed.wait()
+        self._items.append(item)
+        self._records += len(item.raws)
+        self._changed.set()
+
+    async def take(self) -> list[Fetched]:
+        """Everything waiting (at least one fetch), merged per partition in arrival order."""
+        while not self._items:
+            self._changed.clear()
+            await self._changed.wait()
+        items, self._items, self._records = self._items, [], 0
+        self._changed.set()
+        return merge(items)
+
+    def discard(self, partitions: set[int]) -> int:
+        """Drop waiting fetches of revoked partitions (their next owner reads them)."""
+        keep = [it for it in self._items if it.tp.partition not in partitions]
+        dropped = len(self._items) - len(keep)
+        self._items = keep
+        self._records = sum(len(it.raws) for it in keep)
+        self._changed.set()
+        return dropped
+
+
+def merge(items: list[Fetched]) -> list[Fetched]:
+    by_tp: dict[TP, Fetched] = {}
+    for it in items:
+        have = by_tp.get(it.tp)
+        if have is None:
+            by_tp[it.tp] = Fetched(it.tp, list(it.raws), list(it.offsets))
+        else:
+            have.raws.extend(it.raws)
+            have.offsets.extend(it.offsets)
+    return list(by_tp.values())
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, with the source topics diverted into an ``Inbox``.
+
+    ``divert(topics, inbox)`` must be called before the worker starts.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch_topics: frozenset[str] = frozenset()
+        self._inbox: Inbox | None = None
+        self._through: dict[TP, int] = {}  # partition -> last offset done, not yet committed
+
+    def divert(self, topics: set[str], inbox: Inbox) -> None:
+        self._batch_topics = frozenset(topics)
+        self._inbox = inbox
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        records, active = await super()._wait_next_records(timeout)
+        if not records or self._inbox is None:
+            return records, active
+        rest: dict[TP, Any] = {}
+        for tp, recs in records.items():
+            if tp.topic not in self._batch_topics:
+                rest[tp] = recs
+            elif recs and self.flow_active and (active is None or tp in active):
+                # Not handed over while a rebalance holds the flow: Faust seeks back to
+                # the committed offsets afterwards, so these records come again.
+                self._read_offset[tp] = recs[-1].offset
+                await self._inbox.put(
+                    Fetched(tp, [r.value for r in recs], [r.offset for r in recs])
+                )
+        return rest, active
+
+    def ack_through(self, tp: TP, offset: int) -> None:
+        """Everything of ``tp`` up to ``offset`` is done; commit past it at the next commit."""
+        if offset > self._through.get(tp, -1):
+            self._through[tp] = offset
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        yield from super()._filter_tps_with_pending_acks(topics)
+        for tp in list(self._through):
+            if topics is None or tp in topics or tp.topic in topics:
+                yield tp
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp.topic in self._batch_topics:
+            offset = self._through.pop(tp, None)
+            return None if offset is None else offset + 1
+        return super()._new_offset(tp)  # type: ignore[no-any-return]
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    Consumer = BatchConsumer

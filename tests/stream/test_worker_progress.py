@@ -1,0 +1,95 @@
+"""The worker's offset bookkeeping (Progress) and its fetch inbox, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from faust.types import TP
+
+from stream.worker.consumer import Fetched, Inbox, merge
+from stream.worker.state import EngineStateTable, Progress
+
+
+@dataclass
+class Table:
+    data: dict[bytes, bytes] = field(default_factory=dict)
+
+    def send_changelog(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+@dataclass
+class Acks:
+    through: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __call__(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        assert offset >= self.through.get(key, -1), "acks must not go backwards"
+        self.through[key] = offset
+
+
+def test_progress_drops_what_the_snapshot_holds_and_acks_only_after_a_save() -> None:
+    state = EngineStateTable(Table())
+    state.save(0, b"snapshot", {"t": 4})
+    acks = Acks()
+    progress = Progress(state, acks)
+    assert progress.seen([0]) == {("t", 0): 4}  # before any batch: from the manifest
+    assert progress.fresh("t", 0, [3, 4, 5, 6]) == 2
+    assert acks.through == {("t", 0): 4}  # replayed and saved: acked at once
+    progress.hold("t", 0, 6)
+    progress.advance("t", 0, 6)
+    assert progress.offsets(0) == {"t": 6}
+    assert acks.through == {("t", 0): 4}  # processed, not saved: not acked
+    progress.release([0])
+    assert acks.through == {("t", 0): 6}
+    progress.forget([0])
+    assert progress.offsets(0) == {} and progress.seen([0]) == {("t", 0): 4}
+
+
+def test_redelivered_events_only_an_unsaved_engine_holds_wait_for_the_save() -> None:
+    acks = Acks()
+    progress = Progress(EngineStateTable(Table()), acks)
+    assert progress.fresh("t", 1, [0, 1, 2]) == 0
+    progress.hold("t", 1, 2)
+    progress.advance("t", 1, 2)
+    # A rebalance seeks back: 1..2 come again while the engine holding them is unsaved.
+    assert progress.fresh("t", 1, [1, 2, 3]) == 2
+    assert acks.through == {}
+    progress.release([1])
+    assert acks.through == {("t", 1): 2}
+    # Now saved: a second re-delivery is acked without waiting.
+    assert progress.fresh("t", 1, [2]) == 1
+    assert acks.through == {("t", 1): 2}
+
+
+def test_merge_keeps_offset_order_per_partition() -> None:
+    a, b = TP("t", 0), TP("t", 1)
+    items = [
+        Fetched(a, [b"1", b"2"], [1, 2]),
+        Fetched(b, [b"x"], [7]),
+        Fetched(a, [b"3"], [3]),
+    ]
+    out = {f.tp: f for f in merge(items)}
+    assert out[a].offsets == [1, 2, 3] and out[a].raws == [b"1", b"2", b"3"]
+    assert out[b].offsets == [7]
+    assert items[0].offsets == [1, 2], "inputs are not mutated"
+
+
+def test_inbox_is_bounded_and_drops_revoked_partitions() -> None:
+    async def scenario() -> tuple[bool, list[int], int]:
+        inbox = Inbox(max_records=3)
+        await inbox.put(Fetched(TP("t", 0), [b"a", b"b"], [0, 1]))
+        await inbox.put(Fetched(TP("t", 1), [b"c"], [0]))
+        blocked = asyncio.ensure_future(inbox.put(Fetched(TP("t", 0), [b"d"], [2])))
+        await asyncio.sleep(0)
+        was_blocked = not blocked.done()
+        assert inbox.discard({1}) == 1  # frees room: the waiting put goes in
+        await asyncio.wait_for(blocked, 1)
+        taken = await inbox.take()
+        return was_blocked, [o for f in taken for o in f.offsets], len(inbox)
+
+    was_blocked, offsets, left = asyncio.run(scenario())
+    assert was_blocked
+    assert offsets == [0, 1, 2]
+    assert left == 0
