@@ -252,7 +252,8 @@ def drain_rate(
     The clock starts at the first poll that sees events (so start-up, group join
     and partition assignment are excluded) and stops at the poll that sees the
     last one, or at the limit, in which case the rate is over what was drained.
-    Polls are 0.25 s apart: rendering the worker's /metrics is not free.
+    Polls are ``every_s`` apart (0.25 s by default): rendering the worker's /metrics is
+    not free, and the embedded-broker feeder needs them often.
     """
     t0 = c0 = None
     deadline = time.monotonic() + limit_s

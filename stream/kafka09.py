@@ -201,3 +201,42 @@ def ensure_topics(
                 continue
             raise RuntimeError(f"topic {name}: {err}") from None
     return out
+
+
+class PartitionMismatch(RuntimeError):
+    """Source topics and the engine changelog do not share one partition count."""
+
+
+def check_copartitioned(
+    settings: Settings, app_id: str, tables: Iterable[str], *, timeout_s: float = 15
+) -> dict[str, int]:
+    """Partition counts of the source topics and changelogs that exist; raises
+    PartitionMismatch naming them when the counts differ.
+
+    An engine per partition number reads partition N of every source topic and saves
+    to changelog partition N, and Faust gives one worker equal partition numbers only
+    of topics with equal counts: with unequal counts two workers would own engine N
+    and overwrite each other's state, or a save would name a partition that does
+    not exist. Topics not created yet are left out (they are checked next start).
+    """
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    from stream.settings import kafka_client_config
+
+    names = [
+        settings.topic_inference,
+        settings.topic_gpu,
+        settings.topic_metrics,
+        settings.topic_feedback,
+        *(changelog_topic(app_id, t) for t in tables),
+    ]
+    conf: dict[str, str | int | float | bool] = {**kafka_client_config(settings)}
+    meta = AdminClient(conf).list_topics(timeout=timeout_s).topics
+    counts = {n: len(meta[n].partitions) for n in names if n in meta and meta[n].partitions}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{n} has {c}" for n, c in counts.items())
+        raise PartitionMismatch(
+            f"source topics and the engine changelog need one partition count: {listed}; "
+            f"recreate them with {settings.partitions} (LLMWATCH_PARTITIONS; see llmwatch topics)"
+        )
+    return counts

@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             address = stack.enter_context(EmbeddedBroker())
             settings = settings.model_copy(update={"bootstrap_servers": address})
             print(f"embedded broker listening on {address}", flush=True)
+        else:
+            _check_topics(settings)
         options = WorkerOptions(
             session_timeout_s=_first(args.session_timeout, settings.session_timeout_s),
             checkpoint_interval_s=_first(args.checkpoint_interval, settings.checkpoint_interval_s),
@@ -81,3 +83,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _first(flag: float | None, setting: float) -> float:
     return setting if flag is None else flag
+
+
+def _check_topics(settings: Any) -> None:
+    """Refuse to start on topics whose partition counts would mix engines' state."""
+    import logging
+
+    from stream.app import engine_table
+    from stream.kafka09 import PartitionMismatch, check_copartitioned
+
+    try:
+        check_copartitioned(settings, "llmwatch", [engine_table("llmwatch")])
+    except PartitionMismatch as exc:
+        raise SystemExit(f"llmwatch worker: {exc}") from None
+    except Exception as exc:  # broker not reachable yet: Faust retries, so do not block
+        logging.getLogger("llmwatch.worker").warning("topic check skipped: %s", exc)

@@ -16,7 +16,9 @@ import pytest
 import yaml
 from deploy_support import DEPLOY, DOCS, ROOT
 
+from stream.app import engine_table, worker_topics
 from stream.cli import build_parser
+from stream.kafka09 import changelog_topic
 from stream.settings import Settings
 
 # Variables compose itself substitutes (${VAR}); they never reach llmwatch.
@@ -108,20 +110,40 @@ def test_the_parser_refuses_a_made_up_command() -> None:
         build_parser().parse_args(["no-such-command"])
 
 
-def _kafka_init_topics() -> set[str]:
-    compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
-    init = compose["services"]["kafka-init"]
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _kafka_init_topics() -> dict[str, int]:
+    init = _compose()["services"]["kafka-init"]
     text = " ".join(str(c) for c in init.get("command", []))
-    return set(re.findall(r"\bt\s+([A-Za-z0-9._-]+)\s+\d+", text))
+    return {n: int(p) for n, p in re.findall(r"\bt\s+([A-Za-z0-9._-]+)\s+(\d+)", text)}
 
 
-def _strimzi_topics() -> set[str]:
+def _strimzi_topics() -> dict[str, int]:
     path = DEPLOY / "kubernetes" / "strimzi-topics.yaml"
     return {
-        d["spec"].get("topicName", d["metadata"]["name"])
+        d["spec"].get("topicName", d["metadata"]["name"]): int(d["spec"]["partitions"])
         for d in yaml.safe_load_all(path.read_text())
         if isinstance(d, dict) and d.get("kind") == "KafkaTopic"
     }
+
+
+def _worker_partitions() -> dict[str, int]:
+    """LLMWATCH_PARTITIONS as each deployment gives it to its workers."""
+    compose = int(_compose()["services"]["worker"]["environment"]["LLMWATCH_PARTITIONS"])
+    docs = yaml.safe_load_all((DEPLOY / "kubernetes" / "worker.yaml").read_text())
+    env = [
+        e
+        for d in docs
+        if isinstance(d, dict) and d.get("kind") == "StatefulSet"
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for e in c.get("env", [])
+    ]
+    k8s = [int(e["value"]) for e in env if e["name"] == "LLMWATCH_PARTITIONS"]
+    assert len(k8s) == 1, "worker.yaml: the worker container must set LLMWATCH_PARTITIONS"
+    return {"compose": compose, "strimzi": k8s[0]}
 
 
 def test_every_topic_the_service_uses_is_created() -> None:
@@ -129,6 +151,18 @@ def test_every_topic_the_service_uses_is_created() -> None:
     wanted = {
         getattr(defaults, name) for name in Settings.model_fields if name.startswith("topic_")
     }
+    wanted |= {s.name for s in worker_topics(defaults)}  # the engine changelog too
     for where, declared in (("compose", _kafka_init_topics()), ("strimzi", _strimzi_topics())):
-        missing = wanted - declared
+        missing = wanted - set(declared)
         assert not missing, f"{where} does not create {sorted(missing)}"
+
+
+def test_sources_and_changelog_share_the_workers_partition_count() -> None:
+    # The worker refuses to start otherwise (stream.kafka09.check_copartitioned).
+    defaults = Settings()
+    sources = [defaults.topic_inference, defaults.topic_gpu, defaults.topic_metrics]
+    sources += [defaults.topic_feedback, changelog_topic("llmwatch", engine_table("llmwatch"))]
+    workers = _worker_partitions()
+    for where, declared in (("compose", _kafka_init_topics()), ("strimzi", _strimzi_topics())):
+        counts = {t: declared[t] for t in sources}
+        assert set(counts.values()) == {workers[where]}, (where, counts, workers[where])
