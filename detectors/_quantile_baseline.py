@@ -143,6 +143,12 @@ class QuantileBaseline:
         self._ensure_capacity()
         return sids
 
+    def ids_for_batch(self, batch: Any, ts: F64, rows: npt.NDArray[np.intp] | None) -> I64:
+        """``ids`` from the batch's cached label codes (``rows``: only those rows)."""
+        sids = self.registry.ids_for_batch(batch, self.registry.label_names, ts, rows)
+        self._ensure_capacity()
+        return sids
+
     def update(self, sids: I64, metric: int, ts: F64, x: F64) -> F64:
         """Learn one metric's values for rows of series ``sids``; returns z per row."""
         p = self.p

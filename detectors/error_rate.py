@@ -130,9 +130,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         a = self.arrays
         ts = clean_ts(batch.ts)
-        sids = self.registry.ids_for(
-            labels_of((batch.model, batch.model_version, batch.gateway)), ts
-        )
+        sids = self.registry.ids_for_batch(batch, ("model", "model_version", "gateway"), ts)
         self._ensure_capacity()
         a = self.arrays
         findings: list[Finding] = []

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import FeedbackColumns
@@ -82,7 +82,7 @@ class FeedbackDetector(Detector[FeedbackColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for(labels_of((batch.model, batch.model_version)), ts)
+        ids = self.registry.ids_for_batch(batch, ("model", "model_version"), ts)
         self.state_arr = grow(self.state_arr, self.registry.capacity, 0.0)
         values = np.clip(batch.score, -1.0, 1.0)
         findings: list[Finding] = []

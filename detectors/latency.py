@@ -34,12 +34,14 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from detectors._quantile_baseline import QuantileBaseline, QuantileParams
 from detectors._tracking import Culprits, FiringState, clean_ts, fmt, labels_of
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from schemas.columns import InferenceColumns
+from schemas.labels import label_codes
 
 METRICS = ("latency_ms", "ttft_ms", "tpot_ms")
 _NAMES = {"latency_ms": "latency", "ttft_ms": "TTFT", "tpot_ms": "TPOT"}
@@ -87,6 +89,17 @@ class LatencyConfig(DetectorConfig):
         if unknown or not v:
             raise ValueError(f"unknown or no metrics {unknown}; known: {list(METRICS)}")
         return v
+
+
+def _hosted_rows(batch: InferenceColumns) -> npt.NDArray[np.intp]:
+    """Rows that name their serving host."""
+    found = label_codes(batch, ("host",))
+    if found is None:
+        return np.flatnonzero(labels_of((batch.host,))[0] != "")
+    codes, keys = found
+    if ("",) not in keys:
+        return np.arange(codes.size)
+    return np.flatnonzero(codes != keys.index(("",)))
 
 
 class LatencyDetector(Detector[InferenceColumns]):
@@ -161,14 +174,13 @@ class LatencyDetector(Detector[InferenceColumns]):
         self._hot = {}
         self._ended = []
         for level_name, level in self.levels.items():
-            cols = labels_of(tuple(getattr(batch, c) for c in level.registry.label_names))
             rows = np.arange(n)
+            subset = None
             if level_name == "host":
-                rows = np.flatnonzero(cols[0] != "")
+                rows = subset = _hosted_rows(batch)
                 if rows.size == 0:
                     continue
-                cols = tuple(c[rows] for c in cols)
-            sids = level.ids(cols, ts[rows])
+            sids = level.ids_for_batch(batch, ts[rows], subset)
             for m, metric in enumerate(cfg.metrics):
                 z = level.update(sids, m, ts[rows], getattr(batch, metric)[rows])
                 scores[rows] = np.maximum(scores[rows], squash(np.maximum(z, 0.0), cfg.threshold_z))

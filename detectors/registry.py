@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from schemas.labels import Factorised, label_codes, subset
+
 Key = tuple[str, ...]
 
 
@@ -139,6 +141,39 @@ class SeriesRegistry:
             newest = np.full(reps.size, -np.inf)
             np.maximum.at(newest, codes, ts)
             np.maximum.at(self.last_seen, sids, newest)
+        return ids
+
+    def ids_for_batch(
+        self,
+        batch: Any,
+        names: Sequence[str],
+        ts: npt.NDArray[np.float64] | None = None,
+        rows: npt.NDArray[np.intp] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """``ids_for`` of ``batch``'s columns ``names`` (optionally only ``rows``), using
+        the batch's cached label codes so only its distinct keys are looked up."""
+        found = label_codes(batch, tuple(names))
+        if found is None:
+            cols = [np.asarray(getattr(batch, c), dtype=object) for c in names]
+            return self.ids_for([c if rows is None else c[rows] for c in cols], ts)
+        return self.ids_for_codes(found if rows is None else subset(found, rows), ts)
+
+    def ids_for_codes(
+        self, found: Factorised, ts: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.int64]:
+        """Dense ids from per-row codes and the distinct keys (None-free, first-seen order)."""
+        codes, keys = found
+        if len(keys) and len(keys[0]) != len(self.label_names):
+            raise ValueError(f"expected {len(self.label_names)} labels, got {len(keys[0])}")
+        got = list(map(self._ids.get, keys))
+        if None in got:
+            got = [self._new_id(k) if s is None else s for k, s in zip(keys, got, strict=True)]
+        sids = np.array(got, dtype=np.int64)
+        if ts is not None and codes.size:
+            newest = np.full(len(keys), -np.inf)
+            np.maximum.at(newest, codes, ts)
+            np.maximum.at(self.last_seen, sids, newest)
+        ids: npt.NDArray[np.int64] = sids[codes]
         return ids
 
     def _ids_exact(

@@ -231,7 +231,7 @@ class SloBurnDetector(Detector[InferenceColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for((batch.model, batch.gateway), ts)
+        ids = self.registry.ids_for_batch(batch, ("model", "gateway"), ts)
         self._ensure_capacity()
         buckets = np.floor(ts / cfg.bucket_s).astype(np.int64)
         failed = np.isin(batch.status, self._bad_codes)

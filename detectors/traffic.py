@@ -23,7 +23,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from detectors import kernels
-from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import InferenceColumns
@@ -152,10 +152,10 @@ class TrafficDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         ts = clean_ts(batch.ts)
         order = np.argsort(ts, kind="stable")
-        sids = self.series.registry.ids_for(labels_of((batch.model, batch.gateway)), ts)
+        sids = self.series.registry.ids_for_batch(batch, ("model", "gateway"), ts)
         beats = [(self.series, sids)]
         if cfg.gateway_level:
-            gids = self.gateways.registry.ids_for(labels_of((batch.gateway,)), ts)
+            gids = self.gateways.registry.ids_for_batch(batch, ("gateway",), ts)
             beats.append((self.gateways, gids))
         self._grow()
         for hb, ids in beats:

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from detectors import kernels
-from detectors._tracking import FiringState, clean_ts, fmt, groups, labels_of
+from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import STATUS_CODES, InferenceColumns
@@ -135,8 +135,8 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        cols = labels_of((batch.model, batch.route, batch.gateway, batch.model_version))
-        sids = self.registry.ids_for(cols, ts)
+        names = ("model", "route", "gateway", "model_version")
+        sids = self.registry.ids_for_batch(batch, names, ts)
         self._grow()
         f = self.f  # after _grow, which replaces the arrays
         for sid, rows in groups(sids):

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ._isotime import iso_utc_fast
 from .columns import (
     FINISH_CODES,
     STATUS_CODES,
@@ -31,13 +31,9 @@ from .columns import (
     MetricColumns,
     series_key,
 )
+from .labels import seed
 from .models import (
     SUPPORTED_SCHEMA_VERSIONS,
-    FeedbackEvent,
-    GpuSample,
-    InferenceEvent,
-    MetricSample,
-    WireModel,
 )
 from .timestamps import MAX_EPOCH_S, parse_ts
 
@@ -87,41 +83,19 @@ def _iso_batch(values: list[Any]) -> list[float]:
 class _Rows:
     """One batch of parsed objects; each extractor returns a column and marks bad rows."""
 
-    def __init__(self, objs: list[dict[str, Any]], known: frozenset[str]) -> None:
+    def __init__(self, objs: list[dict[str, Any]]) -> None:
         self.objs = objs
         self.n = len(objs)
         self.unsure: Bool = np.zeros(self.n, dtype=np.bool_)
-        self.full = self._transpose(objs, known)
-
-    @staticmethod
-    def _transpose(objs: list[dict[str, Any]], known: frozenset[str]) -> dict[str, list[Any]]:
-        """Fields every row carries, pulled out in one C-level pass.
-
-        Publishers send the same shape over and over, so the first row's keys are
-        usually every row's keys; otherwise the keys all rows share are pulled out
-        together and the others are fetched one by one.
-        """
-        if not objs:
-            return {}
-        keys = [k for k in objs[0] if k in known]
-        if len(keys) < 2:
-            return {}
-        try:
-            columns = zip(*map(itemgetter(*keys), objs), strict=True)
-        except KeyError:
-            # Shapes differ (error rows carry error_type and lack ttft_ms...): take
-            # the keys every row has; the rest are fetched one by one.
-            common = set(keys).intersection(*objs)
-            keys = [k for k in keys if k in common]
-            if len(keys) < 2:
-                return {}
-            columns = zip(*map(itemgetter(*keys), objs), strict=True)
-        return dict(zip(keys, map(list, columns), strict=True))
+        # Label columns' distinct values, for the batch's label codes (schemas.labels).
+        self.distinct: dict[str, tuple[list[Any], dict[Any, None]]] = {}
 
     def _get(self, key: str, default: Any) -> list[Any]:
-        """One field of every row; ``default`` where absent (an explicit null stays None)."""
-        if key in self.full:
-            return self.full[key]
+        """One field of every row; ``default`` where absent (an explicit null stays None).
+
+        One C-level ``dict.get`` pass per field: faster than transposing whole rows
+        with ``zip(*rows)``, and the same whatever shapes the rows have.
+        """
         values = list(map(dict.get, self.objs, repeat(key, self.n)))
         if default is not None and None in values:
             # Rare: tell absent from null only when there is a None to tell apart.
@@ -153,9 +127,40 @@ class _Rows:
                 None,
             )
 
+    def label(
+        self, key: str, lo: int, hi: int, default: Any = _MISSING, *, keep: bool = True
+    ) -> npt.NDArray[np.object_]:
+        """``text`` for a label column: labels repeat, so the type and length checks run
+        on the batch's distinct values only, which detectors then reuse as label codes."""
+        values = self._get(key, _MISSING)
+        try:
+            distinct = dict.fromkeys(values)
+        except TypeError:  # a list or object where a string belongs
+            return self._text(values, lo, hi, default)
+        if all(type(v) is str and lo <= len(v) <= hi for v in distinct):
+            if keep:
+                self.distinct[key] = (values, distinct)
+            return _obj(values)
+        return self._text(values, lo, hi, default)
+
+    def opt_label(self, key: str, hi: int, *, keep: bool = True) -> npt.NDArray[np.object_]:
+        """``opt_text`` for a label column (see ``label``; ``keep``: detectors key by it)."""
+        values = self._get(key, None)
+        try:
+            distinct = dict.fromkeys(values)
+        except TypeError:
+            return self._opt_text(values, hi)
+        if all(v is None or (type(v) is str and len(v) <= hi) for v in distinct):
+            if keep:
+                self.distinct[key] = (values, distinct)
+            return _obj(values)
+        return self._opt_text(values, hi)
+
     def text(self, key: str, lo: int, hi: int, default: Any = _MISSING) -> npt.NDArray[np.object_]:
         """A required (or defaulted) string with a length range."""
-        values = self._get(key, _MISSING)
+        return self._text(self._get(key, _MISSING), lo, hi, default)
+
+    def _text(self, values: list[Any], lo: int, hi: int, default: Any) -> npt.NDArray[np.object_]:
         if set(map(type, values)) != {str} and self.n:
             values = [default if v is _MISSING and default is not _MISSING else v for v in values]
             values = self._clean(values, lambda v: type(v) is str, "?" * lo)
@@ -165,7 +170,9 @@ class _Rows:
         return _obj(values)
 
     def opt_text(self, key: str, hi: int) -> npt.NDArray[np.object_]:
-        values = self._get(key, None)
+        return self._opt_text(self._get(key, None), hi)
+
+    def _opt_text(self, values: list[Any], hi: int) -> npt.NDArray[np.object_]:
         types = set(map(type, values))
         if types == {_NONE_T} or not self.n:
             return _obj(values)
@@ -266,7 +273,14 @@ class _Rows:
             # Same rounding as timestamps.epoch_to_datetime: half-even to the microsecond.
             ts = np.rint(np.where(self.unsure, 0.0, epoch) * 1e6) / 1e6
         else:
-            ts = np.array(_iso_batch(values), dtype=np.float64)
+            fast = iso_utc_fast(values) if types == {str} else None
+            if fast is None:
+                ts = np.array(_iso_batch(values), dtype=np.float64)
+            else:
+                ts, parsed = fast
+                rest = np.flatnonzero(~parsed)
+                if rest.size:
+                    ts[rest] = _iso_batch([values[i] for i in rest.tolist()])
             self.unsure |= np.isnan(ts)
         # Written exactly as the model's check is, so the floats compare the same way.
         self.unsure |= (ts - now) > skew
@@ -284,15 +298,15 @@ def _inference(rows: _Rows, now: float, skew: float) -> Columns:
     rows.unsure |= (ttft > latency) | (queue > latency)
     return InferenceColumns(
         ts=rows.timestamp("ts", now, skew),
-        gateway=rows.text("gateway", 1, 256),
-        model=rows.text("model", 1, 256),
-        model_version=rows.text("model_version", 1, 256),
-        route=rows.text("route", 1, 256, default="/v1/chat/completions"),
-        tenant=rows.opt_text("tenant", 256),
-        host=rows.opt_text("host", 256),
+        gateway=rows.label("gateway", 1, 256),
+        model=rows.label("model", 1, 256),
+        model_version=rows.label("model_version", 1, 256),
+        route=rows.label("route", 1, 256, default="/v1/chat/completions"),
+        tenant=rows.opt_label("tenant", 256, keep=False),
+        host=rows.opt_label("host", 256),
         status=rows.required_choice("status", STATUS_CODES),
         http_status=rows.opt_integer("http_status", 100, 599),
-        error_type=rows.opt_text("error_type", 256),
+        error_type=rows.opt_label("error_type", 256, keep=False),
         latency_ms=latency,
         ttft_ms=ttft,
         tpot_ms=rows.number("tpot_ms", 0.0, optional=True),
@@ -314,9 +328,9 @@ def _gpu(rows: _Rows, now: float, skew: float) -> Columns:
     rows.unsure |= used > total
     return GpuColumns(
         ts=rows.timestamp("ts", now, skew),
-        host=rows.text("host", 1, 256),
+        host=rows.label("host", 1, 256, keep=False),
         gpu_index=rows.integer("gpu_index", 0, 1023),
-        gpu_uuid=rows.text("gpu_uuid", 1, 256),
+        gpu_uuid=rows.label("gpu_uuid", 1, 256, keep=False),
         sm_util_pct=rows.number("sm_util_pct", 0.0, 100.0),
         mem_util_pct=rows.number("mem_util_pct", 0.0, 100.0),
         mem_used_mib=used,
@@ -364,29 +378,28 @@ def _feedback(rows: _Rows, now: float, skew: float) -> Columns:
     return FeedbackColumns(
         ts=rows.timestamp("ts", now, skew),
         request_id=rows.text("request_id", 1, 128),
-        model=rows.text("model", 1, 256),
-        model_version=rows.text("model_version", 1, 256),
+        model=rows.label("model", 1, 256),
+        model_version=rows.label("model_version", 1, 256),
         score=rows.number("score", -1.0, 1.0),
         label=rows.opt_text("label", 64),
     )
 
 
-def _run(
-    build: Callable[[_Rows, float, float], Columns], model: type[WireModel]
-) -> Callable[..., tuple[Columns, Bool]]:
-    known = frozenset(model.model_fields)
-
+def _run(build: Callable[[_Rows, float, float], Columns]) -> Callable[..., tuple[Columns, Bool]]:
     def decode(objs: list[dict[str, Any]], now: float, skew: float) -> tuple[Columns, Bool]:
-        rows = _Rows(objs, known)
+        rows = _Rows(objs)
         columns = build(rows, now, skew)
+        if not rows.unsure.any():
+            for name, (values, distinct) in rows.distinct.items():
+                seed(columns, name, values, distinct)
         return columns, rows.unsure
 
     return decode
 
 
 FAST_DECODERS: dict[str, Callable[..., tuple[Columns, Bool]]] = {
-    "inference": _run(_inference, InferenceEvent),
-    "gpu": _run(_gpu, GpuSample),
-    "metric": _run(_metric, MetricSample),
-    "feedback": _run(_feedback, FeedbackEvent),
+    "inference": _run(_inference),
+    "gpu": _run(_gpu),
+    "metric": _run(_metric),
+    "feedback": _run(_feedback),
 }

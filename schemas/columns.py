@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from .labels import carry_concat, carry_take
 from .models import FeedbackEvent, FinishReason, GpuSample, InferenceEvent, MetricSample, Status
 
 F64 = npt.NDArray[np.float64]
@@ -38,9 +39,12 @@ def _opt(value: float | None) -> float:
     return np.nan if value is None else float(value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Columns:
     """Base for columnar batches; every field is a 1-d array of equal length."""
+
+    # Not a field: per-batch label codes (schemas.labels), filled on first use.
+    __slots__ = ("_label_cache",)
 
     kind: ClassVar[str] = ""
 
@@ -50,15 +54,19 @@ class Columns:
 
     def take(self: T, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> T:
         """A new batch with the selected rows (copies; the source is never mutated)."""
-        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        out = type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        carry_take(self, out, index)
+        return out
 
     @classmethod
     def concat(cls: type[T], parts: Sequence[T]) -> T:
         if not parts:
             return cls.empty()
-        return cls(
+        out = cls(
             **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
         )
+        carry_concat(list(parts), out)
+        return out
 
     @classmethod
     def empty(cls: type[T]) -> T:

@@ -140,3 +140,26 @@ def test_a_large_certain_shift_needs_no_multi_window_confirmation() -> None:
     river_only = DriftDetector(confirm_z=1e9)
     feed(river_only, stream(0, 20, per_s=4.0))
     assert not [f for f in feed(river_only, prompt_shift, size=40) if f.anomalous]
+
+
+def test_in_place_page_hinkley_flags_exactly_where_river_does() -> None:
+    from river import drift as river_drift
+
+    from detectors.drift import _ROWS, DriftConfig, _ph_reset, _ph_update
+
+    cfg = DriftConfig()
+    rng = np.random.default_rng(4)
+    # Calm, a shift up, calm, a shift down: several detections and resets.
+    xs = np.concatenate([rng.normal(0, 1, 80), rng.normal(6, 1, 40), rng.normal(-5, 2, 60)])
+    river = river_drift.PageHinkley(
+        min_instances=cfg.warmup_windows, delta=0.5, threshold=cfg.ph_threshold, mode="both"
+    )
+    st = np.zeros((_ROWS, 1))
+    _ph_reset(st, slice(None))
+    flags = []
+    for x in xs.tolist():
+        river.update(x)
+        mine = _ph_update(st, 0, x, cfg)
+        assert mine == river.drift_detected
+        flags.append(mine)
+    assert sum(flags) >= 2

@@ -145,3 +145,35 @@ def test_jsonl_bad_lines_are_counted_with_line_numbers(tmp_path: Path) -> None:
     assert "JSON" in by_line[2]
     assert "latency_ms" in by_line[3]
     assert "kind" in by_line[6] and "kind" in by_line[7]
+
+
+def test_jsonl_chunk_of_one_kind_reads_as_line_by_line(tmp_path: Path) -> None:
+    """A file split by kind takes the whole-chunk path; a line of another kind, a bad
+    line or a blank line sends the chunk line by line; both give the same rows."""
+    event = {
+        "kind": "inference",
+        "ts": "2024-06-03T08:00:00.000Z",
+        "gateway": "g",
+        "model": "m",
+        "model_version": "v1",
+        "request_id": "r1",
+        "status": "ok",
+        "latency_ms": 120.0,
+    }
+    events = [orjson.dumps({**event, "latency_ms": 100.0 + i}) for i in range(20)]
+    events[7] = orjson.dumps({**event, "latency_ms": -1})  # rejected, line 8
+    pure = tmp_path / "pure.jsonl"
+    pure.write_bytes(b"\r\n".join(events) + b"\r\n")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join([*events, b"", b'{"kind": "gpu"}']) + b"\n")
+    got: dict[str, tuple[list[BadRow], list[float]]] = {}
+    for path in (pure, mixed):
+        bad: list[BadRow] = []
+        chunks = [c for c, _ in JsonlSource(path).chunks(bad)]
+        assert len(chunks) == 1
+        got[path.name] = (bad, chunks[0]["inference"].columns.latency_ms.tolist())  # type: ignore[attr-defined]
+    pure_bad, pure_latency = got["pure.jsonl"]
+    mixed_bad, mixed_latency = got["mixed.jsonl"]
+    assert pure_latency == mixed_latency and len(pure_latency) == 19
+    assert [b.line for b in pure_bad] == [8]
+    assert [b.line for b in mixed_bad] == [8, 22]
