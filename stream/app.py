@@ -233,7 +233,7 @@ def create_app(
     async def ingest() -> None:
         size = settings.batch_size
         while True:
-            fetched = await inbox.take()
+            fetched = await inbox.take(size, settings.batch_timeout_s)
             async with busy:
                 for batch in fetched:
                     if batch.tp.partition not in owned:  # revoked meanwhile: the next owner's

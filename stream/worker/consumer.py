@@ -61,11 +61,24 @@ class Inbox:
         self._records += len(item.raws)
         self._changed.set()
 
-    async def take(self) -> list[Fetched]:
-        """Everything waiting (at least one fetch), merged per partition in arrival order."""
+    async def take(self, fill: int = 0, wait_s: float = 0.0) -> list[Fetched]:
+        """Everything waiting (at least one fetch), merged per partition in arrival order.
+
+        Once something is waiting, waits up to ``wait_s`` more for ``fill`` records.
+        """
         while not self._items:
             self._changed.clear()
             await self._changed.wait()
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while self._records < fill and self._records < self.max_records:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                break
         items, self._items, self._records = self._items, [], 0
         self._changed.set()
         return merge(items)

@@ -93,3 +93,30 @@ def test_inbox_is_bounded_and_drops_revoked_partitions() -> None:
     assert was_blocked
     assert offsets == [0, 1, 2]
     assert left == 0
+
+
+def test_inbox_take_waits_briefly_for_a_fuller_batch() -> None:
+    async def scenario() -> tuple[list[int], list[int], float]:
+        inbox = Inbox(max_records=100)
+        loop = asyncio.get_running_loop()
+
+        async def trickle() -> None:
+            for i in range(1, 4):
+                await asyncio.sleep(0.01)
+                await inbox.put(Fetched(TP("t", 0), [b"x"], [i]))
+
+        await inbox.put(Fetched(TP("t", 0), [b"x"], [0]))
+        feeder = asyncio.ensure_future(trickle())
+        filled = await inbox.take(fill=4, wait_s=5.0)  # returns once 4 are in, not after 5 s
+        await feeder
+        await inbox.put(Fetched(TP("t", 0), [b"y"], [9]))
+        began = loop.time()
+        short = await inbox.take(fill=50, wait_s=0.05)  # gives up waiting after 0.05 s
+        return [o for f in filled for o in f.offsets], [o for f in short for o in f.offsets], (
+            loop.time() - began
+        )
+
+    filled, short, waited = asyncio.run(scenario())
+    assert filled == [0, 1, 2, 3]
+    assert short == [9]
+    assert 0.04 <= waited < 2.0
