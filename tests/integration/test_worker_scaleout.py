@@ -79,7 +79,9 @@ def test_two_workers_share_partitions_and_survive_a_kill(
         start_count = one.events_in()
         pacer = threading.Thread(target=paced, args=(producer, settings, during), daemon=True)
         pacer.start()
-        wait_for(lambda: one.events_in() > start_count + 100, WAIT_S, "phase 2 flowing", one)
+        # Phase 2 puts only ~100 events on one's partitions in all (PARTITIONS=2, model
+        # keys), so a few dozen prove it is flowing while the pacer still runs.
+        wait_for(lambda: one.events_in() >= start_count + 20, WAIT_S, "phase 2 flowing", one)
         taken = _partitions(one)
         open_at_kill = {a.alert_id for w in both for a in w.get_alerts()}
         one.kill()
