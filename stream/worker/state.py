@@ -1,7 +1,7 @@
 """Engine snapshots in a changelog-backed Faust table, one key per source partition.
 
 Faust's ``table[key] = value`` needs a current stream event to pick the changelog
-partition, and batches from ``take_events`` have none. We know the partition
+partition, and the batch data plane (``stream.worker.consumer``) has none. We know the partition
 ourselves, so a save writes the local store and sends the changelog record to
 that same partition explicitly: the worker that owns source partition N recovers
 changelog partition N, and with it exactly the engines it needs.
