@@ -12,6 +12,7 @@ lifts that guard, only for such brokers.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -203,6 +204,29 @@ def ensure_topics(
     return out
 
 
+async def _legacy_partition_counts(
+    settings: Settings, names: list[str], timeout_s: float
+) -> dict[str, int]:
+    # librdkafka 2.x sends ApiVersions whatever api.version.request says, and a 0.9
+    # broker drops the connection on it; aiokafka (the worker's own client) can ask.
+    from aiokafka import AIOKafkaClient
+
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        api_version=settings.broker_api_version or "auto",
+        security_protocol=settings.security_protocol,
+        ssl_context=ssl_context(settings),
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        meta = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+        found = meta.topics()
+        return {n: len(meta.partitions_for_topic(n) or ()) for n in names if n in found}
+    finally:
+        await client.close()
+
+
 class PartitionMismatch(RuntimeError):
     """Source topics and the engine changelog do not share one partition count."""
 
@@ -230,9 +254,12 @@ def check_copartitioned(
         settings.topic_feedback,
         *(changelog_topic(app_id, t) for t in tables),
     ]
-    conf: dict[str, str | int | float | bool] = {**kafka_client_config(settings)}
-    meta = AdminClient(conf).list_topics(timeout=timeout_s).topics
-    counts = {n: len(meta[n].partitions) for n in names if n in meta and meta[n].partitions}
+    if is_legacy(settings):
+        counts = asyncio.run(_legacy_partition_counts(settings, names, timeout_s))
+    else:
+        conf: dict[str, str | int | float | bool] = {**kafka_client_config(settings)}
+        meta = AdminClient(conf).list_topics(timeout=timeout_s).topics
+        counts = {n: len(meta[n].partitions) for n in names if n in meta and meta[n].partitions}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{n} has {c}" for n, c in counts.items())
         raise PartitionMismatch(
