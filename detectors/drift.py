@@ -69,10 +69,32 @@ _ROWS = 15
 _NEVER = float(-(2**62))
 
 
+class _Row:
+    """Rows of ``_Series.state`` under the name the algorithm uses: reads are views,
+    writes assign in place."""
+
+    def __init__(self, rows: int | slice) -> None:
+        self.rows = rows
+
+    def __get__(self, obj: _Series, owner: type | None = None) -> npt.NDArray[np.float64]:
+        row: npt.NDArray[np.float64] = obj.state[self.rows]
+        return row
+
+    def __set__(self, obj: _Series, value: npt.NDArray[np.float64]) -> None:
+        obj.state[self.rows] = value
+
+
 class _Series:
     """One (model, version): the open window, the baseline and the drift tests."""
 
     __slots__ = ("cur_win", "rivers", "state")
+
+    sums = _Row(slice(_SUMS, _BASE_MEAN))  # count, sum, sum of squares
+    base_mean = _Row(_BASE_MEAN)
+    base_var = _Row(_BASE_VAR)
+    closed = _Row(_CLOSED)  # windows in the baseline
+    confirmed = _Row(_CONFIRMED)
+    last_effect = _Row(_LAST_EFFECT)  # signed, of the last closed window
 
     def __init__(self, rivers: list[Any] | None) -> None:
         self.cur_win = -(2**62)
@@ -81,45 +103,6 @@ class _Series:
         self.state[_CONFIRMED] = _NEVER  # window of the last confirmed drift
         _ph_reset(self.state, slice(None))
         self.rivers = rivers  # River detectors, for the methods not done in place
-
-    # Views into ``state`` under the names the algorithm uses.
-    @property
-    def sums(self) -> npt.NDArray[np.float64]:  # count, sum, sum of squares
-        row: npt.NDArray[np.float64] = self.state[_SUMS:_BASE_MEAN]
-        return row
-
-    @sums.setter
-    def sums(self, value: npt.NDArray[np.float64]) -> None:
-        self.state[_SUMS:_BASE_MEAN] = value
-
-    @property
-    def base_mean(self) -> npt.NDArray[np.float64]:
-        row: npt.NDArray[np.float64] = self.state[_BASE_MEAN]
-        return row
-
-    @property
-    def base_var(self) -> npt.NDArray[np.float64]:
-        row: npt.NDArray[np.float64] = self.state[_BASE_VAR]
-        return row
-
-    @property
-    def closed(self) -> npt.NDArray[np.float64]:  # windows in the baseline
-        row: npt.NDArray[np.float64] = self.state[_CLOSED]
-        return row
-
-    @property
-    def confirmed(self) -> npt.NDArray[np.float64]:
-        row: npt.NDArray[np.float64] = self.state[_CONFIRMED]
-        return row
-
-    @property
-    def last_effect(self) -> npt.NDArray[np.float64]:  # signed, of the last closed window
-        row: npt.NDArray[np.float64] = self.state[_LAST_EFFECT]
-        return row
-
-    @last_effect.setter
-    def last_effect(self, value: npt.NDArray[np.float64]) -> None:
-        self.state[_LAST_EFFECT] = value
 
 
 def _ph_reset(st: npt.NDArray[np.float64], k: int | slice) -> None:

@@ -126,22 +126,14 @@ class SeriesRegistry:
         if found is None:
             return self._ids_exact(arrays, n, ts)
         codes, reps = found
-        # Python work per distinct key of the batch, not per row; new keys get ids in
-        # order of first appearance.
+        # Python work per distinct key of the batch, not per row; codes renumbered to
+        # first appearance, so new keys get ids in that order.
         first = np.argsort(reps)
+        rank = np.empty(reps.size, dtype=np.intp)
+        rank[first] = np.arange(reps.size)
         keys = list(zip(*(a[reps[first]].tolist() for a in arrays), strict=True))
         keys = [_no_none(k) if None in k else k for k in keys]
-        got = list(map(self._ids.get, keys))
-        if None in got:
-            got = [self._new_id(k) if s is None else s for k, s in zip(keys, got, strict=True)]
-        sids = np.empty(reps.size, dtype=np.int64)
-        sids[first] = np.array(got, dtype=np.int64)
-        ids: npt.NDArray[np.int64] = sids[codes]
-        if ts is not None:
-            newest = np.full(reps.size, -np.inf)
-            np.maximum.at(newest, codes, ts)
-            np.maximum.at(self.last_seen, sids, newest)
-        return ids
+        return self.ids_for_codes((rank[codes], keys), ts)
 
     def ids_for_batch(
         self,
@@ -167,7 +159,8 @@ class SeriesRegistry:
             raise ValueError(f"expected {len(self.label_names)} labels, got {len(keys[0])}")
         got = list(map(self._ids.get, keys))
         if None in got:
-            got = [self._new_id(k) if s is None else s for k, s in zip(keys, got, strict=True)]
+            # id_for looks again: two keys can clean to one (None and "" labels).
+            got = [self.id_for(k) if s is None else s for k, s in zip(keys, got, strict=True)]
         sids = np.array(got, dtype=np.int64)
         if ts is not None and codes.size:
             newest = np.full(len(keys), -np.inf)

@@ -37,6 +37,7 @@ from stream.worker.consumer import BatchConsumer, BatchTransport, Fetched, Inbox
 from stream.worker.engines import EnginePool
 from stream.worker.ingest import BatchProcessor
 from stream.worker.state import EngineStateTable, Progress
+from stream.worker.watchdog import TrackedLock, Watchdog
 from stream.worker.web import add_views
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ log = logging.getLogger("llmwatch.worker")
 class WorkerApp(faust.App):
     """A Faust app whose consumer hands the source topics over in whole fetches."""
 
-    diverted: tuple[set[str], Inbox] | None = None  # (source topics, their inbox)
+    diverted: tuple[set[str], Inbox, int] | None = None  # (source topics, inbox, fetch wait ms)
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -170,12 +171,13 @@ def create_app(
     owned: set[int] = set()  # source partition numbers assigned to this worker
     kinds = {s.topic: s.kind for s in parts.sources}
     inbox = Inbox(max_records=4 * settings.batch_size)
-    busy = asyncio.Lock()  # one of: a batch, a tick, a rebalance handler, shutdown
+    busy = TrackedLock()  # one of: a batch, a tick, a rebalance handler, shutdown
+    watchdog = Watchdog(busy)
 
     for src in parts.sources:
         # Subscribed so the group assigns them; their records never reach the conductor.
         app.topics.add(app.topic(src.topic, schema=RAW))
-    app.diverted = (set(kinds), inbox)
+    app.diverted = (set(kinds), inbox, settings.fetch_wait_ms)
 
     def ack(topic: str, partition: int, offset: int) -> None:
         consumer = app.consumer
@@ -234,7 +236,7 @@ def create_app(
         size = settings.batch_size
         while True:
             fetched = await inbox.take(size, settings.batch_timeout_s)
-            async with busy:
+            async with busy.held("batch"):
                 for batch in fetched:
                     if batch.tp.partition not in owned:  # revoked meanwhile: the next owner's
                         continue
@@ -257,7 +259,7 @@ def create_app(
 
     @app.timer(opt.tick_s, name="llmwatch.tick")
     async def tick() -> None:
-        async with busy:
+        async with busy.held("tick"):
             alerts = processor.advance_idle()
             due = pool.dirty() if alerts else pool.due(processor.clock())
             await checkpoint_now(due, alerts)
@@ -269,6 +271,11 @@ def create_app(
             if hw is not None and hw >= 0:
                 metrics.consumer_lag.labels(topic, str(partition)).set(max(0, hw - offset - 1))
 
+    # Not under the lock: it is what watches the lock's holders.
+    @app.timer(10.0, name="llmwatch.watchdog")
+    async def watch() -> None:
+        watchdog.check()
+
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         owned.update(tp.partition for tp in assigned if tp.topic in kinds)
@@ -278,7 +285,7 @@ def create_app(
         gone = sorted({tp.partition for tp in revoked if tp.topic in kinds})
         owned.difference_update(gone)
         inbox.discard(set(gone))
-        async with busy:
+        async with busy.held("rebalance"):
             await checkpoint_now([p for p in gone if p in pool.engines])
             processor.forget(gone)
             progress.forget(gone)
@@ -288,8 +295,8 @@ def create_app(
 
     @app.on_before_shutdown.connect
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
-        async with busy:
+        async with busy.held("shutdown"):
             await checkpoint_now(sorted(set(pool.dirty()) | set(progress.held())))
 
-    add_views(app, processor, metrics, progress, owned)
+    add_views(app, processor, metrics, progress, owned, busy=busy, inbox=inbox)
     return app

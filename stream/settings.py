@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # mostly fixed, so a trickle handled fetch by fetch (a few events per partition)
     # would spend the worker's CPU on overhead. Adds at most this to alert latency.
     batch_timeout_s: Annotated[float, Field(ge=0, le=60)] = 0.25
+    # Longest the broker holds a fetch that found no new data. Faust's own 1,500 ms
+    # costs nothing on brokers that answer as soon as data arrives, but some (the
+    # embedded one among them) hold an empty fetch for the whole wait, which then
+    # adds up to that much to alert latency. Lower costs a few empty fetches a second.
+    fetch_wait_ms: Annotated[int, Field(ge=1, le=30_000)] = 100
     log_level: LogLevel = "warn"
     # The node name an agent reports (GpuSample.host); default: this machine's hostname.
     host: Annotated[str, Field(min_length=1, max_length=256)] | None = None

@@ -48,15 +48,24 @@ class Inbox:
         self._items: list[Fetched] = []
         self._records = 0
         self._changed = asyncio.Event()
+        self.fetcher_waiting = False  # the fetcher waits for room (shown on /healthz)
 
     def __len__(self) -> int:
         return self._records
 
-    async def put(self, item: Fetched) -> None:
-        # One item over the bound is let in, so a fetch larger than the bound still flows.
-        while self._records and self._records + len(item.raws) > self.max_records:
+    async def room(self) -> None:
+        """Wait until the inbox is below its bound."""
+        while self._records >= self.max_records:
             self._changed.clear()
-            await self._changed.wait()
+            self.fetcher_waiting = True
+            try:
+                await self._changed.wait()
+            finally:
+                self.fetcher_waiting = False
+
+    def add(self, item: Fetched) -> None:
+        """Never waits: the bound is kept by waiting for ``room`` before fetching, so it
+        is exceeded by at most one fetch."""
         self._items.append(item)
         self._records += len(item.raws)
         self._changed.set()
@@ -105,6 +114,18 @@ def merge(items: list[Fetched]) -> list[Fetched]:
     return list(by_tp.values())
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread; its aiokafka consumer takes the fetch wait we set."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        client = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.consumer, "fetch_wait_ms", None)
+        if wait_ms is not None:
+            # Faust hard-codes 1,500 ms; aiokafka reads this when it starts its fetcher.
+            client._fetch_max_wait_ms = int(wait_ms)
+        return client
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with the source topics diverted into an ``Inbox``.
 
@@ -112,18 +133,30 @@ class BatchConsumer(faust_aiokafka.Consumer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.fetch_wait_ms: int | None = None
         super().__init__(*args, **kwargs)
         self._batch_topics: frozenset[str] = frozenset()
         self._inbox: Inbox | None = None
         self._through: dict[TP, int] = {}  # partition -> last offset done, not yet committed
 
-    def divert(self, topics: set[str], inbox: Inbox) -> None:
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def divert(self, topics: set[str], inbox: Inbox, fetch_wait_ms: int | None = None) -> None:
         self._batch_topics = frozenset(topics)
         self._inbox = inbox
+        self.fetch_wait_ms = fetch_wait_ms
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        inbox = self._inbox
+        if inbox is not None:
+            # Backpressure before the fetch, never with fetched records in hand: Faust
+            # delivers a fetch's records with no await in between, and a rebalance that
+            # ran meanwhile (revoke, recovery seeks) would get stale records after its
+            # seeks. Seen as a takeover whose changelog recovery never saw an event.
+            await inbox.room()
         records, active = await super()._wait_next_records(timeout)
-        if not records or self._inbox is None:
+        if not records or inbox is None:
             return records, active
         rest: dict[TP, Any] = {}
         for tp, recs in records.items():
@@ -133,9 +166,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 # Not handed over while a rebalance holds the flow: Faust seeks back to
                 # the committed offsets afterwards, so these records come again.
                 self._read_offset[tp] = recs[-1].offset
-                await self._inbox.put(
-                    Fetched(tp, [r.value for r in recs], [r.offset for r in recs])
-                )
+                inbox.add(Fetched(tp, [r.value for r in recs], [r.offset for r in recs]))
         return rest, active
 
     def ack_through(self, tp: TP, offset: int) -> None:

@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 
 from stream.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
+from stream.worker.consumer import Inbox
 from stream.worker.ingest import BatchProcessor
 from stream.worker.state import Progress
+from stream.worker.watchdog import TrackedLock
 
 
 def add_views(
@@ -17,6 +19,9 @@ def add_views(
     metrics: WorkerMetrics,
     progress: Progress | None = None,
     owned: set[int] | None = None,
+    *,
+    busy: TrackedLock | None = None,
+    inbox: Inbox | None = None,
 ) -> None:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -38,6 +43,11 @@ def add_views(
             mine = owned if owned is not None else {p for _, p in progress.done}
             seen = progress.seen(mine)
             body["offsets"] = {f"{t}/{p}": off for (t, p), off in sorted(seen.items())}
+        if busy is not None:
+            # Who holds the processing lock and for how long: a stall names itself here.
+            body["busy"] = busy.state()
+        if inbox is not None:
+            body["inbox"] = {"records": len(inbox), "fetcher_waiting": inbox.fetcher_waiting}
         return web.json(body)
 
     @app.page("/metrics")

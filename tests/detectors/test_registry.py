@@ -25,6 +25,15 @@ def test_ids_are_dense_and_stable() -> None:
     assert sorted(reg.active_ids().tolist()) == [0, 1, 2]
 
 
+def test_a_missing_label_and_an_empty_one_are_one_new_series() -> None:
+    reg = SeriesRegistry(("model", "gw"))
+    models = np.empty(3, dtype=object)
+    models[:] = [None, "", "b"]
+    ids = reg.ids_for([models, col("x", "x", "x")])
+    assert ids.tolist() == [0, 0, 1]
+    assert len(reg) == 2 and reg.key(0) == ("", "x")
+
+
 def test_empty_batch_and_wrong_column_count() -> None:
     reg = SeriesRegistry(("a", "b"))
     assert reg.ids_for([col(), col()]).size == 0

@@ -13,6 +13,16 @@ from stream.replay.readers import BadRow, CsvSource, JsonlSource, open_source
 from stream.replay.timeparse import parse_timestamp, parse_timestamps
 
 T0 = datetime(2024, 6, 3, 8, 0, 0, tzinfo=UTC).timestamp()
+INFERENCE = {
+    "kind": "inference",
+    "ts": "2024-06-03T08:00:00Z",
+    "gateway": "g",
+    "model": "m",
+    "model_version": "v1",
+    "request_id": "r1",
+    "status": "ok",
+    "latency_ms": 120.0,
+}
 
 
 @pytest.mark.parametrize(
@@ -102,16 +112,7 @@ def test_csv_without_header_epoch_ms_and_series_column(tmp_path: Path) -> None:
 
 
 def test_jsonl_bad_lines_are_counted_with_line_numbers(tmp_path: Path) -> None:
-    good = {
-        "kind": "inference",
-        "ts": "2024-06-03T08:00:00Z",
-        "gateway": "g",
-        "model": "m",
-        "model_version": "v1",
-        "request_id": "r1",
-        "status": "ok",
-        "latency_ms": 120.0,
-    }
+    good = INFERENCE
     gpu = {
         "kind": "gpu",
         "ts": T0,
@@ -150,16 +151,7 @@ def test_jsonl_bad_lines_are_counted_with_line_numbers(tmp_path: Path) -> None:
 def test_jsonl_chunk_of_one_kind_reads_as_line_by_line(tmp_path: Path) -> None:
     """A file split by kind takes the whole-chunk path; a line of another kind, a bad
     line or a blank line sends the chunk line by line; both give the same rows."""
-    event = {
-        "kind": "inference",
-        "ts": "2024-06-03T08:00:00.000Z",
-        "gateway": "g",
-        "model": "m",
-        "model_version": "v1",
-        "request_id": "r1",
-        "status": "ok",
-        "latency_ms": 120.0,
-    }
+    event = {**INFERENCE, "ts": "2024-06-03T08:00:00.000Z"}
     events = [orjson.dumps({**event, "latency_ms": 100.0 + i}) for i in range(20)]
     events[7] = orjson.dumps({**event, "latency_ms": -1})  # rejected, line 8
     pure = tmp_path / "pure.jsonl"

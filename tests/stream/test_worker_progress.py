@@ -79,13 +79,15 @@ def test_merge_keeps_offset_order_per_partition() -> None:
 def test_inbox_is_bounded_and_drops_revoked_partitions() -> None:
     async def scenario() -> tuple[bool, list[int], int]:
         inbox = Inbox(max_records=3)
-        await inbox.put(Fetched(TP("t", 0), [b"a", b"b"], [0, 1]))
-        await inbox.put(Fetched(TP("t", 1), [b"c"], [0]))
-        blocked = asyncio.ensure_future(inbox.put(Fetched(TP("t", 0), [b"d"], [2])))
+        await inbox.room()
+        inbox.add(Fetched(TP("t", 0), [b"a", b"b"], [0, 1]))
+        inbox.add(Fetched(TP("t", 1), [b"c"], [0]))
+        waiting = asyncio.ensure_future(inbox.room())
         await asyncio.sleep(0)
-        was_blocked = not blocked.done()
-        assert inbox.discard({1}) == 1  # frees room: the waiting put goes in
-        await asyncio.wait_for(blocked, 1)
+        was_blocked = not waiting.done()
+        assert inbox.discard({1}) == 1  # frees room: the fetcher may fetch again
+        await asyncio.wait_for(waiting, 1)
+        inbox.add(Fetched(TP("t", 0), [b"d"], [2]))
         taken = await inbox.take()
         return was_blocked, [o for f in taken for o in f.offsets], len(inbox)
 
@@ -103,17 +105,19 @@ def test_inbox_take_waits_briefly_for_a_fuller_batch() -> None:
         async def trickle() -> None:
             for i in range(1, 4):
                 await asyncio.sleep(0.01)
-                await inbox.put(Fetched(TP("t", 0), [b"x"], [i]))
+                inbox.add(Fetched(TP("t", 0), [b"x"], [i]))
 
-        await inbox.put(Fetched(TP("t", 0), [b"x"], [0]))
+        inbox.add(Fetched(TP("t", 0), [b"x"], [0]))
         feeder = asyncio.ensure_future(trickle())
         filled = await inbox.take(fill=4, wait_s=5.0)  # returns once 4 are in, not after 5 s
         await feeder
-        await inbox.put(Fetched(TP("t", 0), [b"y"], [9]))
+        inbox.add(Fetched(TP("t", 0), [b"y"], [9]))
         began = loop.time()
         short = await inbox.take(fill=50, wait_s=0.05)  # gives up waiting after 0.05 s
-        return [o for f in filled for o in f.offsets], [o for f in short for o in f.offsets], (
-            loop.time() - began
+        return (
+            [o for f in filled for o in f.offsets],
+            [o for f in short for o in f.offsets],
+            (loop.time() - began),
         )
 
     filled, short, waited = asyncio.run(scenario())
