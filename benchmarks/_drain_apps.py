@@ -70,7 +70,10 @@ def build(
     if mode == "ceiling":
         inbox = Inbox(4 * batch)
         app.topics.add(source)
-        app.diverted = ({topic}, inbox)
+        from stream.settings import Settings
+
+        # The worker's own fetch wait, so the ceiling is the same client configured the same.
+        app.diverted = ({topic}, inbox, Settings.model_fields["fetch_wait_ms"].default)
 
         @app.task
         async def drain() -> None:
