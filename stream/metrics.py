@@ -23,6 +23,7 @@ from detectors._gpu_state import (
     SW_THERMAL_SLOWDOWN,
 )
 from schemas.columns import STATUS_CODES, Columns, GpuColumns, InferenceColumns
+from schemas.labels import label_codes
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -218,7 +219,14 @@ class FleetMetrics:
             self._gpu(batch)
 
     def _inference(self, b: InferenceColumns) -> None:
-        ids, series = group_ids(b.model, b.model_version, b.gateway)
+        # The batch's cached codes: the detectors key by these same labels, so the rows
+        # are hashed once for both.
+        found = label_codes(b, ("model", "model_version", "gateway"))
+        if found is None:
+            ids, series = group_ids(b.model, b.model_version, b.gateway)
+        else:
+            ids = found[0].astype(np.int64, copy=False)
+            series = [tuple(str(v) for v in key) for key in found[1]]
         n_status = len(STATUS_NAMES)
         pairs, counts = np.unique(ids * n_status + b.status, return_counts=True)
         for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
