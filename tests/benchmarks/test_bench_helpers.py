@@ -32,14 +32,18 @@ def test_metric_sum_adds_every_labelled_sample_of_that_name_only() -> None:
 
 
 def test_first_alert_needs_firing_matching_labels_after_the_mark() -> None:
+    def alert(status: str, det: str, gw: str, starts: str) -> dict[str, Any]:
+        labels = {"gateway": gw, "model": "m"}
+        return {"status": status, "detector": det, "labels": labels, "starts_at": starts}
+
     seen: list[tuple[float, dict[str, Any]]] = [
-        (1.0, {"status": "firing", "detector": "e", "labels": {"gateway": "g", "model": "m"}}),
-        (3.0, {"status": "resolved", "detector": "e", "labels": {"gateway": "g", "model": "m"}}),
-        (4.0, {"status": "firing", "detector": "e", "labels": {"gateway": "x", "model": "m"}}),
-        (5.0, {"status": "firing", "detector": "l", "labels": {"gateway": "g", "model": "m"}}),
+        (1.0, alert("firing", "e", "g", "1970-01-01T00:00:00.5Z")),
+        (3.0, alert("resolved", "e", "g", "1970-01-01T00:00:00.5Z")),
+        (4.0, alert("firing", "e", "x", "1970-01-01T00:00:03Z")),
+        (5.0, alert("firing", "l", "g", "1970-01-01T00:00:04.25+00:00")),
     ]
-    assert first_alert(seen, {"gateway": "g", "model": "m"}, after=2.0) == (5.0, "l")
-    assert first_alert(seen, {"gateway": "g", "model": "m"}, after=0.0) == (1.0, "e")
+    assert first_alert(seen, {"gateway": "g", "model": "m"}, after=2.0) == (5.0, "l", 4.25)
+    assert first_alert(seen, {"gateway": "g", "model": "m"}, after=0.0) == (1.0, "e", 0.5)
     assert first_alert(seen, {"gateway": "z"}, after=0.0) is None
 
 
