@@ -12,6 +12,13 @@ of 2 requests is not an alert. The baseline is a beta-smoothed rate (a prior of
 ``learn_gate`` (half the alert level by default), for at most ``max_freeze_s``; then the
 window's rate becomes the baseline (the new normal).
 
+A burst window (``burst_half_life_s``, 5 s) is judged the same way beside it, at a
+stricter ``burst_confidence_z`` and only with ``burst_min_requests`` behind it. The
+two-minute window dilutes a sudden burst in the normal traffic it already holds (a
+75 % failure burst needs ~1 s there at 650 requests/s after half a minute, ~5 s once
+the window is full); the burst window sees it within a few hundred milliseconds, and
+its z of 5 keeps its few requests from paging on chance clusters.
+
 Localisation: while a series' rate is raised, the serving hosts of its failures are
 counted (fading with the window); when at least 80 % come from one host the finding
 names it (``host`` label), so a GPU alert on that host can inhibit it. If the failures
@@ -46,6 +53,10 @@ class ErrorRateConfig(DetectorConfig):
     min_abs_rate: float = Field(0.02, ge=0, le=1)
     confidence_z: float = Field(3.0, gt=0)
     min_requests: float = Field(10.0, ge=1)
+    # 0 turns the burst window off.
+    burst_half_life_s: float = Field(5.0, ge=0)
+    burst_confidence_z: float = Field(5.0, gt=0)
+    burst_min_requests: float = Field(50.0, ge=1)
     prior_rate: float = Field(0.005, ge=0, le=1)
     prior_requests: float = Field(200.0, gt=0)
     # Rows scoring at least this statistic (1.0 == alert level) are not learned.
@@ -70,6 +81,9 @@ class ErrorRateDetector(Detector[InferenceColumns]):
             "fast_n": np.zeros(cap),
             "fast_k": np.zeros(cap),
             "fast_t": np.full(cap, -np.inf),
+            "burst_n": np.zeros(cap),
+            "burst_k": np.zeros(cap),
+            "burst_t": np.full(cap, -np.inf),
             "slow_n": np.zeros(cap),
             "slow_k": np.zeros(cap),
             "slow_t": np.full(cap, -np.inf),
@@ -84,6 +98,9 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         "fast_n": 0.0,
         "fast_k": 0.0,
         "fast_t": -np.inf,
+        "burst_n": 0.0,
+        "burst_k": 0.0,
+        "burst_t": -np.inf,
         "slow_n": 0.0,
         "slow_k": 0.0,
         "slow_t": -np.inf,
@@ -104,6 +121,10 @@ class ErrorRateDetector(Detector[InferenceColumns]):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.__dict__.update(copy.deepcopy(state))
+        for name, fill in self._FILLS.items():
+            # State saved before the burst window existed: start it empty.
+            if name not in self.arrays:
+                self.arrays[name] = np.full(self.arrays["fast_n"].size, fill)
 
     def _ensure_capacity(self) -> None:
         cap = self.registry.capacity * len(RATES)
@@ -115,12 +136,31 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         out: F64 = (k + cfg.prior_rate * cfg.prior_requests) / (n + cfg.prior_requests)
         return out
 
-    def _statistic(self, n: F64, k: F64, base: F64) -> F64:
+    def _statistic(self, n: F64, k: F64, base: F64, burst: bool = False) -> F64:
         cfg = self.cfg
-        lower = kernels.wilson_lower(k, n, cfg.confidence_z)
+        z = cfg.burst_confidence_z if burst else cfg.confidence_z
+        enough = cfg.burst_min_requests if burst else cfg.min_requests
+        lower = kernels.wilson_lower(k, n, z)
         level = np.minimum(np.maximum(base * cfg.rate_factor, base + cfg.min_abs_rate), 1.0)
-        stat: F64 = np.where(n >= cfg.min_requests, lower / level, 0.0)
+        stat: F64 = np.where(n >= enough, lower / level, 0.0)
         return stat
+
+    def _burst_counts(self, slots: npt.NDArray[np.int64], ts: F64, hits: F64) -> tuple[F64, F64]:
+        """The burst window's (n, k) after each row; zeros when it is off."""
+        a = self.arrays
+        if self.cfg.burst_half_life_s <= 0:
+            return np.zeros(len(slots)), np.zeros(len(slots))
+        n, k = kernels.decayed_counts_update(
+            slots,
+            ts,
+            hits,
+            a["burst_n"],
+            a["burst_k"],
+            a["burst_t"],
+            self.cfg.burst_half_life_s,
+            np.zeros(a["burst_n"].size, dtype=np.bool_),
+        )
+        return n, k
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         n = len(batch)
@@ -148,8 +188,12 @@ class ErrorRateDetector(Detector[InferenceColumns]):
                 cfg.window_half_life_s,
                 np.zeros(a["fast_n"].size, dtype=np.bool_),
             )
+            bn, bk = self._burst_counts(slots, ts, hits)
             # Rates are ratios, so the slow counts need no decay to give the baseline.
-            stat = self._statistic(fn, fk, self._baseline(a["slow_n"][slots], a["slow_k"][slots]))
+            base = self._baseline(a["slow_n"][slots], a["slow_k"][slots])
+            stat = np.maximum(
+                self._statistic(fn, fk, base), self._statistic(bn, bk, base, burst=True)
+            )
             self._freeze(slots, np.maximum(stat, self._batch_statistic(slots, hits)), now)
             kernels.decayed_counts_update(
                 slots,
@@ -243,6 +287,14 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         k = np.array([a["fast_k"][slot] * fd])
         base = self._baseline(a["slow_n"][[slot]], a["slow_k"][[slot]])
         stat = float(self._statistic(n, k, base)[0])
+        if cfg.burst_half_life_s > 0:
+            bd = 2.0 ** (-max(now - a["burst_t"][slot], 0.0) / cfg.burst_half_life_s)
+            bn = np.array([a["burst_n"][slot] * bd])
+            bk = np.array([a["burst_k"][slot] * bd])
+            burst = float(self._statistic(bn, bk, base, burst=True)[0])
+            if burst > stat:
+                # The finding quotes the window that carries the verdict.
+                stat, n, k = burst, bn, bk
         anomalous = stat >= 1.0
         labels = self.registry.labels(slot // len(RATES))
         expected = float(base[0])
