@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from cases import inference_columns
 from cases.error_rate import make_case
@@ -121,7 +123,7 @@ def _first_alert_after_burst(burst_half_life_s: float, rate: float = 200.0) -> f
     det = ErrorRateDetector(burst_half_life_s=burst_half_life_s)
     cols = inference_columns(ts, status=status)
     edges = np.searchsorted(ts, t0 + np.arange(0, 630.1, 0.1))
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges.tolist()):
         fired = [f for f in det.update(cols.take(slice(lo, hi))).findings if f.anomalous]
         if fired:
             return fired[0].ts - (t0 + burst_at)

@@ -13,7 +13,6 @@ import pytest
 import schemas._fast as fast
 from schemas.columns import Columns
 from schemas.decode import decode_columns, decode_models
-
 from tests.schemas.test_decode_rules import NOW, gpu, inference
 
 
