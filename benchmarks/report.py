@@ -13,11 +13,15 @@ NOTES = [
     "broker (librdkafka's mock cluster) keeps only ~5 MB per partition and cannot be "
     "pre-filled with a million events. Rates run from the first consumed event to the last "
     "(start-up and group join excluded). The ceiling is Faust itself doing nothing: the "
-    "worker can never beat it.",
+    "worker can never beat it. The worker's busy share is the part of the drain it spent "
+    "in batches (decode, detect, lifecycle); the rest it waited for fetches, and its rate "
+    "while busy is what one worker's processing costs.",
     "- Detection latency: wall time from handing the first failing event of the burst's "
     "series to the producer until its firing alert arrives on the alerts topic, with the "
     "lifecycle `for_s` at 0; the shipped `for_s` (30 s of event time) adds exactly that "
-    "much by policy.",
+    "much by policy. Event time is the wall clock there, so the alert's `starts_at` splits "
+    "it: evidence is the event time until the end of the batch that fired (what the "
+    "detector needed, plus the rest of that batch), pipeline is the service's delay after.",
     "- Memory: RSS growth of one engine with the default detectors, per new series; sizes "
     "whose projected RSS exceeds the benchmark's cap are extrapolated linearly and marked.",
     "- The 2-core machine is shared with other jobs: the load average above says how busy "
@@ -125,7 +129,18 @@ def detail_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
             fmt(dig(b, "replay_speed", "result", "jsonl", "decode_only_rows_per_s")),
         ),
         ("replay CSV rows/s", fmt(dig(b, "replay_speed", "result", "csv", "replay_rows_per_s"))),
+        (
+            "service: worker busy share / ev/s while busy / mean batch",
+            f"{fmt(dig(st, 'llmwatch', 'worker', 'busy_share'))} / "
+            f"{fmt(dig(st, 'llmwatch', 'worker', 'events_per_busy_s'))} / "
+            f"{fmt(dig(st, 'llmwatch', 'worker', 'mean_batch'))}",
+        ),
         ("detection latency p50", fmt(dig(b, "detection_latency", "result", "p50_s"), " s")),
+        (
+            "detection latency split (p50): detector evidence / service pipeline",
+            f"{fmt(dig(b, 'detection_latency', 'result', 'evidence_p50_s'), ' s')} / "
+            f"{fmt(dig(b, 'detection_latency', 'result', 'pipeline_p50_s'), ' s')}",
+        ),
         (
             "service on Kafka 0.9: ceiling / llmwatch / naive ev/s",
             " / ".join(
