@@ -9,7 +9,9 @@ producer, to the moment the first firing alert naming that series arrives on the
 alerts topic (read by a consumer in this process). The worker runs with
 lifecycle ``for_s`` 0 (``--for-s``): the shipped 30 s is a paging policy that
 adds exactly that much event time, so it is reported apart, not measured. Prints one JSON object
-(p50, p99, max over the injections) and a table.
+(p50, p99, max over the injections) and a table. Event time is the wall clock, so each
+alert's ``starts_at`` splits its latency into the detector's evidence (event time until
+the end of the batch that fired) and the service's pipeline delay after it.
 
 The worker starts with no saved state and the warm-up is shorter than error_rate's
 window half-life (120 s), so this measures young series: there the detector's baseline
