@@ -36,6 +36,7 @@ from stream.metrics import WorkerMetrics
 from stream.worker.consumer import BatchConsumer, BatchTransport, Fetched, Inbox
 from stream.worker.engines import EnginePool
 from stream.worker.ingest import BatchProcessor
+from stream.worker.recovery_guard import RecoveryGuard
 from stream.worker.state import EngineStateTable, Progress
 from stream.worker.watchdog import TrackedLock, Watchdog
 from stream.worker.web import add_views
@@ -173,6 +174,7 @@ def create_app(
     inbox = Inbox(max_records=4 * settings.batch_size)
     busy = TrackedLock()  # one of: a batch, a tick, a rebalance handler, shutdown
     watchdog = Watchdog(busy)
+    recovery_guard = RecoveryGuard(app)
 
     for src in parts.sources:
         # Subscribed so the group assigns them; their records never reach the conductor.
@@ -275,6 +277,7 @@ def create_app(
     @app.timer(10.0, name="llmwatch.watchdog")
     async def watch() -> None:
         watchdog.check()
+        await recovery_guard.check()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
