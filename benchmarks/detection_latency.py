@@ -88,6 +88,7 @@ def first_alert(
         ):
             starts = datetime.fromisoformat(str(alert["starts_at"])).timestamp()
             return at, str(alert.get("detector")), starts
+    return None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -226,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for inc, f in zip(incidents, firsts, strict=True):
         hit = first_alert(tap.seen, inc.target, produced_at[f])
-        # Event time is the wall clock here, so the alert's starts_at (the event time of
-        # the row that fired it) splits the latency: the detector's need for evidence
-        # (event time), then the service's own delay for that row (wall time).
+        # Event time is the wall clock here, so the alert's starts_at (the last event
+        # time of the batch that fired it) splits the latency: the detector's need for
+        # evidence (event time), then the service's own delay after it (wall time).
         rows.append(
             {
                 "target": f"{inc.target['gateway']}|{inc.target['model']}",

@@ -145,22 +145,36 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         stat: F64 = np.where(n >= enough, lower / level, 0.0)
         return stat
 
-    def _burst_counts(self, slots: npt.NDArray[np.int64], ts: F64, hits: F64) -> tuple[F64, F64]:
-        """The burst window's (n, k) after each row; zeros when it is off."""
+    def _windows(self) -> tuple[tuple[str, float, bool], ...]:
+        """(array prefix, half-life, is the burst window) of each window that is on."""
+        cfg = self.cfg
+        out: tuple[tuple[str, float, bool], ...] = (("fast", cfg.window_half_life_s, False),)
+        if cfg.burst_half_life_s > 0:
+            out += (("burst", cfg.burst_half_life_s, True),)
+        return out
+
+    def _window_counts(
+        self, name: str, half_life: float, slots: npt.NDArray[np.int64], ts: F64, hits: F64
+    ) -> tuple[F64, F64]:
+        """Learn the rows into window ``name``; its (n, k) after each row."""
         a = self.arrays
-        if self.cfg.burst_half_life_s <= 0:
-            return np.zeros(len(slots)), np.zeros(len(slots))
         n, k = kernels.decayed_counts_update(
             slots,
             ts,
             hits,
-            a["burst_n"],
-            a["burst_k"],
-            a["burst_t"],
-            self.cfg.burst_half_life_s,
-            np.zeros(a["burst_n"].size, dtype=np.bool_),
+            a[f"{name}_n"],
+            a[f"{name}_k"],
+            a[f"{name}_t"],
+            half_life,
+            np.zeros(a[f"{name}_n"].size, dtype=np.bool_),
         )
         return n, k
+
+    def _window_at(self, name: str, half_life: float, slot: int, now: float) -> tuple[F64, F64]:
+        """Window ``name``'s (n, k) for ``slot``, decayed to ``now``."""
+        a = self.arrays
+        d = 2.0 ** (-max(now - a[f"{name}_t"][slot], 0.0) / half_life)
+        return np.array([a[f"{name}_n"][slot] * d]), np.array([a[f"{name}_k"][slot] * d])
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         n = len(batch)
@@ -178,22 +192,12 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         for r, rate in enumerate(RATES):
             slots = sids * len(RATES) + r
             hits = (batch.status == STATUS_CODES[rate]).astype(np.float64)
-            fn, fk = kernels.decayed_counts_update(
-                slots,
-                ts,
-                hits,
-                a["fast_n"],
-                a["fast_k"],
-                a["fast_t"],
-                cfg.window_half_life_s,
-                np.zeros(a["fast_n"].size, dtype=np.bool_),
-            )
-            bn, bk = self._burst_counts(slots, ts, hits)
             # Rates are ratios, so the slow counts need no decay to give the baseline.
             base = self._baseline(a["slow_n"][slots], a["slow_k"][slots])
-            stat = np.maximum(
-                self._statistic(fn, fk, base), self._statistic(bn, bk, base, burst=True)
-            )
+            stat = np.zeros(n, dtype=np.float64)
+            for name, half_life, burst in self._windows():
+                wn, wk = self._window_counts(name, half_life, slots, ts, hits)
+                stat = np.maximum(stat, self._statistic(wn, wk, base, burst=burst))
             self._freeze(slots, np.maximum(stat, self._batch_statistic(slots, hits)), now)
             kernels.decayed_counts_update(
                 slots,
@@ -282,19 +286,14 @@ class ErrorRateDetector(Detector[InferenceColumns]):
     ) -> list[Finding]:
         cfg = self.cfg
         a = self.arrays
-        fd = 2.0 ** (-max(now - a["fast_t"][slot], 0.0) / cfg.window_half_life_s)
-        n = np.array([a["fast_n"][slot] * fd])
-        k = np.array([a["fast_k"][slot] * fd])
         base = self._baseline(a["slow_n"][[slot]], a["slow_k"][[slot]])
-        stat = float(self._statistic(n, k, base)[0])
-        if cfg.burst_half_life_s > 0:
-            bd = 2.0 ** (-max(now - a["burst_t"][slot], 0.0) / cfg.burst_half_life_s)
-            bn = np.array([a["burst_n"][slot] * bd])
-            bk = np.array([a["burst_k"][slot] * bd])
-            burst = float(self._statistic(bn, bk, base, burst=True)[0])
-            if burst > stat:
+        stat = -np.inf
+        for name, half_life, burst in self._windows():
+            wn, wk = self._window_at(name, half_life, slot, now)
+            w_stat = float(self._statistic(wn, wk, base, burst=burst)[0])
+            if w_stat > stat:
                 # The finding quotes the window that carries the verdict.
-                stat, n, k = burst, bn, bk
+                stat, n, k = w_stat, wn, wk
         anomalous = stat >= 1.0
         labels = self.registry.labels(slot // len(RATES))
         expected = float(base[0])

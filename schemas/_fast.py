@@ -122,9 +122,7 @@ def fast_rows(raws: Sequence[bytes], kind: str) -> _Rows | None:
     fields = load_fields(raws, kind)
     if fields is None:
         return None
-    rows = _Rows(None, fields)
-    rows.filled = _FILLED[kind]
-    return rows
+    return _Rows(None, fields, _FILLED[kind])
 
 
 def load_fields(raws: Sequence[bytes], kind: str) -> dict[str, list[Any]] | None:
@@ -179,12 +177,15 @@ class _Rows:
     """
 
     def __init__(
-        self, objs: list[dict[str, Any]] | None, fields: dict[str, list[Any]] | None = None
+        self,
+        objs: list[dict[str, Any]] | None,
+        fields: dict[str, list[Any]] | None = None,
+        filled: frozenset[str] = frozenset(),
     ) -> None:
         self.objs = objs
         self.fields = fields
+        self.filled = filled  # fields msgspec gives as None when absent
         self.asked: dict[str, Any] | None = None  # key -> default, for _defaults_asked
-        self.filled: frozenset[str] = frozenset()  # fields msgspec gives None when absent
         if objs is not None:
             self.n = len(objs)
         else:
@@ -197,8 +198,8 @@ class _Rows:
     def _get(self, key: str, default: Any) -> list[Any]:
         """One field of every row; ``default`` where absent (an explicit null stays None).
 
-        One C-level ``dict.get`` pass per field: faster than transposing whole rows
-        with ``zip(*rows)``, and the same whatever shapes the rows have.
+        From ``load_fields``'s columns when there are some; else one C-level
+        ``dict.get`` pass per field over the dicts.
         """
         if self.asked is not None:
             self.asked[key] = default

@@ -160,12 +160,17 @@ def decode_models(
     return good, bad
 
 
+def _plain(batch: list[Any], max_bytes: int) -> bool:
+    """Every message is bytes within the size limit: whole-batch parsing may be tried."""
+    return bool(batch) and set(map(type, batch)) == {bytes} and max(map(len, batch)) <= max_bytes
+
+
 def _load_batch(
     raws: Sequence[bytes], ctx: _Context, rejects: list[Reject]
 ) -> tuple[list[bytes], list[dict[str, Any]], list[int]]:
     """Parse a batch; whole-message failures go to ``rejects``, the rest come back."""
     batch = list(raws)
-    if batch and set(map(type, batch)) == {bytes} and max(map(len, batch)) <= ctx.max_bytes:
+    if _plain(batch, ctx.max_bytes):
         try:
             objs = list(map(orjson.loads, batch))
         except orjson.JSONDecodeError:
@@ -207,11 +212,7 @@ def decode_columns(
     cls = COLUMNS_BY_KIND[kind]
     rejects: list[Reject] = []
     batch = list(raws)
-    rows = (
-        fast_rows(batch, kind)
-        if batch and set(map(type, batch)) == {bytes} and max(map(len, batch)) <= max_bytes
-        else None
-    )
+    rows = fast_rows(batch, kind) if _plain(batch, max_bytes) else None
     objs: list[dict[str, Any]] | None
     if rows is not None:
         datas, objs, where = batch, None, list(range(len(batch)))

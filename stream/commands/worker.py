@@ -46,7 +46,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from stream.app import WorkerOptions, create_app
     from stream.config import load_config
     from stream.settings import load_settings
