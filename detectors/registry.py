@@ -22,9 +22,15 @@ def grow(arr: npt.NDArray[Any], capacity: int, fill: Any) -> npt.NDArray[Any]:
     """Return ``arr`` extended to ``capacity`` rows (first axis), new rows set to ``fill``."""
     if arr.shape[0] >= capacity:
         return arr
-    out = np.empty((capacity, *arr.shape[1:]), dtype=arr.dtype)
+    shape = (capacity, *arr.shape[1:])
+    if np.ndim(fill) == 0 and fill == 0:
+        # Zeroed memory comes from fresh pages the kernel maps on first write, so the
+        # capacity held in reserve costs no RSS until series arrive to use it.
+        out = np.zeros(shape, dtype=arr.dtype)
+    else:
+        out = np.empty(shape, dtype=arr.dtype)
+        out[arr.shape[0] :] = fill
     out[: arr.shape[0]] = arr
-    out[arr.shape[0] :] = fill
     return out
 
 

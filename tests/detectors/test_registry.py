@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,24 @@ def test_grow_keeps_rows_and_fills_new_ones() -> None:
     out = grow(arr, 5, -1.0)
     assert out.shape == (5, 2) and out[:3].tolist() == arr.tolist() and (out[3:] == -1).all()
     assert grow(arr, 2, 0.0) is arr
+    ints = grow(np.array([[1, 2]], dtype=np.int64), 4, 0)
+    assert ints.dtype == np.int64 and ints.tolist() == [[1, 2], [0, 0], [0, 0], [0, 0]]
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_zero_filled_reserve_is_not_resident_until_written() -> None:
+    # Capacity doubles, so up to half of every zero-filled state array is reserve; it
+    # must not cost memory before series arrive to use it.
+    arr = np.ones((1024, 64), dtype=np.float32)
+    before = _rss()
+    out = grow(arr, 1024 * 1024, 0.0)  # 256 MiB, almost all reserve
+    assert _rss() - before < 32 * 2**20
+    assert out[:1024].sum() == 1024 * 64 and not out[1024:].any()
 
 
 def test_eviction_frees_ids_for_reuse() -> None:
