@@ -19,7 +19,7 @@ from river import drift as _river_drift
 
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry
+from detectors.registry import SeriesRegistry, grow
 from schemas.columns import FINISH_CODES, InferenceColumns
 
 river_drift: Any = _river_drift  # River is untyped
@@ -59,35 +59,38 @@ class DriftConfig(DetectorConfig):
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
 
 
-# Rows of a series' state matrix (one column per metric). One small array per series
-# instead of six arrays and six River objects: ~1 KB less than 5 KB per series.
+# Rows of a series' state matrix (one column per metric). The detector stacks every
+# series' matrix in one array: a Python object and an array header per series cost more
+# than the matrix itself at 100k series.
 _SUMS, _BASE_MEAN, _BASE_VAR, _CLOSED, _CONFIRMED, _LAST_EFFECT = 0, 3, 4, 5, 6, 7
 # Page-Hinkley (River's algorithm, "both" mode): running count and mean, the two
 # cumulative sums and their extremes, and the drift flag.
 _PH_N, _PH_MEAN, _PH_INC, _PH_DEC, _PH_MIN_INC, _PH_MAX_DEC, _PH_DRIFT = range(8, 15)
 _ROWS = 15
 _NEVER = float(-(2**62))
+_NO_WINDOW = -(2**62)
 
 
 class _Row:
-    """Rows of ``_Series.state`` under the name the algorithm uses: reads are views,
+    """Rows of ``_View.state`` under the name the algorithm uses: reads are views,
     writes assign in place."""
 
     def __init__(self, rows: int | slice) -> None:
         self.rows = rows
 
-    def __get__(self, obj: _Series, owner: type | None = None) -> npt.NDArray[np.float64]:
+    def __get__(self, obj: _View, owner: type | None = None) -> npt.NDArray[np.float64]:
         row: npt.NDArray[np.float64] = obj.state[self.rows]
         return row
 
-    def __set__(self, obj: _Series, value: npt.NDArray[np.float64]) -> None:
+    def __set__(self, obj: _View, value: npt.NDArray[np.float64]) -> None:
         obj.state[self.rows] = value
 
 
-class _Series:
-    """One (model, version): the open window, the baseline and the drift tests."""
+class _View:
+    """One (model, version) in the detector's stacked arrays: the open window, the
+    baseline and the drift tests. Made per use; writes go to the detector's arrays."""
 
-    __slots__ = ("cur_win", "rivers", "state")
+    __slots__ = ("rivers", "sid", "state", "windows")
 
     sums = _Row(slice(_SUMS, _BASE_MEAN))  # count, sum, sum of squares
     base_mean = _Row(_BASE_MEAN)
@@ -96,13 +99,40 @@ class _Series:
     confirmed = _Row(_CONFIRMED)
     last_effect = _Row(_LAST_EFFECT)  # signed, of the last closed window
 
-    def __init__(self, rivers: list[Any] | None) -> None:
-        self.cur_win = -(2**62)
-        self.state = np.zeros((_ROWS, len(METRICS)))
-        self.state[_BASE_MEAN] = np.nan
-        self.state[_CONFIRMED] = _NEVER  # window of the last confirmed drift
-        _ph_reset(self.state, slice(None))
+    def __init__(
+        self,
+        table: npt.NDArray[np.float64],
+        windows: npt.NDArray[np.int64],
+        sid: int,
+        rivers: list[Any] | None,
+    ) -> None:
+        self.state = table[sid]
+        self.windows = windows
+        self.sid = sid
         self.rivers = rivers  # River detectors, for the methods not done in place
+
+    @property
+    def cur_win(self) -> int:
+        return int(self.windows[self.sid])
+
+    @cur_win.setter
+    def cur_win(self, win: int) -> None:
+        self.windows[self.sid] = win
+
+
+class _Series:
+    """One series as snapshots stored it before the stacked arrays; ``set_state`` reads
+    these so a worker's learned drift baselines survive the upgrade."""
+
+    __slots__ = ("cur_win", "rivers", "state")
+
+
+def _fresh_state() -> npt.NDArray[np.float64]:
+    st = np.zeros((_ROWS, len(METRICS)))
+    st[_BASE_MEAN] = np.nan
+    st[_CONFIRMED] = _NEVER  # window of the last confirmed drift
+    _ph_reset(st, slice(None))
+    return st
 
 
 def _ph_reset(st: npt.NDArray[np.float64], k: int | slice) -> None:
@@ -110,6 +140,9 @@ def _ph_reset(st: npt.NDArray[np.float64], k: int | slice) -> None:
     st[_PH_MIN_INC, k] = np.inf
     st[_PH_MAX_DEC, k] = -1.0
     st[_PH_DRIFT, k] = 0.0
+
+
+_FRESH = _fresh_state()
 
 
 def _ph_update(
@@ -148,7 +181,8 @@ class DriftDetector(Detector[InferenceColumns]):
         self.registry = SeriesRegistry(
             ("model", "model_version"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
         )
-        self.series: dict[int, _Series] = {}
+        self._empty_arrays(self.registry.capacity)
+        self.rivers: dict[int, list[Any]] = {}  # per series, for ADWIN and KSWIN only
         self.firing = FiringState()
 
     @property
@@ -160,13 +194,41 @@ class DriftDetector(Detector[InferenceColumns]):
     def bytes_per_series(self) -> float:
         # Window sums and baseline arrays, plus the River detectors' own windows.
         per_river = {"adwin": 2_000, "kswin": 4_000, "page_hinkley": 0}[self.cfg.method]
-        return float(_ROWS * len(METRICS) * 8 + 112 + 64 + per_river * len(METRICS))
+        return float(_ROWS * len(METRICS) * 8 + 8 + 1 + per_river * len(METRICS))
 
-    def _rivers(self) -> list[Any] | None:
-        """River detectors per metric; None for Page-Hinkley, which runs in place."""
-        if self.cfg.method == "page_hinkley":
-            return None
-        return [self._river(k) for k in range(len(METRICS))]
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        old = state.pop("series", None)
+        self.__dict__.update(state)
+        if old is not None:
+            # A snapshot from before the stacked arrays: one _Series per series.
+            self._empty_arrays(self.registry.capacity)
+            self.rivers = {}
+            for sid, s in old.items():
+                self.table[sid] = s.state
+                self.windows[sid] = s.cur_win
+                self.live[sid] = True
+                if s.rivers is not None:
+                    self.rivers[sid] = s.rivers
+
+    def _empty_arrays(self, capacity: int) -> None:
+        # All zeros, so unused capacity stays unresident; ``live`` says which slots
+        # hold a series (a slot is set to the fresh state when its series first shows).
+        self.table = np.zeros((capacity, *_FRESH.shape))
+        self.windows = np.zeros(capacity, dtype=np.int64)
+        self.live = np.zeros(capacity, dtype=np.bool_)
+
+    def _view(self, sid: int) -> _View:
+        if not self.live[sid]:
+            self.table[sid] = _FRESH
+            self.windows[sid] = _NO_WINDOW
+            self.live[sid] = True
+        rivers = None
+        if self.cfg.method != "page_hinkley":
+            rivers = self.rivers.get(sid)
+            if rivers is None:
+                rivers = self.rivers[sid] = [self._river(k) for k in range(len(METRICS))]
+        return _View(self.table, self.windows, sid, rivers)
 
     def _river(self, k: int) -> Any:
         cfg = self.cfg
@@ -198,7 +260,7 @@ class DriftDetector(Detector[InferenceColumns]):
         vals[~np.isfinite(vals)] = np.nan
         return vals
 
-    def _effect(self, s: _Series, sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def _effect(self, s: _View, sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Signed effect size of a window's means against the baseline, per metric."""
         count = sums[0]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -213,7 +275,7 @@ class DriftDetector(Detector[InferenceColumns]):
         out: npt.NDArray[np.float64] = np.nan_to_num(eff, nan=0.0, posinf=0.0, neginf=0.0)
         return out
 
-    def _certain(self, s: _Series, k: int) -> bool:
+    def _certain(self, s: _View, k: int) -> bool:
         """The open window's mean is ``confirm_z`` standard errors off the baseline (the
         unfloored event spread, so a rare rate is tested as the binomial it is)."""
         n = s.sums[0, k]
@@ -225,7 +287,7 @@ class DriftDetector(Detector[InferenceColumns]):
         z = float(s.sums[1, k] / n - s.base_mean[k]) / (sd / math.sqrt(n))
         return abs(z) >= self.cfg.confirm_z
 
-    def _close(self, s: _Series) -> None:
+    def _close(self, s: _View) -> None:
         cfg = self.cfg
         count, total, sq = s.sums
         s.last_effect = self._effect(s, s.sums)
@@ -268,12 +330,14 @@ class DriftDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         ts = clean_ts(batch.ts)
         ids = self.registry.ids_for_batch(batch, ("model", "model_version"), ts)
+        cap = self.registry.capacity
+        self.table = grow(self.table, cap, 0.0)
+        self.windows = grow(self.windows, cap, 0)
+        self.live = grow(self.live, cap, False)
         wins = np.floor(ts / cfg.window_s).astype(np.int64)
         findings: list[Finding] = []
         for sid, rows in groups(ids):
-            s = self.series.get(sid)
-            if s is None:
-                s = self.series[sid] = _Series(self._rivers())
+            s = self._view(sid)
             vals = self._values(batch, rows)
             w = wins[rows]
             uniq, inv = np.unique(w, return_inverse=True)
@@ -292,7 +356,7 @@ class DriftDetector(Detector[InferenceColumns]):
         self._evict(float(ts.max()))
         return DetectorOutput(scores, findings)
 
-    def _findings(self, sid: int, s: _Series, ts: float) -> list[Finding]:
+    def _findings(self, sid: int, s: _View, ts: float) -> list[Finding]:
         cfg = self.cfg
         labels = self.registry.labels(sid)
         live = self._effect(s, s.sums)
@@ -347,6 +411,7 @@ class DriftDetector(Detector[InferenceColumns]):
         freed = self.registry.evict_idle(now)
         if freed.size:
             gone = set(freed.tolist())
+            self.live[freed] = False
             for sid in gone:
-                self.series.pop(sid, None)
+                self.rivers.pop(sid, None)
             self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from cases import inference_columns, obj
@@ -99,7 +101,7 @@ def test_river_is_fed_once_per_window_not_per_event() -> None:
     feed(det, cols)
     windows = np.unique(np.floor(cols.ts / 60)).size
     # Every metric has seen one value per closed window; the last window is still open.
-    assert det.series[0].closed.tolist() == [windows - 1] * 6
+    assert det._view(0).closed.tolist() == [windows - 1] * 6
 
 
 def test_series_are_separate_per_version() -> None:
@@ -163,3 +165,28 @@ def test_in_place_page_hinkley_flags_exactly_where_river_does() -> None:
         assert mine == river.drift_detected
         flags.append(mine)
     assert sum(flags) >= 2
+
+
+def _two_versions(start_min: int, end_min: int, scale: float = 1.0) -> InferenceColumns:
+    both = InferenceColumns.concat(
+        [
+            stream(start_min, end_min, version="v1", completion_scale=scale),
+            stream(start_min, end_min, version="v2", seed=3),
+        ]
+    )
+    return both.take(np.argsort(both.ts, kind="stable"))
+
+
+def test_snapshot_from_before_the_stacked_state_restores() -> None:
+    # Written by the detector that kept one _Series object per series (git 2e63970),
+    # after feeding it _two_versions(0, 30).
+    data = (Path(__file__).parent / "snapshots" / "drift_before_stacking.snapshot").read_bytes()
+    restored = DriftDetector.restore(data)
+    same = DriftDetector()
+    feed(same, _two_versions(0, 30))
+    assert np.array_equal(restored.table[:2], same.table[:2], equal_nan=True)
+    assert restored.windows[:2].tolist() == same.windows[:2].tolist()
+    later = _two_versions(30, 60, scale=3.0)
+    got, want = feed(restored, later), feed(same, later)
+    assert [f.explanation for f in got] == [f.explanation for f in want]
+    assert any(f.anomalous and f.series["model_version"] == "v1" for f in got)
