@@ -88,6 +88,14 @@ class WorkerMetrics:
             ["topic", "reason_class"],
             registry=r,
         )
+        self.decode_paths = Counter(
+            "llmwatch_decode_messages",
+            "Messages by decode path: columnar (the fast one), per_message (a batch with an "
+            "unknown field, a newline in a message or invalid JSON), reference (rows the "
+            "pydantic models re-check)",
+            ["topic", "path"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "llmwatch_batch_seconds",
             "Wall time to decode, score and publish one batch",

@@ -268,6 +268,16 @@ def service() -> dict[str, Any]:
                     ],
                     unit="ops",
                 ),
+                _panel(
+                    "Decode path (per_message: a publisher sends unknown fields)",
+                    [
+                        (
+                            "sum by (topic, path) (rate(llmwatch_decode_messages_total[5m]))",
+                            "{{topic}} {{path}}",
+                        )
+                    ],
+                    unit="ops",
+                ),
             ],
         ),
         (

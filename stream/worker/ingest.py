@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.decode import decode_columns, to_dead_letter
+from schemas.decode import DecodePaths, decode_columns, to_dead_letter
 from schemas.models import Alert, DeadLetter
 from stream.metrics import WorkerMetrics, reason_class
 from stream.worker.engines import EnginePool, Loader
@@ -35,6 +35,9 @@ class _TopicMetrics:
     batch_size: Any
     batch_seconds: Any
     detector_seconds: Any
+    columnar: Any
+    per_message: Any
+    reference: Any
 
 
 def _no_saved_state(partition: int) -> bytes | None:
@@ -83,7 +86,13 @@ class BatchProcessor:
         m = self._topic_metrics(topic, kind)
         m.events_in.inc(len(raws))
         m.batch_size.observe(len(raws))
-        columns, rejects = decode_columns(raws, kind=kind, now=wall)
+        paths = DecodePaths()
+        columns, rejects = decode_columns(raws, kind=kind, now=wall, paths=paths)
+        m.columnar.inc(paths.columnar)
+        if paths.per_message:
+            m.per_message.inc(paths.per_message)
+        if paths.reference:
+            m.reference.inc(paths.reference)
         for rej in rejects:
             offset = offsets[rej.index] if offsets is not None else None
             out.dead_letters.append(
@@ -115,6 +124,9 @@ class BatchProcessor:
                 w.batch_size.labels(topic),
                 w.batch_seconds.labels(topic),
                 w.detector_seconds.labels(kind),
+                w.decode_paths.labels(topic, "columnar"),
+                w.decode_paths.labels(topic, "per_message"),
+                w.decode_paths.labels(topic, "reference"),
             )
         return m
 

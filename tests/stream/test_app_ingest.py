@@ -142,3 +142,26 @@ def test_idle_partition_advances_by_wall_time(batches: list[tuple[str, list[byte
     clock.t += 28
     proc.advance_idle()
     assert proc.pool.engines[3].watermark == pytest.approx(mark + 30)
+
+
+def test_decode_paths_are_counted_per_topic(batches: list[tuple[str, list[bytes]]]) -> None:
+    proc = _processor(Clock(T_END))
+    raws = next(r for kind, r in batches if kind == "inference")[:50]
+    proc.process(kind="inference", topic="llmwatch.inference", partition=0, raws=raws)
+    # A producer that adds its own field sends its batches down the per-message path.
+    extra = [orjson.dumps({**orjson.loads(r), "team": "search"}) for r in raws[:10]]
+    proc.process(kind="inference", topic="llmwatch.inference", partition=0, raws=extra)
+    # An integer too big for a float: that row alone is re-checked by the reference.
+    big = orjson.dumps({**orjson.loads(raws[4]), "prompt_tokens": 0})
+    big = big.replace(b'"prompt_tokens":0', b'"prompt_tokens":1' + b"0" * 30)
+    huge = [*raws[:4], big]
+    proc.process(kind="inference", topic="llmwatch.inference", partition=0, raws=huge)
+
+    def count(path: str) -> float | None:
+        return proc.metrics.registry.get_sample_value(
+            "llmwatch_decode_messages_total", {"topic": "llmwatch.inference", "path": path}
+        )
+
+    assert count("columnar") == 50 + 5
+    assert count("per_message") == 10
+    assert count("reference") == 1
