@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
+from detectors.registry import SeriesRegistry
 from schemas.columns import Columns
 
 C = TypeVar("C", bound=Columns)
@@ -134,6 +135,12 @@ class Detector(abc.ABC, Generic[C]):
         det = cls(**payload["params"])
         det.set_state(payload["state"])
         return det
+
+    def active_series(self) -> int:
+        """Series with learned state (the ``llmwatch_active_series`` gauge): the size of
+        every registry among the detector's attributes. Detectors that keep registries
+        inside per-level objects override this."""
+        return sum(len(v) for v in vars(self).values() if isinstance(v, SeriesRegistry))
 
     @property
     def bytes_per_series(self) -> float:

@@ -157,6 +157,9 @@ class LatencyDetector(Detector[InferenceColumns]):
         """Learned array state per (model, model_version, gateway) with all its metrics."""
         return float(self.levels["version"].bytes_per_key())
 
+    def active_series(self) -> int:
+        return sum(len(level.registry) for level in self.levels.values())
+
     def state(self) -> dict[str, Any]:
         return copy.deepcopy(self.__dict__)
 

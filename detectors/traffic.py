@@ -98,6 +98,9 @@ class TrafficDetector(Detector[InferenceColumns]):
     def bytes_per_series(self) -> float:
         return float(8 * (3 * _H + 9))
 
+    def active_series(self) -> int:
+        return len(self.series.registry) + len(self.gateways.registry)
+
     def state(self) -> dict[str, Any]:
         return copy.deepcopy(self.__dict__)
 

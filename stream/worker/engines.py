@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from detectors.registry import SeriesRegistry
 from schemas.models import Alert
 from stream.config import LlmwatchConfig
 from stream.engine import Engine
@@ -98,14 +97,11 @@ class EnginePool:
         counts: dict[str, int] = {}
         for eng in self.engines.values():
             for det in eng.detectors:
-                n = sum(
-                    len(v)
-                    for v in getattr(det, "__dict__", {}).values()
-                    if isinstance(v, SeriesRegistry)
-                )
+                n = det.active_series()
                 counts[det.name] = counts.get(det.name, 0) + n
         return counts
 
     def watermark(self) -> float:
         marks = [e.watermark for e in self.engines.values()]
         return max(marks, default=float("-inf"))
+

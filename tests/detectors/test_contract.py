@@ -229,3 +229,17 @@ def test_state_grows_with_many_series(name: str) -> None:
     for copies in (300, 700):
         for b in batches[:2]:
             assert_valid(det.update(many_series(b, copies)), len(b))
+
+
+@params
+def test_active_series_counts_what_was_learned(name: str) -> None:
+    """``active_series`` (the worker's llmwatch_active_series gauge) sees every series,
+    wherever the detector keeps its registries."""
+    batches, _ = case(name)
+    det = CLASSES[name]()
+    assert det.active_series() == 0
+    det.update(batches[0])
+    few = det.active_series()
+    assert few > 0
+    det.update(many_series(batches[0], 50))
+    assert det.active_series() > few
