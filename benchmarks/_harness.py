@@ -54,23 +54,28 @@ def inference_spec(events: int, rate: float, seed: int = 11, **kw: Any) -> Fleet
     )
 
 
-def inference_events(
-    spec: FleetSpec, incidents: Sequence[Incident] = (), limit: int | None = None
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for chunk in simulate(spec, list(incidents)):
-        out.extend(e for e in chunk if e["kind"] == "inference")
-        if limit is not None and len(out) >= limit:
-            return out[:limit]
-    return out
-
-
-def serialize(events: Iterable[dict[str, Any]]) -> tuple[list[bytes], list[bytes]]:
+def inference_payloads(
+    spec: FleetSpec,
+    incidents: Sequence[Incident] = (),
+    limit: int | None = None,
+    seen: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[list[bytes], list[bytes]]:
+    """Keys and JSON values of the fleet's inference events, serialised as they are
+    simulated: a million event dicts would take several GB (and Python keeps most of
+    it after they are freed), their JSON a tenth of that. ``seen(index, event)`` is
+    called for each event kept."""
     keys: list[bytes] = []
     values: list[bytes] = []
-    for e in events:
-        keys.append(series_key(e))
-        values.append(orjson.dumps(e))
+    for chunk in simulate(spec, list(incidents)):
+        for e in chunk:
+            if e["kind"] != "inference":
+                continue
+            if limit is not None and len(values) >= limit:
+                return keys, values
+            if seen is not None:
+                seen(len(values), e)
+            keys.append(series_key(e))
+            values.append(orjson.dumps(e))
     return keys, values
 
 

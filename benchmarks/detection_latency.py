@@ -140,25 +140,30 @@ def main(argv: list[str] | None = None) -> int:
         gpu_interval_s=3600.0,
         feedback_fraction=0.0,
     )
-    events = h.inference_events(spec, incidents)
     t_begin = start.timestamp()
-    offsets = np.fromiter(
-        (datetime.fromisoformat(e["ts"]).timestamp() - t_begin for e in events), dtype=np.float64
-    )
-    # The first event of each burst's series at or after its start.
-    firsts: list[int] = []
-    for inc in incidents:
-        g, m = inc.target["gateway"], inc.target["model"]
-        idx = next(
-            i
-            for i in np.searchsorted(offsets, inc.start_offset_s) + np.arange(len(events))
-            if i < len(events) and events[i]["gateway"] == g and events[i]["model"] == m
-        )
-        firsts.append(int(idx))
-    keys, values = h.serialize(events)
+    offset_list: list[float] = []
+    # The first event of each burst's series at or after its start (events come in
+    # time order).
+    first: dict[int, int] = {}
+
+    def seen(index: int, e: dict[str, Any]) -> None:
+        off = datetime.fromisoformat(e["ts"]).timestamp() - t_begin
+        offset_list.append(off)
+        for j, inc in enumerate(incidents):
+            if (
+                j not in first
+                and off >= inc.start_offset_s
+                and e["gateway"] == inc.target["gateway"]
+                and e["model"] == inc.target["model"]
+            ):
+                first[j] = index
+
+    keys, values = h.inference_payloads(spec, incidents, seen=seen)
+    offsets = np.array(offset_list, dtype=np.float64)
+    firsts = [first[j] for j in range(len(incidents))]
     ready_s = (datetime.now(UTC) - start).total_seconds()
     if ready_s > -LEAD_S / 2:
-        raise SystemExit(f"generating {len(events)} events took too long; lower --rate")
+        raise SystemExit(f"generating {len(values)} events took too long; lower --rate")
 
     produced_at: dict[int, float] = {}
     with EmbeddedBroker() as bootstrap, tempfile.TemporaryDirectory(prefix="llmwatch-lat-") as tmp:

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     spec = h.inference_spec(args.events, rate=2000.0, hosts=12)
-    keys, values = h.serialize(h.inference_events(spec, limit=args.events))
+    keys, values = h.inference_payloads(spec, limit=args.events)
     n = len(values)
     prep_s = time.perf_counter() - t
     env_extra = {} if args.batch_size is None else {"LLMWATCH_BATCH_SIZE": str(args.batch_size)}
