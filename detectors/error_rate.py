@@ -176,6 +176,28 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         d = 2.0 ** (-max(now - a[f"{name}_t"][slot], 0.0) / half_life)
         return np.array([a[f"{name}_n"][slot] * d]), np.array([a[f"{name}_k"][slot] * d])
 
+    def _to_judge(self, slots: npt.NDArray[np.int64], now: float) -> list[int]:
+        """The batch's slots that can have a finding: over the alert level now, firing,
+        or holding a culprit. Judging every slot one by one cost ~30 us each, most of a
+        batch's time when it touches thousands of series."""
+        uniq = np.unique(slots)
+        base = self._baseline(self.arrays["slow_n"][uniq], self.arrays["slow_k"][uniq])
+        stat = np.zeros(uniq.size)
+        a = self.arrays
+        for name, half_life, burst in self._windows():
+            d = 2.0 ** (-np.maximum(now - a[f"{name}_t"][uniq], 0.0) / half_life)
+            wn, wk = a[f"{name}_n"][uniq] * d, a[f"{name}_k"][uniq] * d
+            stat = np.maximum(stat, self._statistic(wn, wk, base, burst=burst))
+        # A margin, so the vector arithmetic's last bit never skips a slot _judge
+        # (which decides, one slot at a time) would call anomalous.
+        keep = stat >= 1.0 - 1e-9
+        held = self.firing.firing.union(self.culprits.hosts)
+        if held:
+            ints = [k for k in held if isinstance(k, int | np.integer)]
+            keep |= np.isin(uniq, np.array(ints, dtype=np.int64))
+        out: list[int] = uniq[keep].tolist()
+        return out
+
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         n = len(batch)
         scores = np.zeros(n, dtype=np.float64)
@@ -211,7 +233,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
             )
             scores = np.maximum(scores, squash(stat, 1.0))
             self._tally_hosts(batch, slots, ts, hits > 0, stat)
-            for slot in np.unique(slots).tolist():
+            for slot in self._to_judge(slots, now):
                 culprit = functools.partial(dominant_of, self.fail_hosts.get(slot, {}))
                 findings.extend(self._judge(slot, rate, now, culprit))
         self._evict(now)
