@@ -4,8 +4,10 @@ For each size (default 10k, 100k, 1M series) a fresh subprocess builds one
 Engine with the default config, warms it up on a few series (imports, numba,
 first arrays), then feeds ``--events-per-series`` inference events to each of N
 new series (distinct gateway/model/version/host labels) in batches, and reports
-RSS growth / N, plus each detector's own ``bytes_per_series`` (the latency
-detector's is the target). Prints one JSON object and a table.
+RSS growth / N, the marginal cost per series between consecutive sizes (fixed
+costs cancelled), and each detector's own ``bytes_per_series`` (the latency
+detector's is the target). A size whose projected RSS exceeds half the memory
+available is extrapolated, not run. Prints one JSON object and a table.
 
     .venv/bin/python -m benchmarks.memory [--sizes 10000,100000,1000000] [--quick]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import subprocess
 import sys
@@ -34,6 +37,18 @@ def rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         pages = int(fh.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def available_bytes() -> int:
+    """MemAvailable from /proc/meminfo (8 GiB where there is none)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
 
 
 def series_batch(first: int, count: int, t0: float, repeat: int) -> InferenceColumns:
@@ -110,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--events-per-series", type=int, default=2)
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--limit-s", type=float, default=150.0, help="per size")
+    ap.add_argument("--limit-s", type=float, default=300.0, help="per size")
     ap.add_argument(
         "--max-rss-gib",
         type=float,
-        default=4.0,
-        help="skip (and extrapolate) a size whose projected RSS exceeds this",
+        default=None,
+        help="skip (and extrapolate) a size whose projected RSS exceeds this "
+        "(default: half the memory available now)",
     )
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = ap.parse_args(argv)
@@ -123,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(orjson.dumps(measure_one(args.one, args.events_per_series)).decode())
         return 0
     sizes = [2000, 10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    if args.max_rss_gib is None:
+        args.max_rss_gib = available_bytes() / 2 / 2**30
     rows: list[dict[str, Any]] = []
     for n in sizes:
         last = next((r for r in reversed(rows) if "error" not in r), None)
@@ -154,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.CalledProcessError as exc:
             rows.append({"series": n, "error": exc.stderr[-2000:]})
     ok = [r for r in rows if "error" not in r and not r.get("extrapolated")]
+    # Per-series cost between consecutive measured sizes: the fixed costs (per model and
+    # gateway, not per series) cancel, so this is the figure that must stay flat.
+    for a, b in itertools.pairwise(ok):
+        b["marginal_bytes_per_series"] = round(
+            (b["rss_growth_bytes"] - a["rss_growth_bytes"]) / (b["series"] - a["series"]), 1
+        )
     biggest = max(ok, key=lambda r: r["series"]) if ok else None
     lat = biggest["detector_bytes_per_series"].get("latency") if biggest else None
     at_1m = next((r for r in rows if r["series"] == 1_000_000 and "error" not in r), None)
@@ -185,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(
                 f"{r['series']:>9,} series  {r['rss_bytes_per_series']:>9,.0f} B/series RSS  "
                 f"latency state {r['detector_bytes_per_series'].get('latency')} B/series  "
-                f"({r['feed_s']} s)\n"
+                + (
+                    f"marginal {r['marginal_bytes_per_series']:,.0f} B/series  "
+                    if "marginal_bytes_per_series" in r
+                    else ""
+                )
+                + f"({r['feed_s']} s)\n"
             )
     return 0
 

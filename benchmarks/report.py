@@ -22,8 +22,11 @@ NOTES = [
     "much by policy. Event time is the wall clock there, so the alert's `starts_at` splits "
     "it: evidence is the event time until the end of the batch that fired (what the "
     "detector needed, plus the rest of that batch), pipeline is the service's delay after.",
-    "- Memory: RSS growth of one engine with the default detectors, per new series; sizes "
-    "whose projected RSS exceeds the benchmark's cap are extrapolated linearly and marked.",
+    "- Memory: RSS growth of one engine with the default detectors, per new series, each "
+    "series with its own host and version (so it is a new key at every level of every "
+    "detector: the worst case); marginal is the cost per series between two sizes, with "
+    "the fixed per-model costs cancelled. A size whose projected RSS exceeds half the "
+    "memory available is extrapolated linearly and marked.",
     "- The 2-core machine is shared with other jobs: the load average above says how busy "
     "it was, and ratios measured in the same run are the figures to compare.",
 ]
@@ -168,7 +171,12 @@ def detail_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(
             (
                 f"memory RSS/series @ {fmt(row.get('series'))}{tag}",
-                fmt(row.get("rss_bytes_per_series"), " B"),
+                fmt(row.get("rss_bytes_per_series"), " B")
+                + (
+                    f" (marginal {fmt(row['marginal_bytes_per_series'], ' B')})"
+                    if "marginal_bytes_per_series" in row
+                    else ""
+                ),
             )
         )
     return out
