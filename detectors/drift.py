@@ -17,7 +17,7 @@ import numpy.typing as npt
 from pydantic import Field
 from river import drift as _river_drift
 
-from detectors._tracking import FiringState, clean_ts, fmt, groups
+from detectors._tracking import FiringState, clean_ts, fmt
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import FINISH_CODES, InferenceColumns
@@ -145,6 +145,24 @@ def _ph_reset(st: npt.NDArray[np.float64], k: int | slice) -> None:
 _FRESH = _fresh_state()
 
 
+def _window_sums(
+    vals: npt.NDArray[np.float64], at: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float64]:
+    """Count, sum and sum of squares of the non-NaN values (rows x metrics) of each
+    run of rows starting at ``at``: (runs, 3, metrics). One summation order for the
+    batched and the one-series path, so both give the same floats."""
+    ok = ~np.isnan(vals)
+    z = np.where(ok, vals, 0.0)
+    return np.stack(
+        [
+            np.add.reduceat(ok.astype(np.float64), at, axis=0),
+            np.add.reduceat(z, at, axis=0),
+            np.add.reduceat(z * z, at, axis=0),
+        ],
+        axis=1,
+    )
+
+
 def _ph_update(
     st: npt.NDArray[np.float64], k: int, x: float, cfg: DriftConfig, alpha: float = 1 - 0.0001
 ) -> bool:
@@ -262,16 +280,27 @@ class DriftDetector(Detector[InferenceColumns]):
 
     def _effect(self, s: _View, sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Signed effect size of a window's means against the baseline, per metric."""
-        count = sums[0]
+        return self._effects(sums, s.base_mean, s.base_var, s.closed)
+
+    def _effects(
+        self,
+        sums: npt.NDArray[np.float64],
+        base_mean: npt.NDArray[np.float64],
+        base_var: npt.NDArray[np.float64],
+        closed: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """``_effect`` of one series (sums: 3 x metrics) or of many at once (series x 3 x
+        metrics, the rest series x metrics): the same operations, so the same floats."""
+        count = sums[..., 0, :]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = sums[1] / count
-            sd = np.sqrt(s.base_var)
-        sd[2:4] = np.maximum(sd[2:4], _MIN_RATE_SD)
-        sd = np.maximum(sd, 1e-9 + 0.01 * np.abs(np.nan_to_num(s.base_mean)))
-        eff = (mean - s.base_mean) / sd
+            mean = sums[..., 1, :] / count
+            sd = np.sqrt(base_var)
+        sd[..., 2:4] = np.maximum(sd[..., 2:4], _MIN_RATE_SD)
+        sd = np.maximum(sd, 1e-9 + 0.01 * np.abs(np.nan_to_num(base_mean)))
+        eff = (mean - base_mean) / sd
         # Partial or thin windows count for less: their means are noisy.
         eff *= np.minimum(1.0, count / self.cfg.min_events)
-        eff[(s.closed < self.cfg.warmup_windows) | (count == 0)] = 0.0
+        eff[(closed < self.cfg.warmup_windows) | (count == 0)] = 0.0
         out: npt.NDArray[np.float64] = np.nan_to_num(eff, nan=0.0, posinf=0.0, neginf=0.0)
         return out
 
@@ -335,26 +364,98 @@ class DriftDetector(Detector[InferenceColumns]):
         self.windows = grow(self.windows, cap, 0)
         self.live = grow(self.live, cap, False)
         wins = np.floor(ts / cfg.window_s).astype(np.int64)
+        vals = self._values(batch, np.arange(n))
+        order = np.argsort(ids, kind="stable")
+        sids_sorted = ids[order]
+        starts = np.flatnonzero(np.r_[True, sids_sorted[1:] != sids_sorted[:-1]])
+        sids = sids_sorted[starts]
+        sizes = np.diff(np.r_[starts, n])
+        fresh = sids[~self.live[sids]]
+        self.table[fresh] = _FRESH
+        self.windows[fresh] = _NO_WINDOW
+        self.live[fresh] = True
+        # A series whose rows all fall in its open window (or that has no data yet) only
+        # adds to its sums: done for all such series at once. The others close a window
+        # (River, the baseline), one at a time below.
+        w_lo = np.minimum.reduceat(wins[order], starts)
+        w_hi = np.maximum.reduceat(wins[order], starts)
+        cur = self.windows[sids]
+        empty = ~self.table[sids, _SUMS].any(axis=1)
+        batched = (w_lo == w_hi) & ((w_hi <= cur) | empty) & self._batched
+        to_report = self._add_open(batched, sids, sizes, order, vals, w_hi, scores)
+        t_max = np.maximum.reduceat(ts[order], starts).tolist()
         findings: list[Finding] = []
-        for sid, rows in groups(ids):
-            s = self._view(sid)
-            vals = self._values(batch, rows)
-            w = wins[rows]
-            uniq, inv = np.unique(w, return_inverse=True)
-            for j, win in enumerate(uniq.tolist()):
-                if win > s.cur_win:
-                    if s.sums[0].any():
-                        self._close(s)
-                    s.cur_win = win
-                seg = vals[inv == j]
-                ok = ~np.isnan(seg)
-                z = np.where(ok, seg, 0.0)
-                s.sums += np.stack([ok.sum(axis=0), z.sum(axis=0), (z * z).sum(axis=0)])
-                eff = np.abs(self._effect(s, s.sums))
-                scores[rows[inv == j]] = squash(eff.max(), cfg.effect_threshold)
-            findings.extend(self._findings(sid, s, float(ts[rows].max())))
+        bounds = np.r_[starts, n].tolist()
+        for i, sid in enumerate(sids.tolist()):
+            if batched[i]:
+                if to_report[i]:
+                    findings.extend(self._findings(sid, self._view(sid), t_max[i]))
+                continue
+            rows = order[bounds[i] : bounds[i + 1]]
+            findings.extend(self._one_series(sid, rows, vals[rows], wins[rows], scores, t_max[i]))
         self._evict(float(ts.max()))
         return DetectorOutput(scores, findings)
+
+    _batched = True  # tests turn it off to check the batched path against this one
+
+    def _one_series(
+        self,
+        sid: int,
+        rows: npt.NDArray[np.intp],
+        vals: npt.NDArray[np.float64],
+        w: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
+        t_max: float,
+    ) -> list[Finding]:
+        """One series' rows, window by window: a window that opens closes the last one."""
+        cfg = self.cfg
+        s = self._view(sid)
+        uniq, inv = np.unique(w, return_inverse=True)
+        for j, win in enumerate(uniq.tolist()):
+            if win > s.cur_win:
+                if s.sums[0].any():
+                    self._close(s)
+                s.cur_win = win
+            s.sums += _window_sums(vals[inv == j], np.zeros(1, dtype=np.intp))[0]
+            eff = np.abs(self._effect(s, s.sums))
+            scores[rows[inv == j]] = squash(eff.max(), cfg.effect_threshold)
+        return self._findings(sid, s, t_max)
+
+    def _add_open(
+        self,
+        batched: npt.NDArray[np.bool_],
+        sids: npt.NDArray[np.int64],
+        sizes: npt.NDArray[np.intp],
+        order: npt.NDArray[np.intp],
+        vals: npt.NDArray[np.float64],
+        window: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.bool_]:
+        """Add the rows of the ``batched`` series (each all in one open window) to their
+        sums and score them; returns, per series, whether it can have a finding (the
+        rest would report nothing, so ``_findings`` is skipped for them)."""
+        cfg = self.cfg
+        report = np.zeros(sids.size, dtype=np.bool_)
+        if not batched.any():
+            return report
+        mine = sids[batched]
+        rows = order[np.repeat(batched, sizes)]
+        counts = sizes[batched]
+        added = _window_sums(vals[rows], np.r_[0, np.cumsum(counts)[:-1]])
+        sums = self.table[mine, _SUMS:_BASE_MEAN] + added
+        self.table[mine, _SUMS:_BASE_MEAN] = sums
+        self.windows[mine] = np.maximum(self.windows[mine], window[batched])
+        st = self.table[mine]
+        live = self._effects(sums, st[:, _BASE_MEAN], st[:, _BASE_VAR], st[:, _CLOSED])
+        scores[rows] = np.repeat(squash(np.abs(live).max(axis=1), cfg.effect_threshold), counts)
+        shown = np.where(sums[:, 0] >= cfg.min_events, live, st[:, _LAST_EFFECT])
+        hot = (np.abs(live) >= cfg.effect_threshold) | (np.abs(shown) >= cfg.effect_threshold)
+        can = hot.any(axis=1)
+        firing = {k[0] for k in self.firing.firing if isinstance(k, tuple)}
+        if firing:
+            can |= np.isin(mine, np.fromiter(firing, dtype=np.int64, count=len(firing)))
+        report[batched] = can
+        return report
 
     def _findings(self, sid: int, s: _View, ts: float) -> list[Finding]:
         cfg = self.cfg
