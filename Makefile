@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # never leaks into the product's dependency ranges.
 VENV09 := .venv-kafka09
 
-.PHONY: test lint typecheck unit deploy-deps test-kafka09 demo bench schemas docs clean
+.PHONY: test lint typecheck unit deploy-deps kafka09-env test-kafka09 demo bench schemas docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,10 @@ deploy-deps:
 unit: $(STAMP) deploy-deps
 	$(BIN)/python -m pytest -m "not kafka09"
 
-test-kafka09:
+kafka09-env:
 	PYTHON=$(PYTHON) bash scripts/kafka09-env.sh
+
+test-kafka09: kafka09-env
 	$(VENV09)/bin/python -m pytest -m kafka09 tests/integration -p no:cacheprovider
 
 test: lint typecheck unit test-kafka09
@@ -40,7 +42,8 @@ test: lint typecheck unit test-kafka09
 demo: $(STAMP)
 	$(BIN)/llmwatch demo
 
-bench: $(STAMP)
+# The Kafka 0.9 throughput run needs the same broker and venv as test-kafka09.
+bench: $(STAMP) kafka09-env
 	$(BIN)/python -m benchmarks.run_all
 
 schemas: $(STAMP)
