@@ -26,7 +26,9 @@ NOTES = [
     "series with its own host and version (so it is a new key at every level of every "
     "detector: the worst case); marginal is the cost per series between two sizes, with "
     "the fixed per-model costs cancelled. A size whose projected RSS exceeds half the "
-    "memory available is extrapolated linearly and marked.",
+    "memory available is extrapolated linearly and marked. The latency state figure is "
+    "per latency key, (model, version, gateway) or (host, model); a benchmark series is "
+    "a new key at both, so it holds twice that.",
     "- The 2-core machine is shared with other jobs: the load average above says how busy "
     "it was, and ratios measured in the same run are the figures to compare.",
 ]
@@ -182,6 +184,59 @@ def detail_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _us(rate: Any) -> str:
+    return f"{1e6 / rate:.1f} us" if rate else "n/a"
+
+
+def why_not(b: dict[str, Any]) -> list[str]:
+    """For each target this run missed, the budget it implies against the figures of
+    the same run that already exceed it."""
+    out: list[str] = []
+    st = dig(b, "service_throughput", "result")
+    if dig(st, "meets", "events_per_s") is False:
+        target = dig(st, "targets", "events_per_s") or 100_000
+        ceil = dig(st, "ceiling", "events_per_s")
+        ceil09 = dig(b, "service_throughput_kafka09", "result", "ceiling", "events_per_s")
+        decode = dig(b, "decode_speed", "result", "decode_columns_events_per_s")
+        busy = dig(st, "llmwatch", "worker", "events_per_busy_s")
+        text = f"- End to end {fmt(target)} ev/s: the ceiling (Faust consuming, no processing)"
+        text += f" is {fmt(ceil)} ev/s on the embedded broker"
+        if ceil and ceil < target:
+            text += ", below the target, so no worker reaches it there"
+        if ceil09 and ceil09 > target:
+            budget = 1e6 / target - 1e6 / ceil09
+            text += (
+                f"; on Kafka 0.9 it is {fmt(ceil09)} ev/s, which leaves {budget:.1f} us per "
+                f"event for all processing. Decoding alone takes {_us(decode)} per event "
+                f"(decode_columns), and the worker's batches {_us(busy)} (its rate while busy)"
+            )
+        out.append(text + ".")
+    rp = dig(b, "replay_speed", "result", "jsonl")
+    if dig(rp, "meets_target") is False:
+        target = dig(rp, "target_inference_per_s") or 300_000
+        out.append(
+            f"- Replay {fmt(target)} ev/s on one core: {_us(target)} per event for reading, "
+            f"decoding, detecting and alerting; reading and decoding alone take "
+            f"{_us(dig(rp, 'decode_only_rows_per_s'))} per event."
+        )
+    mem = dig(b, "memory", "result")
+    if dig(mem, "meets", "rss_1m") is False:
+        from detectors.latency import LatencyConfig
+
+        cfg = LatencyConfig()
+        levels = 2 if cfg.host_level else 1
+        sketch = levels * len(cfg.metrics) * cfg.n_buckets * 4
+        out.append(
+            f"- 1M series in 1.5 GiB: {fmt(1.5 * 2**30 / 1e6)} B per series for everything. "
+            f"Each benchmark series is a new key at both latency levels, and their float32 "
+            f"quantile sketches alone ({levels} levels x {len(cfg.metrics)} metrics x "
+            f"{cfg.n_buckets} buckets x 4 B) take {fmt(sketch)} B of it; the run measured "
+            f"{fmt(dig(mem, 'sizes', -1, 'marginal_bytes_per_series'), ' B')} per series "
+            f"for all detectors."
+        )
+    return out
+
+
 def render(run: dict[str, Any]) -> str:
     b = run["benchmarks"]
     m = run["machine"]
@@ -200,6 +255,9 @@ def render(run: dict[str, Any]) -> str:
         lines += ["**Quick (smoke) run: figures are not meaningful.**", ""]
     lines += ["## Targets", "", "| Figure | Value | Target | Verdict |", "|---|---|---|---|"]
     lines += [f"| {a} | {v} | {t} | {x} |" for a, v, t, x in target_rows(b)]
+    missed = why_not(b)
+    if missed:
+        lines += ["", "## Why the missed targets are out of reach here", "", *missed]
     lines += ["", "## Details and ratios", "", "| Figure | Value |", "|---|---|"]
     lines += [f"| {a} | {v} |" for a, v in detail_rows(b)]
     lines += ["", "## How to read this", "", *NOTES]

@@ -9,7 +9,7 @@ import pytest
 from benchmarks import _harness as h
 from benchmarks.detection_latency import first_alert
 from benchmarks.memory import series_batch
-from benchmarks.report import render
+from benchmarks.report import render, why_not
 from benchmarks.run_all import first_json
 
 
@@ -108,3 +108,31 @@ def test_feeder_keeps_lag_bounded(embedded_broker: str) -> None:
     feeder.feed(consumed=95)
     assert feeder.sent == 60
     feeder.close()
+
+
+def test_render_says_why_a_missed_target_is_out_of_reach() -> None:
+    b = {
+        "service_throughput": {
+            "command": "s",
+            "result": {
+                "meets": {"events_per_s": False},
+                "targets": {"events_per_s": 100_000},
+                "ceiling": {"events_per_s": 80_000},
+                "llmwatch": {"events_per_s": 40_000, "worker": {"events_per_busy_s": 50_000}},
+            },
+        },
+        "service_throughput_kafka09": {
+            "command": "k",
+            "result": {"ceiling": {"events_per_s": 200_000}},
+        },
+        "decode_speed": {"command": "d", "result": {"decode_columns_events_per_s": 250_000}},
+        "replay_speed": {
+            "command": "r",
+            "result": {"jsonl": {"meets_target": True}},
+        },
+    }
+    lines = why_not(b)
+    assert len(lines) == 1  # replay met its target: nothing to explain
+    assert "80,000 ev/s on the embedded broker, below the target" in lines[0]
+    # 1e6/100k - 1e6/200k = 5 us of budget; decode 4 us, batches 20 us per event
+    assert "leaves 5.0 us" in lines[0] and "4.0 us" in lines[0] and "20.0 us" in lines[0]
