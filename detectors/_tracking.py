@@ -41,17 +41,23 @@ class FiringState:
         self.firing = {k for k in self.firing if not predicate(k)}
 
 
+def runs(ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(rows ordered by id, stable; where each id's run starts in that order), for a
+    non-empty batch."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    return order, starts
+
+
 def groups(ids: npt.NDArray[np.int64]) -> Iterator[tuple[int, npt.NDArray[np.intp]]]:
     """Yield (series id, row positions in input order) for every id in a batch."""
     if ids.size == 0:
         return
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    cuts = np.flatnonzero(np.diff(sorted_ids)) + 1
-    starts = np.concatenate(([0], cuts))
-    ends = np.concatenate((cuts, [ids.size]))
+    order, starts = runs(ids)
+    ends = np.r_[starts[1:], ids.size]
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        yield int(sorted_ids[s]), order[s:e]
+        yield int(ids[order[s]]), order[s:e]
 
 
 def clean_ts(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from pydantic import Field
 from river import drift as _river_drift
 
-from detectors._tracking import FiringState, clean_ts, fmt
+from detectors._tracking import FiringState, clean_ts, fmt, runs
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
 from detectors.registry import SeriesRegistry, grow
 from schemas.columns import FINISH_CODES, InferenceColumns
@@ -231,16 +231,13 @@ class DriftDetector(Detector[InferenceColumns]):
 
     def _empty_arrays(self, capacity: int) -> None:
         # All zeros, so unused capacity stays unresident; ``live`` says which slots
-        # hold a series (a slot is set to the fresh state when its series first shows).
+        # hold a series.
         self.table = np.zeros((capacity, *_FRESH.shape))
         self.windows = np.zeros(capacity, dtype=np.int64)
         self.live = np.zeros(capacity, dtype=np.bool_)
 
     def _view(self, sid: int) -> _View:
-        if not self.live[sid]:
-            self.table[sid] = _FRESH
-            self.windows[sid] = _NO_WINDOW
-            self.live[sid] = True
+        """Series ``sid``, which ``update`` has made live."""
         rivers = None
         if self.cfg.method != "page_hinkley":
             rivers = self.rivers.get(sid)
@@ -365,11 +362,10 @@ class DriftDetector(Detector[InferenceColumns]):
         self.live = grow(self.live, cap, False)
         wins = np.floor(ts / cfg.window_s).astype(np.int64)
         vals = self._values(batch, np.arange(n))
-        order = np.argsort(ids, kind="stable")
-        sids_sorted = ids[order]
-        starts = np.flatnonzero(np.r_[True, sids_sorted[1:] != sids_sorted[:-1]])
-        sids = sids_sorted[starts]
+        order, starts = runs(ids)
+        sids = ids[order[starts]]
         sizes = np.diff(np.r_[starts, n])
+        # A slot is set to the fresh state when its series first shows.
         fresh = sids[~self.live[sids]]
         self.table[fresh] = _FRESH
         self.windows[fresh] = _NO_WINDOW

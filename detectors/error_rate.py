@@ -170,11 +170,14 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         )
         return n, k
 
-    def _window_at(self, name: str, half_life: float, slot: int, now: float) -> tuple[F64, F64]:
-        """Window ``name``'s (n, k) for ``slot``, decayed to ``now``."""
+    def _window_at(
+        self, name: str, half_life: float, slots: int | npt.NDArray[np.int64], now: float
+    ) -> tuple[F64, F64]:
+        """Window ``name``'s (n, k) for ``slots`` (one slot: arrays of one), decayed to
+        ``now``."""
         a = self.arrays
-        d = 2.0 ** (-max(now - a[f"{name}_t"][slot], 0.0) / half_life)
-        return np.array([a[f"{name}_n"][slot] * d]), np.array([a[f"{name}_k"][slot] * d])
+        d = 2.0 ** (-np.maximum(now - a[f"{name}_t"][slots], 0.0) / half_life)
+        return np.atleast_1d(a[f"{name}_n"][slots] * d), np.atleast_1d(a[f"{name}_k"][slots] * d)
 
     def _to_judge(self, slots: npt.NDArray[np.int64], now: float) -> list[int]:
         """The batch's slots that can have a finding: over the alert level now, firing,
@@ -183,10 +186,8 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         uniq = np.unique(slots)
         base = self._baseline(self.arrays["slow_n"][uniq], self.arrays["slow_k"][uniq])
         stat = np.zeros(uniq.size)
-        a = self.arrays
         for name, half_life, burst in self._windows():
-            d = 2.0 ** (-np.maximum(now - a[f"{name}_t"][uniq], 0.0) / half_life)
-            wn, wk = a[f"{name}_n"][uniq] * d, a[f"{name}_k"][uniq] * d
+            wn, wk = self._window_at(name, half_life, uniq, now)
             stat = np.maximum(stat, self._statistic(wn, wk, base, burst=burst))
         # A margin, so the vector arithmetic's last bit never skips a slot _judge
         # (which decides, one slot at a time) would call anomalous.

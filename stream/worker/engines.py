@@ -104,4 +104,3 @@ class EnginePool:
     def watermark(self) -> float:
         marks = [e.watermark for e in self.engines.values()]
         return max(marks, default=float("-inf"))
-
