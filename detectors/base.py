@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -35,6 +35,23 @@ class DetectorConfig(BaseModel):
 
 
 SNAPSHOT_FORMAT = 1
+# Turns a detector's snapshot payload ({"params": ..., "state": ...}) of state version v
+# into one of version v + 1 (registered as ``state_migrations[v]``).
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class StateVersionError(ValueError):
+    """A snapshot's detector state has a version this release cannot read or migrate."""
+
+    def __init__(self, detector: str, found: int, wanted: int) -> None:
+        how = "is newer than this release" if found > wanted else "has no migration"
+        super().__init__(
+            f"detector {detector!r}: snapshot state version {found} {how} "
+            f"(this release reads version {wanted})"
+        )
+        self.detector = detector
+        self.found = found
+        self.wanted = wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +98,12 @@ class Detector(abc.ABC, Generic[C]):
     name: ClassVar[str]
     consumes: ClassVar[type[Columns]]
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+    # Bump when ``state()`` changes layout or meaning, and register a migration from the
+    # previous version in ``state_migrations`` (version -> function) where one exists.
+    # Without one, an older snapshot starts this detector fresh (a warm-up, see
+    # docs/operating.md "Upgrades"); the other detectors keep what they learned.
+    state_version: ClassVar[int] = 1
+    state_migrations: ClassVar[Mapping[int, Migration]] = {}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.Config()
@@ -121,6 +144,7 @@ class Detector(abc.ABC, Generic[C]):
             "name": self.name,
             "params": self.params(),
             "state": self.state(),
+            "state_version": self.state_version,
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -132,9 +156,27 @@ class Detector(abc.ABC, Generic[C]):
                 f"snapshot is for {payload.get('name')!r} format {payload.get('format')}, "
                 f"not {cls.name!r} format {SNAPSHOT_FORMAT}"
             )
+        payload = cls.migrate(payload)
         det = cls(**payload["params"])
         det.set_state(payload["state"])
         return det
+
+    @classmethod
+    def migrate(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload brought to ``state_version`` through the registered migrations;
+        raises StateVersionError where a step is missing. Snapshots written before
+        versions existed are version 1."""
+        found = int(payload.get("state_version", 1))
+        version = found
+        while version < cls.state_version:
+            step = cls.state_migrations.get(version)
+            if step is None:
+                raise StateVersionError(cls.name, found, cls.state_version)
+            payload = step(payload)
+            version += 1
+        if version != cls.state_version:
+            raise StateVersionError(cls.name, found, cls.state_version)
+        return payload
 
     def active_series(self) -> int:
         """Series with learned state (the ``llmwatch_active_series`` gauge): the size of

@@ -7,6 +7,7 @@ incident produces exactly the alerts the live service would have.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from detectors.base import Detector, Finding
+from detectors.base import Detector, Finding, StateVersionError
 from detectors.config import build_detectors
 from schemas.columns import Columns
 from schemas.models import Alert
@@ -24,6 +25,7 @@ from stream.grouping import Notification
 from stream.lifecycle import Lifecycle
 
 SNAPSHOT_FORMAT = 1
+log = logging.getLogger("llmwatch.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ class Engine:
             raise ValueError(f"detector names must be unique, got {names}")
         self.lifecycle = Lifecycle(self.config.lifecycle)
         self.watermark = float("-inf")  # max event time seen so far
+        # Set by restore: detectors that started fresh although the snapshot had them
+        # (name -> why), e.g. a state version this release cannot migrate.
+        self.fresh_detectors: dict[str, str] = {}
 
     def detectors_for(self, batch: Columns) -> list[Detector[Any]]:
         return [d for d in self.detectors if isinstance(batch, d.consumes)]
@@ -110,7 +115,10 @@ class Engine:
         detectors: Sequence[Detector[Any]] | None = None,
     ) -> Engine:
         """Rebuild from ``snapshot()``. Detectors enabled now but absent from the snapshot
-        start fresh; detectors in the snapshot that are no longer enabled are dropped."""
+        start fresh; detectors in the snapshot that are no longer enabled are dropped.
+        An older detector state is migrated where the detector registers a migration;
+        a detector whose state cannot be read starts fresh alone (WARNING naming it,
+        listed in ``fresh_detectors``), and the others keep what they learned."""
         payload = orjson.loads(data)
         if payload.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(
@@ -119,10 +127,25 @@ class Engine:
         eng = cls(config, detectors)
         saved: dict[str, str] = payload["detectors"]
         eng.detectors = [
-            type(d).restore(base64.b64decode(saved[d.name])) if d.name in saved else d
-            for d in eng.detectors
+            eng._restore_one(d, saved[d.name]) if d.name in saved else d for d in eng.detectors
         ]
         eng.lifecycle = Lifecycle.restore(payload["lifecycle"].encode(), eng.config.lifecycle)
         wm = payload["watermark"]
         eng.watermark = float("-inf") if wm is None else float(wm)
         return eng
+
+    def _restore_one(self, fresh: Detector[Any], blob: str) -> Detector[Any]:
+        try:
+            return type(fresh).restore(base64.b64decode(blob))
+        except StateVersionError as exc:
+            why = str(exc)
+        except Exception as exc:  # e.g. a parameter this release no longer has
+            why = f"detector {fresh.name!r}: snapshot unreadable ({type(exc).__name__}: {exc})"
+        self.fresh_detectors[fresh.name] = why
+        log.warning(
+            "%s: starting detector %s fresh; it warms up again from the events that "
+            "follow (docs/operating.md, Upgrades)",
+            why[:500],
+            fresh.name,
+        )
+        return fresh
