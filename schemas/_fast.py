@@ -127,28 +127,30 @@ def fast_rows(raws: Sequence[bytes], kind: str) -> _Rows | None:
 
 def load_fields(raws: Sequence[bytes], kind: str) -> dict[str, list[Any]] | None:
     """Each field of every message as one list (``msgspec.UNSET`` where absent), or None
-    when the batch needs the per-message path: a message that is not one JSON object on
-    one line, an unknown field, or anything msgspec refuses.
+    when the batch needs the per-message path: a message that is not exactly one JSON
+    object, an unknown field, or anything msgspec refuses.
 
     msgspec builds no dict per message and reads fields out in C: 2x faster than
     ``orjson.loads`` then ``dict.get`` per field. Values (types included) are those
     orjson gives, except integers beyond 64 bits, which stay ints (orjson: floats, or
     an error past 1e308); the extractors send any such row to the reference.
+
+    Each message is decoded on its own, never as lines of a joined buffer: a line
+    decoder sees no message boundaries, so two documents in one message and an empty
+    or blank message next to it would merge into the right count of rows credited to
+    the wrong messages. ``decode`` refuses trailing content and empty input exactly as
+    ``orjson.loads`` does, at the same speed as ``decode_lines``.
     """
     dec = _line_decoder(kind)
     names: tuple[str, ...] = dec.type.__struct_fields__
     columns: list[list[Any]] = [[] for _ in names]
     astuple = msgspec.structs.astuple
+    decode = dec.decode
     for start in range(0, len(raws), _STEP):
         part = raws[start : start + _STEP]
-        lines = b"\n".join(part)
-        if lines.count(b"\n") != len(part) - 1:
-            return None  # a message's own newline would split it into two lines
         try:
-            objs = dec.decode_lines(lines)
+            objs = list(map(decode, part))
         except (msgspec.DecodeError, RecursionError):
-            return None
-        if len(objs) != len(part):  # a blank message is no line at all
             return None
         for column, values in zip(columns, zip(*map(astuple, objs), strict=True), strict=True):
             column.extend(values)
