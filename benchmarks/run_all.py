@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.run_all [--quick] [--no-write] [--only NAME,...]
 
 Order: kernels, decode_speed, replay_speed (JSONL and CSV), service_throughput,
-detection_latency, memory, and quality last. A benchmark that fails or times out
-is recorded with its error and the rest still run.
+detection_latency, memory, and quality (simulated, then real labelled series) last.
+A benchmark that fails or times out is recorded with its error and the rest still run.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ BENCHES = (
     ),
     Bench("memory", ("--sizes", "10000,100000,1000000")),
     Bench("quality", quick=("--duration", "1800")),
+    # Real labelled series (../shared/data/nab_dev): NAB score, false alerts per series-week.
+    Bench("quality_real", ("--jobs", "2"), quick=("--jobs", "2"), timeout_s=900.0),
 )
 
 
