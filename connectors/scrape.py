@@ -1,4 +1,10 @@
-"""Scrape a Prometheus ``/metrics`` endpoint (vLLM's, or any) into ``MetricSample``s.
+"""Scrape a Prometheus ``/metrics`` endpoint (vLLM's, dcgm-exporter's, or any) into events.
+
+Known exporters are mapped first (``connectors.scrape_maps``; ``mapping="raw"``
+turns that off): dcgm-exporter's GPUs become ``GpuSample``s for the ``gpu_health``
+detector, vLLM/SGLang/TGI families become canonical ``llm_*`` series labelled by
+model and instance. What is left, and everything from other exporters, is windowed
+generically into ``MetricSample``s.
 
 Between two scrapes:
 
@@ -22,115 +28,30 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from connectors.exposition import (
+    Histogram,
+    LabelSet,
+    Snapshot,
+    histogram_quantile,
+    parse_exposition,
+)
 from connectors.kafka import KeyedProducer, PublisherStats
+from connectors.scrape_maps import engines
+from connectors.scrape_maps.dcgm import DcgmMapper
 from schemas.keys import key_of
-from schemas.models import MetricSample
+from schemas.models import GpuSample, MetricSample
+
+Scraped = MetricSample | GpuSample
 
 DEFAULT_METRICS_TOPIC = "llmwatch.metrics"
-DEFAULT_QUANTILES = (0.5, 0.9, 0.99)
+DEFAULT_GPU_TOPIC = "llmwatch.gpu"
+# 0.95: the quantile llmwatch's dashboards and runbooks speak of.
+DEFAULT_QUANTILES = (0.5, 0.9, 0.95, 0.99)
+MAPPINGS = ("auto", "raw")
 MAX_LABELS = 32  # MetricSample's bound
-
-LabelSet = tuple[tuple[str, str], ...]
-SeriesId = tuple[str, LabelSet]
-
-
-def _labelset(labels: Mapping[str, str]) -> LabelSet:
-    return tuple(sorted(labels.items()))
-
-
-@dataclass
-class Histogram:
-    """Cumulative bucket counts by upper bound (``+Inf`` included), plus sum and count."""
-
-    buckets: dict[float, float] = field(default_factory=dict)
-    sum: float = 0.0
-    count: float = 0.0
-
-
-@dataclass
-class Snapshot:
-    """One scrape, grouped by kind; each series is (sample or family name, sorted labels)."""
-
-    gauges: dict[SeriesId, float] = field(default_factory=dict)
-    counters: dict[SeriesId, float] = field(default_factory=dict)
-    histograms: dict[SeriesId, Histogram] = field(default_factory=dict)
-
-
-def parse_exposition(text: str, prefixes: Sequence[str] = ()) -> Snapshot:
-    """Parse Prometheus text exposition; keep only families starting with one of ``prefixes``."""
-    snap = Snapshot()
-    for fam in text_string_to_metric_families(text):
-        if prefixes and not fam.name.startswith(tuple(prefixes)):
-            continue
-        if fam.name.endswith("_created"):
-            continue  # creation timestamps, not measurements
-        for s in fam.samples:
-            if s.name.endswith("_created"):
-                continue
-            if fam.type == "counter":
-                snap.counters[(s.name, _labelset(s.labels))] = float(s.value)
-            elif fam.type == "histogram":
-                _add_histogram_sample(snap, fam.name, s.name, s.labels, float(s.value))
-            elif fam.type == "summary" and s.name != fam.name:
-                snap.counters[(s.name, _labelset(s.labels))] = float(s.value)  # _sum, _count
-            else:  # gauge, unknown, summary quantiles, info, stateset
-                snap.gauges[(s.name, _labelset(s.labels))] = float(s.value)
-    return snap
-
-
-def _add_histogram_sample(
-    snap: Snapshot, family: str, name: str, labels: Mapping[str, str], value: float
-) -> None:
-    rest = {k: v for k, v in labels.items() if k != "le"}
-    hist = snap.histograms.setdefault((family, _labelset(rest)), Histogram())
-    if name.endswith("_bucket"):
-        hist.buckets[float(labels["le"])] = value
-    elif name.endswith("_sum"):
-        hist.sum = value
-    elif name.endswith("_count"):
-        hist.count = value
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
-    """Prometheus's ``histogram_quantile`` over (upper bound, cumulative count) pairs.
-
-    NaN when there are no observations or no ``+Inf`` bucket. A rank in the ``+Inf``
-    bucket answers the largest finite bound; the first bucket starts at 0 (or is its
-    bound, when that is not positive).
-    """
-    if not 0.0 <= q <= 1.0:
-        return math.nan if math.isnan(q) else (math.inf if q > 1 else -math.inf)
-    bs = sorted(buckets)
-    if len(bs) < 2 or not math.isinf(bs[-1][0]):
-        return math.nan
-    # Counts must not decrease with the bound; Prometheus repairs small violations the same way.
-    fixed: list[tuple[float, float]] = []
-    top = 0.0
-    for bound, count in bs:
-        top = max(top, count)
-        fixed.append((bound, top))
-    total = fixed[-1][1]
-    if total <= 0:
-        return math.nan
-    rank = q * total
-    b = next(i for i, (_, c) in enumerate(fixed) if c >= rank)
-    if b == len(fixed) - 1:
-        return fixed[-2][0]
-    if b == 0 and fixed[0][0] <= 0:
-        return fixed[0][0]
-    start = 0.0 if b == 0 else fixed[b - 1][0]
-    end, count = fixed[b]
-    below = 0.0 if b == 0 else fixed[b - 1][1]
-    in_bucket = count - below
-    if in_bucket <= 0:
-        return end
-    return start + (end - start) * ((rank - below) / in_bucket)
 
 
 def _increase(cur: float, prev: float) -> float:
@@ -227,14 +148,21 @@ def fetch(url: str, timeout_s: float = 10.0) -> str:
 
 
 class MetricPublisher:
-    """Non-blocking publisher of ``MetricSample``s, keyed by series."""
+    """Non-blocking publisher of scraped events: metrics keyed by series, GPUs by host."""
 
-    def __init__(self, client: Mapping[str, str], topic: str = DEFAULT_METRICS_TOPIC) -> None:
+    def __init__(
+        self,
+        client: Mapping[str, str],
+        topic: str = DEFAULT_METRICS_TOPIC,
+        gpu_topic: str = DEFAULT_GPU_TOPIC,
+    ) -> None:
         self.topic = topic
+        self.gpu_topic = gpu_topic
         self._producer = KeyedProducer(client, {"linger.ms": 50})
 
-    def __call__(self, sample: MetricSample) -> bool:
-        return self._producer.send(self.topic, key_of(sample), sample)
+    def __call__(self, sample: Scraped) -> bool:
+        topic = self.gpu_topic if isinstance(sample, GpuSample) else self.topic
+        return self._producer.send(topic, key_of(sample), sample)
 
     def flush(self, timeout_s: float = 10.0) -> int:
         return self._producer.flush(timeout_s)
@@ -252,16 +180,23 @@ class Scraper:
     def __init__(
         self,
         url: str,
-        publish: Callable[[MetricSample], object],
+        publish: Callable[[Scraped], object],
         *,
         prefixes: Sequence[str] = (),
         quantiles: Iterable[float] = DEFAULT_QUANTILES,
         clock: Callable[[], float] = time.time,
         timeout_s: float = 10.0,
+        mapping: str = "auto",
+        model: str | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError(f"url: expected http(s)://host:port/metrics, got {url!r}")
+        if mapping not in MAPPINGS:
+            raise ValueError(f"mapping: expected one of {MAPPINGS}, got {mapping!r}")
+        self.mapping = mapping
+        self.model = model
+        self.dcgm = DcgmMapper(parts.netloc)
         self.url = url
         self.publish = publish
         self.prefixes = tuple(prefixes)
@@ -272,7 +207,7 @@ class Scraper:
         self.last_error: str | None = None
         self.published = 0
 
-    def scrape_once(self) -> list[MetricSample]:
+    def scrape_once(self) -> list[Scraped]:
         """One scrape; a failed fetch is counted and yields nothing (the window keeps its base)."""
         try:
             text = fetch(self.url, self.timeout_s)
@@ -280,11 +215,21 @@ class Scraper:
             self.failures += 1
             self.last_error = str(exc)
             return []
-        samples = self.window.update(parse_exposition(text, self.prefixes), self.clock())
+        samples = self.convert(parse_exposition(text, self.prefixes), self.clock())
         for s in samples:
             self.publish(s)
         self.published += len(samples)
         return samples
+
+    def convert(self, snap: Snapshot, ts: float) -> list[Scraped]:
+        """One parsed scrape -> events: mapped exporters first, the rest windowed generically."""
+        gpus: list[GpuSample] = []
+        if self.mapping == "auto":
+            if self.dcgm.knows(snap):
+                gpus, snap = self.dcgm.split(snap, ts)
+            if engines.knows(snap):
+                snap = engines.canonical(snap, self.model)
+        return [*gpus, *self.window.update(snap, ts)]
 
     def run(
         self,

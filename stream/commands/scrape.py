@@ -1,4 +1,4 @@
-"""``llmwatch scrape``: turn a vLLM (or any Prometheus) /metrics endpoint into metric samples."""
+"""``llmwatch scrape``: a /metrics endpoint (dcgm-exporter, vLLM, SGLang, TGI, any) to events."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from stream.commands.simulate import parse_duration
+from schemas.durations import duration_arg
 
 
 def _quantiles(text: str) -> tuple[float, ...]:
@@ -22,26 +22,43 @@ def _quantiles(text: str) -> tuple[float, ...]:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "scrape",
-        help="scrape a Prometheus /metrics endpoint (e.g. vLLM) and publish rates/percentiles",
+        help="scrape a Prometheus /metrics endpoint (dcgm-exporter, vLLM, SGLang, TGI, any)",
         description=(
-            "Gauges as they are, counters as per-second rates (<name>:rate), histograms as "
-            "windowed percentiles (<family>:p50/:p90/:p99) between consecutive scrapes."
+            "dcgm-exporter GPUs become GPU samples (the gpu_health detector's input); vLLM, "
+            "SGLang and TGI families become canonical llm_* series per model and instance. "
+            "The rest: gauges as they are, counters as per-second rates (<name>:rate), "
+            "histograms as windowed percentiles (<family>:p50/:p90/:p95/:p99)."
         ),
     )
     p.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8000/metrics")
-    p.add_argument("--interval", type=parse_duration, default=15.0, help="e.g. 15s")
-    p.add_argument("--duration", type=parse_duration, default=None, help="stop after e.g. 10m")
+    p.add_argument("--interval", type=duration_arg, default=15.0, help="e.g. 15s")
+    p.add_argument(
+        "--duration",
+        type=duration_arg,
+        default=None,
+        help="stop after e.g. 10m (default: run until Ctrl-C)",
+    )
     p.add_argument("--prefix", action="append", default=[], help="keep only these families")
-    p.add_argument("--quantiles", type=_quantiles, default=(0.5, 0.9, 0.99), help="0.5,0.99")
-    p.add_argument("--bootstrap", default=None, help="host:port[,...] (overrides the env)")
+    p.add_argument("--quantiles", type=_quantiles, default=(0.5, 0.9, 0.95, 0.99), help="0.5,0.99")
+    p.add_argument(
+        "--map",
+        choices=("auto", "raw"),
+        default="auto",
+        help="auto: map dcgm-exporter/vLLM/SGLang/TGI families; raw: exporter names only",
+    )
+    p.add_argument("--model", default=None, help="model name for engines without one (TGI)")
+    p.add_argument(
+        "--bootstrap", default=None, help="host:port[,...] (default: LLMWATCH_BOOTSTRAP_SERVERS)"
+    )
     p.add_argument("--topic", default=None, help="default: LLMWATCH_TOPIC_METRICS")
+    p.add_argument("--gpu-topic", default=None, help="default: LLMWATCH_TOPIC_GPU")
     p.add_argument("--stdout", action="store_true", help="print JSON lines, publish nothing")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from connectors.scrape import MetricPublisher, Scraper
-    from schemas.models import MetricSample, dump_json
+    from connectors.scrape import MetricPublisher, Scraped, Scraper
+    from schemas.models import dump_json
     from stream.settings import kafka_client_config, load_settings
 
     overrides = {"bootstrap_servers": args.bootstrap} if args.bootstrap else {}
@@ -54,10 +71,12 @@ def run(args: argparse.Namespace) -> int:
                 "(or use --stdout)"
             )
         publisher = MetricPublisher(
-            kafka_client_config(settings), args.topic or settings.topic_metrics
+            kafka_client_config(settings),
+            args.topic or settings.topic_metrics,
+            args.gpu_topic or settings.topic_gpu,
         )
 
-    def to_stdout(sample: MetricSample) -> None:
+    def to_stdout(sample: Scraped) -> None:
         sys.stdout.write(dump_json(sample).decode() + "\n")
 
     scraper = Scraper(
@@ -65,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         publisher if publisher is not None else to_stdout,
         prefixes=args.prefix,
         quantiles=args.quantiles,
+        mapping=args.map,
+        model=args.model,
     )
     print(f"llmwatch scrape: {args.url} every {args.interval:g} s", file=sys.stderr, flush=True)
     try:

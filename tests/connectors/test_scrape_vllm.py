@@ -164,7 +164,7 @@ def test_rates_percentiles_gauges_and_a_counter_reset(vllm: tuple[str, FakeVllm]
     url, server = vllm
     clock = StepClock(1_714_564_800.0)
     published: list[MetricSample] = []
-    scraper = Scraper(url, published.append, prefixes=["vllm:"], clock=clock)
+    scraper = Scraper(url, published.append, prefixes=["vllm:"], clock=clock, mapping="raw")
     instance = url.split("/")[2]
 
     server.serve(running=3, waiting=0, cache=0.12)
@@ -231,7 +231,7 @@ def test_no_observations_in_window_gives_rate_zero_and_no_percentiles(
 ) -> None:
     url, server = vllm
     clock = StepClock(1000.0)
-    scraper = Scraper(url, lambda s: None, prefixes=["vllm:"], clock=clock)
+    scraper = Scraper(url, lambda s: None, prefixes=["vllm:"], clock=clock, mapping="raw")
     server.finish(2, "stop", e2e_s=0.4, ttft_s=0.03)
     scraper.scrape_once()
     clock.now += 10
@@ -303,7 +303,7 @@ def test_scraped_samples_reach_the_broker_keyed_by_series(
     url, server = vllm
     clock = StepClock(1000.0)
     pub = MetricPublisher({"bootstrap.servers": embedded_broker}, topic_name)
-    scraper = Scraper(url, pub, prefixes=["vllm:"], clock=clock)
+    scraper = Scraper(url, pub, prefixes=["vllm:"], clock=clock, mapping="raw")
     server.serve(2, 1, 0.3)
     server.finish(4, "stop", 0.9, 0.05)
     sent = scraper.scrape_once()
