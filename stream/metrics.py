@@ -155,6 +155,43 @@ class WorkerMetrics:
             registry=r,
         )
         self.fleet = FleetMetrics(r)
+        self._add_loss_metrics(r)
+
+    def _add_loss_metrics(self, r: CollectorRegistry) -> None:
+        """Every way input can be set aside or skipped: never silent (issue 16)."""
+        self.poison = Counter(
+            "llmwatch_poison_messages",
+            "Messages isolated because decoding (stage=decode) or the engine (stage=engine) "
+            "raised on them alone; each went to the dead-letter topic",
+            ["topic", "stage"],
+            registry=r,
+        )
+        self.engine_failures = Counter(
+            "llmwatch_engine_batch_failures",
+            "Batches the engine raised on, by outcome: retried (the one retry on a rebuilt "
+            "engine succeeded) or bisected (cut down to the rows that fail)",
+            ["topic", "outcome"],
+            registry=r,
+        )
+        self.state_restore_failures = Counter(
+            "llmwatch_state_restore_failures",
+            "Saved engine snapshots that could not be loaded, by what was wrong "
+            "(manifest, chunk_missing, digest, decompress, engine)",
+            ["reason"],
+            registry=r,
+        )
+        self.offset_resets = Counter(
+            "llmwatch_offset_resets",
+            "Offset-out-of-range resets of a source partition (retention overran the worker)",
+            ["topic"],
+            registry=r,
+        )
+        self.offsets_skipped = Counter(
+            "llmwatch_offsets_skipped",
+            "Messages skipped by offset-out-of-range resets: deleted by retention unread",
+            ["topic"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,12 +13,53 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from schemas.columns import Columns
 from schemas.models import Alert
 from stream.config import LlmwatchConfig
 from stream.engine import Engine
 
 Loader = Callable[[int], bytes | None]
 log = logging.getLogger("llmwatch.worker")
+
+
+class Journal:
+    """Per partition: the engine's last snapshot and every step it took since.
+
+    Detectors cannot undo an update, so when a step fails half-way (some detectors
+    updated, one raised) the engine is rebuilt from the snapshot and the steps that
+    succeeded; every row is then in the state exactly once. The snapshot is the one a
+    checkpoint writes anyway, and a step is a reference to a batch the engine already
+    has, so the happy path pays one list append per batch.
+    """
+
+    def __init__(self) -> None:
+        self.base: dict[int, bytes | None] = {}
+        self.steps: dict[int, list[Columns | float]] = {}
+
+    def start(self, partition: int, snapshot: bytes | None) -> None:
+        self.base[partition] = snapshot
+        self.steps[partition] = []
+
+    def processed(self, partition: int, batch: Columns) -> None:
+        self.steps.setdefault(partition, []).append(batch)
+
+    def advanced(self, partition: int, now: float) -> None:
+        self.steps.setdefault(partition, []).append(float(now))
+
+    def rebuild(self, partition: int, config: LlmwatchConfig) -> Engine:
+        """The engine as it was after the last step that succeeded."""
+        base = self.base.get(partition)
+        eng = Engine(config) if base is None else Engine.restore(base, config)
+        for step in self.steps.get(partition, []):
+            if isinstance(step, float):
+                eng.advance(step)
+            else:
+                eng.process(step)
+        return eng
+
+    def drop(self, partition: int) -> None:
+        self.base.pop(partition, None)
+        self.steps.pop(partition, None)
 
 
 class EnginePool:
@@ -39,15 +80,18 @@ class EnginePool:
         self.restore_failed: set[int] = set()
         self._dirty_batches: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
+        self.journal = Journal()
 
     def get(self, partition: int, load: Loader, wall: float) -> Engine:
         eng = self.engines.get(partition)
         if eng is None:
             saved = load(partition)
             eng = None
+            base = None
             if saved is not None:
                 try:
                     eng = Engine.restore(saved, self.config)
+                    base = saved
                     self.restored.add(partition)
                 except Exception:
                     # A snapshot this version cannot read (e.g. detector parameters
@@ -56,6 +100,7 @@ class EnginePool:
                     self.restore_failed.add(partition)
             if eng is None:
                 eng = Engine(self.config)
+            self.journal.start(partition, base)
             self.engines[partition] = eng
             self._dirty_batches[partition] = 0
             self._saved_at[partition] = wall
@@ -75,13 +120,23 @@ class EnginePool:
     def dirty(self) -> list[int]:
         return [p for p, n in self._dirty_batches.items() if n]
 
-    def saved(self, partition: int, wall: float) -> None:
+    def saved(self, partition: int, wall: float, snapshot: bytes | None = None) -> None:
+        """The partition's engine was just saved (``snapshot``: the bytes written)."""
         self._dirty_batches[partition] = 0
         self._saved_at[partition] = wall
+        eng = self.engines.get(partition)
+        if eng is not None:
+            self.journal.start(partition, snapshot if snapshot is not None else eng.snapshot())
+
+    def rebuild(self, partition: int) -> Engine:
+        """Replace the partition's engine by its state after the last step that succeeded."""
+        eng = self.engines[partition] = self.journal.rebuild(partition, self.config)
+        return eng
 
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.engines.pop(p, None)
+            self.journal.drop(p)
             self.restored.discard(p)
             self._dirty_batches.pop(p, None)
             self._saved_at.pop(p, None)

@@ -6,17 +6,23 @@ is here, so it can be tested with plain lists and a fake clock.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.decode import DecodePaths, decode_columns, to_dead_letter
+import numpy as np
+
+from schemas.columns import Columns
+from schemas.decode import DecodePaths, Reject, decode_columns, to_dead_letter
 from schemas.models import Alert, DeadLetter
 from stream.metrics import WorkerMetrics, reason_class
 from stream.worker.engines import EnginePool, Loader
+from stream.worker.isolation import isolate
 
 Clock = Callable[[], float]
+log = logging.getLogger("llmwatch.worker")
 
 
 @dataclass(slots=True)
@@ -94,25 +100,84 @@ class BatchProcessor:
         if paths.reference:
             m.reference.inc(paths.reference)
         for rej in rejects:
-            offset = offsets[rej.index] if offsets is not None else None
-            out.dead_letters.append(
-                to_dead_letter(rej, topic=topic, now=wall, partition=partition, offset=offset)
-            )
-            self.metrics.rejects.labels(topic, reason_class(rej.reason, rej.location)).inc()
+            self._dead_letter(out, rej, "decode", topic, partition, offsets, wall)
         out.accepted = len(columns)
         if out.accepted:
-            m.events_accepted.inc(out.accepted)
             self.metrics.fleet.observe(columns)
             engine = self.pool.get(partition, self.load, wall)
             t0 = time.perf_counter()
-            step = engine.process(columns)
+            try:
+                out.alerts = engine.process(columns).alerts
+                self.pool.journal.processed(partition, columns)
+            except Exception:
+                log.warning(
+                    "%s/%d: the engine raised on a batch of %d; retrying it once, then "
+                    "isolating the messages that fail",
+                    topic,
+                    partition,
+                    len(columns),
+                    exc_info=True,
+                )
+                self._isolate(out, columns, rejects, raws, topic, partition, offsets, wall)
             m.detector_seconds.observe(time.perf_counter() - t0)
-            out.alerts = step.alerts
+            m.events_accepted.inc(out.accepted)
             self.pool.touched(partition)
-            self._last_seen[partition] = (wall, engine.watermark)
+            self._last_seen[partition] = (wall, self.pool.engines[partition].watermark)
         self._count(out.alerts)
         m.batch_seconds.observe(time.perf_counter() - began)
         return out
+
+    def _isolate(
+        self,
+        out: Outcome,
+        columns: Columns,
+        rejects: Sequence[Reject],
+        raws: Sequence[bytes],
+        topic: str,
+        partition: int,
+        offsets: Sequence[int | None] | None,
+        wall: float,
+    ) -> None:
+        got = isolate(self.pool, partition, columns)
+        outcome = "retried" if got.retried_ok else "bisected"
+        self.metrics.engine_failures.labels(topic, outcome).inc()
+        out.alerts = got.alerts
+        if not got.poison:
+            return
+        # Accepted rows are the messages that were not rejected, in order.
+        kept = np.setdiff1d(np.arange(len(raws)), [r.index for r in rejects])
+        for p in got.poison:
+            index = int(kept[p.row])
+            rej = Reject(index, bytes(raws[index]), f"engine: {p.reason}", "$", p.exception)
+            self._dead_letter(out, rej, "engine", topic, partition, offsets, wall)
+        out.accepted -= len(got.poison)
+
+    def _dead_letter(
+        self,
+        out: Outcome,
+        rej: Reject,
+        stage: str,
+        topic: str,
+        partition: int,
+        offsets: Sequence[int | None] | None,
+        wall: float,
+    ) -> None:
+        offset = offsets[rej.index] if offsets is not None else None
+        out.dead_letters.append(
+            to_dead_letter(rej, topic=topic, now=wall, partition=partition, offset=offset)
+        )
+        self.metrics.rejects.labels(topic, reason_class(rej.reason, rej.location)).inc()
+        if rej.exception is not None:
+            # A poison message: something raised on it alone, and it is set aside.
+            self.metrics.poison.labels(topic, stage).inc()
+            log.warning(
+                "poison message %s/%d@%s (%d bytes) sent to the dead-letter topic: %s",
+                topic,
+                partition,
+                offset,
+                len(rej.raw),
+                rej.reason[:300],
+            )
 
     def _topic_metrics(self, topic: str, kind: str) -> _TopicMetrics:
         m = self._by_topic.get(topic)
@@ -146,6 +211,7 @@ class BatchProcessor:
             if idle < self.idle_after_s:
                 continue
             step = eng.advance(last_mark + idle)
+            self.pool.journal.advanced(p, last_mark + idle)
             if step:
                 self.pool.touched(p)
             alerts.extend(step)
