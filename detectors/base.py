@@ -18,10 +18,11 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from detectors.registry import SeriesRegistry
 from schemas.columns import Columns
+from schemas.durations import parse_duration
 
 C = TypeVar("C", bound=Columns)
 
@@ -32,6 +33,14 @@ class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations(cls, value: Any, info: ValidationInfo) -> Any:
+        # Every *_s field is seconds; "90s", "1h30m", "2d" go through the one parser.
+        if isinstance(value, str) and (info.field_name or "").endswith("_s"):
+            return parse_duration(value)
+        return value
 
 
 SNAPSHOT_FORMAT = 1

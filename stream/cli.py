@@ -13,8 +13,58 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+from pydantic import ValidationError
+
+from schemas.durations import duration_arg, format_duration
 from stream import commands
+
+# Flags whose default needs no words: a switch is off unless given.
+_SWITCHES = (
+    argparse._StoreTrueAction,
+    argparse._StoreFalseAction,
+    argparse._StoreConstAction,
+    argparse._CountAction,
+    argparse._HelpAction,
+    argparse._VersionAction,
+)
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every option whose help does not already say its default.
+
+    Durations are shown as written (``10m``, not ``600.0``). An option whose default is
+    None must say in its own help what happens without it (the CLI test checks).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.required
+            or action.default in (None, argparse.SUPPRESS)
+            or isinstance(action, _SWITCHES)
+        ):
+            return text
+        if action.type is duration_arg and isinstance(action.default, int | float):
+            shown = format_duration(action.default)
+        elif isinstance(action.default, list | tuple):
+            shown = ",".join(str(v) for v in action.default) or "none"
+        elif action.default == "":
+            shown = "none"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
+class Parser(argparse.ArgumentParser):
+    """Every llmwatch parser, subcommands included: help shows the defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _version() -> str:
@@ -25,7 +75,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="llmwatch",
         description="Streaming anomaly detection for LLM inference fleets.",
     )
@@ -50,10 +100,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        # A model that caught bad input: each field on its own line, no pydantic links.
+        print(f"llmwatch {args.command}: error: {describe_validation(exc)}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as exc:
         # Config and input errors are the user's to fix: say what, no traceback.
         print(f"llmwatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """``field: message`` per problem, one per line; input values and links left out."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "\n  ".join(lines)
 
 
 if __name__ == "__main__":

@@ -32,11 +32,14 @@ class LlmwatchConfig(BaseModel):
 
 
 def _describe(exc: ValidationError, source: str) -> str:
+    """One line per problem, each naming its dotted field path; no values, no links."""
     lines = []
-    for err in exc.errors():
+    for err in exc.errors(include_input=False, include_url=False):
         path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{path}: {err['msg']}")
-    return f"{source}: " + "; ".join(lines)
+        lines.append(f"{path}: {str(err['msg']).removeprefix('Value error, ')}")
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    return f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
 
 
 def parse_config(data: Any, source: str = "config") -> LlmwatchConfig:

@@ -18,10 +18,12 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.durations import AS_DURATION
 from stream.matchers import Matcher
 
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Seconds, also written as "90s", "1h30m", "2d" (schemas.durations).
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AS_DURATION]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False), AS_DURATION]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 

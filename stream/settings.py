@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.durations import AS_DURATION
+
 TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 LogLevel = Literal["crit", "critical", "error", "warn", "warning", "info", "debug"]
@@ -70,16 +72,16 @@ class Settings(BaseSettings):
     # Prometheus can scrape a container. 127.0.0.1 keeps them local.
     web_host: Annotated[str, Field(min_length=1, max_length=255)] = "0.0.0.0"
     # How long the group waits for a silent (crashed) worker before its partitions move.
-    session_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    session_timeout_s: Annotated[float, Field(gt=0, le=3600), AS_DURATION] = 60.0
     # Engine state is saved at least this often while events flow (and after any batch
     # that raised alerts); a restart replays at most this much.
-    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600), AS_DURATION] = 10.0
     # Most events the worker fetches in one poll and hands the engine in one batch.
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
     # Longest a batch waits to fill up to batch_size: the engine's cost per batch is
     # mostly fixed, so a trickle handled fetch by fetch (a few events per partition)
     # would spend the worker's CPU on overhead. Adds at most this to alert latency.
-    batch_timeout_s: Annotated[float, Field(ge=0, le=60)] = 0.25
+    batch_timeout_s: Annotated[float, Field(ge=0, le=60), AS_DURATION] = 0.25
     # Longest the broker holds a fetch that found no new data. Faust's own 1,500 ms
     # costs nothing on brokers that answer as soon as data arrives, but some (the
     # embedded one among them) hold an empty fetch for the whole wait, which then

@@ -7,15 +7,15 @@ import datetime as dt
 import getpass
 from typing import Any
 
-from stream.commands.simulate import parse_duration
+from schemas.durations import duration_arg
 from stream.notify.client import add_client_args, client_for
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("ack", help="acknowledge a firing alert by fingerprint")
     p.add_argument("fingerprint")
-    p.add_argument("--comment", default="")
-    p.add_argument("--expires", type=parse_duration, default=None, help="e.g. 2h (default 4h)")
+    p.add_argument("--comment", default="", help="why, for the others on call (default: none)")
+    p.add_argument("--expires", type=duration_arg, default=None, help="e.g. 2h (default 4h)")
     p.add_argument("--by", default=None, help="default: your user name")
     p.add_argument("--alert-id", default=None, help="the firing instance (default: current)")
     add_client_args(p)

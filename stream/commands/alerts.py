@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemas.durations import duration_arg
 from schemas.models import Alert
-from stream.commands.simulate import parse_duration
 from stream.replay.console import alert_line
 
 
@@ -24,9 +24,11 @@ def register(subparsers: Any) -> None:
     tail = sub.add_parser("tail", help="print alerts as they arrive, one line each")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     tail.add_argument(
-        "--duration", type=parse_duration, default=None, help="stop after e.g. 30s (default: ^C)"
+        "--duration", type=duration_arg, default=None, help="stop after e.g. 30s (default: ^C)"
     )
-    tail.add_argument("--max", type=int, default=None, help="stop after this many alerts")
+    tail.add_argument(
+        "--max", type=int, default=None, help="stop after this many alerts (default: no limit)"
+    )
     tail.set_defaults(func=run_tail)
 
 

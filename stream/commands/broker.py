@@ -7,7 +7,7 @@ import signal
 import threading
 from typing import Any
 
-from stream.commands.simulate import parse_duration
+from schemas.durations import duration_arg
 
 
 def register(subparsers: Any) -> None:
@@ -19,7 +19,12 @@ def register(subparsers: Any) -> None:
             "commands) and serves until Ctrl-C or --duration. In memory: nothing survives a stop."
         ),
     )
-    p.add_argument("--duration", type=parse_duration, default=None, help="stop after e.g. 10m")
+    p.add_argument(
+        "--duration",
+        type=duration_arg,
+        default=None,
+        help="stop after e.g. 10m (default: run until Ctrl-C)",
+    )
     p.add_argument("--brokers", type=int, default=1, help="mock cluster size (default 1)")
     p.set_defaults(func=run)
 

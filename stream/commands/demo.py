@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stream.commands.simulate import parse_duration
+from schemas.durations import duration_arg
 from stream.config import load_config
 from stream.replay.console import alert_line, describe, printer
 from stream.replay.pipeline import replay_files
@@ -36,16 +36,21 @@ def register(subparsers: Any) -> None:
     p.add_argument("--offline", action="store_true", help="simulate and replay, no broker")
     p.add_argument(
         "--duration",
-        type=parse_duration,
+        type=duration_arg,
         default=None,
         help="live: wall time of the stream (default 100s); offline: event time (default 20m)",
     )
     p.add_argument("--speed", type=float, default=10.0, help="live: event time x wall time")
     p.add_argument(
-        "--rate", type=float, default=None, help="requests per event-second (live 50, offline 120)"
+        "--rate",
+        type=float,
+        default=None,
+        help="requests per event-second (default: live 50, offline 120)",
     )
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=7, help="simulation seed")
+    p.add_argument(
+        "--config", type=Path, default=None, help="llmwatch config (default: every default)"
+    )
     p.add_argument("--out", type=Path, default=Path("llmwatch-demo"), help="output folder")
     p.set_defaults(func=run)
 

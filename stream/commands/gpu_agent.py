@@ -7,7 +7,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from stream.commands.simulate import parse_duration
+from schemas.durations import duration_arg
 
 EXIT_NO_GPU = 3
 
@@ -22,9 +22,16 @@ def register(subparsers: Any) -> None:
             "as they happen. Brokers from --bootstrap or LLMWATCH_BOOTSTRAP_SERVERS."
         ),
     )
-    p.add_argument("--interval", type=parse_duration, default=1.0, help="e.g. 1s, 0.5s, 1m")
-    p.add_argument("--duration", type=parse_duration, default=None, help="stop after e.g. 10m")
-    p.add_argument("--bootstrap", default=None, help="host:port[,...] (overrides the env)")
+    p.add_argument("--interval", type=duration_arg, default=1.0, help="e.g. 1s, 0.5s, 1m")
+    p.add_argument(
+        "--duration",
+        type=duration_arg,
+        default=None,
+        help="stop after e.g. 10m (default: run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--bootstrap", default=None, help="host:port[,...] (default: LLMWATCH_BOOTSTRAP_SERVERS)"
+    )
     p.add_argument("--topic", default=None, help="default: LLMWATCH_TOPIC_GPU")
     p.add_argument(
         "--host", default=None, help="host label (default: LLMWATCH_HOST, else this machine's name)"

@@ -23,7 +23,13 @@ def register(subparsers: Any) -> None:
             "on LLMWATCH_NOTIFY_WEB_PORT. Needs LLMWATCH_BOOTSTRAP_SERVERS."
         ),
     )
-    p.add_argument("--config", type=Path, default=None, help="routing + receivers YAML")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="routing + receivers YAML (default: LLMWATCH_NOTIFY_CONFIG, else every "
+        "receiver whose secret is set, plus the console)",
+    )
     p.add_argument(
         "--host", default=None, help="address the HTTP API listens on (default LLMWATCH_WEB_HOST)"
     )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from schemas.durations import duration_arg
 from stream.config import load_config
 from stream.replay.console import describe, printer, progress_bar
 from stream.replay.pipeline import replay_files
@@ -24,10 +25,22 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=".jsonl or .csv files")
-    p.add_argument("--labels", type=Path, default=None, help="labels.jsonl of known incidents")
-    p.add_argument("--config", type=Path, default=None, help="llmwatch config (.yaml/.toml)")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="labels.jsonl of known incidents (default: none, no scoring)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="llmwatch config, .yaml/.toml (default: every default)",
+    )
     p.add_argument("--out", type=Path, default=Path("replay-out"), help="output folder")
-    p.add_argument("--grace", type=float, default=300.0, help="match grace after an incident (s)")
+    p.add_argument(
+        "--grace", type=duration_arg, default=300.0, help="match grace after an incident"
+    )
     p.add_argument("--quiet", action="store_true", help="do not print alerts as they happen")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.set_defaults(func=run)

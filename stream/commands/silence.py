@@ -7,7 +7,7 @@ import datetime as dt
 import getpass
 from typing import Any
 
-from stream.commands.simulate import parse_duration
+from schemas.durations import duration_arg
 from stream.notify.client import add_client_args, client_for
 
 
@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="silence_command", metavar="SUBCOMMAND", required=True)
     add = sub.add_parser("add", help='mute alerts matching label matchers, e.g. model="llama"')
     add.add_argument("matchers", nargs="+", help='label matchers: name="v", !=, =~, !~')
-    add.add_argument("--duration", type=parse_duration, default=3600.0, help="e.g. 30m, 2h")
+    add.add_argument("--duration", type=duration_arg, default=3600.0, help="e.g. 30m, 2h")
     add.add_argument("--comment", default="", help="why (shown in the list)")
     add.add_argument("--author", default=None, help="default: your user name")
     add_client_args(add)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from schemas.durations import duration_arg
 from stream.simulate import FleetSpec, Incident, default_incidents, load_incidents, simulate, write
 from stream.simulate.publish import (
     FleetPublisher,
@@ -20,16 +22,6 @@ from stream.simulate.publish import (
     publish_events,
     topics_for,
 )
-
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "10m", "2h", "1.5d"."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if not m or float(m.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90s, 10m, 2h)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +34,12 @@ def register(subparsers: Any) -> None:
             "without it an embedded broker is started and kept up until Ctrl-C)."
         ),
     )
-    p.add_argument("--out", type=Path, default=None, help="output folder (files mode)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (files mode; required without --to-kafka)",
+    )
     p.add_argument("--to-kafka", action="store_true", help="publish to Kafka instead of files")
     p.add_argument(
         "--realtime",
@@ -52,16 +49,29 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--speed", type=float, default=1.0, help="with --realtime: event time runs this much faster"
     )
-    p.add_argument("--duration", type=parse_duration, default=600.0, help="e.g. 90s, 10m, 2h")
+    p.add_argument("--duration", type=duration_arg, default=600.0, help="e.g. 90s, 10m, 2h")
     p.add_argument("--rate", type=float, default=200.0, help="inference events per second")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--start", type=datetime.fromisoformat, default=None, help="ISO-8601, UTC")
-    p.add_argument("--hosts", type=int, default=None)
-    p.add_argument("--gpus-per-host", type=int, default=None)
+    p.add_argument("--seed", type=int, default=7, help="random seed")
+    p.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        default=None,
+        help=f"ISO-8601, UTC (default: {FleetSpec().start:%Y-%m-%dT%H:%M}, or now with --realtime)",
+    )
+    p.add_argument(
+        "--hosts", type=int, default=None, help=f"GPU hosts (default: {FleetSpec().hosts})"
+    )
+    p.add_argument(
+        "--gpus-per-host",
+        type=int,
+        default=None,
+        help=f"GPUs per host (default: {FleetSpec().gpus_per_host})",
+    )
     p.add_argument(
         "--incidents",
         default="default",
-        help="default (one of every kind), none, or a JSON file with a list of incidents",
+        help="default (one of every kind), none, or a JSON file with a list of incidents "
+        "(default: default)",
     )
     p.add_argument("--split", action="store_true", help="one file per event kind")
     p.set_defaults(func=run)
@@ -74,14 +84,38 @@ def _fleet(args: argparse.Namespace) -> tuple[FleetSpec, list[Incident]]:
             fields[name] = getattr(args, name)
     if args.realtime and args.start is None:
         fields["start"] = live_start(time.time(), args.duration, args.speed)
-    spec = FleetSpec(**fields)
+    try:
+        spec = FleetSpec(**fields)
+    except ValidationError as exc:
+        raise ValueError(_as_flags(exc)) from None
     if args.incidents == "default":
         incidents = default_incidents(spec, spec.seed)
     elif args.incidents == "none":
         incidents = []
     else:
-        incidents = load_incidents(Path(args.incidents))
+        incidents = _incidents(Path(args.incidents))
     return spec, incidents
+
+
+def _as_flags(exc: ValidationError) -> str:
+    """FleetSpec's complaints named by the flag that set the field, one per line."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else ""
+        flag = "--" + field.removesuffix("_s").replace("_", "-") if field else "simulate"
+        lines.append(f"{flag}: {str(err['msg']).removeprefix('Value error, ')}")
+    return "\n  ".join(lines)
+
+
+def _incidents(path: Path) -> list[Incident]:
+    from stream.cli import describe_validation
+
+    try:
+        return load_incidents(path)
+    except ValidationError as exc:
+        raise ValueError(f"--incidents {path}:\n  {describe_validation(exc)}") from None
+    except ValueError as exc:  # not JSON
+        raise ValueError(f"--incidents {path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,14 +23,15 @@ def register(subparsers: Any) -> None:
             "Admin API (brokers 0.10.1+; for older ones use the printed lines)."
         ),
     )
-    p.add_argument("--app-id", default="llmwatch", help="the worker's app id (default llmwatch)")
+    p.add_argument("--app-id", default="llmwatch", help="the worker's app id")
     p.add_argument(
         "--zookeeper",
         default=None,
         metavar="HOST:PORT",
-        help="print --zookeeper lines (Kafka before 2.2) instead of --bootstrap-server",
+        help="print --zookeeper lines (Kafka before 2.2) instead of --bootstrap-server "
+        "(default: --bootstrap-server lines)",
     )
-    p.add_argument("--replication", type=int, default=1, help="replication factor (default 1)")
+    p.add_argument("--replication", type=int, default=1, help="replication factor")
     p.add_argument("--create", action="store_true", help="create missing topics via Admin API")
     p.set_defaults(func=run)
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from schemas.durations import duration_arg
 from stream.config import load_config
 from stream.replay.tune import DEFAULT_GRACE_S, load_datasets, tune, write_results
 
@@ -21,13 +22,17 @@ def register(subparsers: Any) -> None:
             "trials.json, tradeoff.png and tune.html to --out."
         ),
     )
-    p.add_argument("--events", type=Path, nargs="+", required=True)
-    p.add_argument("--labels", type=Path, nargs="+", required=True)
+    p.add_argument("--events", type=Path, nargs="+", required=True, help="events .jsonl files")
+    p.add_argument(
+        "--labels", type=Path, nargs="+", required=True, help="labels.jsonl, one per --events"
+    )
     p.add_argument("--config", type=Path, default=None, help="base config (default: defaults)")
-    p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--trials", type=int, default=20, help="configs tried")
+    p.add_argument("--seed", type=int, default=0, help="search seed")
+    p.add_argument(
+        "--grace", type=duration_arg, default=DEFAULT_GRACE_S, help="match grace after an incident"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=run)
 
 

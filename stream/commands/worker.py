@@ -7,9 +7,17 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from schemas.durations import duration_arg, format_duration
+
 _LOGLEVELS = ("crit", "error", "warn", "info", "debug")
 # Faust (mode) knows only the short names.
 _LEVEL_NAMES = {"critical": "crit", "warning": "warn"}
+
+
+def _default(field: str) -> str:
+    from stream.settings import Settings
+
+    return format_duration(Settings.model_fields[field].default)
 
 
 def register(subparsers: Any) -> None:
@@ -22,25 +30,30 @@ def register(subparsers: Any) -> None:
             "this process and its address printed. Web: /healthz, /metrics, /alerts."
         ),
     )
-    p.add_argument("--config", type=Path, default=None, help="detector/lifecycle YAML or TOML")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="detector/lifecycle YAML or TOML (default: LLMWATCH_CONFIG, else every default)",
+    )
     p.add_argument(
         "--loglevel", choices=_LOGLEVELS, default=None, help="default: LLMWATCH_LOG_LEVEL or warn"
     )
     p.add_argument(
         "--session-timeout",
-        type=float,
+        type=duration_arg,
         default=None,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="how long the group waits for a crashed worker before reassigning its "
-        "partitions (default LLMWATCH_SESSION_TIMEOUT_S, 60)",
+        f"partitions (default: LLMWATCH_SESSION_TIMEOUT_S, else {_default('session_timeout_s')})",
     )
     p.add_argument(
         "--checkpoint-interval",
-        type=float,
+        type=duration_arg,
         default=None,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="save engine state at least this often while events flow "
-        "(default LLMWATCH_CHECKPOINT_INTERVAL_S, 10)",
+        f"(default: LLMWATCH_CHECKPOINT_INTERVAL_S, else {_default('checkpoint_interval_s')})",
     )
     p.set_defaults(func=run)
 

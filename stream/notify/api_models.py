@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas import durations
 from stream.matchers import Matcher
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 MAX_TTL_S = 90 * 86400.0
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from 90, "90s", "10m", "2h", "1.5d"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 90s, 10m, 2h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.fullmatch(value.lower())):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError("expected a duration like 90s, 10m, 2h")
+    """Seconds from 90, "90s", "1h30m", "2d" (schemas.durations), up to 90 days."""
+    seconds = durations.parse_duration(value)
     if not 0 < seconds <= MAX_TTL_S:
         raise ValueError(f"must be more than 0 and at most {MAX_TTL_S / 86400:g} days")
     return seconds

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from connectors.notify import Route, RoutingConfig
+from schemas.durations import Duration
 
 # Receiver fields that would hold a secret; inline values are refused.
 _INLINE_SECRETS = ("routing_key", "url", "token", "hmac_secret")
@@ -29,7 +30,7 @@ class _Receiver(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: _NAME
-    timeout_s: float = Field(10.0, gt=0, le=300)
+    timeout_s: Duration = Field(10.0, gt=0, le=300)
 
     @model_validator(mode="before")
     @classmethod
@@ -86,9 +87,9 @@ Receiver = Annotated[
 class RetryConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_s: float = Field(1.0, gt=0)
-    cap_s: float = Field(60.0, gt=0)
-    deadline_s: float = Field(3600.0, gt=0)
+    base_s: Duration = Field(1.0, gt=0)
+    cap_s: Duration = Field(60.0, gt=0)
+    deadline_s: Duration = Field(3600.0, gt=0)
 
 
 class NotifyConfig(BaseModel):
@@ -100,7 +101,7 @@ class NotifyConfig(BaseModel):
     # Alerts consumed but not yet finished by every receiver; past it, consumption pauses.
     max_in_flight: int = Field(10_000, ge=1, le=1_000_000)
     # How long an acknowledgement lasts when the request names no expiry.
-    default_ack_ttl_s: float = Field(4 * 3600.0, gt=0)
+    default_ack_ttl_s: Duration = Field(4 * 3600.0, gt=0)
 
     @model_validator(mode="after")
     def _routes_known(self) -> NotifyConfig:

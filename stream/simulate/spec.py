@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.durations import AS_DURATION
+
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -63,8 +65,8 @@ class Incident(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: IncidentKind
-    start_offset_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
+    start_offset_s: Annotated[float, Field(ge=0), AS_DURATION]
+    duration_s: Annotated[float, Field(gt=0), AS_DURATION]
     severity: Annotated[float, Field(gt=0, le=10)] = 1.0
     target: dict[str, str]
     detail: str = ""
@@ -91,14 +93,14 @@ class FleetSpec(BaseModel):
 
     seed: int = 7
     start: Annotated[datetime, AfterValidator(_utc)] = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
-    duration_s: Annotated[float, Field(gt=0, le=30 * 86400)] = 600.0
+    duration_s: Annotated[float, Field(gt=0, le=30 * 86400), AS_DURATION] = 600.0
     rate: Annotated[float, Field(gt=0, le=1e6)] = 300.0
     gateways: tuple[str, ...] = ("gw-us-east", "gw-eu-west", "gw-ap-south")
     models: tuple[str, ...] = ("llama-3-8b", "llama-2-13b", "llama-2-70b")
     versions: tuple[Annotated[int, Field(ge=1, le=9)], ...] = (2, 1, 2)
     hosts: Annotated[int, Field(ge=1, le=4096)] = 6
     gpus_per_host: Annotated[int, Field(ge=1, le=64)] = 8
-    gpu_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    gpu_interval_s: Annotated[float, Field(gt=0), AS_DURATION] = 1.0
     feedback_fraction: Annotated[float, Field(ge=0, le=1)] = 0.02
     data_dir: Path | None = None
 

@@ -82,15 +82,15 @@ def test_empty_yaml_file_is_all_defaults(tmp_path: Path) -> None:
         ),
         (
             "lifecycle:\n  defaults: {fire_threshold: 0.3, resolve_threshold: 0.4}\n",
-            "lifecycle.defaults: Value error, resolve_threshold (0.4) must not exceed",
+            "lifecycle.defaults: resolve_threshold (0.4) must not exceed",
         ),
         (
             "lifecycle:\n  rules: {latency: {resolve_threshold: 0.9}}\n",
-            "lifecycle.rules: Value error, latency: resolve_threshold (0.9) must not exceed",
+            "lifecycle.rules: latency: resolve_threshold (0.9) must not exceed",
         ),
         (
             "lifecycle:\n  inhibit_rules: [{source_matchers: [oops], target_matchers: []}]\n",
-            "lifecycle.inhibit_rules.0.source_matchers.0: Value error, not a label matcher",
+            "lifecycle.inhibit_rules.0.source_matchers.0: not a label matcher",
         ),
         ("- just\n- a list\n", "the top level must be a mapping"),
     ],

@@ -15,7 +15,6 @@ import pytest
 
 from schemas.models import WIRE_MODELS
 from stream.cli import main
-from stream.commands.simulate import parse_duration
 from stream.simulate import (
     FleetSpec,
     Incident,
@@ -162,18 +161,6 @@ def test_diurnal_shape_over_a_day() -> None:
     assert hourly.max() > 1.6 * hourly.min()
     assert 12 <= int(np.argmax(hourly)) <= 18  # afternoon UTC peak
     assert hourly.mean() == pytest.approx(100.0, rel=0.02)
-
-
-def test_parse_duration() -> None:
-    assert [parse_duration(s) for s in ("90", "90s", "10m", "2h", "1.5d")] == [
-        90.0,
-        90.0,
-        600.0,
-        7200.0,
-        129_600.0,
-    ]
-    with pytest.raises(Exception, match="not a duration"):
-        parse_duration("ten minutes")
 
 
 def test_cli_writes_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
