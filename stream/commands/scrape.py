@@ -46,7 +46,9 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto: map dcgm-exporter/vLLM/SGLang/TGI families; raw: exporter names only",
     )
-    p.add_argument("--model", default=None, help="model name for engines without one (TGI)")
+    p.add_argument(
+        "--model", default=None, help="model name for engines without one, e.g. TGI (default: none)"
+    )
     p.add_argument(
         "--bootstrap", default=None, help="host:port[,...] (default: LLMWATCH_BOOTSTRAP_SERVERS)"
     )

@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
         "--out",
         type=Path,
         default=None,
-        help="output folder (files mode; required without --to-kafka)",
+        help="output folder (files mode; default: none, required without --to-kafka)",
     )
     p.add_argument("--to-kafka", action="store_true", help="publish to Kafka instead of files")
     p.add_argument(
