@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # never leaks into the product's dependency ranges.
 VENV09 := .venv-kafka09
 
-.PHONY: test lint typecheck unit deploy-deps kafka09-env test-kafka09 demo bench schemas docs clean
+.PHONY: test lint typecheck unit deploy-deps kafka09-env test-kafka09 demo bench fuzz schemas docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ demo: $(STAMP)
 # The Kafka 0.9 throughput run needs the same broker and venv as test-kafka09.
 bench: $(STAMP) kafka09-env
 	$(BIN)/python -m benchmarks.run_all
+
+# Differential fuzz of the batch decoders (1M adversarial messages): prints counts as
+# JSON and fails on any exception or disagreement. `make test` runs 100k of the same.
+fuzz: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz_decode --messages 1000000
 
 schemas: $(STAMP)
 	$(BIN)/llmwatch schema export

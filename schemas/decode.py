@@ -11,7 +11,8 @@ per-message function the reference uses.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,16 @@ from .models import WIRE_MODELS, DeadLetter, WireModel
 
 DEFAULT_MAX_BYTES = 65536
 DEFAULT_MAX_FUTURE_SKEW_S = 300.0
+# No wire model nests deeper than 2 (Alert's bounds, a metric's labels); a value nested
+# deeper than this is refused before validation (see _too_deep).
+MAX_NESTING = 32
+# A dead letter keeps at most this much of the raw message: 600,000 bytes is 800,000 in
+# base64, which with a capped reason and location stays under the 1,000,000 bytes
+# below every Kafka default (message.max.bytes 1,048,588, max.request.size 1,048,576).
+DEAD_LETTER_MAX_RAW_BYTES = 600_000
+_DEAD_LETTER_TEXT = 2000
+_REASON_LIMIT = 1000
+_LOCATION_LIMIT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +103,8 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
         reason = f"{location}: {msg}, got {brief(first['input'])}"
     if len(errors) > 1:
         reason += f" (and {len(errors) - 1} more)"
-    return reason, location
+    # A location can hold message content (a label's key), so both are capped.
+    return _capped(reason, _REASON_LIMIT), _capped(location, _LOCATION_LIMIT)
 
 
 class _Context:
@@ -150,11 +162,40 @@ def _validate(index: int, data: bytes, obj: dict[str, Any], ctx: _Context) -> Wi
                 "kind",
             )
         model = WIRE_MODELS[ctx.kind]
+    deep = _too_deep(obj, model.model_fields)
+    if deep is not None:
+        return Reject(index, data, f"{deep}: nested more than {MAX_NESTING} levels deep", deep)
     try:
         return model.model_validate(obj, context=ctx.validation)
     except ValidationError as exc:
         reason, location = _describe(exc)
         return Reject(index, data, reason, location)
+
+
+def _too_deep(obj: dict[str, Any], known: Mapping[str, Any]) -> str | None:
+    """The first known field whose value nests deeper than any wire model does, or None
+    (unknown fields are ignored, as the models ignore them).
+
+    Checked before pydantic sees the value: its errors (and Enum's) repr() the input,
+    which raises RecursionError at a depth that depends on the caller's stack, so the
+    same message could get different verdicts in different places.
+    """
+    for key, value in obj.items():
+        if (type(value) is not list and type(value) is not dict) or key not in known:
+            continue
+        level = [value]
+        for _ in range(MAX_NESTING):
+            level = [
+                v
+                for c in level
+                for v in (c.values() if type(c) is dict else c)
+                if type(v) is list or type(v) is dict
+            ]
+            if not level:
+                break
+        else:
+            return str(key)
+    return None
 
 
 def _isolated(index: int, raw: Any, exc: Exception) -> Reject:
@@ -352,14 +393,30 @@ def to_dead_letter(
     now: float,
     partition: int | None = None,
     offset: int | None = None,
+    max_raw_bytes: int = DEAD_LETTER_MAX_RAW_BYTES,
 ) -> DeadLetter:
-    """The dead-letter record for a reject; the raw bytes travel base64-encoded."""
+    """The dead-letter record for a reject; the raw bytes travel base64-encoded.
+
+    A raw message over ``max_raw_bytes`` keeps its head only, with its full size and the
+    SHA-256 of the whole, so the record fits the broker (an 800 KB message would be a
+    1.07 MB record in base64, over Kafka's default 1 MB) and the original can still be
+    matched against the source topic.
+    """
+    raw = reject.raw
+    head = raw[:max_raw_bytes]
     return DeadLetter(
         topic=topic,
         partition=partition,
         offset=offset,
-        raw_b64=base64.b64encode(reject.raw).decode("ascii"),
-        reason=reject.reason,
-        location=reject.location,
+        raw_b64=base64.b64encode(head).decode("ascii"),
+        reason=_capped(reject.reason, _DEAD_LETTER_TEXT),
+        location=_capped(reject.location, _DEAD_LETTER_TEXT),
         ts=datetime.fromtimestamp(now, tz=UTC),
+        raw_size=len(raw),
+        raw_sha256=hashlib.sha256(raw).hexdigest(),
+        raw_truncated=len(head) < len(raw),
     )
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -270,10 +270,15 @@ class DeadLetter(WireModel):
     topic: str
     partition: int | None = None
     offset: int | None = None
+    # The raw message base64-encoded: all of it, or its first bytes when it was too big
+    # for a dead letter to stay under the broker's max message size (raw_truncated).
     raw_b64: str
     reason: str
     location: str = ""
     ts: UtcDatetime
+    raw_size: int | None = None  # bytes in the whole raw message
+    raw_sha256: str | None = None  # hex SHA-256 of the whole raw message
+    raw_truncated: bool = False
 
 
 WIRE_MODELS: dict[str, type[WireModel]] = {

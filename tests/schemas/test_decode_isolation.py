@@ -136,3 +136,25 @@ def test_two_documents_or_none_in_a_message_are_rejected_at_its_own_index(
     assert len(cols) == len(models)
     singles = [i for i, m in enumerate(batch) if m in (good(0), good(1))]
     assert sorted(r.index for r in bad) == sorted(set(range(len(batch))) - set(singles))
+
+
+@pytest.mark.parametrize("depth", [33, 500, 999, 1020])
+def test_a_known_field_nested_too_deep_is_one_clear_reject_wherever_it_is_decoded(
+    depth: int,
+) -> None:
+    # Enum's and pydantic's errors repr() the input: at ~1,000 levels that raised
+    # RecursionError or not depending on the caller's stack. Now it never gets there.
+    poison = orjson.dumps(inference(status="@")).replace(b'"@"', b"[" * depth + b"]" * depth)
+    for msgs in ([poison], [good(0), poison]):
+        _, bad = decode_columns(msgs, kind="inference", now=NOW)
+        assert decode_models(msgs, kind="inference", now=NOW)[1] == bad
+        assert [(r.reason, r.location, r.exception) for r in bad] == [
+            ("status: nested more than 32 levels deep", "status", None)
+        ]
+
+
+def test_nesting_in_unknown_fields_is_ignored_as_the_models_ignore_them() -> None:
+    msg = orjson.dumps(inference(extra="@")).replace(b'"@"', b"[" * 500 + b"]" * 500)
+    cols, bad = decode_columns([msg], kind="inference", now=NOW)
+    assert bad == [] and len(cols) == 1
+    assert len(decode_models([msg], kind="inference", now=NOW)[0]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,3 +227,38 @@ def test_non_bytes_inputs_never_raise() -> None:
     good, bad = decode_models([None, "text", bytearray(b"{}")], now=NOW)  # type: ignore[list-item]
     assert good == [] and [r.index for r in bad] == [0, 1, 2]
     assert all(isinstance(r.raw, bytes) and r.reason for r in bad)
+
+
+def test_dead_letter_of_an_oversized_message_stays_under_the_broker_limit() -> None:
+    # An 800 KB message in full would be a 1.07 MB record in base64: over Kafka's 1 MB.
+    raw = b'{"kind":"inference","request_id":"' + b"x" * 800_000 + b'"}'
+    (r,) = decode_models([raw], kind="inference", now=NOW, max_bytes=1 << 20)[1]
+    dl = to_dead_letter(r, topic="llmwatch.inference", now=NOW, partition=0, offset=7)
+    record = dump_json(dl)
+    assert len(record) < 1_000_000
+    head = base64.b64decode(dl.raw_b64)
+    assert raw.startswith(head) and 0 < len(head) < len(raw)
+    assert dl.raw_truncated and dl.raw_size == len(raw)
+    assert dl.raw_sha256 == hashlib.sha256(raw).hexdigest()
+    (back,), bad = decode_models([record], kind="deadletter", now=NOW, max_bytes=1 << 20)
+    assert bad == [] and back == dl
+
+
+def test_dead_letter_of_a_small_message_keeps_all_of_it_with_size_and_digest() -> None:
+    r = one(b"\x00\xffbinary")
+    dl = to_dead_letter(r, topic="t", now=NOW, max_raw_bytes=4)
+    assert base64.b64decode(dl.raw_b64) == b"\x00\xffbi" and dl.raw_truncated
+    dl = to_dead_letter(r, topic="t", now=NOW)
+    assert base64.b64decode(dl.raw_b64) == b"\x00\xffbinary" and not dl.raw_truncated
+    assert (dl.raw_size, dl.raw_sha256) == (8, hashlib.sha256(b"\x00\xffbinary").hexdigest())
+
+
+def test_dead_letter_caps_a_reason_or_location_made_of_message_content() -> None:
+    # A label key is user content and ends up in the error's location.
+    raw = orjson.dumps({"kind": "metric", "ts": 1717243100, "name": "n", "value": 1,
+                        "labels": {"k" * 3_000_000: 1}})  # fmt: skip
+    (r,) = decode_models([raw], now=NOW, max_bytes=1 << 23)[1]
+    dl = to_dead_letter(r, topic="t", now=NOW)
+    assert len(r.reason) <= 1000 and len(r.location) <= 256
+    assert len(dl.reason) <= 2000 and len(dl.location) <= 2000
+    assert len(dump_json(dl)) < 1_000_000
