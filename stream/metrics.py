@@ -7,40 +7,25 @@ never collide on metric names.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Iterator
 
-import numpy as np
-import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-from detectors._gpu_state import (
-    HW_POWER_BRAKE_SLOWDOWN,
-    HW_SLOWDOWN,
-    HW_THERMAL_SLOWDOWN,
-    SW_POWER_CAP,
-    SW_THERMAL_SLOWDOWN,
-)
-from schemas.columns import STATUS_CODES, Columns, GpuColumns, InferenceColumns
-from schemas.labels import label_codes
+from stream.fleet_metrics import FleetMetrics, group_ids, group_quantiles
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "FleetMetrics",
     "NotifierMetrics",
     "WorkerMetrics",
+    "group_ids",
+    "group_quantiles",
     "reason_class",
+    "render",
 ]
-
-STATUS_NAMES = tuple(STATUS_CODES)  # status code -> name
-THROTTLE_MASK = (
-    SW_POWER_CAP | HW_SLOWDOWN | SW_THERMAL_SLOWDOWN | HW_THERMAL_SLOWDOWN | HW_POWER_BRAKE_SLOWDOWN
-)
-FLEET_QUANTILES = (0.5, 0.99)
-FLEET_LATENCY_FIELDS = ("latency_ms", "ttft_ms")
-GPU_FIELDS = ("temp_c", "sm_util_pct", "mem_used_mib", "power_w", "sm_clock_mhz")
-_CHILD_CACHE_MAX = 50_000
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -51,6 +36,25 @@ _WHOLE_MESSAGE = (
     ("over the limit", "too_large"),
     ("not bytes", "not_bytes"),
 )
+
+
+class _NoCreated(Collector):
+    """A registry's metrics without the ``_created`` samples prometheus-client adds to
+    counters and histograms: in the text format they are separate gauges with no unit,
+    which ``promtool check metrics`` flags, and no dashboard or rule reads them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The /metrics body of a registry, without ``_created`` series."""
+    return generate_latest(_NoCreated(registry))
 
 
 def reason_class(reason: str, location: str) -> str:
@@ -194,149 +198,7 @@ class WorkerMetrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-
-class FleetMetrics:
-    """What the worker has learned about the fleet, for the fleet dashboard.
-
-    Registered next to ``WorkerMetrics`` (same registry). Labels are series
-    labels from the wire models, so cardinality is the number of live series.
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.latency_ms = Gauge(
-            "llmwatch_fleet_latency_ms",
-            "Observed request latency quantile over the last batch window",
-            ["model", "model_version", "gateway", "metric", "quantile"],
-            registry=r,
-        )
-        self.baseline_ms = Gauge(
-            "llmwatch_fleet_baseline_ms",
-            "The latency detector's learned baseline: expected value and alert bounds",
-            ["model", "model_version", "gateway", "metric", "bound"],
-            registry=r,
-        )
-        self.requests = Counter(
-            "llmwatch_fleet_requests",
-            "Inference events seen, by series and status",
-            ["model", "model_version", "gateway", "status"],
-            registry=r,
-        )
-        self.gpu_value = Gauge(
-            "llmwatch_fleet_gpu",
-            "Last GPU sample per device: temp_c, sm_util_pct, mem_used_mib, power_w, sm_clock_mhz",
-            ["host", "gpu_uuid", "metric"],
-            registry=r,
-        )
-        self.gpu_xid = Counter(
-            "llmwatch_fleet_gpu_xid_errors",
-            "XID errors reported by GPU agents",
-            ["host", "gpu_uuid"],
-            registry=r,
-        )
-        self.gpu_throttled = Gauge(
-            "llmwatch_fleet_gpu_throttled",
-            "1 while the GPU reports a throttling clocks-event reason",
-            ["host", "gpu_uuid"],
-            registry=r,
-        )
-        # Label lookups cost microseconds each; batches repeat the same few series.
-        self._children: dict[tuple[int, tuple[Hashable, ...]], Any] = {}
-
-    def _child(self, metric: Any, labels: tuple[Hashable, ...]) -> Any:
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            if len(self._children) >= _CHILD_CACHE_MAX:
-                self._children.clear()
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def observe(self, batch: Columns) -> None:
-        """Aggregate one decoded batch into the fleet metrics (per series, not per event)."""
-        if not len(batch):
-            return
-        if isinstance(batch, InferenceColumns):
-            self._inference(batch)
-        elif isinstance(batch, GpuColumns):
-            self._gpu(batch)
-
-    def _inference(self, b: InferenceColumns) -> None:
-        # The batch's cached codes: the detectors key by these same labels, so the rows
-        # are hashed once for both.
-        found = label_codes(b, ("model", "model_version", "gateway"))
-        if found is None:
-            ids, series = group_ids(b.model, b.model_version, b.gateway)
-        else:
-            ids = found[0].astype(np.int64, copy=False)
-            series = [tuple(str(v) for v in key) for key in found[1]]
-        n_status = len(STATUS_NAMES)
-        pairs, counts = np.unique(ids * n_status + b.status, return_counts=True)
-        for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
-            sid, code = divmod(pair, n_status)
-            status = STATUS_NAMES[code] if 0 <= code < n_status else "unknown"
-            self._child(self.requests, (*series[sid], status)).inc(count)
-        for name in FLEET_LATENCY_FIELDS:
-            values: npt.NDArray[np.float64] = getattr(b, name)
-            finite = np.isfinite(values)
-            quantiles = group_quantiles(ids[finite], values[finite], len(series))
-            for sid in np.flatnonzero(~np.isnan(quantiles[:, 0])).tolist():
-                for q, v in zip(FLEET_QUANTILES, quantiles[sid].tolist(), strict=True):
-                    self._child(self.latency_ms, (*series[sid], name, f"{q:g}")).set(v)
-
-    def _gpu(self, b: GpuColumns) -> None:
-        ids, devices = group_ids(b.host, b.gpu_uuid)
-        # The last row of each device in the batch is its current state.
-        last = np.zeros(len(devices), dtype=np.int64)
-        last[ids] = np.arange(len(ids))
-        for dev, row in zip(devices, last.tolist(), strict=True):
-            for name in GPU_FIELDS:
-                value = float(getattr(b, name)[row])
-                if np.isfinite(value):
-                    self._child(self.gpu_value, (*dev, name)).set(value)
-            throttled = int(b.clocks_event_reasons[row]) & THROTTLE_MASK
-            self._child(self.gpu_throttled, dev).set(1 if throttled else 0)
-        xids = np.bincount(ids[b.xid >= 0], minlength=len(devices))
-        for dev, count in zip(devices, xids.tolist(), strict=True):
-            if count:
-                self._child(self.gpu_xid, dev).inc(count)
-
-
-def group_quantiles(
-    ids: npt.NDArray[np.int64], values: npt.NDArray[np.float64], groups: int
-) -> npt.NDArray[np.float64]:
-    """``FLEET_QUANTILES`` of ``values`` per group id (rows: groups; NaN for empty groups).
-
-    One sort for every group at once; linear interpolation as ``np.quantile`` does.
-    """
-    out = np.full((groups, len(FLEET_QUANTILES)), np.nan)
-    if not len(values):
-        return out
-    ordered = values[np.lexsort((values, ids))]
-    counts = np.bincount(ids, minlength=groups)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    have = counts > 0
-    c, s = counts[have], starts[have]
-    for j, q in enumerate(FLEET_QUANTILES):
-        pos = q * (c - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, c - 1)
-        a, b = ordered[s + lo], ordered[s + hi]
-        out[have, j] = a + (pos - lo) * (b - a)
-    return out
-
-
-def group_ids(
-    *columns: npt.NDArray[Any],
-) -> tuple[npt.NDArray[np.int64], list[tuple[str, ...]]]:
-    """Dense group id per row over the label columns, and each group's labels (None -> "")."""
-    keys = list(zip(*(c.tolist() for c in columns), strict=True))
-    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    ids = np.fromiter(map(index.__getitem__, keys), np.int64, len(keys))
-    groups = [tuple("" if v is None else str(v) for v in k) for k in index]
-    return ids, groups
+        return render(self.registry)
 
 
 class NotifierMetrics:
@@ -408,4 +270,4 @@ class NotifierMetrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return render(self.registry)

@@ -106,44 +106,53 @@ def _dashboard(
 
 def fleet() -> dict[str, Any]:
     def lat(metric: str, q: str) -> str:
-        return f'llmwatch_fleet_latency_ms{{{SERIES}, metric="{metric}", quantile="{q}"}}'
+        return (
+            f'llmwatch_fleet_latency_seconds{{{SERIES}, metric="{metric}", quantile_level="{q}"}}'
+        )
 
     def base(metric: str, bound: str) -> str:
-        return f'llmwatch_fleet_baseline_ms{{{SERIES}, metric="{metric}", bound="{bound}"}}'
+        # The latency detector's baseline of its own quantile (p99 unless configured).
+        return f'llmwatch_fleet_baseline_seconds{{{SERIES}, metric="{metric}", bound="{bound}"}}'
 
     err = f'rate(llmwatch_fleet_requests_total{{{SERIES}, status!="ok"}}[5m])'
     by = "sum by (model, model_version, gateway)"
     req = f"rate(llmwatch_fleet_requests_total{{{SERIES}}}[5m])"
-    gpu = 'llmwatch_fleet_gpu{host=~"$host", metric="%s"}'
+    gpu = 'llmwatch_fleet_gpu_%s{host=~"$host"}'
     series = "{{model}} {{model_version}} @ {{gateway}}"
+    dev = "{{host}} {{gpu_uuid}}"
+    q = "p{{quantile_level}}"
     rows = [
         (
             "Latency against learned baselines",
             [
                 _panel(
-                    "p95 latency vs baseline",
+                    "p99 latency vs baseline",
                     [
-                        (lat("latency_ms", "0.95"), f"p95 {series}"),
-                        (base("latency_ms", "expected"), f"expected {series}"),
-                        (base("latency_ms", "upper"), f"upper bound {series}"),
+                        (lat("latency", "0.99"), f"p99 {series}"),
+                        (base("latency", "expected"), f"baseline {q} {series}"),
+                        (base("latency", "upper"), f"alert bound {q} {series}"),
                     ],
-                    unit="ms",
+                    unit="s",
+                    desc="The latency detector compares its window's p99 with this baseline.",
                 ),
                 _panel(
-                    "p50 / p99 latency",
+                    "p50 / p95 / p99 latency",
                     [
-                        (lat("latency_ms", "0.5"), f"p50 {series}"),
-                        (lat("latency_ms", "0.99"), f"p99 {series}"),
+                        (lat("latency", "0.5"), f"p50 {series}"),
+                        (lat("latency", "0.95"), f"p95 {series}"),
+                        (lat("latency", "0.99"), f"p99 {series}"),
                     ],
-                    unit="ms",
+                    unit="s",
                 ),
                 _panel(
-                    "Time to first token p95 vs baseline",
+                    "Time to first token p99 vs baseline",
                     [
-                        (lat("ttft_ms", "0.95"), f"ttft p95 {series}"),
-                        (base("ttft_ms", "upper"), f"upper bound {series}"),
+                        (lat("ttft", "0.99"), f"ttft p99 {series}"),
+                        (lat("ttft", "0.95"), f"ttft p95 {series}"),
+                        (base("ttft", "expected"), f"baseline {q} {series}"),
+                        (base("ttft", "upper"), f"alert bound {q} {series}"),
                     ],
-                    unit="ms",
+                    unit="s",
                 ),
             ],
         ),
@@ -180,15 +189,9 @@ def fleet() -> dict[str, Any]:
         (
             "GPU health",
             [
-                _panel("Temperature", [(gpu % "temp_c", "{{host}} {{gpu_uuid}}")], unit="celsius"),
-                _panel(
-                    "SM utilisation",
-                    [(gpu % "sm_util_pct", "{{host}} {{gpu_uuid}}")],
-                    unit="percent",
-                ),
-                _panel(
-                    "Memory used", [(gpu % "mem_used_mib", "{{host}} {{gpu_uuid}}")], unit="mbytes"
-                ),
+                _panel("Temperature", [(gpu % "temperature_celsius", dev)], unit="celsius"),
+                _panel("SM utilisation", [(gpu % "utilization_ratio", dev)], unit="percentunit"),
+                _panel("Memory used", [(gpu % "memory_used_bytes", dev)], unit="bytes"),
                 _panel(
                     "XID errors (1h)",
                     [
@@ -204,7 +207,7 @@ def fleet() -> dict[str, Any]:
                     "Throttled GPUs",
                     [('sum by (host) (llmwatch_fleet_gpu_throttled{host=~"$host"})', "{{host}}")],
                 ),
-                _panel("Power draw", [(gpu % "power_w", "{{host}} {{gpu_uuid}}")], unit="watt"),
+                _panel("Power draw", [(gpu % "power_watts", dev)], unit="watt"),
             ],
         ),
         (
@@ -235,7 +238,7 @@ def fleet() -> dict[str, Any]:
             'label_values(llmwatch_fleet_requests_total{model=~"$model"}, model_version)',
         ),
         _var("gateway", "Gateway", "label_values(llmwatch_fleet_requests_total, gateway)"),
-        _var("host", "GPU host", "label_values(llmwatch_fleet_gpu, host)"),
+        _var("host", "GPU host", "label_values(llmwatch_fleet_gpu_temperature_celsius, host)"),
     ]
     return _dashboard("llmwatch-fleet", "llmwatch / Fleet", rows, variables)
 

@@ -226,6 +226,7 @@ class BatchProcessor:
     def refresh_gauges(self) -> None:
         m = self.metrics
         m.engines.set(len(self.pool.engines))
+        m.fleet.baselines(self.pool.engines.values())
         for name, n in self.pool.series_by_detector().items():
             m.active_series.labels(name).set(n)
         by_severity: dict[str, int] = {}

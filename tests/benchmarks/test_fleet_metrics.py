@@ -87,12 +87,13 @@ def test_inference_batch_feeds_requests_and_latency_quantiles() -> None:
     assert req("gw-b", "ok") == 1
 
     def lat(gateway: str, q: str) -> float:
-        labels = dict(base, gateway=gateway, metric="latency_ms", quantile=q)
-        return got[("llmwatch_fleet_latency_ms", tuple(sorted(labels.items())))]
+        labels = dict(base, gateway=gateway, metric="latency", quantile_level=q)
+        return got[("llmwatch_fleet_latency_seconds", tuple(sorted(labels.items())))]
 
-    assert lat("gw-a", "0.5") == 149.5  # median of 100..198 and 5000 (100 values)
-    assert lat("gw-a", "0.99") > 198.0
-    assert lat("gw-b", "0.5") == 7.0
+    assert lat("gw-a", "0.5") == 0.1495  # median of 100..198 and 5000 ms (100 values)
+    assert 0.1935 < lat("gw-a", "0.95") < 0.1945  # 0.95 * 99 = rank 94.05: 194.05 ms
+    assert lat("gw-a", "0.99") > 0.198
+    assert lat("gw-b", "0.5") == 0.007
 
 
 def test_gpu_batch_keeps_last_sample_counts_xids_and_flags_throttling() -> None:
@@ -104,6 +105,9 @@ def test_gpu_batch_keeps_last_sample_counts_xids_and_flags_throttling() -> None:
     metrics.fleet.observe(cols)
     got = _samples(metrics)
     dev = (("gpu_uuid", "GPU-1"), ("host", "node-1"))
-    assert got[("llmwatch_fleet_gpu", tuple(sorted((*dev, ("metric", "temp_c")))))] == 72.0
+    assert got[("llmwatch_fleet_gpu_temperature_celsius", dev)] == 72.0
+    assert got[("llmwatch_fleet_gpu_utilization_ratio", dev)] == 0.5
+    assert got[("llmwatch_fleet_gpu_memory_used_bytes", dev)] == 1000.0 * 2**20
+    assert got[("llmwatch_fleet_gpu_sm_clock_hertz", dev)] == 1980e6
     assert got[("llmwatch_fleet_gpu_xid_errors_total", dev)] == 2
     assert got[("llmwatch_fleet_gpu_throttled", dev)] == 1

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCS = ROOT / "docs"
 RULES = DEPLOY / "prometheus" / "rules" / "llmwatch.yml"
+ALIAS_RULES = DEPLOY / "prometheus" / "rules" / "llmwatch-aliases.yml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 
 # Series Prometheus makes itself, not llmwatch.
@@ -37,7 +38,9 @@ def tool(name: str) -> str:
 
 
 def populated_registry() -> CollectorRegistry:
-    """One registry holding every llmwatch metric, each with at least one sample."""
+    """One registry holding every llmwatch metric, each with at least one sample: for the
+    static checks (names, promtool). Whether real traffic fills every panel is
+    test_deploy_panels_have_data.py's job."""
     from stream.metrics import NotifierMetrics, WorkerMetrics
 
     w = WorkerMetrics()
@@ -58,10 +61,11 @@ def populated_registry() -> CollectorRegistry:
     w.engines.set(4)
     w.watermark.set(1.7e9)
     series = ("llama-3-70b", "v2", "gw-eu")
-    f.latency_ms.labels(*series, "latency_ms", "0.95").set(820.0)
-    f.baseline_ms.labels(*series, "latency_ms", "upper").set(900.0)
+    f.latency.labels(*series, "latency", "0.95").set(0.82)
+    f.baseline.labels(*series, "latency", "upper", "0.99").set(0.9)
     f.requests.labels(*series, "ok").inc(100)
-    f.gpu_value.labels("node-1", "GPU-1", "temp_c").set(71.0)
+    for gauge in f.gpu.values():
+        gauge.labels("node-1", "GPU-1").set(1.0)
     f.gpu_xid.labels("node-1", "GPU-1").inc()
     f.gpu_throttled.labels("node-1", "GPU-1").set(0)
     n.alerts_in.inc()

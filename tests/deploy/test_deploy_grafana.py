@@ -80,9 +80,9 @@ def test_dashboards_query_only_exported_metrics() -> None:
         "llmwatch_batch_seconds_bucket",
         "llmwatch_alerts_total",
         "llmwatch_notify_retries_total",
-        "llmwatch_fleet_latency_ms",
-        "llmwatch_fleet_baseline_ms",
-        "llmwatch_fleet_gpu",
+        "llmwatch_fleet_latency_seconds",
+        "llmwatch_fleet_baseline_seconds",
+        "llmwatch_fleet_gpu_temperature_celsius",
     ):
         assert needed in seen
 
