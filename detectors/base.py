@@ -130,6 +130,16 @@ class Detector(abc.ABC, Generic[C]):
         """Let event time pass without data (absence detectors override this)."""
         return []
 
+    def next_deadline(self, now: float) -> float:
+        """The earliest event time at which ``tick`` may report something it did not
+        report at ``now`` (a silence begins, a bin closes); +inf when nothing can change
+        without data. The engine ticks at these times, not every second, so a detector
+        that overrides ``tick`` overrides this too; one that does not is ticked every
+        second of event time, as before."""
+        if type(self).tick is Detector.tick:
+            return float("inf")
+        return float(now) + 1.0
+
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so that ``clone`` and snapshots can rebuild the detector."""
         return self.config.model_dump()

@@ -194,6 +194,56 @@ class TrafficDetector(Detector[InferenceColumns]):
             self._close_bins(sid, upto)
         return self._findings(now, set(active.tolist()))
 
+    def next_deadline(self, now: float) -> float:
+        """The next bin to close or silence to begin: the only times ``tick`` can report
+        something new (a silent series stays silent until data, a drop holds to the next
+        bin)."""
+        cfg = self.cfg
+        due = float("inf")
+        ids = self.series.registry.active_ids()
+        cur = self.cur_bin[ids] if ids.size else ids
+        cur = cur[cur >= 0]
+        if cur.size:
+            nxt = int(cur.min()) + 1
+            t = nxt * cfg.bin_s
+            while np.floor(t / cfg.bin_s) < nxt:  # the boundary as tick computes it
+                t = float(np.nextafter(t, np.inf))
+            due = t
+        levels = [("gateway", self.gateways)] if cfg.gateway_level else []
+        for name, hb in [*levels, ("series", self.series)]:
+            due = min(due, self._silence_due(name, hb))
+        return due
+
+    def _silence_due(self, name: str, hb: _Heartbeat) -> float:
+        """When the first series not yet reported silent becomes silent (possibly in
+        the past: data moved event time on without a tick, and the engine ticks now)."""
+        cfg = self.cfg
+        ids = hb.registry.active_ids()
+        quiet = [s for s in ids.tolist() if (name, s) not in self.firing.firing]
+        if name == "series" and cfg.gateway_level:
+            gone = {k[1] for k in self.firing.firing if isinstance(k, tuple) and k[0] == "gateway"}
+            gws = {self.gateways.registry.labels(g)["gateway"] for g in gone}
+            quiet = [s for s in quiet if hb.registry.labels(s)["gateway"] not in gws]
+        ids = np.asarray(quiet, dtype=np.int64)
+        if ids.size == 0:
+            return float("inf")
+        last, mean, w = hb.last_t[ids], hb.gap_mean[ids], hb.gap_w[ids]
+        warm = (w >= cfg.min_events) & (mean > 0.0) & np.isfinite(last)
+        if not warm.any():
+            return float("inf")
+        last, mean = last[warm], mean[warm]
+        t = last + np.maximum(cfg.silence_factor * mean, cfg.min_silence_s)
+        # Nudge by ulps until the test _findings applies holds at t, so the engine's tick
+        # at this time is the one that sees the silence.
+        for _ in range(8):
+            ok = (np.maximum(t - last, 0.0) / mean >= cfg.silence_factor) & (
+                t - last >= cfg.min_silence_s
+            )
+            if ok.all():
+                break
+            t = np.where(ok, t, np.nextafter(t, np.inf))
+        return float(t.min())
+
     def _findings(self, now: float, touched: set[int]) -> list[Finding]:
         cfg = self.cfg
         out: list[Finding] = []

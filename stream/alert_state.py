@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from detectors.base import Finding
 from schemas.models import Alert, AlertStatus, Bounds, Links, Severity
 from stream.lifecycle_config import AlertRule
 
@@ -59,16 +60,62 @@ class AlertState:
     explanation: str = ""
     alert_id: str = ""
     flapping: bool = False
+    samples: int = 1  # data findings not clear since the alert opened (the opener counts)
+    last_sample: float = -math.inf  # event time of the last data finding
+    cleared_at: float = math.nan  # when the condition last became clear
+    interval: float = math.nan  # the series' sampling interval, as far as learned
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("observed", "expected", "lower", "upper"):
+        for k in ("observed", "expected", "lower", "upper", "last_sample", "cleared_at"):
             d[k] = _finite(d[k])  # JSON has no NaN/inf
+        d["interval"] = _finite(self.interval)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AlertState:
-        return cls(**dict(d))
+        d = dict(d)
+        # Snapshots write unknown times as null (and older ones lack them).
+        for k, empty in (("last_sample", -math.inf), ("cleared_at", math.nan)):
+            d[k] = empty if d.get(k) is None else float(d[k])
+        d["interval"] = math.nan if d.get("interval") is None else float(d["interval"])
+        return cls(**d)
+
+    def sample(self, now: float) -> bool:
+        """A data finding at ``now``: learn the sampling interval from the gap since the
+        last one (the shortest gap: a longer one is points that were not findings, not a
+        slower rate). True when it is a new sampling instant."""
+        gap = now - self.last_sample
+        self.last_sample = max(self.last_sample, now)
+        if not gap > 0.0:
+            return False
+        if gap < math.inf and (math.isnan(self.interval) or gap < self.interval):
+            self.interval = gap
+        return True
+
+    def span(self, seconds: float, samples: int) -> float:
+        """The longer of ``seconds`` and ``samples`` sampling intervals (just the seconds
+        while the interval is unknown)."""
+        if samples and not math.isnan(self.interval):
+            return max(seconds, samples * self.interval)
+        return seconds
+
+    def update_from(self, f: Finding, score: float) -> None:
+        """Take a finding's view of the series; once firing, nothing of it changes: the
+        alert's severity, score, observed, bounds and explanation are those of the
+        finding it fired on (one computation per episode), so its resolve renders and
+        routes as its firing did."""
+        if self.state == "firing":
+            return
+        self.score = score
+        self.severity = f.severity
+        self.observed, self.expected, self.lower, self.upper = (
+            f.observed,
+            f.expected,
+            f.lower,
+            f.upper,
+        )
+        self.explanation = f.explanation
 
     def to_alert(
         self, status: AlertStatus, now: float, rule: AlertRule, annotations: Mapping[str, str]

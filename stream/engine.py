@@ -62,10 +62,13 @@ class Engine:
         scores = np.zeros(n, dtype=np.float64)
         per: dict[str, npt.NDArray[np.float64]] = {}
         findings: list[Finding] = []
+        alerts: list[Alert] = []
         if n:
             ts = np.asarray(batch.ts, dtype=np.float64)  # type: ignore[attr-defined]
             finite = ts[np.isfinite(ts)]
             if finite.size:
+                # Timers that fell due before this batch's first event run at their time.
+                alerts = self._run_due(float(finite.min()))
                 self.watermark = max(self.watermark, float(finite.max()))
         for det in self.detectors_for(batch):
             out = det.update(batch)
@@ -76,16 +79,49 @@ class Engine:
             np.maximum(scores, s, out=scores)
             findings.extend(out.findings)
         now = self._now(findings)
-        alerts = self.lifecycle.observe(findings, now) if now is not None else []
+        if now is not None:
+            alerts.extend(self.lifecycle.observe(findings, now))
         return EngineStep(scores, findings, alerts, per)
 
     def advance(self, now: float) -> list[Alert]:
-        """Let event time reach ``now`` with no data: absence checks and lifecycle timers."""
-        self.watermark = max(self.watermark, float(now))
+        """Let event time reach ``now`` with no data: absence checks and lifecycle timers.
+
+        Every deadline before ``now`` (a detector's ``next_deadline``, the lifecycle's
+        next timer) is visited at its own time, then everything ticks at ``now``; so one
+        call across an hour gives the alerts, with the timestamps, that a tick every
+        second would."""
+        alerts = self._run_due(float(now))
+        alerts.extend(self._tick(max(self.watermark, float(now))))
+        return alerts
+
+    def next_deadline(self) -> float:
+        """The earliest event time at which something happens without data."""
+        due = self.lifecycle.next_deadline()
+        for det in self.detectors:
+            due = min(due, det.next_deadline(self.watermark))
+        return due
+
+    def _run_due(self, until: float) -> list[Alert]:
+        """Tick at every deadline before ``until``, in order (one at most per instant:
+        a deadline already past, since data moved event time on, runs at the watermark)."""
+        alerts: list[Alert] = []
+        last = float("-inf")
+        while True:
+            due = self.next_deadline()
+            if due >= until:
+                return alerts
+            t = max(due, self.watermark)
+            if t <= last:  # the tick did not clear it; it runs again with the next event
+                return alerts
+            last = t
+            alerts.extend(self._tick(t))
+
+    def _tick(self, now: float) -> list[Alert]:
+        self.watermark = max(self.watermark, now)
         findings: list[Finding] = []
         for det in self.detectors:
             findings.extend(det.tick(self.watermark))
-        return self.lifecycle.observe(findings, self.watermark)
+        return self.lifecycle.observe(findings, self.watermark, sampled=False)
 
     def notifications(self, now: float | None = None) -> list[Notification]:
         t = self.watermark if now is None else now

@@ -10,7 +10,14 @@ State machine per fingerprint (labels = alertname + detector + series + scope):
   (``flap_threshold`` starts within ``flap_window_s``), in which case it is held
   firing until the old starts age out of the window;
 * a pending/firing alert whose series stops reporting while not cleared resolves
-  after ``resolve_timeout_s`` (annotation ``resolved_reason=timeout``).
+  after ``resolve_timeout_s`` (annotation ``resolved_reason=timeout``);
+* every duration also counts samples (``for_samples`` ...): see ``lifecycle_config``;
+* a firing alert's severity, score, observed, bounds and explanation are fixed when it
+  fires, so its resolve renders and routes as its firing did.
+
+Time is event-driven: each alert has one due time (``AlertState`` plus its rule give
+it), ``next_deadline`` is the earliest, and ``observe``/``advance`` act only on what is
+due, so calling them once per deadline gives what calling them every second would.
 
 Only transitions are events. Inhibition, silences and acknowledgements never change
 the state machine; they are annotations on events and filters on notifications:
@@ -27,6 +34,7 @@ Call ``notifications(now)`` after ``observe``/``advance`` to get what is due to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +52,7 @@ from stream.silences import Ack, Silence, SilenceStore
 
 SNAPSHOT_FORMAT = 1
 _ID_CACHE_SIZE = 100_000
+_HOUSEKEEPING_S = 60.0  # prune flap history at least this often (event time)
 
 
 class Lifecycle:
@@ -60,22 +69,32 @@ class Lifecycle:
         self._grouper = Grouper(self.config.grouping)
         self._rules: dict[str, AlertRule] = {}
         self._ids: dict[tuple[Any, ...], tuple[dict[str, str], str]] = {}
+        # fingerprint -> learned sampling interval, kept between episodes (bounded).
+        self._intervals: dict[str, float] = {}
+        self._soonest = float("inf")  # min due time over the states
+        self._kept = float("-inf")  # last housekeeping
 
     # -- public API ---------------------------------------------------------------
     @property
     def now(self) -> float:
         return self._now
 
-    def observe(self, findings: Sequence[Finding], now: float) -> list[Alert]:
-        """Take a batch of findings at event time ``now``; return the transition events."""
+    def observe(self, findings: Sequence[Finding], now: float, sampled: bool = True) -> list[Alert]:
+        """Take a batch of findings at event time ``now``; return the transition events.
+        ``sampled=False``: the findings come from ticks (absence checks), not from data,
+        so they are no samples for the sample-counted rules."""
         now = self._clock(now)
         for f in findings:
-            self._take(f, now)
+            self._take(f, now, sampled)
         return self._sweep(now)
 
     def advance(self, now: float) -> list[Alert]:
         """Let event time pass without findings (for, keep_firing_for, timeouts, flaps)."""
         return self._sweep(self._clock(now))
+
+    def next_deadline(self) -> float:
+        """The earliest event time at which an alert changes state without a finding."""
+        return self._soonest
 
     def notifications(self, now: float) -> list[Notification]:
         """Notification batches due at ``now`` (group_wait / group_interval / repeat)."""
@@ -145,7 +164,7 @@ class Lifecycle:
             rule = self._rules[detector] = self.config.rule_for(detector)
         return rule
 
-    def _take(self, f: Finding, now: float) -> None:
+    def _take(self, f: Finding, now: float, sampled: bool = True) -> None:
         rule = self._rule(f.detector)
         score = f.score if f.score == f.score else 0.0  # NaN reads as "no evidence"
         cond: Condition
@@ -161,18 +180,23 @@ class Lifecycle:
             if cond != "hot":
                 return
             st = AlertState(fp, labels, f.detector, f.kind, "pending", now, now, now, cond, score)
+            st.interval = self._intervals.get(fp, math.nan)
+            if sampled:
+                st.sample(now)
             self._states[fp] = st
         elif cond == "clear" and st.state == "pending":
             del self._states[fp]  # never fired: nothing to tell anyone
             return
+        elif sampled and st.sample(now) and cond != "clear":
+            st.samples += 1
         st.last_seen = now
+        if cond == "clear" and st.condition != "clear":
+            st.cleared_at = now  # keep_firing_for counts from here
         st.condition = cond
         if cond != "clear":
             st.last_active = now
-            st.score = score
-            st.severity = f.severity
-            st.observed, st.expected, st.lower, st.upper = f.observed, f.expected, f.lower, f.upper
-            st.explanation = f.explanation
+            st.update_from(f, score)
+        self._soonest = min(self._soonest, self._due(st))
 
     def _identity(self, f: Finding) -> tuple[dict[str, str], str]:
         # Detectors report the same few thousand series over and over: hashing each
@@ -186,29 +210,64 @@ class Lifecycle:
             hit = self._ids[key] = (labels, fingerprint(labels))
         return hit
 
+    def _stale_at(self, st: AlertState) -> float:
+        """When a condition that has not cleared times out for want of findings."""
+        cfg = self.config
+        return st.last_seen + st.span(cfg.resolve_timeout_s, cfg.resolve_timeout_samples)
+
+    def _due(self, st: AlertState) -> float:
+        """The next event time at which ``st`` changes state without a finding."""
+        rule = self._rule(st.detector)
+        if st.condition != "clear":
+            stale = self._stale_at(st)
+            if st.state == "firing" or st.samples < rule.for_samples:
+                return stale  # a pending alert short of samples waits for data
+            return min(stale, st.active_since + rule.for_s)
+        if st.state == "pending":
+            return math.inf
+        cleared = st.cleared_at + st.span(rule.keep_firing_for_s, rule.keep_firing_for_samples)
+        if not st.flapping:
+            return cleared
+        return max(cleared, self._flap_ends(st))
+
+    def _flap_ends(self, st: AlertState) -> float:
+        """When fewer than ``flap_threshold`` of the alert's starts lie in the window."""
+        cfg = self.config
+        starts = sorted(self._starts.get(st.fingerprint, ()))
+        if len(starts) < cfg.flap_threshold:
+            return -math.inf
+        window = st.span(cfg.flap_window_s, cfg.flap_window_samples)
+        return starts[len(starts) - cfg.flap_threshold] + window
+
     def _sweep(self, now: float) -> list[Alert]:
+        if now < self._soonest:
+            if now - self._kept >= _HOUSEKEEPING_S:
+                self._housekeeping(now)
+            return []
         cfg = self.config
         fired: list[AlertState] = []
         resolved: list[tuple[AlertState, str]] = []
         for fp in sorted(self._states):
             st = self._states[fp]
-            rule = self._rule(st.detector)
-            stale = st.condition != "clear" and now - st.last_seen >= cfg.resolve_timeout_s
+            if self._due(st) > now:
+                continue
+            stale = st.condition != "clear" and now >= self._stale_at(st)
             if st.state == "pending":
                 if stale:
                     del self._states[fp]
-                elif now - st.active_since >= rule.for_s:
+                else:
                     self._fire(st, now)
                     fired.append(st)
             elif stale:
                 resolved.append((st, "timeout"))
-            elif st.condition == "clear" and now - st.last_active >= rule.keep_firing_for_s:
-                if len(self._recent_starts(fp, now)) >= cfg.flap_threshold:
-                    st.flapping = True  # held firing until the old starts age out
-                else:
-                    resolved.append((st, "recovered"))
+            elif len(self._recent_starts(st, now)) >= cfg.flap_threshold:
+                st.flapping = True  # held firing until the old starts age out
+            else:
+                resolved.append((st, "recovered"))
         for st, _ in resolved:
             del self._states[st.fingerprint]
+            self._remember_interval(st)
+        self._soonest = min((self._due(st) for st in self._states.values()), default=math.inf)
         # Resolving alerts are asked about (their event records what muted them) but
         # can no longer mute anything themselves.
         firing = {fp: st.labels for fp, st in self._states.items() if st.state == "firing"}
@@ -228,9 +287,16 @@ class Lifecycle:
         self._housekeeping(now)
         return events
 
+    def _remember_interval(self, st: AlertState) -> None:
+        if math.isnan(st.interval):
+            return
+        if len(self._intervals) >= _ID_CACHE_SIZE:
+            self._intervals.clear()
+        self._intervals[st.fingerprint] = st.interval
+
     def _fire(self, st: AlertState, now: float) -> None:
         st.state = "firing"
-        starts = self._recent_starts(st.fingerprint, now)
+        starts = self._recent_starts(st, now)
         starts.append(now)
         self._starts[st.fingerprint] = starts
         alert_id = f"{st.fingerprint}-{round(st.active_since * 1000)}"
@@ -241,13 +307,21 @@ class Lifecycle:
         st.alert_id = alert_id
         self._last_id[st.fingerprint] = alert_id
 
-    def _recent_starts(self, fp: str, now: float) -> list[float]:
-        horizon = now - self.config.flap_window_s
-        return [t for t in self._starts.get(fp, ()) if t > horizon]
+    def _recent_starts(self, st: AlertState, now: float) -> list[float]:
+        cfg = self.config
+        horizon = now - st.span(cfg.flap_window_s, cfg.flap_window_samples)
+        return [t for t in self._starts.get(st.fingerprint, ()) if t > horizon]
 
     def _housekeeping(self, now: float) -> None:
+        self._kept = now
+        cfg = self.config
         for fp in list(self._starts):
-            recent = self._recent_starts(fp, now)
+            st = self._states.get(fp)
+            interval = self._intervals.get(fp, math.nan) if st is None else st.interval
+            window = cfg.flap_window_s
+            if not math.isnan(interval):
+                window = max(window, cfg.flap_window_samples * interval)
+            recent = [t for t in self._starts[fp] if t > now - window]
             if recent:
                 self._starts[fp] = recent
             elif fp not in self._states:
@@ -288,6 +362,7 @@ class Lifecycle:
             "states": [self._states[fp].to_dict() for fp in sorted(self._states)],
             "starts": self._starts,
             "last_id": self._last_id,
+            "intervals": self._intervals,
             "store": self._store.to_dict(),
             "groups": self._grouper.to_dict(),
         }
@@ -305,6 +380,8 @@ class Lifecycle:
         lc._states = {d["fingerprint"]: AlertState.from_dict(d) for d in payload["states"]}
         lc._starts = {fp: [float(t) for t in ts] for fp, ts in payload["starts"].items()}
         lc._last_id = dict(payload["last_id"])
+        lc._intervals = {fp: float(v) for fp, v in payload.get("intervals", {}).items()}
+        lc._soonest = min((lc._due(st) for st in lc._states.values()), default=math.inf)
         lc._store.load(payload["store"])
         lc._grouper.load(payload["groups"])
         lc._inhibited = inhibitions(

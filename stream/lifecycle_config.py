@@ -2,6 +2,20 @@
 
 Every duration is in seconds of event time. Per-detector rules override the
 defaults field by field, so a config only names what differs.
+
+Durations on sparse series. A rule written for a 1-second stream (``for: 30s``) would
+judge a 5-minute series on one point. So each duration also has a form in *samples*,
+and the stricter form applies:
+
+* ``for_s`` / ``for_samples``: pending fires once the condition has held ``for_s``
+  seconds *and* been seen in ``for_samples`` data findings (the one that opened it
+  counts). On a dense stream the seconds bind; on a 5-minute series, the samples.
+* ``keep_firing_for_s`` / ``keep_firing_for_samples``, ``resolve_timeout_s`` /
+  ``resolve_timeout_samples``, ``flap_window_s`` / ``flap_window_samples``: the longer
+  of the seconds and that many sampling intervals. A series' sampling interval is
+  learned by the lifecycle, per alert fingerprint, from the shortest gap between its
+  data findings; until it is known only the seconds apply. Findings from ticks (absence
+  checks) are not samples: absence is judged in time.
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ from stream.matchers import Matcher
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AS_DURATION]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False), AS_DURATION]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Samples = Annotated[int, Field(ge=1, le=1_000_000)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class _Section(BaseModel):
@@ -34,10 +50,16 @@ class _Section(BaseModel):
 class AlertRule(_Section):
     """How one detector's findings become alerts."""
 
-    # Pending -> firing once the condition has held this long (Prometheus ``for``).
+    # Pending -> firing once the condition has held this long (Prometheus ``for``) and
+    # been seen in this many data findings.
     for_s: Seconds = 30.0
-    # A firing alert whose condition cleared keeps firing this long (``keep_firing_for``).
+    for_samples: Samples = 2
+    # A firing alert whose condition cleared keeps firing this long (``keep_firing_for``,
+    # counted from the finding that cleared it):
+    # the longer of the seconds and this many sampling intervals. One interval is a
+    # hysteresis in samples: a sparse series must stay normal up to its next point.
     keep_firing_for_s: Seconds = 0.0
+    keep_firing_for_samples: Count = 1
     # Hysteresis: fire at score >= fire_threshold, resolve only below resolve_threshold.
     fire_threshold: Unit = 0.5
     resolve_threshold: Unit = 0.35
@@ -59,7 +81,9 @@ class AlertRuleOverride(_Section):
     """A per-detector rule: any field left out takes the default rule's value."""
 
     for_s: Seconds | None = None
+    for_samples: Samples | None = None
     keep_firing_for_s: Seconds | None = None
+    keep_firing_for_samples: Count | None = None
     fire_threshold: Unit | None = None
     resolve_threshold: Unit | None = None
     runbook_url: str | None = None
@@ -97,10 +121,12 @@ def default_rules() -> dict[str, AlertRuleOverride]:
     # A config file's ``rules`` are laid over these field by field (see ``_over_defaults``).
     # Feedback's CUSUM is itself the persistence check (evidence accumulated over many
     # ratings, held with hysteresis), so a further wait only adds delay.
+    # Traffic's findings come from ticks (absence), which are not samples; feedback's
+    # CUSUM already needs many ratings: neither waits for a second data finding.
     return {
         "gpu_health": AlertRuleOverride(for_s=10.0),
-        "traffic": AlertRuleOverride(for_s=10.0),
-        "feedback": AlertRuleOverride(for_s=0.0),
+        "traffic": AlertRuleOverride(for_s=10.0, for_samples=1),
+        "feedback": AlertRuleOverride(for_s=0.0, for_samples=1),
     }
 
 
@@ -117,9 +143,12 @@ class LifecycleConfig(_Section):
     rules: dict[str, AlertRuleOverride] = Field(default_factory=default_rules)
     # A pending/firing alert whose series stops reporting is resolved after this long.
     resolve_timeout_s: Positive = 300.0
+    resolve_timeout_samples: Count = 3
     # Flap suppression: once a fingerprint has started firing ``flap_threshold`` times
-    # within ``flap_window_s``, it is held firing instead of resolving and refiring.
+    # within ``flap_window_s`` (or ``flap_window_samples`` intervals, the longer), it is
+    # held firing instead of resolving and refiring.
     flap_window_s: Positive = 3600.0
+    flap_window_samples: Count = 12
     flap_threshold: Annotated[int, Field(ge=2)] = 4
     grouping: GroupingConfig = Field(default_factory=GroupingConfig)
     inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)

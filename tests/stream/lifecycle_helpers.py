@@ -35,11 +35,14 @@ def finding(
 
 
 def lifecycle(**cfg: Any) -> Lifecycle:
-    # Immediate firing everywhere, the shipped per-detector waits included, so each
-    # test states the timers it is about.
+    # Immediate firing everywhere, the shipped per-detector waits included, and no
+    # sample-counted rules, so each test states the timers it is about.
+    timers = {"for_s": 0.0, "for_samples": 1, "keep_firing_for_samples": 0}
     base: dict[str, Any] = {
-        "defaults": {"for_s": 0.0},
-        "rules": {name: {"for_s": 0.0} for name in default_rules()},
+        "defaults": dict(timers),
+        "rules": {name: dict(timers) for name in default_rules()},
+        "resolve_timeout_samples": 0,
+        "flap_window_samples": 0,
     }
     for key, value in cfg.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

@@ -104,7 +104,8 @@ def metrics(values: list[float], t: float = T0, series: str = "s") -> MetricColu
 
 
 def config(**lifecycle: Any) -> LlmwatchConfig:
-    return parse_config({"lifecycle": {"defaults": {"for_s": 0.0}, **lifecycle}})
+    defaults = {"for_s": 0.0, "for_samples": 1}
+    return parse_config({"lifecycle": {"defaults": defaults, **lifecycle}})
 
 
 def test_fake_detectors_stay_out_of_discovery() -> None:

@@ -87,8 +87,9 @@ def test_keep_firing_for_is_reset_when_the_condition_returns() -> None:
     lc.observe([finding(0.0, anomalous=False)], T0 + 10)
     assert lc.observe([finding()], T0 + 60) == []  # back before it resolved: no refire
     lc.observe([finding(0.0, anomalous=False)], T0 + 70)
-    assert lc.advance(T0 + 150) == []
-    assert len(lc.advance(T0 + 181)) == 1
+    # Counted from the finding that cleared it again, not from the first clear.
+    assert lc.advance(T0 + 189) == []
+    assert len(lc.advance(T0 + 190)) == 1
 
 
 def test_per_detector_rule_overrides_defaults() -> None:
