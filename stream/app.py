@@ -25,11 +25,13 @@ import faust
 from faust.types import TP
 
 from schemas.models import Alert, DeadLetter, dump_json
+from stream import compat
 from stream.config import LlmwatchConfig
+from stream.engine import Engine
 from stream.kafka09 import (
     TopicSpec,
-    apply_aiokafka_shim,
     faust_broker_options,
+    is_legacy,
     required_topics,
 )
 from stream.metrics import WorkerMetrics
@@ -37,6 +39,7 @@ from stream.worker.consumer import BatchConsumer, BatchTransport, Fetched, Inbox
 from stream.worker.engines import EnginePool
 from stream.worker.ingest import BatchProcessor
 from stream.worker.recovery_guard import RecoveryGuard
+from stream.worker.resets import OffsetResets
 from stream.worker.state import EngineStateTable, Progress
 from stream.worker.watchdog import TrackedLock, Watchdog
 from stream.worker.web import add_views
@@ -51,7 +54,8 @@ log = logging.getLogger("llmwatch.worker")
 class WorkerApp(faust.App):
     """A Faust app whose consumer hands the source topics over in whole fetches."""
 
-    diverted: tuple[set[str], Inbox, int] | None = None  # (source topics, inbox, fetch wait ms)
+    # (source topics, inbox, fetch wait ms, Kafka 0.9 offsets on the consumer)
+    diverted: tuple[set[str], Inbox, int, bool] | None = None
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -134,7 +138,8 @@ def create_app(
 ) -> faust.App:
     cfg = config if config is not None else LlmwatchConfig()
     opt = options if options is not None else WorkerOptions()
-    apply_aiokafka_shim(settings)  # only for 0.9-era brokers; see stream.kafka09
+    # Refuse to start, naming package and version, if an upgrade removed a private hook.
+    compat.check_hooks(legacy=is_legacy(settings), rocksdb=settings.store.startswith("rocksdb"))
     app = WorkerApp(
         opt.app_id,
         broker=broker_url(settings.bootstrap_servers),
@@ -159,7 +164,14 @@ def create_app(
     table = app.Table(engine_table(opt.app_id), key_type=bytes, value_type=bytes)
     metrics = WorkerMetrics()
     pool = EnginePool(cfg, every_batches=opt.checkpoint_batches, every_s=opt.checkpoint_interval_s)
-    state = EngineStateTable(table)
+
+    def restore_failed(partition: int, reason: str) -> None:
+        metrics.state_restore_failures.labels(reason).inc()
+        pool.restore_failed.add(partition)
+
+    state = EngineStateTable(
+        table, check=lambda snap: Engine.restore(snap, cfg), on_failure=restore_failed
+    )
     processor = BatchProcessor(pool, metrics, load=state.load, idle_after_s=opt.idle_after_s)
     parts = WorkerParts(
         settings, cfg, metrics, pool, processor, state, Progress(state), sources(settings)
@@ -173,13 +185,14 @@ def create_app(
     kinds = {s.topic: s.kind for s in parts.sources}
     inbox = Inbox(max_records=4 * settings.batch_size)
     busy = TrackedLock()  # one of: a batch, a tick, a rebalance handler, shutdown
+    lost = OffsetResets(metrics)
     watchdog = Watchdog(busy)
     recovery_guard = RecoveryGuard(app)
 
     for src in parts.sources:
         # Subscribed so the group assigns them; their records never reach the conductor.
         app.topics.add(app.topic(src.topic, schema=RAW))
-    app.diverted = (set(kinds), inbox, settings.fetch_wait_ms)
+    app.diverted = (set(kinds), inbox, settings.fetch_wait_ms, is_legacy(settings))
 
     def ack(topic: str, partition: int, offset: int) -> None:
         consumer = app.consumer
@@ -202,8 +215,9 @@ def create_app(
         for p in done:
             eng = pool.engines.get(p)
             if eng is not None:
-                state.save(p, eng.snapshot(), progress.offsets(p))
-                pool.saved(p, wall)
+                snap = eng.snapshot()
+                state.save(p, snap, progress.offsets(p))
+                pool.saved(p, wall, snap)
                 metrics.checkpoints.inc()
         return done
 
@@ -218,7 +232,9 @@ def create_app(
         offsets = batch.offsets[seen:]
         if not offsets:
             return
-        progress.hold(topic, partition, offsets[-1])
+        skipped = progress.skipped(topic, partition, offsets[0])
+        if skipped:
+            lost.reset(topic, partition, offsets[0], skipped)
         outcome = processor.process(
             kind=kinds[topic],
             topic=topic,
@@ -301,5 +317,5 @@ def create_app(
         async with busy.held("shutdown"):
             await checkpoint_now(sorted(set(pool.dirty()) | set(progress.held())))
 
-    add_views(app, processor, metrics, progress, owned, busy=busy, inbox=inbox)
+    add_views(app, processor, metrics, progress, owned, busy=busy, inbox=inbox, resets=lost)
     return app

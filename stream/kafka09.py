@@ -6,8 +6,9 @@ included, must exist before the worker starts (``required_topics`` lists them;
 ``llmwatch topics`` prints the ``kafka-topics.sh`` lines or creates them where the
 broker can). aiokafka 0.12, the last release that talks to 0.9, refuses
 ``end_offsets``/``beginning_offsets`` on brokers <= 0.10.0 although its fetcher
-speaks ListOffsets v0; Faust table recovery calls both, so ``apply_aiokafka_shim``
-lifts that guard, only for such brokers.
+speaks ListOffsets v0; Faust table recovery calls both, so the worker's own consumer
+gets them bound on the instance (``stream.compat.legacy_offsets``), only for such
+brokers; the rest of the process keeps aiokafka as it is.
 """
 
 from __future__ import annotations
@@ -36,32 +37,29 @@ def is_legacy(settings: Settings) -> bool:
     return v is not None and parse_version(v) < _CREATE_TOPICS_SINCE
 
 
-async def _end_offsets(self: Any, partitions: Any) -> Any:
-    return await self._fetcher.end_offsets(partitions, self._request_timeout_ms)
-
-
-async def _beginning_offsets(self: Any, partitions: Any) -> Any:
-    return await self._fetcher.beginning_offsets(partitions, self._request_timeout_ms)
-
-
 def apply_aiokafka_shim(settings: Settings) -> bool:
-    """Let aiokafka's consumer ask a 0.9 broker for offsets; True when the shim is in place.
+    """For plain Faust apps llmwatch does not own (the benchmarks' comparison apps):
+    patch aiokafka's consumer *class* for the whole process. True when patched.
 
-    Only for legacy brokers, and only when this aiokafka's fetcher has the v0 calls to
-    delegate to (0.12 does); newer brokers and other aiokafka versions are left alone.
+    The llmwatch worker never calls this: its own consumer gets the same two calls
+    bound on the instance (``stream.compat.legacy_offsets``), so nothing else in the
+    process changes. Only for legacy brokers, and only when this aiokafka's fetcher
+    has the v0 calls to delegate to (0.12 does).
     """
     if not is_legacy(settings):
         return False
     import aiokafka  # type: ignore[import-untyped]
     from aiokafka.consumer.fetcher import Fetcher  # type: ignore[import-untyped]
 
+    from stream import compat
+
     consumer = aiokafka.AIOKafkaConsumer
-    if consumer.end_offsets is _end_offsets:  # type: ignore[comparison-overlap]
+    if consumer.end_offsets is compat._end_offsets:
         return True
     if not (hasattr(Fetcher, "end_offsets") and hasattr(Fetcher, "beginning_offsets")):
         return False
-    consumer.end_offsets = _end_offsets  # type: ignore[method-assign,assignment]
-    consumer.beginning_offsets = _beginning_offsets  # type: ignore[method-assign,assignment]
+    consumer.end_offsets = compat._end_offsets
+    consumer.beginning_offsets = compat._beginning_offsets
     return True
 
 

@@ -13,6 +13,8 @@ partition numbers of the source topics and the engine table on one worker),
 table changelog recovery, commits, the web server. Records of other topics
 (the changelog during recovery) take Faust's normal path.
 
+Faust's private hooks used here are listed and checked in ``stream.compat``.
+
 Acks: the ingest loop acks a partition "through" an offset once a snapshot
 covers it; ``_new_offset`` turns that into the commit offset. Faust's own
 bookkeeping wants every offset acked one by one, which would bring back the
@@ -28,6 +30,8 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+from stream import compat
 
 
 @dataclass(slots=True)
@@ -115,14 +119,16 @@ def merge(items: list[Fetched]) -> list[Fetched]:
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread; its aiokafka consumer takes the fetch wait we set."""
+    """Faust's consumer thread; its aiokafka consumer takes the fetch wait we set, and
+    the Kafka 0.9 offset calls where the broker is that old."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         client = super()._create_worker_consumer(transport)
         wait_ms = getattr(self.consumer, "fetch_wait_ms", None)
         if wait_ms is not None:
-            # Faust hard-codes 1,500 ms; aiokafka reads this when it starts its fetcher.
-            client._fetch_max_wait_ms = int(wait_ms)
+            compat.set_fetch_wait(client, wait_ms)
+        if getattr(self.consumer, "legacy_offsets", False):
+            compat.legacy_offsets(client)  # Kafka 0.9: this consumer only, not the process
         return client
 
 
@@ -134,6 +140,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.fetch_wait_ms: int | None = None
+        self.legacy_offsets = False
         super().__init__(*args, **kwargs)
         self._batch_topics: frozenset[str] = frozenset()
         self._inbox: Inbox | None = None
@@ -142,10 +149,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def divert(self, topics: set[str], inbox: Inbox, fetch_wait_ms: int | None = None) -> None:
+    def divert(
+        self,
+        topics: set[str],
+        inbox: Inbox,
+        fetch_wait_ms: int | None = None,
+        legacy_offsets: bool = False,
+    ) -> None:
         self._batch_topics = frozenset(topics)
         self._inbox = inbox
         self.fetch_wait_ms = fetch_wait_ms
+        self.legacy_offsets = legacy_offsets
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         inbox = self._inbox
@@ -165,7 +179,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             elif recs and self.flow_active and (active is None or tp in active):
                 # Not handed over while a rebalance holds the flow: Faust seeks back to
                 # the committed offsets afterwards, so these records come again.
-                self._read_offset[tp] = recs[-1].offset
+                compat.mark_read(self, tp, recs[-1].offset)
                 inbox.add(Fetched(tp, [r.value for r in recs], [r.offset for r in recs]))
         return rest, active
 

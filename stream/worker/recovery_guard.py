@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stream import compat
+
 log = logging.getLogger(__name__)
 
 
@@ -35,14 +37,14 @@ class RecoveryGuard:
         """Changelog partitions this recovery still needs but never heard from, and the
         offset recovery would seek them to."""
         rec = getattr(getattr(self.app, "tables", None), "recovery", None)
-        started = getattr(rec, "_recovery_started_at", None)
+        started = compat.recovery_started_at(rec) if rec is not None else None
         if rec is None or not getattr(rec, "in_recovery", False) or started is None:
             self._last_try.clear()
             return {}
         now = self.clock()
         if now - started < self.after_s:
             return {}
-        heard = rec._active_events_received_at
+        heard = compat.recovery_heard(rec)
         out: dict[Any, int] = {}
         for tp, left in rec.active_remaining().items():
             if left <= 0 or tp in heard:
@@ -59,7 +61,7 @@ class RecoveryGuard:
             return stuck
         consumer = self.app.consumer
         for tp in stuck:
-            consumer._read_offset.pop(tp, None)
+            compat.forget_read(consumer, tp)
             self._last_try[tp] = self.clock()
         log.warning(
             "table recovery has had no event from %s for %.0f s although records remain; "

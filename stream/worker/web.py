@@ -9,6 +9,7 @@ import orjson
 from stream.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 from stream.worker.consumer import Inbox
 from stream.worker.ingest import BatchProcessor
+from stream.worker.resets import OffsetResets
 from stream.worker.state import Progress
 from stream.worker.watchdog import TrackedLock
 
@@ -22,6 +23,7 @@ def add_views(
     *,
     busy: TrackedLock | None = None,
     inbox: Inbox | None = None,
+    resets: OffsetResets | None = None,
 ) -> None:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -38,6 +40,15 @@ def add_views(
             # Snapshots that could not be read (the engine started fresh): alert on this.
             "restore_failed": sorted(pool.restore_failed),
         }
+        if progress is not None:
+            # Saved state that could not be loaded, per partition: what was wrong with
+            # each generation passed over (the engine fell back or started fresh).
+            body["state_restore_failures"] = {
+                str(p): why for p, why in sorted(progress.state.failures.items())
+            }
+        if resets is not None:
+            # Messages never read because retention deleted them first, per "topic/partition".
+            body["offsets_skipped"] = dict(sorted(resets.skipped.items()))
         if progress is not None:
             # Last offset reflected in engine state, per assigned "topic/partition".
             mine = owned if owned is not None else {p for _, p in progress.done}

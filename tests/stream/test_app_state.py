@@ -41,15 +41,17 @@ def test_large_snapshot_round_trips_through_changelog_in_chunks() -> None:
     assert EngineStateTable(_replay(table.changelog)).load(3) == snap
 
 
-def test_new_generation_replaces_old_chunks() -> None:
+def test_two_generations_are_kept_and_the_one_before_is_deleted() -> None:
     table = RecordingTable()
     state = EngineStateTable(table, chunk_bytes=1000)
     state.save(1, os.urandom(3000))
-    second = os.urandom(2500)
-    state.save(1, second)
+    state.save(1, os.urandom(2500))
+    third = os.urandom(2500)
+    state.save(1, third)
     recovered = _replay(table.changelog)
-    assert EngineStateTable(recovered).load(1) == second
-    assert all(b"@0#" not in k for k in recovered.data)  # old generation deleted
+    assert EngineStateTable(recovered).load(1) == third
+    assert all(b"@0#" not in k for k in recovered.data)  # generation 0 deleted
+    assert any(b"@1#" in k for k in recovered.data)  # generation 1 kept as the fallback
 
 
 def test_crash_mid_save_recovers_previous_snapshot() -> None:

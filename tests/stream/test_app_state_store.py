@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stream.worker.state import _store_for
+from stream.worker.stores import store_for
 
 
 class _Table:
@@ -17,11 +17,11 @@ class _Table:
 def test_an_unknown_rocksdb_store_is_refused_with_the_setting_named() -> None:
     rocks = type("Store", (), {"__module__": "faust.stores.rocksdb"})()
     with pytest.raises(RuntimeError, match="LLMWATCH_STORE"):
-        _store_for(_Table(rocks))
+        store_for(_Table(rocks))
 
 
 def test_a_plain_mapping_store_is_used_as_a_mapping() -> None:
-    store = _store_for(_Table({}))
+    store = store_for(_Table({}))
     store.put(3, b"k", b"v")
     assert store.get(3, b"k") == b"v"
     store.delete(3, b"k")

@@ -29,36 +29,39 @@ class Acks:
         self.through[key] = offset
 
 
-def test_progress_drops_what_the_snapshot_holds_and_acks_only_after_a_save() -> None:
+def test_progress_drops_what_the_snapshot_holds_and_acks_only_after_two_saves() -> None:
     state = EngineStateTable(Table())
     state.save(0, b"snapshot", {"t": 4})
     acks = Acks()
     progress = Progress(state, acks)
     assert progress.seen([0]) == {("t", 0): 4}  # before any batch: from the manifest
     assert progress.fresh("t", 0, [3, 4, 5, 6]) == 2
-    assert acks.through == {("t", 0): 4}  # replayed and saved: acked at once
-    progress.hold("t", 0, 6)
+    assert acks.through == {("t", 0): 4}  # replayed and loaded: acked at once
     progress.advance("t", 0, 6)
     assert progress.offsets(0) == {"t": 6}
     assert acks.through == {("t", 0): 4}  # processed, not saved: not acked
-    progress.release([0])
-    assert acks.through == {("t", 0): 6}
+    assert progress.held() == [0]
+    progress.release([0])  # saved: the loaded snapshot (4) becomes the older kept one
+    assert acks.through == {("t", 0): 4}
+    progress.release([0])  # saved again: now two snapshots cover 6
+    assert acks.through == {("t", 0): 6} and progress.held() == []
     progress.forget([0])
     assert progress.offsets(0) == {} and progress.seen([0]) == {("t", 0): 4}
 
 
-def test_redelivered_events_only_an_unsaved_engine_holds_wait_for_the_save() -> None:
+def test_redelivered_events_wait_for_two_saves() -> None:
     acks = Acks()
     progress = Progress(EngineStateTable(Table()), acks)
     assert progress.fresh("t", 1, [0, 1, 2]) == 0
-    progress.hold("t", 1, 2)
     progress.advance("t", 1, 2)
     # A rebalance seeks back: 1..2 come again while the engine holding them is unsaved.
     assert progress.fresh("t", 1, [1, 2, 3]) == 2
     assert acks.through == {}
     progress.release([1])
+    assert acks.through == {}
+    progress.release([1])
     assert acks.through == {("t", 1): 2}
-    # Now saved: a second re-delivery is acked without waiting.
+    # Now saved twice: a second re-delivery is acked without waiting.
     assert progress.fresh("t", 1, [2]) == 1
     assert acks.through == {("t", 1): 2}
 
