@@ -117,6 +117,17 @@ class EnginePool:
                 out.append(p)
         return out
 
+    def settled(self, partitions: Iterable[int], wall: float) -> list[int]:
+        """Of ``partitions``, those with an engine unchanged for a whole interval since
+        its last save."""
+        return [
+            p
+            for p in partitions
+            if p in self.engines
+            and not self._dirty_batches.get(p, 0)
+            and wall - self._saved_at.get(p, wall) >= self.every_s
+        ]
+
     def dirty(self) -> list[int]:
         return [p for p, n in self._dirty_batches.items() if n]
 

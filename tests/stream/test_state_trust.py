@@ -141,3 +141,15 @@ def test_a_gap_in_offsets_is_reported_as_skipped() -> None:
     progress.advance("t", 0, 9)
     assert progress.skipped("t", 0, 10) == 0
     assert progress.skipped("t", 0, 42) == 32
+
+
+def test_a_quiet_partition_is_saved_once_more_so_its_commits_catch_up() -> None:
+    from stream.config import LlmwatchConfig
+    from stream.worker.engines import EnginePool
+
+    pool = EnginePool(LlmwatchConfig(), every_batches=50, every_s=10.0)
+    pool.get(0, lambda p: None, wall=100.0)
+    pool.get(1, lambda p: None, wall=100.0)
+    pool.touched(1)  # partition 1 is still changing: its next save is due anyway
+    assert pool.settled([0, 1, 2], wall=105.0) == []  # not a whole interval yet
+    assert pool.settled([0, 1, 2], wall=110.0) == [0]  # 2 has no engine here
