@@ -178,6 +178,8 @@ class FleetMetrics:
 
     def _latency_baselines(self, det: Any) -> int:
         level = det.levels["version"]
+        # The per-slot arrays sit on the level or on its state holder, by version.
+        weight = getattr(level, "st", level).weight
         metrics = [m for m in det.cfg.metrics if m in FLEET_LATENCY_FIELDS]
         q = f"{det.cfg.quantile:g}"
         n = 0
@@ -186,7 +188,7 @@ class FleetMetrics:
             series = tuple(labels.get(k, "") for k in SERIES)
             for column in metrics:
                 m = det.cfg.metrics.index(column)
-                if level.weight[sid * level.n_metrics + m] <= 0:
+                if weight[sid * level.n_metrics + m] <= 0:
                     continue
                 v = level.view(sid, m)
                 for bound, value in (
