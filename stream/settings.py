@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # adds up to that much to alert latency. Lower costs a few empty fetches a second.
     fetch_wait_ms: Annotated[int, Field(ge=1, le=30_000)] = 100
     log_level: LogLevel = "warn"
+    # How long a command waits at start for a configured broker to answer before it
+    # gives up with one line and exit code 2 (stream.preflight).
+    connect_timeout_s: Annotated[float, Field(ge=0, le=600), AS_DURATION] = 10.0
     # The node name an agent reports (GpuSample.host); default: this machine's hostname.
     host: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 

@@ -182,11 +182,16 @@ def run_kafka(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         embedded = not settings.bootstrap_servers
         if embedded:
-            from stream.broker import EmbeddedBroker
+            from stream.broker import EmbeddedBroker, worker_topic_partitions
 
-            address = stack.enter_context(EmbeddedBroker())
+            broker = EmbeddedBroker(topics=worker_topic_partitions(settings))
+            address = stack.enter_context(broker)
             settings = settings.model_copy(update={"bootstrap_servers": address})
             print(f"embedded broker listening on {address}", flush=True)
+        else:
+            from stream.preflight import check_brokers
+
+            check_brokers(settings)
         spec, incidents = _fleet(args)
         publisher = FleetPublisher(kafka_client_config(settings), topics_for(settings))
         pacer = Pacer(args.speed) if args.realtime else None

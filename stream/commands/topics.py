@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream.kafka09 import TopicSpec
+    from stream.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +57,16 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if not settings.bootstrap_servers:
-        raise ValueError("LLMWATCH_BOOTSTRAP_SERVERS: needed with --create")
+        raise ValueError(
+            "LLMWATCH_BOOTSTRAP_SERVERS: --create needs a broker to create topics on; the "
+            "embedded one (llmwatch broker, llmwatch worker) needs no --create: it makes every "
+            "worker topic with LLMWATCH_PARTITIONS partitions when it starts"
+        )
+    from stream.preflight import check_brokers
+
+    check_brokers(settings)
+    if _on_embedded(settings):
+        return _check_embedded(settings, specs)
     try:
         done = ensure_topics(settings, specs, replication=args.replication)
     except (CreateTopicsUnsupported, RuntimeError) as exc:
@@ -61,4 +74,43 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for name, what in done.items():
         print(f"{what:8} {name}")
+    return 0
+
+
+def _metadata(settings: Settings) -> Any:
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    from stream.settings import kafka_client_config
+
+    return AdminClient({**kafka_client_config(settings)}).list_topics(timeout=10)
+
+
+def _on_embedded(settings: Settings) -> bool:
+    from stream.broker import is_embedded
+
+    # Brokers before 0.10 are never the embedded one, and do not answer librdkafka.
+    return settings.broker_api_version is None and is_embedded(_metadata(settings).cluster_id)
+
+
+def _check_embedded(settings: Settings, specs: list[TopicSpec]) -> int:
+    """The embedded broker cannot create topics (no CreateTopics): say which exist, and why
+    the others cannot be made here."""
+    have = {n: len(t.partitions) for n, t in _metadata(settings).topics.items()}
+    bad = 0
+    for spec in specs:
+        count = have.get(spec.name)
+        if count == spec.partitions:
+            print(f"{'exists':8} {spec.name}")
+            continue
+        bad += 1
+        what = "missing" if count is None else f"has {count} partitions, not {spec.partitions}"
+        print(f"{'cannot':8} {spec.name}: {what}", file=sys.stderr)
+    if bad:
+        print(
+            "llmwatch topics: the embedded broker has no CreateTopics (it auto-creates a topic "
+            "with 4 partitions on first use); restart `llmwatch broker` with the same "
+            "LLMWATCH_PARTITIONS, LLMWATCH_TOPIC_* and --app-id: it makes these topics itself",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -68,12 +68,17 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config if args.config is not None else settings.config)
     with contextlib.ExitStack() as stack:
         if not settings.bootstrap_servers:
-            from stream.broker import EmbeddedBroker
+            from stream.broker import EmbeddedBroker, worker_topic_partitions
 
-            address = stack.enter_context(EmbeddedBroker())
+            # Every worker topic made with LLMWATCH_PARTITIONS (the mock's own default is 4).
+            broker = EmbeddedBroker(topics=worker_topic_partitions(settings))
+            address = stack.enter_context(broker)
             settings = settings.model_copy(update={"bootstrap_servers": address})
             print(f"embedded broker listening on {address}", flush=True)
         else:
+            from stream.preflight import check_brokers
+
+            check_brokers(settings)  # one line and exit code 2, not librdkafka's log
             _check_topics(settings)
         options = WorkerOptions(
             session_timeout_s=_first(args.session_timeout, settings.session_timeout_s),
