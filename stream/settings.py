@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -122,6 +123,17 @@ class Settings(BaseSettings):
             raise ValueError(f"expected host:port[,host:port...], got {', '.join(bad)}")
         return ",".join(hosts)
 
+    @field_validator("slack_webhook_url", "webhook_url")
+    @classmethod
+    def _url(cls, v: SecretStr | None) -> SecretStr | None:
+        # Empty means "receiver off" (compose passes unset variables as ""). The value
+        # is a secret: the message says what is wrong, never what was given.
+        if v is not None and v.get_secret_value():
+            problem = http_url_problem(v.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+        return v
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, v: object) -> object:
@@ -161,13 +173,29 @@ class Settings(BaseSettings):
         return not self.bootstrap_servers
 
 
+def http_url_problem(text: str) -> str | None:
+    """Why ``text`` is not an absolute http(s) URL with a host, or None when it is one."""
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        return "not a URL (bad port or brackets)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if any(c.isspace() for c in text.strip()):
+        return "a URL may not contain spaces"
+    return None
+
+
 def describe_settings_error(exc: ValidationError) -> str:
     """One line per bad field, named as its environment variable; input values left out."""
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = "__".join(str(p) for p in err["loc"])
         name = f"LLMWATCH_{loc.upper()}" if loc else "settings"
-        parts.append(f"{name}: {err['msg']}")
+        parts.append(f"{name}: {str(err['msg']).removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
