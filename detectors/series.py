@@ -1,10 +1,28 @@
-"""Generic numeric series: spikes and level shifts in any metric (scraped or replayed CSV).
+"""Generic numeric series: any scraped or replayed metric, judged against its own history.
 
-Per series, an event-time EWMA of mean and variance gives a z-score for each
-point (pre-update, so a point never hides itself), and a two-sided CUSUM on the
-clipped z catches level shifts too small for a single point to stand out. The
-baseline freezes while points are far out, so an ongoing shift keeps scoring;
-after ``max_freeze_s`` the new level is accepted as normal.
+Per series (``detectors.kernels.robust_series`` has the per-row step):
+
+* robust location and scale: a Huber-clipped exponentially weighted level and mean
+  absolute deviation, so one wild point moves neither;
+* a daily profile (``profile_slots`` slots, level and scale per slot) learned online
+  and used only while its residuals are clearly smaller than the plain level's:
+  seasonality is detected, not assumed;
+* a likelihood-style score in the spirit of HTM's anomaly likelihood: the point
+  statistic ``log1p(|z|)``, its short moving average (is the recent window unusual?)
+  and, without a profile, the drift of the level from its slow average, each against
+  a streaming extreme-value tail of the series' own history (``detectors.budget``);
+  the score is 0.5 exactly where the rarest of them meets the alert budget
+  (``false_alerts_per_series_week``, default 0.5, overridable per series label);
+* the firing decision is the detector's own: an episode starts at the first row at
+  or over 0.5 and ends after ``clear_after_samples`` rows under it, so a burst is one
+  finding; after ``rebase_after_samples`` rows a lasting change becomes the new
+  baseline (one alert per level shift) and learning resumes;
+* a gap of more than ``gap_factor`` sampling intervals (and an hour) re-anchors the
+  level instead of alerting on whatever the series restarted at.
+
+State: ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float profile and five tails
+of ``TAIL_COLUMNS`` floats per series (1,184 bytes at the default 48 slots). The first
+``warmup_samples`` rows of a series are learned but not scored.
 """
 
 from __future__ import annotations
@@ -12,39 +30,59 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
-from detectors import kernels
 from detectors._tracking import FiringState, clean_ts, fmt, groups
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding
+from detectors.budget import BudgetedConfig
+from detectors.kernels import robust_series as k
+from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.registry import SeriesRegistry
 from schemas.columns import MetricColumns
 
-# mean, var, weight, last_t, frozen_since, cusum hi, cusum lo, alarm_since
-_STATE_COLUMNS = 8
+F64 = npt.NDArray[np.float64]
 
 
-class SeriesConfig(DetectorConfig):
-    half_life_s: float = Field(6 * 3600.0, gt=0)
-    min_weight: float = Field(20.0, gt=0)  # decayed points before a series is scored
-    z_threshold: float = Field(5.0, gt=0)
-    cusum_k: float = Field(0.5, ge=0)  # slack, in standard deviations
-    cusum_h: float = Field(12.0, gt=0)  # decision interval, in standard deviations
-    gate_z: float = Field(3.0, gt=0)  # points beyond this are not learned (freeze)
-    max_freeze_s: float = Field(3 * 3600.0, gt=0)
-    relative_floor: float = Field(0.01, ge=0)  # sd never below this fraction of |mean|
+class SeriesConfig(BudgetedConfig):
+    warmup_samples: int = Field(400, ge=10)  # rows learned before a series is scored
+    window_samples: float = Field(10.0, ge=1)  # the "recent window" of the likelihood score
+    level_samples: float = Field(32.0, ge=2)  # memory of the robust level, in rows
+    rebase_after_samples: int = Field(12, ge=1)  # a change this long is the new baseline
+    clear_after_samples: int = Field(3, ge=1)  # rows under 0.5 that end an episode
+    gap_factor: float = Field(12.0, gt=1)  # a gap of this many intervals re-anchors the level
+    profile_slots: int = Field(48, ge=12, le=288)  # daily profile resolution
+    profile_days: float = Field(3.0, gt=0)  # how many days of its own time a slot remembers
+    seasonal_ratio: float = Field(0.7, gt=0, lt=1)  # profile used below this residual ratio
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
+
+
+def _migrate_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 kept an EWMA mean/variance and CUSUM sums: nothing the robust baselines,
+    # profile and tails can start from. The series re-learn (warm-up) from fresh state.
+    old = payload.get("params", {})
+    keep = {n: old[n] for n in ("enabled", "series_ttl_s") if n in old}
+    return {**payload, "params": keep, "state": None}
 
 
 class SeriesDetector(Detector[MetricColumns]):
     name: ClassVar[str] = "series"
     consumes: ClassVar[type[MetricColumns]] = MetricColumns
     Config: ClassVar[type[DetectorConfig]] = SeriesConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[dict[int, Any]] = {1: _migrate_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
         self.registry = SeriesRegistry(("series",), ttl_s=self.cfg.series_ttl_s)
-        self.st = self._fresh(self.registry.capacity)
+        cap = self.registry.capacity
+        self.st: F64 = np.zeros((k.SERIES_COLUMNS, cap))
+        self.pl: F64 = np.zeros((self.cfg.profile_slots, cap))
+        self.ps: F64 = np.zeros((self.cfg.profile_slots, cap))
+        self.tails: F64 = np.zeros((TAIL_COLUMNS * k.TAILS, cap))
         self.firing = FiringState()
 
     @property
@@ -54,129 +92,173 @@ class SeriesDetector(Detector[MetricColumns]):
 
     @property
     def bytes_per_series(self) -> float:
-        return float(self.st.itemsize * _STATE_COLUMNS)
+        rows = k.SERIES_COLUMNS + 2 * self.cfg.profile_slots + TAIL_COLUMNS * k.TAILS
+        return float(8 * rows)
 
-    @staticmethod
-    def _fresh(capacity: int) -> np.ndarray[Any, np.dtype[np.float64]]:
-        st = np.zeros((_STATE_COLUMNS, capacity), dtype=np.float64)
-        st[3] = -np.inf
-        st[4] = np.nan
-        st[7] = np.nan
-        return st
+    def _params(self) -> F64:
+        c = self.cfg
+        return np.array(
+            [
+                1.0 / c.level_samples,  # level
+                1.0 / (2.0 * c.level_samples),  # scale
+                1.0 / c.window_samples,  # recent window
+                0.02,  # tail quantile: the top 2% of each statistic are its peaks
+                1.0 / 5000.0,  # exceedance-rate memory, rows
+                1.0 / 200.0,  # peak-moment memory, peaks
+                float(c.warmup_samples),
+                float(c.rebase_after_samples),
+                float(c.clear_after_samples),
+                c.gap_factor,
+                c.profile_days,
+                c.seasonal_ratio,
+                1.0,  # drift channel on
+                1.0,  # alert-rate feedback on
+            ]
+        )
 
     def _grow(self) -> None:
         cap = self.registry.capacity
-        if self.st.shape[1] < cap:
-            fresh = self._fresh(cap)
-            fresh[:, : self.st.shape[1]] = self.st
-            self.st = fresh
+        for name in ("st", "pl", "ps", "tails"):
+            arr = getattr(self, name)
+            if arr.shape[1] < cap:
+                new = np.zeros((arr.shape[0], cap))
+                new[:, : arr.shape[1]] = arr
+                setattr(self, name, new)
 
     def update(self, batch: MetricColumns) -> DetectorOutput:
         n = len(batch)
-        scores = np.zeros(n, dtype=np.float64)
         if n == 0:
-            return DetectorOutput(scores, [])
-        cfg = self.cfg
+            return DetectorOutput(np.zeros(0), [])
         ts = clean_ts(batch.ts)
         ids = self.registry.ids_for((batch.series,), ts)
         self._grow()
-        mean, var, weight, last_t, frozen, s_hi, s_lo, alarm_since = self.st
-        x = np.where(np.isfinite(batch.value), batch.value, np.nan)
-        self._accept_old_alarms(float(ts.max()))
-        # While a series is in alarm its points are scored but not learned: a level
-        # shift made of in-gate points would otherwise become the baseline within hours.
-        in_alarm = np.isfinite(alarm_since[ids])
-        learn_x = np.where(in_alarm, np.nan, x)
-        z = kernels.ewma_update(
-            ids, ts, learn_x, mean, var, weight, last_t, frozen,
-            cfg.half_life_s, cfg.min_weight, 1e-12, -cfg.gate_z, cfg.gate_z, cfg.max_freeze_s,
-        )  # fmt: skip
-        sd = np.sqrt(np.maximum(var[ids], 1e-12))
-        z = np.where(in_alarm, (x - mean[ids]) / sd, z)
-        floor = cfg.relative_floor * np.abs(mean[ids])
-        z = np.where(sd < floor, z * sd / np.maximum(floor, 1e-12), z)
-        # Clipping bounds one wild point's weight in the CUSUM; capping the sums bounds
-        # how long a series stays in alarm after a shift ends (about h / k points).
-        zc = np.nan_to_num(np.clip(z, -2 * cfg.gate_z, 2 * cfg.gate_z))
-        hi, lo = kernels.cusum_update(ids, zc, s_hi, s_lo, cfg.cusum_k, np.inf)
-        np.minimum(s_hi, 1.5 * cfg.cusum_h, out=s_hi)
-        np.minimum(s_lo, 1.5 * cfg.cusum_h, out=s_lo)
-        point = squash(np.abs(np.nan_to_num(z)), cfg.z_threshold)
-        shift = squash(np.maximum(hi, lo), cfg.cusum_h)
-        scores = np.maximum(point, shift)
+        fresh = ids[self.st[k.S_N, ids] < 1.0]
+        for sid in np.unique(fresh).tolist():
+            row = int(np.flatnonzero(ids == sid)[0])
+            self.st[k.S_BUDGET, sid] = self.cfg.budget_for(self._labels(batch, row))
+        x = np.asarray(batch.value, dtype=np.float64)
+        score, expected, scale, zq, episode = k.series_step(
+            ids, ts, x, self.st, self.pl, self.ps, self.tails, self._params()
+        )
         findings: list[Finding] = []
         for sid, rows in groups(ids):
-            worst = rows[int(np.argmax(scores[rows]))]
-            last = rows[-1]
-            if scores[last] >= 0.5 and not np.isfinite(alarm_since[sid]):
-                alarm_since[sid] = ts[rows[int(np.argmax(scores[rows] >= 0.5))]]
-            elif scores[last] < 0.5:
-                alarm_since[sid] = np.nan
-            findings.extend(self._finding(sid, batch, ts, worst, float(scores[worst])))
+            f = self._finding(sid, batch, ts, rows, (score, expected, scale, zq, episode))
+            if f is not None:
+                findings.append(f)
         self._evict(float(ts.max()))
-        return DetectorOutput(scores, findings)
+        return DetectorOutput(np.clip(np.nan_to_num(score), 0.0, 1.0), findings)
+
+    @staticmethod
+    def _labels(batch: MetricColumns, row: int) -> dict[str, str]:
+        return {"series": str(batch.series[row]), **dict(batch.labels[row])}
 
     def _finding(
-        self, sid: int, batch: MetricColumns, ts: np.ndarray[Any, Any], row: int, score: float
-    ) -> list[Finding]:
-        cfg = self.cfg
-        mean, var = float(self.st[0, sid]), float(self.st[1, sid])
-        sd = max(float(np.sqrt(max(var, 0.0))), cfg.relative_floor * abs(mean))
-        observed = float(batch.value[row])
-        labels = {"series": str(batch.series[row]), **dict(batch.labels[row])}
-        if not np.isfinite(observed):
-            return []
+        self,
+        sid: int,
+        batch: MetricColumns,
+        ts: F64,
+        rows: npt.NDArray[np.intp],
+        out: tuple[F64, F64, F64, F64, F64],
+    ) -> Finding | None:
+        score, expected, scale, zq, episode = out
+        # An episode that began and ended inside this batch is still reported (its
+        # recovery follows with the next batch), so large batches do not hide it.
+        inside = rows[episode[rows] == 1.0]
+        ongoing = bool(self.st[k.S_EP_LEN, sid] > 0.0 or inside.size)
+        best = int(np.argmax(np.nan_to_num(score[inside]))) if inside.size else -1
+        row = int(inside[best]) if inside.size else int(rows[-1])
+        peak = float(self.st[k.S_EP_PEAK, sid])
 
         def make(anomalous: bool) -> Finding:
-            state = "outside" if anomalous else "back within"
-            text = (
-                f"{batch.name[row]} at {fmt(observed)} is {state} its baseline "
-                f"{fmt(mean)} (+/-{fmt(sd)}) for {labels['series']}"
-            )
-            return Finding(
-                detector=self.name,
-                kind="series.level",
-                series=labels,
-                ts=float(ts[row]),
-                score=score,
-                anomalous=anomalous,
-                observed=observed,
-                expected=mean,
-                lower=mean - cfg.z_threshold * sd,
-                upper=mean + cfg.z_threshold * sd,
-                severity="warning" if anomalous else "info",
-                explanation=text,
-            )
+            return self._build(batch, ts, row, anomalous, peak, expected, scale, zq)
 
-        f = self.firing.report(sid, score >= 0.5, make)
-        return [] if f is None else [f]
+        return self.firing.report(sid, ongoing, make)
 
-    def _accept_old_alarms(self, now: float) -> None:
-        """After ``max_freeze_s`` in alarm, the shifted level is the new normal."""
-        alarm_since = self.st[7]
-        old = np.flatnonzero(now - alarm_since > self.cfg.max_freeze_s)
-        if old.size:
-            self.st[2, old] = 0.0  # weight: relearn from scratch, scoring resumes after warm-up
-            self.st[5, old] = 0.0
-            self.st[6, old] = 0.0
-            alarm_since[old] = np.nan
+    def _build(
+        self,
+        batch: MetricColumns,
+        ts: F64,
+        row: int,
+        anomalous: bool,
+        peak: float,
+        expected: F64,
+        scale: F64,
+        zq: F64,
+    ) -> Finding:
+        labels = self._labels(batch, row)
+        observed = float(batch.value[row])
+        exp = float(expected[row]) if np.isfinite(expected[row]) else None
+        lo = hi = None
+        if exp is not None and np.isfinite(zq[row]) and np.isfinite(scale[row]):
+            half = float(zq[row] * scale[row])
+            lo, hi = exp - half, exp + half
+        text = explain(str(batch.name[row]), labels["series"], observed, exp, lo, hi, anomalous)
+        return Finding(
+            detector=self.name,
+            kind="series.level",
+            series=labels,
+            ts=float(ts[row]),
+            score=max(peak, 0.5) if anomalous else 0.0,
+            anomalous=anomalous,
+            observed=observed if np.isfinite(observed) else None,
+            expected=exp,
+            lower=lo,
+            upper=hi,
+            severity="warning",  # one severity per episode, firing or resolved
+            explanation=text,
+        )
 
     def _evict(self, now: float) -> None:
         freed = self.registry.evict_idle(now)
         if freed.size:
-            self.st[:, freed] = self._fresh(1)[:, :1]
+            for arr in (self.st, self.pl, self.ps, self.tails):
+                arr[:, freed] = 0.0
             gone = set(freed.tolist())
-            self.firing.forget(lambda k: k in gone)
+            self.firing.forget(lambda key: key in gone)
 
     def state(self) -> dict[str, Any]:
         return {
             "registry": self.registry.state(),
             "st": self.st.copy(),
+            "pl": self.pl.copy(),
+            "ps": self.ps.copy(),
+            "tails": self.tails.copy(),
             "firing": set(self.firing.firing),
         }
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, state: dict[str, Any] | None) -> None:
+        self._fresh_state()
+        if state is None:  # migrated from a layout nothing can be kept from: warm up again
+            return
         self.registry.set_state(state["registry"])
-        self.st = np.array(state["st"], dtype=np.float64)
-        self.firing = FiringState()
+        for name in ("st", "pl", "ps", "tails"):
+            setattr(self, name, np.array(state[name], dtype=np.float64))
         self.firing.firing = set(state["firing"])
+
+
+def explain(
+    name: str,
+    series: str,
+    observed: float,
+    expected: float | None,
+    lo: float | None,
+    hi: float | None,
+    anomalous: bool,
+) -> str:
+    """The finding's text, from the same numbers as its observed value and bounds: it says
+    "above"/"below" only when the value is outside [lo, hi]."""
+    if expected is None or lo is None or hi is None:
+        state = "unusual" if anomalous else "back to normal"
+        return f"{name} at {fmt(observed)} is {state} for {series}"
+    rng = f"{fmt(lo)} to {fmt(hi)}"
+    if observed > hi:
+        where = f"above its expected range {rng} (expected {fmt(expected)})"
+    elif observed < lo:
+        where = f"below its expected range {rng} (expected {fmt(expected)})"
+    else:
+        where = f"within its expected range {rng} (expected {fmt(expected)})"
+        if anomalous:
+            where += ", but its recent values are unusual"
+    if not anomalous:
+        where += "; no longer anomalous"
+    return f"{name} at {fmt(observed)} is {where} for {series}"

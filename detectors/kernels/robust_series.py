@@ -1,0 +1,319 @@
+"""The generic series detector's per-row step: robust baselines, daily profile, tail scores.
+
+Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; two tail
+estimates in ``tp``/``tw``, see ``detectors.kernels.tail``):
+
+* a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
+  absolute deviation (a robust location and scale that one wild point cannot move);
+* a daily profile of ``K`` slots (level and scale per slot, read and learned with
+  linear interpolation between slot centres, learned over ``slot_days`` of time),
+  used in place of the level only while its residuals are clearly smaller
+  (seasonality detected, not assumed);
+* the raw anomaly statistic ``u = log1p(|z|)`` (the log keeps heavy tails tame) and,
+  as in HTM's anomaly likelihood, its short exponentially weighted mean: each goes
+  through its own streaming peaks-over-threshold tail, and the smaller tail
+  probability (Bonferroni: times 2) against the per-row budget ``q`` gives the score
+  ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
+* an episode: starts at the first row at or over 0.5, ends after ``clear_after``
+  rows under it; its rows are not learned, and after ``rebase_after`` rows the
+  baseline moves to the episode's mean residual (one alert per level shift, then a
+  new baseline) and learning resumes;
+* a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
+  level on the next row instead of scoring it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors.kernels._base import A, _jit
+from detectors.kernels.tail import (
+    GAMMA_MAX,
+    GAMMA_MIN,
+    T_M1,
+    T_M2,
+    T_RATE,
+    T_THRESH,
+    TAIL_COLUMNS,
+    tail_learn,
+    tail_logp,
+)
+
+(
+    S_N,
+    S_LAST_T,
+    S_DT,
+    S_FIRST_T,
+    S_LVL,
+    S_SC,
+    S_RA,
+    S_RS,
+    S_SEAS,
+    S_WIN,
+    S_MAG,
+    S_EP_LEN,
+    S_EP_QUIET,
+    S_EP_PEAK,
+    S_EP_RA,
+    S_EP_RS,
+    S_EP_SINCE,
+    S_BUDGET,
+    S_SLOW,
+    S_WIN_S,
+    S_EPC,
+    S_EP_REBASED,
+) = range(22)
+SERIES_COLUMNS = 22
+# Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
+# window, seasonal point and window, and the drift of the level from its slow average.
+TAILS = 5
+_TA, _TAW, _TS, _TSW, _TD = range(TAILS)
+DAY_S = 86400.0
+WEEK_S = 7 * DAY_S
+_SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
+_LOG2 = math.log(2.0)
+
+
+@_jit
+def _profile_at(t: float, k: int) -> tuple[int, int, float]:
+    phase = (t % DAY_S) / DAY_S * k - 0.5
+    lo = math.floor(phase)
+    f = phase - lo
+    return int(lo) % k, (int(lo) + 1) % k, f
+
+
+@_jit
+def tail_u_at(logp: float, st: A, sid: int) -> float:
+    """The statistic whose tail probability is ``exp(logp)`` (inverse of tail_logp beyond
+    the threshold); the threshold itself when ``logp`` is not beyond it."""
+    t, rate, m1 = float(st[T_THRESH, sid]), float(st[T_RATE, sid]), float(st[T_M1, sid])
+    if rate <= 0.0 or m1 <= 1e-12:
+        return t
+    lr = math.log(min(rate, 1.0))
+    if logp >= lr:
+        return t
+    var = st[T_M2, sid] - m1 * m1
+    g = 0.5 * (1.0 - m1 * m1 / var) if var > 1e-12 * m1 * m1 else 0.0
+    g = min(max(g, GAMMA_MIN), GAMMA_MAX)
+    sigma = m1 * (1.0 - g)
+    if abs(g) < 1e-6:
+        return t + sigma * (lr - logp)
+    return t + sigma / g * (math.exp(-g * (logp - lr)) - 1.0)
+
+
+@_jit
+def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
+    st[S_N, sid] = 1.0
+    st[S_LAST_T, sid] = t
+    st[S_FIRST_T, sid] = t
+    st[S_LVL, sid] = x
+    st[S_SLOW, sid] = x
+    st[S_MAG, sid] = abs(x)
+    pl[:, sid] = x
+
+
+@_jit
+def series_step(
+    ids: A,
+    ts: A,
+    x: A,
+    st: A,
+    pl: A,
+    ps: A,
+    tails: A,
+    params: A,
+) -> tuple[A, A, A, A, A]:
+    """Score and learn a batch (rows in time order per series). Returns per row: score,
+    expected value, scale (sd units), the |z| at the budget, and the episode flag
+    (1 in an episode, 2 on the row that ended one)."""
+    a_lvl, a_sc, a_win, tail_p, rate_a, peak_a = params[0:6]
+    min_n, rebase_after, clear_after, gap_factor, slot_days, seas_ratio = params[6:12]
+    use_drift, ctl = params[12], params[13]
+    n_rows = ids.size
+    k = pl.shape[0]
+    score = np.zeros(n_rows)
+    expected = np.full(n_rows, np.nan)
+    scale = np.full(n_rows, np.nan)
+    zq = np.full(n_rows, np.nan)
+    episode = np.zeros(n_rows)
+    for i in range(n_rows):
+        sid = ids[i]
+        t = ts[i]
+        v = x[i]
+        if v != v or math.isinf(v):
+            score[i] = np.nan
+            continue
+        if st[S_N, sid] < 1.0:
+            _init(st, pl, ps, sid, t, v)
+            expected[i] = v
+            continue
+        n = st[S_N, sid]
+        gap = max(t - st[S_LAST_T, sid], 0.0)
+        dt = st[S_DT, sid]
+        if gap > 0.0:
+            st[S_DT, sid] = gap if dt <= 0.0 else dt + 0.05 * (min(gap, 10.0 * dt) - dt)
+            st[S_LAST_T, sid] = t
+        dt = st[S_DT, sid]
+        long_gap = dt > 0.0 and gap > gap_factor * dt and gap > 3600.0
+        mag = st[S_MAG, sid]
+        floor = max(1e-3 * mag, 1e-9)
+        # Both baselines' predictions and residuals.
+        lvl = st[S_LVL, sid]
+        sc_a = max(_SD_PER_MAD * st[S_SC, sid], floor)
+        e_a = v - lvl
+        i0, i1, f = _profile_at(t, k)
+        pred_s = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
+        sc_s = max(_SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
+        e_s = v - pred_s
+        seasonal = st[S_SEAS, sid] > 0.5
+        pred = pred_s if seasonal else lvl
+        sc = sc_s if seasonal else sc_a
+        u_a = math.log1p(abs(e_a) / sc_a)
+        u_s = math.log1p(abs(e_s) / sc_s)
+        u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
+        win_a = st[S_WIN, sid] + a_win * (u_a - st[S_WIN, sid])
+        win_s = st[S_WIN_S, sid] + a_win * (u_s - st[S_WIN_S, sid])
+        st[S_WIN, sid] = win_a
+        st[S_WIN_S, sid] = win_s
+        warm = n >= min_n and not long_gap and dt > 0.0
+        budget = st[S_BUDGET, sid]
+        log_q = math.log(min(max(budget * dt / WEEK_S, 1e-300), 0.25))
+        # Alert-rate feedback: a series that has used more than its budget of episodes in
+        # the last week or so gets a proportionally stricter threshold until they age out.
+        epc = st[S_EPC, sid] * math.exp(-gap / WEEK_S)
+        st[S_EPC, sid] = epc
+        if ctl > 0.0 and epc > budget:
+            log_q += 2.0 * math.log(budget / epc)
+        s = 0.0
+        if warm:
+            t_pt = _TS if seasonal else _TA
+            if seasonal:
+                lp = min(_lp(u_s, tails, _TS, sid), _lp(win_s, tails, _TSW, sid)) + _LOG2
+                n_ch = 2.0
+            else:
+                lp = min(_lp(u_a, tails, _TA, sid), _lp(win_a, tails, _TAW, sid))
+                n_ch = 2.0
+                if use_drift > 0.0:
+                    lp = min(lp, _lp(u_d, tails, _TD, sid))
+                    n_ch = 3.0
+                lp += math.log(n_ch)
+            r = min(lp, 0.0) / log_q
+            s = r / (1.0 + r)
+            uq = tail_u_at(
+                log_q - math.log(n_ch), tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS], sid
+            )
+            zq[i] = math.expm1(max(uq, 0.0))
+        score[i] = s
+        expected[i] = pred
+        scale[i] = sc
+        # Episode bookkeeping: the detector's own firing decision.
+        ep = st[S_EP_LEN, sid]
+        hot = s >= 0.5
+        if ep <= 0.0 and hot:
+            ep = 1.0
+            st[S_EP_QUIET, sid] = 0.0
+            st[S_EP_PEAK, sid] = s
+            st[S_EP_RA, sid] = e_a
+            st[S_EP_RS, sid] = e_s
+            st[S_EP_SINCE, sid] = t
+            st[S_EP_REBASED, sid] = 0.0
+            st[S_EPC, sid] += 1.0
+        elif ep > 0.0:
+            ep += 1.0
+            st[S_EP_PEAK, sid] = max(st[S_EP_PEAK, sid], s)
+            # Recent rows weigh most: the baseline moves to where the series is now.
+            st[S_EP_RA, sid] += (e_a - st[S_EP_RA, sid]) * max(1.0 / ep, 0.25)
+            st[S_EP_RS, sid] += (e_s - st[S_EP_RS, sid]) * max(1.0 / ep, 0.25)
+            st[S_EP_QUIET, sid] = 0.0 if hot else st[S_EP_QUIET, sid] + 1.0
+        st[S_EP_LEN, sid] = ep
+        if ep > 0.0:
+            episode[i] = 1.0
+        # Learning decided before any rebase: the rebase row's residual is the old level's.
+        learn = ep <= 0.0 or st[S_EP_REBASED, sid] > 0.5 or ep > 4.0 * rebase_after
+        shifted = (
+            abs(st[S_EP_RS, sid]) > 3.0 * sc_s if seasonal else abs(st[S_EP_RA, sid]) > 3.0 * sc_a
+        )
+        if ep >= rebase_after and shifted and st[S_EP_REBASED, sid] < 0.5:
+            # The change has lasted and still holds: it is the new normal. One alert, then
+            # a new baseline.
+            st[S_EP_REBASED, sid] = 1.0
+            st[S_LVL, sid] += st[S_EP_RA, sid]
+            st[S_SLOW, sid] = st[S_LVL, sid]
+            pl[:, sid] += st[S_EP_RS, sid]
+            st[S_WIN, sid] = min(st[S_WIN, sid], tails[_TAW * TAIL_COLUMNS + T_THRESH, sid])
+            st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[_TSW * TAIL_COLUMNS + T_THRESH, sid])
+        if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
+            st[S_EP_LEN, sid] = 0.0
+            episode[i] = 2.0
+        if long_gap:
+            st[S_LVL, sid] = v
+            st[S_SLOW, sid] = v
+        # An episode's rows are not learned, unless it is a new level (rebased) or has
+        # lasted so long that whatever it is has become the series' normal.
+        if learn:
+            _learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
+                       u_s, win_s, u_d, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
+                       slot_days, seas_ratio, min_n)  # fmt: skip
+        st[S_N, sid] = n + 1.0
+    return score, expected, scale, zq, episode
+
+
+@_jit
+def _learn_row(
+    st: A, pl: A, ps: A, tails: A, sid: int, n: float, t: float, gap: float, v: float,
+    e_a: float, e_s: float, sc_a: float, sc_s: float, u_a: float, win_a: float,
+    u_s: float, win_s: float, u_d: float,
+    i0: int, i1: int, f: float, a_lvl: float, a_sc: float, tail_p: float, rate_a: float,
+    peak_a: float, slot_days: float, seas_ratio: float, min_n: float,
+) -> None:  # fmt: skip
+    early = n < min_n
+    st[S_MAG, sid] += max(1.0 / (n + 1.0), a_sc) * (abs(v) - st[S_MAG, sid])
+    # Non-seasonal level and scale (Huber-clipped once warm, so spikes do not move them).
+    a = max(1.0 / (n + 1.0), a_lvl)
+    lim = 1e300 if early else 3.0 * sc_a
+    st[S_LVL, sid] += a * min(max(e_a, -lim), lim)
+    st[S_SLOW, sid] += max(1.0 / (n + 1.0), a_lvl / 8.0) * min(max(v - st[S_SLOW, sid], -lim), lim)
+    b = max(1.0 / (n + 1.0), a_sc)
+    st[S_SC, sid] += b * (min(abs(e_a), 1e300 if early else 5.0 * sc_a) - st[S_SC, sid])
+    # Daily profile: each slot remembers about slot_days of its own time.
+    days = (t - st[S_FIRST_T, sid]) / DAY_S
+    k = pl.shape[0]
+    slot_s = DAY_S / k
+    a_slot = 1.0 - math.exp(-min(gap, slot_s) / (slot_s * slot_days))
+    a_slot = min(a_slot * max(1.0, slot_days / (days + 0.5)), 1.0)
+    lim_s = 1e300 if days < 2.0 else 3.0 * sc_s
+    es = min(max(e_s, -lim_s), lim_s)
+    pl[i0, sid] += a_slot * (1.0 - f) * es
+    pl[i1, sid] += a_slot * f * es
+    abs_s = min(abs(e_s), 1e300 if days < 2.0 else 5.0 * sc_s)
+    ps[i0, sid] += a_slot * (1.0 - f) * (abs_s - ps[i0, sid])
+    ps[i1, sid] += a_slot * f * (abs_s - ps[i1, sid])
+    # Seasonality test: a day-long average of each model's clipped absolute residual.
+    c = 1.0 - math.exp(-gap / DAY_S) if n > 1 else 1.0
+    cap = 5.0 * sc_a
+    st[S_RA, sid] += c * (min(abs(e_a), cap) - st[S_RA, sid])
+    st[S_RS, sid] += c * (min(abs(e_s), cap) - st[S_RS, sid])
+    if days >= 2.0:
+        ratio = st[S_RS, sid] / max(st[S_RA, sid], 1e-300)
+        if ratio < seas_ratio:
+            st[S_SEAS, sid] = 1.0
+        elif ratio > seas_ratio + 0.1:
+            st[S_SEAS, sid] = 0.0
+    _tl(u_a, tails, _TA, sid, tail_p, rate_a, peak_a)
+    _tl(win_a, tails, _TAW, sid, tail_p, rate_a, peak_a)
+    _tl(u_d, tails, _TD, sid, tail_p, rate_a, peak_a)
+    if days >= 1.0:  # the profile has seen every slot: its residuals mean something now
+        _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
+        _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)
+
+
+@_jit
+def _lp(u: float, tails: A, which: int, sid: int) -> float:
+    return tail_logp(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid)
+
+
+@_jit
+def _tl(u: float, tails: A, which: int, sid: int, p: float, ra: float, pa: float) -> None:
+    tail_learn(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid, p, ra, pa)
