@@ -398,7 +398,8 @@ class _Rows:
             if huge is not None:
                 self.unsure |= huge
             # Same rounding as timestamps.epoch_to_datetime: half-even to the microsecond.
-            ts = np.rint(np.where(self.unsure, 0.0, epoch) * 1e6) / 1e6
+            # "+ 0.0" turns -0.0 into 0.0, as a datetime's timestamp() gives it.
+            ts = np.rint(np.where(self.unsure, 0.0, epoch) * 1e6) / 1e6 + 0.0
         else:
             fast = iso_utc_fast(values) if types == {str} else None
             if fast is None:

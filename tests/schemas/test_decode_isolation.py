@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
 import schemas._fast as fast
 from schemas.brief import brief, brief_exception
-from schemas.columns import InferenceColumns
+from schemas.columns import COLUMNS_BY_KIND, InferenceColumns
 from schemas.decode import DecodePaths, Reject, decode_columns, decode_models
 from schemas.models import InferenceEvent
 from tests.schemas.test_decode_rules import NOW, inference
@@ -158,3 +159,12 @@ def test_nesting_in_unknown_fields_is_ignored_as_the_models_ignore_them() -> Non
     cols, bad = decode_columns([msg], kind="inference", now=NOW)
     assert bad == [] and len(cols) == 1
     assert len(decode_models([msg], kind="inference", now=NOW)[0]) == 1
+
+
+def test_negative_zero_epoch_gives_the_same_column_bits_as_the_model() -> None:
+    # Found by `make fuzz`: the columnar path kept -0.0, the model's datetime gives 0.0.
+    msgs = [b'{"ts": -0.0, "name": "n", "value": 1}', b'{"ts": -0, "name": "n", "value": 1}']
+    cols, bad = decode_columns(msgs, kind="metric", now=NOW)
+    models, _ = decode_models(msgs, kind="metric", now=NOW)
+    ref = COLUMNS_BY_KIND["metric"].from_rows(models)
+    assert bad == [] and cols.ts.tobytes() == ref.ts.tobytes() == np.zeros(2).tobytes()
