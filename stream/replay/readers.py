@@ -35,6 +35,9 @@ _CHUNK_BYTES = 4 << 20
 _TS_NAMES = ("timestamp", "ts", "time", "datetime", "date", "@timestamp")
 _VALUE_NAMES = ("value", "val", "y", "metric_value")
 _SERIES_NAMES = ("series", "name", "metric", "series_name")
+# Label columns of labelled series (stream.replay.labelled reads them); replay ignores them.
+_LABEL_NAMES = ("label", "is_anomaly", "anomaly", "labels")
+_KNOWN_NAMES = _TS_NAMES + _VALUE_NAMES + _SERIES_NAMES + _LABEL_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +199,29 @@ def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
+def _columns(header: list[str], source: str) -> tuple[int, int, int | None]:
+    """Timestamp, value and series column of a header; refuses to guess among several."""
+    ts, val, ser = (_pick(header, n) for n in (_TS_NAMES, _VALUE_NAMES, _SERIES_NAMES))
+    if len(header) == 2 and ts is None and val is None:
+        return 0, 1, None  # two columns: timestamp,value, as without a header
+    named = ", ".join(h.strip() for h in header)
+    free = [j for j in range(len(header)) if j not in (ts, val, ser)]
+    free = [j for j in free if header[j].strip().lower() not in _LABEL_NAMES]
+    if ts is None:
+        raise ValueError(
+            f"{source}: no timestamp column in the header ({named}); name it one of "
+            + ", ".join(_TS_NAMES)
+        )
+    if val is None:
+        if len(free) != 1:
+            raise ValueError(
+                f"{source}: cannot tell which column holds the value ({named}); name it one "
+                "of " + ", ".join(_VALUE_NAMES)
+            )
+        val = free[0]
+    return ts, val, ser
+
+
 def _is_number(text: str) -> bool:
     try:
         return math.isfinite(float(text))
@@ -264,16 +290,16 @@ class CsvSource:
                 continue
             if first:
                 first = False
+                if len(row) > 2 and _pick(row, _KNOWN_NAMES) is None:
+                    # Data or a header of unknown names: which column is which is a guess.
+                    raise ValueError(
+                        f"{self.name}: cannot tell the timestamp and value columns: the first "
+                        f"row ({', '.join(c.strip() for c in row[:8])}) names none of its "
+                        f"{len(row)} columns; add a header such as timestamp,series,value"
+                    )
                 if not ((len(row) >= 2 and _is_number(row[-1])) or _looks_like_ts(row[0])):
                     t.header = row
-                    ts_i = _pick(row, _TS_NAMES) or 0
-                    ser_i = _pick(row, _SERIES_NAMES)
-                    v = _pick(row, _VALUE_NAMES)
-                    val_i = (
-                        v
-                        if v is not None
-                        else next((j for j in range(len(row)) if j not in (ts_i, ser_i)), 1)
-                    )
+                    ts_i, val_i, ser_i = _columns(row, self.name)
                     t.has_series_column = ser_i is not None
                     continue
             width = max(ts_i, val_i, ser_i or 0) + 1
