@@ -1,0 +1,98 @@
+"""NAB-style scoring of labelled series: null = 0, perfect = 100, costs where NAB puts them;
+label-column folders; one real replay of a labelled CSV through the product path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream.replay.labelled import (
+    A_FP,
+    LabelledSeries,
+    SeriesRun,
+    best_threshold,
+    evaluate_runs,
+    load_folder,
+    nab_raw,
+    normalised,
+    onset_rows,
+    replay_series,
+    row_weights,
+)
+
+T0 = 1.4e9
+
+
+def _series(n: int = 1000, windows: tuple[tuple[int, int], ...] = ((600, 700),)) -> SeriesRun:
+    ts = T0 + 300.0 * np.arange(n)
+    wins = tuple((float(ts[a]), float(ts[b])) for a, b in windows)
+    return SeriesRun(
+        LabelledSeries(Path("f/x.csv"), "f/x.csv", wins), ts, np.zeros(n), np.zeros(0), 1.0
+    )
+
+
+def test_null_is_zero_perfect_is_hundred_and_earlier_is_better() -> None:
+    run = _series()
+    rw = row_weights(run.ts, run.series.windows)
+    none = nab_raw(np.zeros(1000, dtype=bool), rw)
+    assert normalised(none["raw"], none["null"], none["perfect"]) == 0.0
+    first = np.zeros(1000, dtype=bool)
+    first[600] = True
+    perfect = nab_raw(first, rw)
+    assert normalised(perfect["raw"], perfect["null"], perfect["perfect"]) == pytest.approx(100.0)
+    late = np.zeros(1000, dtype=bool)
+    late[690] = True
+    assert 0 < nab_raw(late, rw)["raw"] < perfect["raw"]
+
+
+def test_false_positive_costs() -> None:
+    run = _series()
+    rw = row_weights(run.ts, run.series.windows)
+    base = nab_raw(np.zeros(1000, dtype=bool), rw)["raw"]
+    far = np.zeros(1000, dtype=bool)
+    far[300] = True  # before any window: the full A_fp
+    assert nab_raw(far, rw)["raw"] - base == pytest.approx(-A_FP)
+    near = np.zeros(1000, dtype=bool)
+    near[702] = True  # just after the window: a smaller cost
+    assert -A_FP < nab_raw(near, rw)["raw"] - base < 0
+    probation = np.zeros(1000, dtype=bool)
+    probation[10] = True  # the first 15% is never scored
+    assert nab_raw(probation, rw)["raw"] == base
+
+
+def test_best_threshold_and_onsets() -> None:
+    run = _series()
+    run.scores[650] = 0.9  # in the window
+    run.scores[200] = 0.7  # a false positive below it
+    thr, raw = best_threshold([(run.scores, row_weights(run.ts, run.series.windows))])
+    assert thr == 0.9 and raw > 0
+    run.onsets = np.array([run.ts[650] - 10.0, run.ts[900]])
+    assert np.flatnonzero(onset_rows(run.ts, run.onsets)).tolist() == [650, 900]
+    out = evaluate_runs([run])
+    assert out["overall"]["incident_recall"] == 1.0
+    assert out["overall"]["false_alerts"] == 1
+    assert out["overall"]["median_delay_s"] == pytest.approx(run.ts[650] - 10.0 - run.ts[600])
+
+
+def test_label_column_folder_replays_through_the_product(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 1500
+    ts = T0 + 300.0 * np.arange(n)
+    v = rng.normal(10, 1, n)
+    v[1200:1210] += 25
+    lab = np.zeros(n, dtype=int)
+    lab[1195:1230] = 1
+    lines = ["timestamp,value,label"] + [
+        f"{int(t)},{x:.4f},{y}" for t, x, y in zip(ts, v, lab, strict=True)
+    ]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "s.csv").write_text("\n".join(lines) + "\n")
+    (series,) = load_folder(tmp_path)
+    assert series.windows == ((float(ts[1195]), float(ts[1229])),)
+    run = replay_series(series)
+    assert run.ts.size == n and run.scores.max() > 0.5
+    out = evaluate_runs([run])
+    assert out["per_folder"]["a"]["incident_recall"] == 1.0
+    assert out["overall"]["nab_onset"] > 50
