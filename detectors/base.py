@@ -107,6 +107,11 @@ class Detector(abc.ABC, Generic[C]):
     name: ClassVar[str]
     consumes: ClassVar[type[Columns]]
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+    # True when ``update`` reports what each row alone would (a finding per row that is
+    # anomalous, one recovery, each at its row's ``ts``), however rows are batched: the
+    # engine then hands findings to the lifecycle at their own times, and replay feeds
+    # such detectors whole files in large batches instead of a slice of time at a time.
+    row_findings: ClassVar[bool] = False
     # Bump when ``state()`` changes layout or meaning, and register a migration from the
     # previous version in ``state_migrations`` (version -> function) where one exists.
     # Without one, an older snapshot starts this detector fresh (a warm-up, see

@@ -255,7 +255,7 @@ class LatencyDetector(Detector[InferenceColumns]):
                 where += f", concentrated on host {series['host']}"
             text = (
                 f"{qname} {_NAMES[metric]} {_ms(v.observed)} vs baseline {_ms(v.expected)} "
-                f"(+/-{_ms(v.spread)}) for {where}"
+                f"(normal range {_ms(v.lower)} to {_ms(v.upper)}) for {where}"
             )
             if not anomalous:
                 text += " (back to normal)"

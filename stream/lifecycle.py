@@ -356,6 +356,9 @@ class Lifecycle:
     # -- persistence --------------------------------------------------------------
     def snapshot(self) -> bytes:
         """The whole state as JSON (orjson): alerts, flap history, silences, acks, groups."""
+        # Pruning runs now and then, not on every call; a snapshot is pruned, so two
+        # lifecycles in the same state write the same bytes.
+        self._housekeeping(self._now)
         payload: dict[str, Any] = {
             "format": SNAPSHOT_FORMAT,
             "now": self._now if self._now != float("-inf") else None,

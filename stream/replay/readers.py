@@ -284,10 +284,12 @@ class CsvSource:
         out: list[tuple[int, str, str, str]] = []
         ts_i, val_i, ser_i = 0, 1, None
         first = True
+        width = 2
         for row in reader:
-            lineno = reader.line_num  # type: ignore[attr-defined]
-            if not row or all(not c.strip() for c in row):
+            # A blank line reads as []; a line of blank cells needs a look at each.
+            if not row or (not row[0].strip() and all(not c.strip() for c in row)):
                 continue
+            lineno = reader.line_num  # type: ignore[attr-defined]
             if first:
                 first = False
                 if len(row) > 2 and _pick(row, _KNOWN_NAMES) is None:
@@ -301,8 +303,8 @@ class CsvSource:
                     t.header = row
                     ts_i, val_i, ser_i = _columns(row, self.name)
                     t.has_series_column = ser_i is not None
+                    width = max(ts_i, val_i, ser_i or 0) + 1
                     continue
-            width = max(ts_i, val_i, ser_i or 0) + 1
             if len(row) < width:
                 bad.append(BadRow(self.name, lineno, f"expected {width} columns, got {len(row)}"))
                 continue

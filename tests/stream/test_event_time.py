@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from detectors.base import Detector, DetectorOutput, Finding
+from detectors.config import build_detectors
 from schemas.columns import MetricColumns
 from schemas.models import MetricSample
 from stream.config import LlmwatchConfig, parse_config
@@ -25,8 +27,43 @@ from stream.simulate import FleetSpec, default_incidents, write
 T0 = 1_717_401_600
 
 
+class RowThreshold(Detector[MetricColumns]):
+    """Per row: anomalous above ``threshold``, one recovery after; each finding at its
+    row's time, so batching cannot change what it reports (``row_findings``)."""
+
+    name = None  # type: ignore[assignment]  # kept out of detector discovery
+    consumes = MetricColumns
+    row_findings = True
+
+    def __init__(self, threshold: float = 30.0) -> None:
+        super().__init__()
+        self.name = "rows"  # type: ignore[misc]
+        self.threshold = threshold
+        self.firing: set[str] = set()
+        self.calls = 0
+
+    def update(self, batch: MetricColumns) -> DetectorOutput:
+        self.calls += 1
+        v = np.asarray(batch.value, dtype=np.float64)
+        findings = []
+        for i in range(len(batch)):
+            key, hot = str(batch.series[i]), bool(v[i] > self.threshold)
+            if not hot and key not in self.firing:
+                continue
+            (self.firing.add if hot else self.firing.discard)(key)
+            findings.append(
+                Finding("rows", "rows.high", {"series": key}, float(batch.ts[i]),
+                        float(v[i] / (v[i] + self.threshold)), hot, observed=float(v[i]))
+            )  # fmt: skip
+        return DetectorOutput(v / (v + self.threshold), findings)
+
+
 def _run(path: Path, config: LlmwatchConfig | None, tick_s: float | None) -> ReplayResult:
-    return Replayer(config, tick_s=tick_s).run([open_source(path)])
+    """Every configured detector, plus a plain threshold on metric rows so the sparse
+    series alerts whatever the generic series detector makes of it."""
+    cfg = config if config is not None else LlmwatchConfig()
+    detectors = [*build_detectors(cfg.detectors), RowThreshold(threshold=38.0)]
+    return Replayer(engine=Engine(cfg, detectors=detectors), tick_s=tick_s).run([open_source(path)])
 
 
 def _events(result: ReplayResult) -> list[dict[str, Any]]:
@@ -42,7 +79,7 @@ def _sparse_csv(path: Path) -> Path:
         v = 20.0 + rng.normal(0.0, 1.0)
         if i == 60:
             v += 40.0
-        if 100 <= i < 112:
+        if 100 <= i < 112 or 125 <= i < 140:  # the second spans the gap
             v += 25.0
         lines.append(f"{t},{v:.4f}")
         t += 300 if i != 130 else 6 * 3600
@@ -67,6 +104,7 @@ def test_sparse_series_same_alerts_as_ticking_every_second(tmp_path: Path) -> No
     assert _events(driven) == _events(ticked)
     statuses = [a.status.value for a in driven.alerts]
     assert "firing" in statuses and "resolved" in statuses
+    assert any(a.annotations.get("resolved_reason") == "timeout" for a in driven.alerts)
 
 
 def _fleet(tmp_path: Path) -> Path:
@@ -101,7 +139,8 @@ def test_advance_across_an_hour_visits_each_deadline_at_its_time() -> None:
             eng.process(batch(T0 + i, 10.0 + (i % 3)))
         eng.process(batch(T0 + 40, 500.0))
 
-    one, many = Engine(cfg), Engine(cfg)
+    one = Engine(cfg, detectors=[RowThreshold(threshold=100.0)])
+    many = Engine(cfg, detectors=[RowThreshold(threshold=100.0)])
     feed(one)
     feed(many)
     jumped = one.advance(T0 + 3600)
@@ -114,3 +153,19 @@ def test_advance_across_an_hour_visits_each_deadline_at_its_time() -> None:
 def test_tick_s_must_be_positive(bad: float) -> None:
     with pytest.raises(ValueError, match="tick_s"):
         Replayer(tick_s=bad)
+
+
+def test_row_findings_detector_gets_whole_file_batches_with_the_same_alerts(
+    tmp_path: Path,
+) -> None:
+    csv_path = _sparse_csv(tmp_path / "sparse.csv")
+    cfg = parse_config({"lifecycle": {"defaults": {"keep_firing_for_s": 400.0}}})
+    runs = {}
+    for tick_s in (None, 60.0):
+        det = RowThreshold()
+        replayer = Replayer(engine=Engine(cfg, detectors=[det]), tick_s=tick_s)
+        runs[tick_s] = (_events(replayer.run([open_source(csv_path)])), det.calls)
+    (batched, calls), (reference, per_row_calls) = runs[None], runs[60.0]
+    assert batched == reference
+    assert calls == 1 and per_row_calls == 160
+    assert [a["status"] for a in batched].count("firing") >= 2
