@@ -96,3 +96,27 @@ def test_label_column_folder_replays_through_the_product(tmp_path: Path) -> None
     out = evaluate_runs([run])
     assert out["per_folder"]["a"]["incident_recall"] == 1.0
     assert out["overall"]["nab_onset"] > 50
+
+
+def test_tune_on_labelled_series_reports_the_budget_it_achieves(tmp_path: Path) -> None:
+    from stream.replay.tune import tune_labelled
+
+    rng = np.random.default_rng(1)
+    n = 1200
+    ts = T0 + 300.0 * np.arange(n)
+    v = rng.normal(50, 2, n)
+    v[1000:] += 20
+    lab = (np.arange(n) >= 990) & (np.arange(n) < 1030)
+    rows = [f"{int(t)},{x:.3f},{int(y)}" for t, x, y in zip(ts, v, lab, strict=True)]
+    (tmp_path / "s.csv").write_text("timestamp,value,label\n" + "\n".join(rows) + "\n")
+    best, trials = tune_labelled(tmp_path, trials=2, seed=3)
+    assert [t["trial"] for t in trials] == [0, 1]
+    for t in trials:
+        assert t["objective"] == t["nab_onset"]
+        assert set(t["false_alerts_per_series_week"]) == {
+            "outside_windows",
+            "series_without_anomalies",
+            "overall",
+        }
+    assert trials[0]["recall"] == 1.0
+    assert best.detectors is not None
