@@ -119,13 +119,15 @@ class EnginePool:
 
     def settled(self, partitions: Iterable[int], wall: float) -> list[int]:
         """Of ``partitions``, those with an engine unchanged for a whole interval since
-        its last save."""
+        its last save, and those with no engine (only rejects so far: nothing to save)."""
         return [
             p
             for p in partitions
-            if p in self.engines
-            and not self._dirty_batches.get(p, 0)
-            and wall - self._saved_at.get(p, wall) >= self.every_s
+            if p not in self.engines
+            or (
+                not self._dirty_batches.get(p, 0)
+                and wall - self._saved_at.get(p, wall) >= self.every_s
+            )
         ]
 
     def dirty(self) -> list[int]:
