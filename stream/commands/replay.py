@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas.durations import duration_arg
 from stream.config import load_config
-from stream.replay.console import describe, printer, progress_bar
+from stream.replay.console import OrderedPrinter, describe, progress_bar
 from stream.replay.pipeline import replay_files
 
 
@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
             "Replay recorded llmwatch events (JSONL, kinds mixed) or CSV metric series "
             "(timestamp,value or timestamp,series,value) as fast as the CPU goes. Writes "
             "alerts.jsonl, scores.csv (CSV input), summary.json (with --labels), "
-            "bad_rows.jsonl and report.html to --out."
+            "bad_rows.jsonl and report.html to --out. Alerts are printed in event-time order "
+            "when the replay ends."
         ),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=".jsonl or .csv files")
@@ -41,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--grace", type=duration_arg, default=300.0, help="match grace after an incident"
     )
-    p.add_argument("--quiet", action="store_true", help="do not print alerts as they happen")
+    p.add_argument("--quiet", action="store_true", help="do not print the alerts")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.set_defaults(func=run)
 
@@ -49,17 +50,22 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     total = sum(Path(p).stat().st_size for p in args.inputs if Path(p).exists())
-    with progress_bar(total) as advance:
-        outcome = replay_files(
-            args.inputs,
-            out=args.out,
-            labels=args.labels,
-            config=config,
-            grace_s=args.grace,
-            report=not args.no_report,
-            on_alert=None if args.quiet else printer(),
-            on_progress=advance,
-        )
+    show = None if args.quiet else OrderedPrinter()
+    try:
+        with progress_bar(total) as advance:
+            outcome = replay_files(
+                args.inputs,
+                out=args.out,
+                labels=args.labels,
+                config=config,
+                grace_s=args.grace,
+                report=not args.no_report,
+                on_alert=show,
+                on_progress=advance,
+            )
+    finally:
+        if show is not None:
+            show.flush()  # in event-time order, also when the replay stopped early
     r = outcome.result
     rate = r.n_rows / r.elapsed_s if r.elapsed_s > 0 else 0.0
     print(f"replayed {r.n_rows} rows ({rate:,.0f}/s), {len(r.alerts)} alert events")

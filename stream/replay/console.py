@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TextIO
 
 from schemas.models import Alert, AlertStatus
@@ -18,11 +19,15 @@ def _num(v: float | None) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.4g}"
 
 
+def alert_time(a: Alert) -> datetime:
+    """The event time a line shows: when it ended for a resolved alert, else when it began."""
+    return a.ends_at if a.status is AlertStatus.RESOLVED and a.ends_at else a.starts_at
+
+
 def alert_line(a: Alert) -> str:
     """One line: time, status, severity, title, labels, observed vs expected."""
-    when = a.ends_at if a.status is AlertStatus.RESOLVED and a.ends_at else a.starts_at
     parts = [
-        when.strftime("%Y-%m-%d %H:%M:%S"),
+        alert_time(a).strftime("%Y-%m-%d %H:%M:%S"),
         f"{a.status.value.upper():8}",
         f"{a.severity.value:8}",
         a.title,
@@ -80,6 +85,29 @@ def printer(stream: TextIO | None = None) -> Callable[[Alert], None]:
         print(alert_line(a), file=out, flush=True)
 
     return emit
+
+
+class OrderedPrinter:
+    """Alert lines in event-time order, printed by ``flush`` once the replay is done.
+
+    A replay finds alerts slice by slice and kind by kind, and an alert's time is when
+    it began (``for_s`` before it fired), so they arrive out of event-time order: held
+    here and sorted (stable: equal times keep their arrival order).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.out = stream if stream is not None else sys.stdout
+        self._held: list[Alert] = []
+
+    def __call__(self, a: Alert) -> None:
+        self._held.append(a)
+
+    def flush(self) -> int:
+        held, self._held = sorted(self._held, key=alert_time), []
+        for a in held:
+            print(alert_line(a), file=self.out)
+        self.out.flush()
+        return len(held)
 
 
 def describe(summary: dict[str, Any]) -> str:
