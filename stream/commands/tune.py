@@ -8,8 +8,8 @@ from typing import Any
 
 from schemas.durations import duration_arg
 from stream.config import load_config
+from stream.replay.scoring import DEFAULT_GRACE_S
 from stream.replay.tune import (
-    DEFAULT_GRACE_S,
     load_datasets,
     tune,
     tune_labelled,
@@ -63,15 +63,41 @@ def run(args: argparse.Namespace) -> int:
         grace_s=args.grace,
     )
     paths = write_results(args.out, best, rows)
-    top = max(rows, key=lambda r: r["objective"])
-    print(
-        f"{len(rows)} trials; best trial {top['trial']}: objective {top['objective']:.3f}, "
-        f"precision {top['precision']}, recall {top['recall']}, "
-        f"median delay {top['delay_p50_s']} s"
-    )
+    print(summary_line(rows))
     for name, path in paths.items():
         print(f"  {name}: {path}")
     return 0
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v: float | None, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def summary_line(rows: list[dict[str, Any]]) -> str:
+    """The best trial in rounded figures (trials.json keeps the exact ones)."""
+    top = max(rows, key=lambda r: r["objective"])
+    delay = top["delay_p50_s"]
+    return (
+        f"{len(rows)} trials; best trial {top['trial']}: objective {top['objective']:.3f}, "
+        f"precision {_pct(top['precision'])}, recall {_pct(top['recall'])}, "
+        f"median delay {'n/a' if delay is None else f'{delay:.1f} s'}, "
+        f"{_num(top.get('false_alerts_per_series_day'))} false alerts per series-day"
+    )
+
+
+def labelled_summary_line(rows: list[dict[str, Any]]) -> str:
+    top = max(rows, key=lambda r: r["objective"])
+    fa = top["false_alerts_per_series_week"]
+    return (
+        f"{len(rows)} trials; best trial {top['trial']}: NAB score (alert onsets) "
+        f"{top['objective']:.1f}, recall {_pct(top['recall'])}, achieved budget "
+        f"{_num(fa['overall'])} false alerts per series-week "
+        f"({_num(fa['series_without_anomalies'])} on series without anomalies)"
+    )
 
 
 def _run_labelled(args: argparse.Namespace) -> int:
@@ -79,14 +105,7 @@ def _run_labelled(args: argparse.Namespace) -> int:
         args.labelled, base=load_config(args.config), trials=args.trials, seed=args.seed
     )
     paths = write_results(args.out, best, rows)
-    top = max(rows, key=lambda r: r["objective"])
-    fa = top["false_alerts_per_series_week"]
-    print(
-        f"{len(rows)} trials; best trial {top['trial']}: NAB score (alert onsets) "
-        f"{top['objective']:.1f}, recall {top['recall']}, achieved budget "
-        f"{fa['overall']} false alerts per series-week "
-        f"({fa['series_without_anomalies']} on series without anomalies)"
-    )
+    print(labelled_summary_line(rows))
     for name, path in paths.items():
         print(f"  {name}: {path}")
     return 0
