@@ -163,8 +163,8 @@ class FleetMetrics:
             self._child(self.gpu_throttled, dev).set(1 if throttled else 0)
         xids = np.bincount(ids[b.xid >= 0], minlength=len(devices))
         for dev, count in zip(devices, xids.tolist(), strict=True):
-            if count:
-                self._child(self.gpu_xid, dev).inc(count)
+            # Every GPU's XID counter exists from its first sample: 0, not "no data".
+            self._child(self.gpu_xid, dev).inc(count)
 
     def baselines(self, engines: Iterable[Any]) -> int:
         """Copy every engine's latency baselines (version level) into the gauge; returns

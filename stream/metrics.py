@@ -184,6 +184,8 @@ class WorkerMetrics:
             ["reason"],
             registry=r,
         )
+        for reason in ("manifest", "chunk_missing", "digest", "decompress", "engine"):
+            self.state_restore_failures.labels(reason)  # 0 until one fails: rules see it
         self.offset_resets = Counter(
             "llmwatch_offset_resets",
             "Offset-out-of-range resets of a source partition (retention overran the worker)",

@@ -193,6 +193,14 @@ class BatchProcessor:
                 w.decode_paths.labels(topic, "per_message"),
                 w.decode_paths.labels(topic, "reference"),
             )
+            # Loss counters start at 0 per topic: a rule's increase() over them has a
+            # series to read before the first loss, and a dashboard shows 0, not "no data".
+            for stage in ("decode", "engine"):
+                w.poison.labels(topic, stage)
+            for outcome in ("retried", "bisected"):
+                w.engine_failures.labels(topic, outcome)
+            w.offset_resets.labels(topic)
+            w.offsets_skipped.labels(topic)
         return m
 
     def advance_idle(self) -> list[Alert]:
