@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         help="instead: a folder of labelled CSV series (windows.json, or a label column); "
-        "objective = NAB score from alert onsets",
+        "objective = NAB score from alert onsets (default: none, tune on --events)",
     )
     p.add_argument("--config", type=Path, default=None, help="base config (default: defaults)")
     p.add_argument("--trials", type=int, default=20, help="configs tried")
