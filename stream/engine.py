@@ -21,7 +21,6 @@ from detectors.config import build_detectors
 from schemas.columns import Columns
 from schemas.models import Alert
 from stream.config import LlmwatchConfig
-from stream.grouping import Notification
 from stream.lifecycle import Lifecycle
 
 SNAPSHOT_FORMAT = 1
@@ -165,10 +164,6 @@ class Engine:
         for det in self.detectors:
             findings.extend(det.tick(self.watermark))
         return self.lifecycle.observe(findings, self.watermark, sampled=False)
-
-    def notifications(self, now: float | None = None) -> list[Notification]:
-        t = self.watermark if now is None else now
-        return self.lifecycle.notifications(t) if t != float("-inf") else []
 
     def _now(self, findings: list[Finding]) -> float | None:
         if self.watermark != float("-inf"):

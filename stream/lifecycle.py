@@ -1,4 +1,4 @@
-"""The alert lifecycle: findings in, firing/resolved alert events and notifications out.
+"""The alert lifecycle: findings in, firing/resolved alert events out (rule evaluation).
 
 State machine per fingerprint (labels = alertname + detector + series + scope):
 
@@ -19,17 +19,14 @@ Time is event-driven: each alert has one due time (``AlertState`` plus its rule 
 it), ``next_deadline`` is the earliest, and ``observe``/``advance`` act only on what is
 due, so calling them once per deadline gives what calling them every second would.
 
-Only transitions are events. Inhibition, silences and acknowledgements never change
-the state machine; they are annotations on events and filters on notifications:
-
-* a silenced alert's firing and resolved events still go to the alerts topic (it is
-  the history) with ``silenced=<silence id>``, but it never appears in a notification;
-* an inhibited alert carries ``inhibited_by=<fingerprint>`` and ``inhibited_cause``, and
-  the surviving cause carries ``inhibits`` (how many alerts it explains);
-* an acknowledged alert carries ``acked_by`` and gets no repeat reminders.
+Only transitions are events. The worker evaluates rules; the notifier dispatches
+(stream/alerting: route, group, inhibit at group flush, silence, ack, receivers), as
+Prometheus and Alertmanager split it. Inhibition never changes the state machine: an
+event is annotated for the history (``inhibited_by=<fingerprint>`` and
+``inhibited_cause``; the cause carries ``inhibits``), with the notifier's own rule
+evaluator and the worker's ``inhibit_rules``; what is paged is the notifier's call.
 
 Time is event time, passed in as ``now`` (epoch seconds); it never runs backwards here.
-Call ``notifications(now)`` after ``observe``/``advance`` to get what is due to notify.
 """
 
 from __future__ import annotations
@@ -43,12 +40,9 @@ import orjson
 from detectors.base import Finding
 from schemas.models import Alert, AlertStatus
 from stream.alert_state import AlertState, Condition
-from stream.fingerprint import alert_labels, fingerprint
-from stream.grouping import Grouper, Notification
-from stream.inhibition import Inhibition, inhibitions
+from stream.alerting.inhibit import Inhibition, Inhibitor
+from stream.alerting.labels import finding_labels, fingerprint
 from stream.lifecycle_config import AlertRule, LifecycleConfig
-from stream.matchers import Matcher
-from stream.silences import Ack, Silence, SilenceStore
 
 SNAPSHOT_FORMAT = 1
 _ID_CACHE_SIZE = 100_000
@@ -65,8 +59,7 @@ class Lifecycle:
         self._starts: dict[str, list[float]] = {}
         self._last_id: dict[str, str] = {}
         self._inhibited: dict[str, Inhibition] = {}
-        self._store = SilenceStore(self.config.silence_retention_s)
-        self._grouper = Grouper(self.config.grouping)
+        self._inhibitor = Inhibitor(self.config.inhibit_rules)
         self._rules: dict[str, AlertRule] = {}
         self._ids: dict[tuple[Any, ...], tuple[dict[str, str], str]] = {}
         # fingerprint -> learned sampling interval, kept between episodes (bounded).
@@ -96,21 +89,6 @@ class Lifecycle:
         """The earliest event time at which an alert changes state without a finding."""
         return self._soonest
 
-    def notifications(self, now: float) -> list[Notification]:
-        """Notification batches due at ``now`` (group_wait / group_interval / repeat)."""
-        now = self._clock(now)
-
-        def show(fp: str) -> tuple[Alert, bool] | None:
-            st = self._states.get(fp)
-            if st is None or st.state != "firing":
-                return None
-            alert = self._render(st, AlertStatus.FIRING, now)
-            if "silenced" in alert.annotations or "inhibited_by" in alert.annotations:
-                return None
-            return alert, "acked_by" in alert.annotations
-
-        return self._grouper.flush(now, show)
-
     def active_alerts(self, now: float | None = None) -> list[Alert]:
         """Every firing alert as it would be published now (annotations current)."""
         t = self._now if now is None else max(now, self._now)
@@ -122,36 +100,6 @@ class Lifecycle:
 
     def pending(self) -> list[str]:
         return sorted(fp for fp, st in self._states.items() if st.state == "pending")
-
-    def add_silence(
-        self,
-        matchers: Sequence[str | Matcher],
-        starts_at: float,
-        ends_at: float,
-        created_by: str,
-        comment: str = "",
-    ) -> Silence:
-        return self._store.add(matchers, starts_at, ends_at, created_by, comment)
-
-    def expire_silence(self, silence_id: str, now: float) -> Silence:
-        return self._store.expire(silence_id, self._clock(now))
-
-    def silences(self) -> list[Silence]:
-        return self._store.silences()
-
-    def acknowledge(
-        self, fp: str, by: str, now: float, comment: str = "", ttl_s: float | None = None
-    ) -> Ack:
-        """Acknowledge the current firing instance of ``fp``; it expires after
-        ``ttl_s`` (default ``ack_ttl_s``) or when the alert resolves."""
-        st = self._states.get(fp)
-        if st is None or st.state != "firing":
-            raise KeyError(f"no firing alert with fingerprint {fp!r}")
-        ttl = self.config.ack_ttl_s if ttl_s is None else ttl_s
-        return self._store.ack(fp, st.alert_id, by, self._clock(now), ttl, comment)
-
-    def unacknowledge(self, fp: str) -> None:
-        self._store.unack(fp)
 
     # -- state machine ------------------------------------------------------------
     def _clock(self, now: float) -> float:
@@ -206,7 +154,7 @@ class Lifecycle:
         if hit is None:
             if len(self._ids) >= _ID_CACHE_SIZE:
                 self._ids.clear()
-            labels = alert_labels(f)
+            labels = finding_labels(f)
             hit = self._ids[key] = (labels, fingerprint(labels))
         return hit
 
@@ -272,17 +220,14 @@ class Lifecycle:
         # can no longer mute anything themselves.
         firing = {fp: st.labels for fp, st in self._states.items() if st.state == "firing"}
         targets = {**firing, **{st.fingerprint: st.labels for st, _ in resolved}}
-        self._inhibited = inhibitions(cfg.inhibit_rules, firing, targets)
+        self._inhibited = self._inhibitor.evaluate(firing, targets)
         events: list[Alert] = []
         for st in fired:
             alert = self._render(st, AlertStatus.FIRING, now)
             events.append(alert)
-            self._grouper.firing(st.fingerprint, st.labels, now)
         for st, why in resolved:
             alert = self._render(st, AlertStatus.RESOLVED, now, {"resolved_reason": why})
             events.append(alert)
-            self._grouper.resolved(alert, st.labels, now)
-            self._store.unack(st.fingerprint)
         self._inhibited = {fp: i for fp, i in self._inhibited.items() if fp in firing}
         self._housekeeping(now)
         return events
@@ -328,7 +273,6 @@ class Lifecycle:
                 del self._starts[fp]
                 # Past the flap window the clock has moved on, so ids cannot collide.
                 self._last_id.pop(fp, None)
-        self._store.prune(now)
 
     def _render(
         self, st: AlertState, status: AlertStatus, now: float, extra: dict[str, str] | None = None
@@ -342,12 +286,6 @@ class Lifecycle:
         if explained and status == AlertStatus.FIRING:
             notes["inhibits"] = ",".join(explained)
             notes["cause_of"] = f"{len(explained)} inhibited alert(s)"
-        sil = self._store.silenced_by(st.labels, now)
-        if sil is not None:
-            notes["silenced"] = sil
-        ack = self._store.acked(st.fingerprint, st.alert_id, now)
-        if ack is not None:
-            notes["acked_by"] = ack.by
         if st.flapping:
             notes["flapping"] = "true"
         notes.update(extra or {})
@@ -355,7 +293,7 @@ class Lifecycle:
 
     # -- persistence --------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """The whole state as JSON (orjson): alerts, flap history, silences, acks, groups."""
+        """The whole state as JSON (orjson): alerts and flap history."""
         # Pruning runs now and then, not on every call; a snapshot is pruned, so two
         # lifecycles in the same state write the same bytes.
         self._housekeeping(self._now)
@@ -366,8 +304,6 @@ class Lifecycle:
             "starts": self._starts,
             "last_id": self._last_id,
             "intervals": self._intervals,
-            "store": self._store.to_dict(),
-            "groups": self._grouper.to_dict(),
         }
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
@@ -385,10 +321,7 @@ class Lifecycle:
         lc._last_id = dict(payload["last_id"])
         lc._intervals = {fp: float(v) for fp, v in payload.get("intervals", {}).items()}
         lc._soonest = min((lc._due(st) for st in lc._states.values()), default=math.inf)
-        lc._store.load(payload["store"])
-        lc._grouper.load(payload["groups"])
-        lc._inhibited = inhibitions(
-            lc.config.inhibit_rules,
-            {fp: st.labels for fp, st in lc._states.items() if st.state == "firing"},
-        )
+        # Older snapshots also hold "store" (silences) and "groups": the notifier's now.
+        firing = {fp: st.labels for fp, st in lc._states.items() if st.state == "firing"}
+        lc._inhibited = lc._inhibitor.evaluate(firing, firing)
         return lc

@@ -33,7 +33,9 @@ from pydantic import (
 )
 
 from schemas.durations import AS_DURATION
-from stream.matchers import Matcher
+
+# One inhibit rule type and one set of shipped defaults: the notifier's (stream/alerting).
+from stream.alerting.inhibit import InhibitRule, default_inhibit_rules
 
 # Seconds, also written as "90s", "1h30m", "2d" (schemas.durations).
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AS_DURATION]
@@ -90,29 +92,6 @@ class AlertRuleOverride(_Section):
     dashboard_url: str | None = None
 
 
-class InhibitRule(_Section):
-    """A firing alert matching ``source_matchers`` mutes alerts matching ``target_matchers``
-    that carry the same value for every label in ``equal`` (present on both sides)."""
-
-    source_matchers: list[Matcher]
-    target_matchers: list[Matcher]
-    equal: list[str] = Field(default_factory=list)
-
-
-def default_inhibit_rules() -> list[InhibitRule]:
-    # An unhealthy GPU explains slow, failing or SLO-burning requests on its host:
-    # page for the GPU, not for every symptom.
-    return [
-        InhibitRule.model_validate(
-            {
-                "source_matchers": ['detector="gpu_health"'],
-                "target_matchers": ['detector=~"latency.*|slo.*|error.*"'],
-                "equal": ["host"],
-            }
-        )
-    ]
-
-
 def default_rules() -> dict[str, AlertRuleOverride]:
     # These detectors' findings are persistent by construction, so a shorter wait than
     # the default 30 s: GPU findings (a throttled share of 20 samples, a memory trend
@@ -131,6 +110,10 @@ def default_rules() -> dict[str, AlertRuleOverride]:
 
 
 class GroupingConfig(_Section):
+    """Read but not used by the worker: grouping is the notifier's (its route's group_by,
+    group_wait, group_interval, repeat_interval; docs/notifier.md). Kept so existing
+    config files still load."""
+
     # ["..."] groups by every label, i.e. one notification group per alert.
     group_by: list[str] = Field(default_factory=lambda: ["detector", "alertname"])
     group_wait_s: Seconds = 30.0
@@ -153,6 +136,8 @@ class LifecycleConfig(_Section):
     grouping: GroupingConfig = Field(default_factory=GroupingConfig)
     inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
     # Acknowledgements expire after this long unless the alert resolves first.
+    # ack_ttl_s and silence_retention_s: unused since silences and acks are the notifier's
+    # (default_ack_ttl_s in its config); kept so existing config files still load.
     ack_ttl_s: Positive = 24 * 3600.0
     # Expired silences are kept this long (for audit) before they are forgotten.
     silence_retention_s: Seconds = 5 * 86400.0

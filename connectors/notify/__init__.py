@@ -1,4 +1,8 @@
-"""Alert delivery: receivers (PagerDuty, Slack, webhook, console), routing, the dispatcher."""
+"""Delivery: receivers (PagerDuty, Slack, webhook, console) and the dispatcher.
+
+Routing, grouping, inhibition, silences and acks happen before this point, in the
+notifier's pipeline (stream/alerting); a receiver renders one group notification.
+"""
 
 from .base import (
     Clock,
@@ -16,7 +20,6 @@ from .delivery import DeadLetterRecord, DeliveryCounts, Dispatcher
 from .pagerduty import PagerDutyConfig, PagerDutyNotifier
 from .redact import Redactor
 from .retry import Retrier, RetryPolicy, TokenBucket
-from .routing import Matcher, Route, Router, RoutingConfig
 from .slack import SlackBotConfig, SlackBotNotifier, SlackWebhookConfig, SlackWebhookNotifier
 from .stores import JsonFileLedger, JsonFileMessageStore, Ledger, MessageStore
 from .webhook import WebhookConfig, WebhookNotifier
@@ -31,7 +34,6 @@ __all__ = [
     "JsonFileLedger",
     "JsonFileMessageStore",
     "Ledger",
-    "Matcher",
     "MessageStore",
     "Notifier",
     "Outcome",
@@ -41,9 +43,6 @@ __all__ = [
     "Redactor",
     "Retrier",
     "RetryPolicy",
-    "Route",
-    "Router",
-    "RoutingConfig",
     "SlackBotConfig",
     "SlackBotNotifier",
     "SlackWebhookConfig",

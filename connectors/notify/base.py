@@ -15,13 +15,12 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from schemas.models import Alert, AlertStatus
+from schemas.notification import Notification
 
 from .redact import Redactor
 
 # Response bodies are kept only as a hint for the dead letter, never whole.
 MAX_DETAIL_CHARS = 512
-ACK_ANNOTATION = "acknowledged"
 
 
 class Clock(Protocol):
@@ -53,7 +52,7 @@ class DeliveryResult:
     """What one delivery (or one attempt of it) came to. ``detail`` is redacted."""
 
     receiver: str
-    fingerprint: str
+    group_key: str
     phase: str
     outcome: Outcome
     http_status: int | None = None
@@ -81,7 +80,8 @@ SLACK_RATE = RateLimit(rate_per_s=1.0, burst=3)
 
 @runtime_checkable
 class Notifier(Protocol):
-    """One receiver. ``send`` makes exactly one attempt and never raises for I/O."""
+    """One receiver. ``send`` makes exactly one attempt at one group's notification and
+    never raises for I/O."""
 
     @property
     def name(self) -> str: ...
@@ -89,21 +89,14 @@ class Notifier(Protocol):
     @property
     def rate_limit(self) -> RateLimit | None: ...
 
-    async def send(self, alert: Alert) -> DeliveryResult: ...
+    async def send(self, note: Notification) -> DeliveryResult: ...
 
     async def close(self) -> None: ...
 
 
-def is_acknowledged(alert: Alert) -> bool:
-    value = alert.annotations.get(ACK_ANNOTATION, "")
-    return alert.status == AlertStatus.FIRING and value.lower() in {"true", "yes", "1"}
-
-
-def phase_of(alert: Alert) -> str:
+def phase_of(note: Notification) -> str:
     """firing, acknowledged or resolved: what one delivery tells a receiver."""
-    if alert.status == AlertStatus.RESOLVED:
-        return "resolved"
-    return "acknowledged" if is_acknowledged(alert) else "firing"
+    return note.phase
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -140,17 +133,17 @@ class ResultFactory:
         self.receiver = receiver
         self.redact = redactor
 
-    def _base(self, alert: Alert) -> DeliveryResult:
+    def _base(self, note: Notification) -> DeliveryResult:
         return DeliveryResult(
             receiver=self.receiver,
-            fingerprint=alert.fingerprint,
-            phase=phase_of(alert),
+            group_key=note.group_key,
+            phase=note.phase,
             outcome=Outcome.SENT,
         )
 
     def from_http(
         self,
-        alert: Alert,
+        note: Notification,
         status: int,
         headers: Mapping[str, str],
         body: str,
@@ -161,29 +154,35 @@ class ResultFactory:
         retry_after = None
         if outcome is Outcome.RETRYABLE:
             retry_after = parse_retry_after(headers.get("Retry-After"), now)
-        return self._base(alert).but(
+        return self._base(note).but(
             outcome=outcome,
             http_status=status,
             detail=f"HTTP {status}" + (f": {detail}" if detail else ""),
             retry_after_s=retry_after,
         )
 
-    def from_exception(self, alert: Alert, exc: BaseException) -> DeliveryResult:
+    def from_exception(self, note: Notification, exc: BaseException) -> DeliveryResult:
         """Timeouts and network errors: the request may not have arrived, so retry."""
-        return self._base(alert).but(outcome=Outcome.RETRYABLE, detail=self.redact.exception(exc))
+        return self._base(note).but(outcome=Outcome.RETRYABLE, detail=self.redact.exception(exc))
 
-    def sent(self, alert: Alert, status: int | None = None) -> DeliveryResult:
-        return self._base(alert).but(http_status=status)
+    def sent(self, note: Notification, status: int | None = None) -> DeliveryResult:
+        return self._base(note).but(http_status=status)
 
-    def permanent(self, alert: Alert, detail: str, status: int | None = None) -> DeliveryResult:
-        return self._base(alert).but(
+    def permanent(
+        self, note: Notification, detail: str, status: int | None = None
+    ) -> DeliveryResult:
+        return self._base(note).but(
             outcome=Outcome.PERMANENT, detail=self.redact(detail), http_status=status
         )
 
     def retryable(
-        self, alert: Alert, detail: str, status: int | None = None, retry_after: float | None = None
+        self,
+        note: Notification,
+        detail: str,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> DeliveryResult:
-        return self._base(alert).but(
+        return self._base(note).but(
             outcome=Outcome.RETRYABLE,
             detail=self.redact(detail),
             http_status=status,

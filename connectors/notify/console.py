@@ -1,4 +1,5 @@
-"""Console/file receiver for the demo: one readable line per alert."""
+"""Console/file receiver for the demo: one readable line per group notification, then
+one indented line per alert in it."""
 
 from __future__ import annotations
 
@@ -7,25 +8,37 @@ from pathlib import Path
 from typing import TextIO
 
 from schemas.models import Alert
+from schemas.notification import Notification
 
-from .base import DeliveryResult, Outcome, RateLimit, phase_of
+from .base import DeliveryResult, Outcome, RateLimit
+from .text import clean
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def format_line(alert: Alert) -> str:
+def format_line(alert: Alert, phase: str | None = None) -> str:
     labels = ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
     when = (alert.ends_at or alert.starts_at).strftime("%Y-%m-%dT%H:%M:%SZ")
     line = (
-        f"{when} {phase_of(alert).upper():<12} {alert.severity!s:<8} "
+        f"{when} {(phase or str(alert.status)).upper():<12} {alert.severity!s:<8} "
         f"{alert.detector}: {alert.title} observed={_num(alert.observed)} "
         f"expected={_num(alert.expected)} score={alert.score:.2f} {{{labels}}} "
         f"fp={alert.fingerprint}"
     )
     # One alert, one line, whatever the title holds.
-    return line.replace("\r", " ").replace("\n", " ")
+    return clean(line).replace("\r", " ").replace("\n", " ")
+
+
+def format_note(note: Notification) -> str:
+    head = (
+        f"{note.phase.upper():<12} {note.severity!s:<8} group {note.group_key} ({note.reason}): "
+        f"{len(note.firing)} firing, {len(note.resolved)} resolved"
+    )
+    lines = [clean(head).replace("\r", " ").replace("\n", " ")]
+    lines += ["  " + format_line(a.alert) for a in note.alerts]
+    return "\n".join(lines)
 
 
 class ConsoleNotifier:
@@ -44,8 +57,8 @@ class ConsoleNotifier:
     def rate_limit(self) -> RateLimit | None:
         return None
 
-    async def send(self, alert: Alert) -> DeliveryResult:
-        line = format_line(alert) + "\n"
+    async def send(self, note: Notification) -> DeliveryResult:
+        line = format_note(note) + "\n"
         try:
             if self._path is not None:
                 with self._path.open("a", encoding="utf-8") as fh:
@@ -57,12 +70,12 @@ class ConsoleNotifier:
         except OSError as exc:
             return DeliveryResult(
                 self._name,
-                alert.fingerprint,
-                phase_of(alert),
+                note.group_key,
+                note.phase,
                 Outcome.RETRYABLE,
                 detail=f"{type(exc).__name__}: {exc}",
             )
-        return DeliveryResult(self._name, alert.fingerprint, phase_of(alert), Outcome.SENT)
+        return DeliveryResult(self._name, note.group_key, note.phase, Outcome.SENT)
 
     async def close(self) -> None:
         return None

@@ -1,10 +1,11 @@
-"""The dispatcher: one alert to its routed receivers, each on its own lane.
+"""The dispatcher: each group notification to its receiver's lane.
 
 Each receiver has one queue and one worker, so an outage at one receiver only
-delays that receiver's queue, and a receiver sees a fingerprint's trigger before
-its resolve (the order they were submitted). Delivery is at least once; the
-ledger, keyed by (receiver, fingerprint, episode, phase), makes a replay after a
-restart a no-op instead of a second page.
+delays that receiver's queue, and a receiver sees a group's messages in the order
+they were submitted (a trigger before its resolve). Delivery is at least once; the
+ledger, keyed by (receiver, group key, content digest), makes a replay after a
+restart a no-op instead of a second page. Which receivers get what is decided
+before this point, by the pipeline's route tree (stream/alerting).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from schemas.models import Alert
+from schemas.notification import Notification
 
-from .base import Clock, DeliveryResult, Notifier, Outcome, SystemClock, phase_of
+from .base import Clock, DeliveryResult, Notifier, Outcome, SystemClock
 from .retry import Retrier, RetryPolicy, TokenBucket
-from .routing import Router
-from .stores import Ledger, MemoryLedger
+from .stores import Ledger, LedgerStats, MemoryLedger, record_until_stored
 
 log = logging.getLogger("llmwatch.notify")
 
@@ -53,8 +53,8 @@ class DeadLetterRecord:
     """A delivery given up on, with the (already redacted) reason."""
 
     receiver: str
-    alert_id: str
-    fingerprint: str
+    group_key: str
+    alert_ids: tuple[str, ...]
     phase: str
     reason: str
     http_status: int | None
@@ -64,16 +64,11 @@ class DeadLetterRecord:
 DeadLetterSink = Callable[[DeadLetterRecord], Awaitable[None] | None]
 
 
-def ledger_key(receiver: str, alert: Alert) -> str:
-    # starts_at tells episodes apart: the same fingerprint may fire again next week.
-    return _key(receiver, alert, phase_of(alert))
+def ledger_key(receiver: str, note: Notification) -> str:
+    return f"{receiver}|{note.group_key}|{note.digest()}"
 
 
-def _key(receiver: str, alert: Alert, phase: str) -> str:
-    return f"{receiver}|{alert.fingerprint}|{alert.starts_at.timestamp():.3f}|{phase}"
-
-
-_Job = tuple[Alert, "asyncio.Future[DeliveryResult]"]
+_Job = tuple[Notification, "asyncio.Future[DeliveryResult]"]
 
 
 class _Lane:
@@ -97,9 +92,9 @@ class _Lane:
 
     async def _run(self) -> None:
         while True:
-            alert, future = await self.queue.get()
+            note, future = await self.queue.get()
             try:
-                result = await self._deliver(alert)
+                result = await self._deliver(note)
                 if not future.done():
                     future.set_result(result)
             except BaseException as exc:
@@ -109,32 +104,40 @@ class _Lane:
             finally:
                 self.queue.task_done()
 
-    async def _deliver(self, alert: Alert) -> DeliveryResult:
+    async def _record(self, key: str, outcome: str) -> None:
+        """Into the ledger before the job counts as done; on a full disk this lane waits."""
+        d = self._dispatcher
+        await record_until_stored(
+            d.ledger, key, outcome, clock=d.clock, lane=self.notifier.name, stats=d.ledger_stats
+        )
+
+    async def _deliver(self, note: Notification) -> DeliveryResult:
         name = self.notifier.name
         ledger = self._dispatcher.ledger
-        phase = phase_of(alert)
-        stale = phase != "resolved" and ledger.seen(_key(name, alert, "resolved"))
-        if ledger.seen(_key(name, alert, phase)) or stale:
-            return DeliveryResult(name, alert.fingerprint, phase, Outcome.DEDUPLICATED, attempts=0)
+        key = ledger_key(name, note)
+        if ledger.seen(key):
+            return DeliveryResult(
+                name, note.group_key, note.phase, Outcome.DEDUPLICATED, attempts=0
+            )
         try:
-            result = await self.retrier.deliver(alert)
+            result = await self.retrier.deliver(note)
         except Exception as exc:
             # A notifier must not raise; if one does, its message may hold anything.
             result = DeliveryResult(
                 name,
-                alert.fingerprint,
-                phase,
+                note.group_key,
+                note.phase,
                 Outcome.PERMANENT,
                 detail=f"notifier raised {type(exc).__name__}",
             )
         if result.outcome is Outcome.SENT:
-            ledger.record(_key(name, alert, phase), "sent")
-            log.info("%s: delivered %s %s", name, phase, alert.fingerprint)
+            await self._record(key, "sent")
+            log.info("%s: delivered %s %s", name, note.phase, note.group_key)
             return result
         result = result.but(outcome=Outcome.DEAD_LETTERED)
         # Recorded too: a restart must not retry (and re-page) what was given up on.
-        ledger.record(_key(name, alert, phase), "dead_lettered")
-        await self._dispatcher.dead_letter(alert, result)
+        await self._record(key, "dead_lettered")
+        await self._dispatcher.dead_letter(note, result)
         return result
 
 
@@ -142,7 +145,6 @@ class Dispatcher:
     def __init__(
         self,
         notifiers: Mapping[str, Notifier] | Iterable[Notifier],
-        router: Router | None = None,
         ledger: Ledger | None = None,
         *,
         clock: Clock | None = None,
@@ -153,56 +155,41 @@ class Dispatcher:
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or RetryPolicy()
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
-        self._router = router
         self._on_dead_letter = on_dead_letter
         self._lanes = {n.name: _Lane(self, n) for n in items}
         self.counts = DeliveryCounts()
+        self.ledger_stats = LedgerStats()  # failed ledger writes, lanes paused on them
 
-    def route(self, alert: Alert) -> list[str]:
-        if self._router is None:
-            return list(self._lanes)
-        return self._router.receivers_for(alert)
+    @property
+    def receivers(self) -> list[str]:
+        return list(self._lanes)
 
-    def delivered(self, receiver: str, alert: Alert, phase: str) -> bool:
-        """Whether ``receiver`` got (or gave up on) this episode's ``phase``."""
-        return self.ledger.seen(_key(receiver, alert, phase))
-
-    def submit(
-        self, alert: Alert, only: Iterable[str] | None = None
-    ) -> list[asyncio.Future[DeliveryResult]]:
-        """Queue the alert on each routed receiver's lane (or those of ``only``) at once."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[DeliveryResult]] = []
-        names = self.route(alert)
-        if only is not None:
-            keep = set(only)
-            names = [n for n in names if n in keep]
-        for name in names:
-            future: asyncio.Future[DeliveryResult] = loop.create_future()
-            future.add_done_callback(self._count)
-            lane = self._lanes.get(name)
-            if lane is None:
-                future.set_result(
-                    DeliveryResult(
-                        name,
-                        alert.fingerprint,
-                        phase_of(alert),
-                        Outcome.DEAD_LETTERED,
-                        detail=f"no receiver named {name!r}",
-                        attempts=0,
-                    )
+    def submit(self, note: Notification) -> asyncio.Future[DeliveryResult]:
+        """Queue the notification on its receiver's lane; the future gives the outcome."""
+        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(self._count)
+        lane = self._lanes.get(note.receiver)
+        if lane is None:
+            future.set_result(
+                DeliveryResult(
+                    note.receiver,
+                    note.group_key,
+                    note.phase,
+                    Outcome.DEAD_LETTERED,
+                    detail=f"no receiver named {note.receiver!r}",
+                    attempts=0,
                 )
-                log.error("routing chose unknown receiver %r", name)
-            else:
-                lane.start()
-                lane.queue.put_nowait((alert, future))
-            futures.append(future)
-        return futures
+            )
+            log.error("routing chose unknown receiver %r", note.receiver)
+        else:
+            lane.start()
+            lane.queue.put_nowait((note, future))
+        return future
 
-    async def dispatch(self, alert: Alert) -> DeliveryCounts:
-        """Deliver to every routed receiver (concurrently) and wait for all of them."""
+    async def dispatch(self, notes: Iterable[Notification]) -> DeliveryCounts:
+        """Deliver (each receiver on its own lane, concurrently) and wait for all of them."""
         counts = DeliveryCounts()
-        for result in await asyncio.gather(*self.submit(alert)):
+        for result in await asyncio.gather(*(self.submit(n) for n in notes)):
             counts.add(result)
         return counts
 
@@ -231,11 +218,11 @@ class Dispatcher:
         if not future.cancelled() and future.exception() is None:
             self.counts.add(future.result())
 
-    async def dead_letter(self, alert: Alert, result: DeliveryResult) -> None:
+    async def dead_letter(self, note: Notification, result: DeliveryResult) -> None:
         record = DeadLetterRecord(
             receiver=result.receiver,
-            alert_id=alert.alert_id,
-            fingerprint=alert.fingerprint,
+            group_key=note.group_key,
+            alert_ids=tuple(a.alert.alert_id for a in note.alerts),
             phase=result.phase,
             reason=result.detail,
             http_status=result.http_status,
@@ -245,7 +232,7 @@ class Dispatcher:
             "%s: dead-lettered %s %s: %s",
             record.receiver,
             record.phase,
-            record.fingerprint,
+            record.group_key,
             record.reason,
         )
         if self._on_dead_letter is not None:

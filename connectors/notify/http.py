@@ -6,7 +6,7 @@ import logging
 
 import aiohttp
 
-from schemas.models import Alert
+from schemas.notification import Notification
 
 from .base import Clock, DeliveryResult, ResultFactory
 
@@ -28,17 +28,17 @@ class JsonPoster:
         return self._session
 
     async def post(
-        self, alert: Alert, url: str, body: bytes, headers: dict[str, str]
+        self, note: Notification, url: str, body: bytes, headers: dict[str, str]
     ) -> DeliveryResult:
         all_headers = {"Content-Type": "application/json", **headers}
         try:
             async with self._get_session().post(url, data=body, headers=all_headers) as resp:
                 text = await resp.text(errors="replace")
                 return self._results.from_http(
-                    alert, resp.status, resp.headers, text, self._clock.now()
+                    note, resp.status, resp.headers, text, self._clock.now()
                 )
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            result = self._results.from_exception(alert, exc)
+            result = self._results.from_exception(note, exc)
             log.warning("%s: request failed: %s", self._results.receiver, result.detail)
             return result
 

@@ -1,13 +1,22 @@
-"""PagerDuty Events API v2: trigger on firing, acknowledge, resolve; dedup_key = fingerprint."""
+"""PagerDuty Events API v2: one incident per notification group (``dedup_key`` = group key).
+
+A group's first firing notification triggers the incident; later ones (alerts joined,
+repeats) trigger again under the same ``dedup_key``, which PagerDuty merges into the
+open incident; an acknowledged group acknowledges it, a resolved group resolves it.
+PagerDuty takes at most 512 KB per event: ``custom_details`` lists the firing alerts
+and is cut, with a marker saying how many were left out, to stay well inside that.
+Text is cleaned of bidi and zero-width characters; links are http(s) only.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from schemas.models import Alert
+from schemas.notification import GroupAlert, Notification
 
 from .base import (
     PAGERDUTY_RATE,
@@ -16,12 +25,17 @@ from .base import (
     RateLimit,
     ResultFactory,
     SystemClock,
-    phase_of,
 )
 from .http import JsonPoster
 from .redact import Redactor
+from .text import clean, clip, safe_url
 
 SUMMARY_LIMIT = 1024
+# PagerDuty's documented limit is 512 KB per event; leave room for the envelope.
+BODY_LIMIT = 512 * 1024
+DETAILS_BUDGET = 400 * 1024
+VALUE_LIMIT = 2048  # one label or explanation in custom_details
+DEDUP_KEY_LIMIT = 255
 _ACTIONS = {"firing": "trigger", "acknowledged": "acknowledge", "resolved": "resolve"}
 
 
@@ -43,10 +57,15 @@ class PagerDutyConfig(BaseModel):
 
 
 def truncate(text: str, limit: int) -> str:
-    """Cut to ``limit`` code points with an ellipsis; never splits a surrogate pair."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    """Cleaned of spoofing characters and cut to ``limit`` code points with an ellipsis."""
+    return clip(clean(text), limit)
+
+
+def dedup_key(group_key: str) -> str:
+    """The group key, or (past PagerDuty's 255 chars) a stable digest of it."""
+    if len(group_key) <= DEDUP_KEY_LIMIT:
+        return group_key
+    return "llmwatch-" + hashlib.sha256(group_key.encode()).hexdigest()
 
 
 def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
@@ -56,72 +75,110 @@ def _first_label(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _summary(note: Notification) -> str:
+    firing = note.firing
+    lead = firing[0] if firing else note.alerts[0]
+    text = (
+        lead.alert.title if not lead.alert.summary else f"{lead.alert.title}: {lead.alert.summary}"
+    )
+    if len(firing) > 1:
+        text = f"[{len(firing)} firing] {text} (and {len(firing) - 1} more)"
+    return truncate(text, SUMMARY_LIMIT)
+
+
+def _alert_details(item: GroupAlert) -> dict[str, Any]:
+    a = item.alert
+    return {
+        "alert_id": a.alert_id,
+        "fingerprint": a.fingerprint,
+        "status": str(a.status),
+        "severity": str(item.severity),
+        "summary": truncate(a.summary, VALUE_LIMIT),
+        "observed": a.observed,
+        "expected": a.expected,
+        "bounds": {"lower": a.bounds.lower, "upper": a.bounds.upper},
+        "score": a.score,
+        "starts_at": a.starts_at.isoformat(),
+        "explanation": truncate(a.explanation, VALUE_LIMIT),
+        "labels": {truncate(k, 256): truncate(v, VALUE_LIMIT) for k, v in item.labels.items()},
+    }
+
+
+def custom_details(note: Notification, budget: int = DETAILS_BUDGET) -> dict[str, Any]:
+    """The group and its alerts, cut to ``budget`` bytes of JSON with a marker if cut."""
+    details: dict[str, Any] = {
+        "group_key": truncate(note.group_key, VALUE_LIMIT),
+        "group_labels": {k: truncate(v, VALUE_LIMIT) for k, v in note.group_labels.items()},
+        "firing": len(note.firing),
+        "resolved": len(note.resolved),
+        "alerts": [],
+    }
+    used = len(orjson.dumps(details))
+    shown = 0
+    for item in note.alerts:
+        entry = _alert_details(item)
+        size = len(orjson.dumps(entry)) + 1
+        if used + size > budget:
+            break
+        details["alerts"].append(entry)
+        used += size
+        shown += 1
+    left = len(note.alerts) - shown + note.truncated_alerts
+    if left:
+        details["truncated"] = f"{left} alert(s) left out to stay within PagerDuty's 512 KB"
+    return details
+
+
 class PagerDutyEventBuilder:
-    """Alert -> Events API v2 body (a dict; the routing key is added at send time)."""
+    """Notification -> Events API v2 body (a dict; the routing key is added at send time)."""
 
     def __init__(self, config: PagerDutyConfig) -> None:
         self._config = config
 
-    def build(self, alert: Alert) -> dict[str, Any]:
-        phase = phase_of(alert)
+    def build(self, note: Notification) -> dict[str, Any]:
+        phase = note.phase
         event: dict[str, Any] = {
             "event_action": _ACTIONS[phase],
-            "dedup_key": alert.fingerprint,
+            "dedup_key": dedup_key(note.group_key),
         }
         if phase != "firing":
             return event
         cfg = self._config
+        lead = note.firing[0]
+        labels = note.common_labels() or lead.labels
         payload: dict[str, Any] = {
-            "summary": truncate(
-                alert.title if not alert.summary else f"{alert.title}: {alert.summary}",
-                SUMMARY_LIMIT,
-            ),
-            "severity": str(alert.severity),
-            "source": _first_label(alert.labels, cfg.source_labels) or cfg.source_fallback,
-            "timestamp": alert.starts_at.isoformat(),
-            "class": alert.labels.get(cfg.class_label) or alert.detector,
-            "custom_details": self._details(alert),
+            "summary": _summary(note),
+            "severity": str(note.severity),
+            "source": truncate(_first_label(labels, cfg.source_labels) or cfg.source_fallback, 255),
+            "timestamp": min(a.alert.starts_at for a in note.firing).isoformat(),
+            "class": truncate(labels.get(cfg.class_label) or lead.alert.detector, 255),
+            "custom_details": custom_details(note),
         }
-        component = _first_label(alert.labels, cfg.component_labels)
+        component = _first_label(labels, cfg.component_labels)
         if component:
-            payload["component"] = component
-        group = _first_label(alert.labels, cfg.group_labels)
+            payload["component"] = truncate(component, 255)
+        group = _first_label(labels, cfg.group_labels)
         if group:
-            payload["group"] = group
+            payload["group"] = truncate(group, 255)
         event["payload"] = payload
         event["client"] = cfg.client
-        if cfg.client_url:
-            event["client_url"] = cfg.client_url
+        client_url = safe_url(cfg.client_url or note.external_url)
+        if client_url:
+            event["client_url"] = client_url
         links = [
             {"href": href, "text": text}
             for href, text in (
-                (alert.links.runbook, "Runbook"),
-                (alert.links.dashboard, "Dashboard"),
+                (safe_url(lead.alert.links.runbook), "Runbook"),
+                (safe_url(lead.alert.links.dashboard), "Dashboard"),
             )
             if href
         ]
         if links:
             event["links"] = links
-        image = alert.annotations.get(cfg.image_annotation)
+        image = safe_url(lead.alert.annotations.get(cfg.image_annotation))
         if image and image.startswith("https://"):
-            event["images"] = [{"src": image, "alt": truncate(alert.title, 256)}]
+            event["images"] = [{"src": image, "alt": truncate(lead.alert.title, 256)}]
         return event
-
-    @staticmethod
-    def _details(alert: Alert) -> dict[str, Any]:
-        details: dict[str, Any] = {
-            "alert_id": alert.alert_id,
-            "detector": alert.detector,
-            "score": alert.score,
-            "observed": alert.observed,
-            "expected": alert.expected,
-            "bounds": {"lower": alert.bounds.lower, "upper": alert.bounds.upper},
-            "explanation": alert.explanation,
-            "labels": dict(alert.labels),
-        }
-        if alert.annotations:
-            details["annotations"] = dict(alert.annotations)
-        return details
 
 
 class PagerDutyNotifier:
@@ -141,20 +198,17 @@ class PagerDutyNotifier:
     def rate_limit(self) -> RateLimit | None:
         return PAGERDUTY_RATE
 
-    def event(self, alert: Alert) -> dict[str, Any]:
+    def event(self, note: Notification) -> dict[str, Any]:
         """The body without the routing key (safe to log or show)."""
-        return self._builder.build(alert)
+        return self._builder.build(note)
 
-    async def send(self, alert: Alert) -> DeliveryResult:
-        body = {"routing_key": self._config.routing_key.get_secret_value(), **self.event(alert)}
-        return await self._poster.post(alert, self._config.url, orjson.dumps(body), {})
-
-    async def acknowledge(self, alert: Alert) -> DeliveryResult:
-        """Acknowledge an incident explicitly (the same as an ``acknowledged`` annotation)."""
-        acked = alert.model_copy(
-            update={"annotations": {**alert.annotations, "acknowledged": "true"}}
+    async def send(self, note: Notification) -> DeliveryResult:
+        body = orjson.dumps(
+            {"routing_key": self._config.routing_key.get_secret_value(), **self.event(note)}
         )
-        return await self.send(acked)
+        if len(body) > BODY_LIMIT:  # cannot happen with the budget above; never send it
+            return self._results.permanent(note, f"event is {len(body)} bytes (max {BODY_LIMIT})")
+        return await self._poster.post(note, self._config.url, body, {})
 
     async def close(self) -> None:
         await self._poster.close()

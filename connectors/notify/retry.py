@@ -6,7 +6,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from schemas.models import Alert
+from schemas.notification import Notification
 
 from .base import Clock, DeliveryResult, Notifier, Outcome, RateLimit
 
@@ -63,7 +63,7 @@ class TokenBucket:
 
 
 class Retrier:
-    """Drives one notifier's attempts for one alert until sent, refused, or out of time."""
+    """Drives one notifier's attempts for one notification until sent, refused, or out of time."""
 
     def __init__(
         self,
@@ -77,14 +77,14 @@ class Retrier:
         self._policy = policy
         self._bucket = bucket
 
-    async def deliver(self, alert: Alert) -> DeliveryResult:
+    async def deliver(self, note: Notification) -> DeliveryResult:
         started = self._clock.now()
         attempts = 0
         while True:
             if self._bucket is not None:
                 await self._bucket.acquire()
             attempts += 1
-            result = (await self._notifier.send(alert)).but(attempts=attempts)
+            result = (await self._notifier.send(note)).but(attempts=attempts)
             if result.outcome is not Outcome.RETRYABLE:
                 return result
             wait = self._policy.backoff(attempts - 1)
@@ -101,7 +101,7 @@ class Retrier:
                 "%s: attempt %d for %s failed (%s); retrying in %.1f s",
                 result.receiver,
                 attempts,
-                alert.fingerprint,
+                note.group_key,
                 result.detail,
                 wait,
             )

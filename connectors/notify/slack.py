@@ -1,4 +1,11 @@
-"""Slack: incoming-webhook mode and bot-token mode (post, then update the original on resolve)."""
+"""Slack: incoming-webhook mode, and bot-token mode with one message per group.
+
+Bot mode posts a group's first notification, then keeps that one message current
+(``chat.update``) as alerts join, are acknowledged and resolve, and says what changed
+in the message's thread. The (channel, ts) per group key survives restarts in the
+message store, so a restarted notifier edits the message instead of posting again.
+Webhook mode cannot edit, so each notification is a message of its own.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +21,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from schemas.models import Alert
+from schemas.notification import Notification
 
-from .base import SLACK_RATE, Clock, DeliveryResult, RateLimit, ResultFactory, SystemClock, phase_of
+from .base import SLACK_RATE, Clock, DeliveryResult, RateLimit, ResultFactory, SystemClock
 from .redact import Redactor
 from .slack_format import SlackMessageBuilder
 from .stores import MemoryMessageStore, MessageStore
@@ -48,8 +55,9 @@ class SlackBotConfig(BaseModel):
     token: SecretStr
     channel: str = Field(min_length=1)
     base_url: str = "https://slack.com/api/"
-    # update: edit the original; thread: reply under it; both: do both.
-    resolve_mode: Literal["update", "thread", "both"] = "update"
+    # What a later notification of a group does: update: edit the group's message;
+    # thread: reply under it; both: edit it and say what changed in its thread.
+    resolve_mode: Literal["update", "thread", "both"] = "both"
     timeout_s: float = Field(10.0, gt=0)
 
 
@@ -75,8 +83,8 @@ class _SlackBase:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _failed(self, alert: Alert, exc: Exception) -> DeliveryResult:
-        result = self._results.from_exception(alert, exc)
+    def _failed(self, note: Notification, exc: Exception) -> DeliveryResult:
+        result = self._results.from_exception(note, exc)
         log.warning("%s: request failed: %s", self._name, result.detail)
         return result
 
@@ -93,10 +101,10 @@ class SlackWebhookNotifier(_SlackBase):
         super().__init__(name, config.url, config.timeout_s, clock)
         self._config = config
 
-    def message(self, alert: Alert) -> dict[str, Any]:
-        return {"text": self._builder.text(alert), "blocks": self._builder.blocks(alert)}
+    def message(self, note: Notification) -> dict[str, Any]:
+        return {"text": self._builder.text(note), "blocks": self._builder.blocks(note)}
 
-    async def send(self, alert: Alert) -> DeliveryResult:
+    async def send(self, note: Notification) -> DeliveryResult:
         client = AsyncWebhookClient(
             url=self._config.url.get_secret_value(),
             timeout=math.ceil(self._timeout_s),
@@ -104,16 +112,16 @@ class SlackWebhookNotifier(_SlackBase):
             logger=_MUTE,
             retry_handlers=[],  # its default retries sleep in wall time; retrying is ours
         )
-        msg = self.message(alert)
+        msg = self.message(note)
         try:
             async with asyncio.timeout(self._timeout_s):
                 resp = await client.send(
                     text=msg["text"], blocks=msg["blocks"], unfurl_links=False, unfurl_media=False
                 )
         except Exception as exc:
-            return self._failed(alert, exc)
+            return self._failed(note, exc)
         return self._results.from_http(
-            alert, resp.status_code, resp.headers or {}, resp.body or "", self._clock.now()
+            note, resp.status_code, resp.headers or {}, resp.body or "", self._clock.now()
         )
 
 
@@ -141,76 +149,82 @@ class SlackBotNotifier(_SlackBase):
             retry_handlers=[],  # retrying is ours, with the shared policy
         )
 
-    def _message(self, alert: Alert) -> dict[str, Any]:
+    def _message(self, note: Notification) -> dict[str, Any]:
         return {
-            "text": self._builder.text(alert),
-            "blocks": self._builder.blocks(alert),
+            "text": self._builder.text(note),
+            "blocks": self._builder.blocks(note),
             "unfurl_links": False,
             "unfurl_media": False,
             "parse": "none",
         }
 
-    def _api_error(self, alert: Alert, exc: SlackApiError) -> DeliveryResult:
+    def _api_error(self, note: Notification, exc: SlackApiError) -> DeliveryResult:
         resp = exc.response
         data = resp.data if isinstance(resp.data, dict) else {}
         error = str(data.get("error", "unknown_error"))
         headers: Mapping[str, str] = resp.headers or {}
         if resp.status_code != 200:
             return self._results.from_http(
-                alert, resp.status_code, headers, error, self._clock.now()
+                note, resp.status_code, headers, error, self._clock.now()
             )
         if error in _RETRYABLE_API_ERRORS:
-            return self._results.retryable(alert, f"Slack API error: {error}", 200)
-        return self._results.permanent(alert, f"Slack API error: {error}", 200)
+            return self._results.retryable(note, f"Slack API error: {error}", 200)
+        return self._results.permanent(note, f"Slack API error: {error}", 200)
 
     async def _call(
-        self, alert: Alert, method: str, **kwargs: Any
+        self, note: Notification, method: str, **kwargs: Any
     ) -> dict[str, Any] | DeliveryResult:
         try:
             async with asyncio.timeout(self._timeout_s):
                 resp = await self._client().api_call(method, json=kwargs)
         except SlackApiError as exc:
-            return self._api_error(alert, exc)
+            return self._api_error(note, exc)
         except Exception as exc:
-            return self._failed(alert, exc)
+            return self._failed(note, exc)
         return dict(resp.data) if isinstance(resp.data, dict) else {}
 
-    async def send(self, alert: Alert) -> DeliveryResult:
-        phase = phase_of(alert)
-        stored = self._store.get(alert.fingerprint)
-        if phase == "firing" or stored is None:
-            return await self._post(alert, phase)
+    async def send(self, note: Notification) -> DeliveryResult:
+        stored = self._store.get(note.group_key)
+        if stored is None:
+            return await self._post(note)
         channel, ts = stored
         if self._config.resolve_mode in ("update", "both"):
             result = await self._call(
-                alert, "chat.update", channel=channel, ts=ts, **self._message(alert)
+                note, "chat.update", channel=channel, ts=ts, **self._message(note)
             )
             if isinstance(result, DeliveryResult):
                 if result.detail.endswith(tuple(_GONE_MESSAGE_ERRORS)):
-                    # The original is gone: say it afresh rather than drop the resolve.
-                    self._store.delete(alert.fingerprint)
-                    return await self._post(alert, phase)
+                    # The original is gone: say it afresh rather than drop the news.
+                    self._store.delete(note.group_key)
+                    return await self._post(note)
                 return result
         if self._config.resolve_mode in ("thread", "both"):
             reply = await self._call(
-                alert, "chat.postMessage", channel=channel, thread_ts=ts, **self._message(alert)
+                note,
+                "chat.postMessage",
+                channel=channel,
+                thread_ts=ts,
+                text=self._builder.update_text(note),
+                unfurl_links=False,
+                unfurl_media=False,
+                parse="none",
             )
             if isinstance(reply, DeliveryResult):
                 return reply
-        if phase == "resolved":
-            self._store.delete(alert.fingerprint)
-        return self._results.sent(alert, 200)
+        if note.phase == "resolved":
+            self._store.delete(note.group_key)
+        return self._results.sent(note, 200)
 
-    async def _post(self, alert: Alert, phase: str) -> DeliveryResult:
+    async def _post(self, note: Notification) -> DeliveryResult:
         result = await self._call(
-            alert, "chat.postMessage", channel=self._config.channel, **self._message(alert)
+            note, "chat.postMessage", channel=self._config.channel, **self._message(note)
         )
         if isinstance(result, DeliveryResult):
             return result
-        if phase != "resolved" and result.get("ts"):
+        if note.phase != "resolved" and result.get("ts"):
             self._store.put(
-                alert.fingerprint,
+                note.group_key,
                 str(result.get("channel") or self._config.channel),
                 str(result["ts"]),
             )
-        return self._results.sent(alert, 200)
+        return self._results.sent(note, 200)

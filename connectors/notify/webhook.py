@@ -1,4 +1,10 @@
-"""Generic webhook speaking Alertmanager's webhook JSON (version 4), optionally HMAC-signed."""
+"""Generic webhook speaking Alertmanager's webhook JSON (version 4), optionally HMAC-signed.
+
+One POST per group notification, shaped exactly as Alertmanager's: ``groupKey``,
+``status``, ``groupLabels``, ``commonLabels``, ``commonAnnotations``, ``externalURL``,
+``truncatedAlerts`` and ``alerts[]`` with ``generatorURL`` and ``fingerprint``, so any
+receiver written for Alertmanager (and its templates) takes it as is.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,12 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from schemas.models import Alert, AlertStatus
+from schemas.notification import GroupAlert, Notification, annotations_of
 
 from .base import Clock, DeliveryResult, RateLimit, ResultFactory, SystemClock
 from .http import JsonPoster
 from .redact import Redactor
+from .text import safe_url
 
 SIGNATURE_HEADER = "X-Llmwatch-Signature"
 # Alertmanager's zero time, for "not ended yet".
@@ -36,40 +43,38 @@ def _ts(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z") if value is not None else ZERO_TIME
 
 
-def alertmanager_payload(alert: Alert, receiver: str, external_url: str = "") -> dict[str, Any]:
-    """One alert as an Alertmanager webhook message (a group of one)."""
-    labels = {
-        "alertname": alert.title,
-        "severity": str(alert.severity),
-        "detector": alert.detector,
-        **alert.labels,
+def _alert(item: GroupAlert, external_url: str) -> dict[str, Any]:
+    a = item.alert
+    generator = safe_url(a.links.dashboard) or (
+        f"{external_url.rstrip('/')}/api/alerts?fingerprint={a.fingerprint}" if external_url else ""
+    )
+    return {
+        "status": str(a.status),
+        "labels": dict(item.labels),
+        "annotations": annotations_of(a),
+        "startsAt": _ts(a.starts_at),
+        "endsAt": _ts(a.ends_at),
+        "generatorURL": generator,
+        "fingerprint": a.fingerprint,
     }
-    annotations = {"summary": alert.summary, "description": alert.explanation, **alert.annotations}
-    if alert.links.runbook:
-        annotations.setdefault("runbook_url", alert.links.runbook)
-    annotations = {k: v for k, v in annotations.items() if v}
-    status = "resolved" if alert.status == AlertStatus.RESOLVED else "firing"
+
+
+def alertmanager_payload(
+    note: Notification, receiver: str | None = None, external_url: str | None = None
+) -> dict[str, Any]:
+    """One group notification as an Alertmanager webhook message (version 4)."""
+    url = safe_url(note.external_url if external_url is None else external_url) or ""
     return {
         "version": "4",
-        "groupKey": f'{{}}:{{fingerprint="{alert.fingerprint}"}}',
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": receiver,
-        "groupLabels": {"fingerprint": alert.fingerprint},
-        "commonLabels": labels,
-        "commonAnnotations": annotations,
-        "externalURL": external_url,
-        "alerts": [
-            {
-                "status": status,
-                "labels": labels,
-                "annotations": annotations,
-                "startsAt": _ts(alert.starts_at),
-                "endsAt": _ts(alert.ends_at),
-                "generatorURL": alert.links.dashboard or "",
-                "fingerprint": alert.fingerprint,
-            }
-        ],
+        "groupKey": note.group_key,
+        "truncatedAlerts": note.truncated_alerts,
+        "status": note.status,
+        "receiver": receiver or note.receiver,
+        "groupLabels": dict(note.group_labels),
+        "commonLabels": note.common_labels(),
+        "commonAnnotations": note.common_annotations(),
+        "externalURL": url,
+        "alerts": [_alert(item, url) for item in note.alerts],
     }
 
 
@@ -97,12 +102,13 @@ class WebhookNotifier:
             return None
         return RateLimit(self._config.rate_per_s, self._config.burst)
 
-    async def send(self, alert: Alert) -> DeliveryResult:
-        body = orjson.dumps(alertmanager_payload(alert, self._name, self._config.external_url))
+    async def send(self, note: Notification) -> DeliveryResult:
+        external = self._config.external_url or note.external_url
+        body = orjson.dumps(alertmanager_payload(note, self._name, external))
         headers = {}
         if self._config.hmac_secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self._config.hmac_secret)
-        return await self._poster.post(alert, self._config.url.get_secret_value(), body, headers)
+        return await self._poster.post(note, self._config.url.get_secret_value(), body, headers)
 
     async def close(self) -> None:
         await self._poster.close()

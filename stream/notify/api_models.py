@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas import durations
-from stream.matchers import Matcher
+from stream.alerting.matchers import Matcher
 
 MAX_TTL_S = 90 * 86400.0
 

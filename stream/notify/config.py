@@ -1,4 +1,4 @@
-"""The notifier's YAML: receivers and the routing tree, checked at start.
+"""The notifier's YAML: receivers, the routing tree (with grouping) and inhibit rules.
 
 Secrets never live in this file: each receiver takes its secret from Settings
 (``LLMWATCH_PAGERDUTY_ROUTING_KEY`` and friends) or from a ``*_file`` path (a
@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from connectors.notify import Route, RoutingConfig
 from schemas.durations import Duration
+from stream.alerting.inhibit import InhibitRule, default_inhibit_rules
+from stream.alerting.route import Route, receivers_named
 
 # Receiver fields that would hold a secret; inline values are refused.
 _INLINE_SECRETS = ("routing_key", "url", "token", "hmac_secret")
@@ -97,6 +98,10 @@ class NotifyConfig(BaseModel):
 
     receivers: list[Receiver] = Field(min_length=1)
     route: Route
+    # Alertmanager's inhibit_rules; the shipped defaults (docs/notifier.md) unless given.
+    inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
+    # Where webhook externalURL/generatorURL and PagerDuty client_url point (the console).
+    external_url: str = ""
     retry: RetryConfig = Field(default_factory=RetryConfig)
     # Alerts consumed but not yet finished by every receiver; past it, consumption pauses.
     max_in_flight: int = Field(10_000, ge=1, le=1_000_000)
@@ -109,12 +114,19 @@ class NotifyConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"receivers: duplicate name(s) {', '.join(dupes)}")
-        # RoutingConfig checks every receiver the tree names and names the bad one.
-        RoutingConfig(route=self.route, receivers=names)
+        if self.route.receiver is None:
+            raise ValueError("route.receiver: the root route needs a default receiver")
+        for path, receiver in receivers_named(self.route):
+            if receiver not in names:
+                raise ValueError(f"{path}.receiver: unknown receiver {receiver!r}")
+        if self.external_url and not self.external_url.startswith(("http://", "https://")):
+            raise ValueError("external_url: must be an http(s) URL")
         return self
 
-    def routing(self) -> RoutingConfig:
-        return RoutingConfig(route=self.route, receivers=[r.name for r in self.receivers])
+
+# Grouping without a config file: one group per alert name and host/gateway/model, so one
+# incident's alerts go out together and unrelated ones do not wait for each other.
+DEFAULT_GROUP_BY = ["alertname", "host", "gateway", "model"]
 
 
 def default_config(receivers: list[Receiver] | None = None) -> NotifyConfig:
@@ -123,6 +135,7 @@ def default_config(receivers: list[Receiver] | None = None) -> NotifyConfig:
     found.append(ConsoleReceiver(type="console", name="console"))
     root = Route(
         receiver=found[0].name,
+        group_by=DEFAULT_GROUP_BY,
         routes=[Route(receiver=r.name, continue_=True) for r in found],
     )
     return NotifyConfig(receivers=found, route=root)

@@ -37,14 +37,41 @@ class AlertConsumer:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="notify-alerts")
         self._paused = False
         self.assigned: set[int] = set()
+        # Partitions assigned without a committed offset -> where their history ends.
+        self.history_end: dict[int, int] = {}
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         self.assigned.update(tp.partition for tp in parts)
+        fresh = self._history(consumer, parts)
+        with self.lock:
+            self.history_end.update(fresh)
         self._paused = False  # new partitions arrive unpaused; the loop re-checks
         log.info("alerts: assigned partitions %s", sorted(tp.partition for tp in parts))
+
+    @staticmethod
+    def _history(consumer: Consumer, parts: list[TopicPartition]) -> dict[int, int]:
+        """Partitions this group never committed on, and their end offset right now."""
+        try:
+            committed = consumer.committed(parts, timeout=10.0)
+        except KafkaException as exc:
+            # Unknown: read as a restart (deliver what comes); the ledger dedups.
+            log.warning("alerts: committed offsets unknown (%s); no catch-up", exc)
+            return {}
+        out: dict[int, int] = {}
+        for tp in committed:
+            if tp.offset >= 0:
+                continue
+            try:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10.0, cached=False
+                )
+            except KafkaException:
+                continue
+            out[tp.partition] = high
+        return out
 
     def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         # Commit what is finished before another instance takes these partitions over.

@@ -1,4 +1,5 @@
-"""Notifier dead letters: the alert, the receiver, the reason and the response, redacted."""
+"""Notifier dead letters: the notification (or the undecodable alert event), the receiver,
+the reason and the response, redacted."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def dead_letter(
     """One record for the dead-letter topic; every text passes the redactor once more."""
     status = f" (HTTP {result.http_status})" if result.http_status is not None else ""
     reason = (
-        f"notifier: {result.phase} for {result.fingerprint} not delivered to "
+        f"notifier: {result.phase} for {result.group_key} not delivered to "
         f"{result.receiver}{status} after {result.attempts} attempt(s): {result.detail}"
     )
     record = DeadLetter(

@@ -1,10 +1,12 @@
-"""The notifier worker: alerts topic -> silences/acks -> dispatcher -> receivers.
+"""The notifier worker: alerts topic -> pipeline (stream/alerting) -> dispatcher -> receivers.
 
-At least once, never twice: an alert's offset is committed only once every routed
-receiver finished it (accepted or dead-lettered); the ledger under
-``state_dir/notify`` turns the re-read after a restart into no-ops. A receiver that
-is down only holds its own lane; consumption pauses when ``max_in_flight`` alerts
-are unfinished, which bounds memory during a long outage.
+The pipeline routes each alert, groups it, and at each group's flush holds what
+inhibition, silences and acks hold; the dispatcher delivers the group notifications.
+At least once, never twice: an alert's offset is committed only once every group that
+took it has flushed and its notification was finished by its receiver (accepted or
+dead-lettered); the ledger under ``state_dir/notify`` turns the re-read after a
+restart into no-ops. A receiver that is down only holds its own lane; consumption
+pauses when ``max_in_flight`` alerts are unfinished, which bounds memory.
 """
 
 from __future__ import annotations
@@ -27,26 +29,27 @@ from connectors.notify import (
     Outcome,
     Redactor,
     RetryPolicy,
-    Router,
     SystemClock,
 )
-from connectors.notify.routing import alert_labels
-from schemas.models import Alert, AlertStatus
+from schemas.models import Alert
+from schemas.notification import Notification
+from stream.alerting.labels import alert_labels
+from stream.alerting.pipeline import Flushed, Pipeline
+from stream.alerting.silences import SilenceStore, silence_key
 from stream.metrics import NotifierMetrics
 from stream.settings import Settings, kafka_client_config
 
 from .config import NotifyConfig
 from .consumer import AlertConsumer
 from .deadletters import dead_letter, reason_class
+from .intake import CatchUp, Settler, Token
 from .kafka_io import AsyncProducer, KafkaIOError, TopicFollower
+from .pipeline_metrics import PipelineMetrics
 from .receivers import build_notifier, known_secrets
 from .recent import RecentAlerts
-from .state import SilenceState, silence_key
 
 log = logging.getLogger("llmwatch.notify")
 
-# Receivers that can show an acknowledgement (PagerDuty acknowledge, Slack message update).
-ACK_TYPES = frozenset({"pagerduty", "slack_bot", "console"})
 PRUNE_EVERY_S = 300.0
 
 
@@ -67,9 +70,14 @@ class NotifierService:
         self.clock: Clock = clock or SystemClock()
         self.metrics = metrics or NotifierMetrics()
         self.state_dir = Path(settings.state_dir) / "notify"
-        self.state = SilenceState()
+        self.state = SilenceStore()
+        self.pipeline = Pipeline(
+            config.route, config.inhibit_rules, self.state, config.external_url
+        )
+        self.flow = PipelineMetrics(self.metrics.registry, self.pipeline.stats)
+        self.settler = Settler(self._done)
+        self.catchup = CatchUp()
         self.redact = Redactor(known_secrets(settings, list(config.receivers)))
-        self._types = {r.name: r.type for r in config.receivers}
         self._kafka = kafka_client_config(settings)
         # Extra librdkafka properties for the alerts consumer (e.g. session.timeout.ms).
         self._consumer_config = dict(consumer_config or {})
@@ -93,12 +101,13 @@ class NotifierService:
         retry = self.config.retry
         self.dispatcher = Dispatcher(
             notifiers,
-            Router(self.config.routing()),
             JsonFileLedger(self.state_dir / "ledger.jsonl"),
             clock=self.clock,
             policy=RetryPolicy(base_s=retry.base_s, cap_s=retry.cap_s, deadline_s=retry.deadline_s),
         )
         self.recent = RecentAlerts(self.state_dir / "active-alerts.json")
+        # What was firing before a restart: its groups come back as already told.
+        self.pipeline.restore(list(self.recent.active.values()), self.clock.now())
         self.producer = AsyncProducer(self._kafka)
         topic = self.settings.topic_silences
         loop = asyncio.get_running_loop()
@@ -161,7 +170,9 @@ class NotifierService:
         change = self.state.apply(key, value)
         self._refresh_state_gauges()
         if change.ack is not None:
-            self._spawn(self._acknowledge(change.ack.fingerprint, change.ack.alert_id))
+            # The ack's groups are looked at on the next flush: a group whose firing
+            # alerts are all acknowledged tells PagerDuty and Slack so.
+            self.pipeline.touch(change.ack.fingerprint, self.clock.now())
 
     def _refresh_state_gauges(self) -> None:
         now = self.clock.now()
@@ -173,26 +184,6 @@ class NotifierService:
         assert self.producer is not None
         await self.producer.send(self.settings.topic_silences, key.encode(), value)
         self.apply_record(key, value)
-
-    async def _acknowledge(self, fingerprint: str, alert_id: str) -> None:
-        """Tell the receivers that got this firing alert that someone owns it."""
-        assert self.recent is not None and self.dispatcher is not None
-        live = self.state.ack_for(fingerprint, self.clock.now())
-        if live is None or live.alert_id != alert_id:
-            return  # expired, or replaced by a later ack
-        alert = self.recent.get(fingerprint)
-        if alert is None or alert.alert_id != alert_id or alert.status != AlertStatus.FIRING:
-            return
-        acked = alert.model_copy(
-            update={"annotations": {**alert.annotations, "acknowledged": "true"}}
-        )
-        only = [
-            n
-            for n in self.dispatcher.route(alert)
-            if self._types.get(n) in ACK_TYPES and self.dispatcher.delivered(n, alert, "firing")
-        ]
-        if only:
-            await self._finish(acked, self.dispatcher.submit(acked, only), None, None)
 
     # -- the alerts topic ----------------------------------------------------------------
     async def _consume_loop(self) -> None:
@@ -217,13 +208,12 @@ class NotifierService:
                     self._handle(msg)
                 else:
                     log.warning("alerts topic: %s", msg.error())
+            self.flush(self.clock.now())
             await self.consumer.commit()
 
     async def _prune(self, now: float) -> None:
         """Forget long-expired silences, here and (tombstones) on the compacted topic."""
-        old = [s.id for s in self.state.silences() if s.ends_at < now - self.state.retention_s]
-        self.state.prune(now)
-        for sid in old:
+        for sid in self.state.prune(now):
             try:
                 await self.publish_state(silence_key(sid), None)
             except KafkaIOError as exc:
@@ -231,13 +221,14 @@ class NotifierService:
                 return
 
     def _handle(self, msg: Message) -> None:
-        assert self.consumer is not None and self.dispatcher is not None
-        assert self.recent is not None
+        assert self.consumer is not None
         partition, offset = msg.partition() or 0, msg.offset() or 0
         raw = msg.value() or b""
-        now = self.clock.now()
         with self.consumer.lock:
-            self.consumer.book.add(partition, offset, now)
+            self.consumer.book.add(partition, offset, self.clock.now())
+            fresh, self.consumer.history_end = self.consumer.history_end, {}
+        for part, end in fresh.items():
+            self.catchup.start(part, end)
         self.metrics.alerts_in.inc()
         try:
             alert = Alert.model_validate_json(raw)
@@ -247,52 +238,70 @@ class NotifierService:
             )
             bad = DeliveryResult("-", "-", "-", Outcome.DEAD_LETTERED, detail=detail, attempts=0)
             self._spawn(self._finish_undecodable(bad, raw, partition, offset))
+            if self.catchup.active(partition, offset):
+                self.catchup.passed(partition, offset)
+                self._release_open()
             return
-        routed = self.dispatcher.route(alert)
-        silenced = self.state.silenced_by(alert_labels(alert), now)
-        only: list[str] | None = None
-        if silenced is not None:
-            # A resolve still goes where the firing went, or that incident never closes.
-            only = [
-                n
-                for n in routed
-                if alert.status == AlertStatus.RESOLVED
-                and self.dispatcher.delivered(n, alert, "firing")
-            ]
-            for name in set(routed) - set(only):
-                self.metrics.silenced.labels(name).inc()
-        self.recent.seen(alert, silenced)
-        futures = self.dispatcher.submit(alert, only)
-        self._spawn(self._finish(alert, futures, partition, offset, raw))
+        token = (partition, offset)
+        if not self.catchup.active(partition, offset):
+            self._ingest(alert, token)
+            return
+        for settled in self.catchup.take(alert, token):
+            self._done(settled)
+        self._release_open()
+
+    def _release_open(self) -> None:
+        """History read to its end: the alerts still open go into the pipeline."""
+        for still_open, held in self.catchup.finished():
+            self._ingest(still_open, held)
+
+    def _ingest(self, alert: Alert, token: Token) -> None:
+        assert self.recent is not None
+        now = self.clock.now()
+        self.recent.seen(alert, self.state.silenced_by(alert_labels(alert), now))
+        self.settler.hold(token, self.pipeline.ingest(alert, now, token))
+
+    def flush(self, now: float) -> None:
+        """Send what the groups due at ``now`` have to say; settle what they held."""
+        assert self.dispatcher is not None
+        for flushed in self.pipeline.flush(now):
+            self.flow.flushed(flushed)
+            if flushed.held.get("silenced"):
+                self.metrics.silenced.labels(flushed.receiver).inc(flushed.held["silenced"])
+            if flushed.note is None:
+                self._settle(flushed)
+            else:
+                future = self.dispatcher.submit(flushed.note)
+                self._spawn(self._finish(flushed, flushed.note, future))
+        self.flow.refresh()
+
+    def _settle(self, flushed: Flushed) -> None:
+        for token in flushed.tokens:
+            self.settler.release(token)  # type: ignore[arg-type]
 
     async def _finish(
-        self,
-        alert: Alert,
-        futures: list[asyncio.Future[DeliveryResult]],
-        partition: int | None,
-        offset: int | None,
-        raw: bytes | None = None,
+        self, flushed: Flushed, note: Notification, future: asyncio.Future[DeliveryResult]
     ) -> None:
         assert self.recent is not None
         started = asyncio.get_running_loop().time()
-        for result in await asyncio.gather(*futures):
-            m = self.metrics
-            m.deliveries.labels(result.receiver, result.outcome.value).inc()
-            m.retries.labels(result.receiver).inc(max(0, result.attempts - 1))
-            m.delivery_seconds.labels(result.receiver).observe(
-                asyncio.get_running_loop().time() - started
-            )
-            self.recent.outcome(alert.fingerprint, result.receiver, result.outcome.value)
-            if result.outcome is Outcome.DEAD_LETTERED:
-                body = raw if raw is not None else alert.model_dump_json().encode()
-                await self._write_dead_letter(result, body, partition, offset)
-        self._done(partition, offset)
+        result = await future
+        m = self.metrics
+        m.deliveries.labels(result.receiver, result.outcome.value).inc()
+        m.retries.labels(result.receiver).inc(max(0, result.attempts - 1))
+        m.delivery_seconds.labels(result.receiver).observe(
+            asyncio.get_running_loop().time() - started
+        )
+        for item in note.alerts:
+            self.recent.outcome(item.alert.fingerprint, result.receiver, result.outcome.value)
+        if result.outcome is Outcome.DEAD_LETTERED:
+            await self._write_dead_letter(result, note.model_dump_json().encode(), None, None)
+        self._settle(flushed)
 
     async def _finish_undecodable(
         self, result: DeliveryResult, raw: bytes, partition: int, offset: int
     ) -> None:
         await self._write_dead_letter(result, raw, partition, offset)
-        self._done(partition, offset)
+        self._done((partition, offset))
 
     async def _write_dead_letter(
         self, result: DeliveryResult, raw: bytes, partition: int | None, offset: int | None
@@ -312,7 +321,7 @@ class NotifierService:
         while True:
             try:
                 await self.producer.send(
-                    self.settings.topic_deadletter, result.fingerprint.encode(), record
+                    self.settings.topic_deadletter, result.group_key.encode(), record
                 )
                 self.metrics.deadletter_writes.labels(reason_class(result)).inc()
                 return
@@ -321,11 +330,11 @@ class NotifierService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    def _done(self, partition: int | None, offset: int | None) -> None:
-        if partition is None or offset is None or self.consumer is None:
+    def _done(self, token: Token) -> None:
+        if self.consumer is None:
             return
         with self.consumer.lock:
-            self.consumer.book.done(partition, offset)
+            self.consumer.book.done(*token)
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]

@@ -17,14 +17,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from connectors.notify.routing import alert_labels
+from stream.alerting.labels import alert_labels
+from stream.alerting.silences import Ack, Silence, ack_key, new_silence_id, silence_key
 from stream.metrics import CONTENT_TYPE_LATEST
-from stream.silences import Ack, Silence
 
 from .api_models import AckRequest, SilenceRequest, describe
 from .kafka_io import KafkaIOError
 from .service import NotifierService
-from .state import ack_key, new_silence_id, silence_key
 
 log = logging.getLogger("llmwatch.notify")
 
@@ -79,7 +78,8 @@ class NotifierAPI:
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
         try:
             data = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser's stack (e.g. [[[[...]]]]).
             return _error(400, "body: not valid JSON")
         if not isinstance(data, dict):
             return _error(400, "body: expected a JSON object")
@@ -111,7 +111,7 @@ class NotifierAPI:
         now = self.service.clock.now()
         show_all = request.query.get("all", "") in ("1", "true", "yes")
         out = [
-            {**s.to_dict(), "state": _silence_state(s, now)}
+            {**s.to_dict(), "state": s.state(now)}
             for s in self.service.state.silences()
             if show_all or s.ends_at > now
         ]
@@ -205,12 +205,6 @@ class NotifierAPI:
                 }
             )
         return web.json_response(out)
-
-
-def _silence_state(sil: Silence, now: float) -> str:
-    if now < sil.starts_at:
-        return "pending"
-    return "active" if now < sil.ends_at else "expired"
 
 
 async def serve(service: NotifierService, host: str, port: int) -> tuple[web.AppRunner, int]:

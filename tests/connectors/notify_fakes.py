@@ -350,6 +350,44 @@ def make_alert(**overrides: Any) -> Any:
     return Alert.model_validate(data)
 
 
+def note(
+    *alerts: Any,
+    receiver: str = "r",
+    group_key: str | None = None,
+    reason: str | None = None,
+    acknowledged: bool = False,
+    **extra: Any,
+) -> Any:
+    """A group notification of ``alerts``; a group of one is keyed by its fingerprint, so
+    PagerDuty's dedup_key reads as the alert's."""
+    from schemas.notification import GroupAlert, Notification
+
+    items = [
+        GroupAlert(
+            alert=a,
+            labels={
+                "alertname": a.title,
+                "detector": a.detector,
+                **a.labels,
+                "severity": str(a.severity),
+            },
+            severity=a.severity,
+            acked_by="someone" if acknowledged else "",
+        )
+        for a in alerts
+    ]
+    firing = any(a.status == "firing" for a in alerts)
+    return Notification(
+        receiver=receiver,
+        group_key=group_key or alerts[0].fingerprint,
+        group_labels=extra.pop("group_labels", {}),
+        reason=reason or ("initial" if firing else "resolved"),
+        alerts=items,
+        acknowledged=acknowledged and firing,
+        **extra,
+    )
+
+
 def resolved(alert: Any) -> Any:
     data = alert.model_dump()
     data.update(status="resolved", ends_at=alert.starts_at.replace(hour=13))

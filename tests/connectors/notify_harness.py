@@ -56,7 +56,27 @@ def settings_for(bootstrap: str, state_dir: Path, **overrides: Any) -> Settings:
 def config_for(
     receivers: list[dict[str, Any]], route: dict[str, Any], **extra: Any
 ) -> NotifyConfig:
+    """Unless the route says otherwise: one group per alert (``group_by: [...]``), sent
+    and updated without waiting, so a test about delivery is not one about group timers."""
+    route = {"group_by": ["..."], "group_wait": 0, "group_interval": 0, **route}
     return parse_config({"receivers": receivers, "route": route, **extra})
+
+
+def group_of(pd_event: dict[str, Any]) -> list[str]:
+    """Fingerprints of the alerts a PagerDuty trigger carries."""
+    return [a["fingerprint"] for a in pd_event["payload"]["custom_details"]["alerts"]]
+
+
+def pd_actions(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(event_action, fingerprint) per PagerDuty event, for groups of one alert: the
+    dedup_key is the group key, so acks and resolves are named by their trigger's alert."""
+    by_key: dict[str, str] = {}
+    out = []
+    for event in events:
+        if event["event_action"] == "trigger":
+            (by_key[event["dedup_key"]],) = group_of(event)
+        out.append((event["event_action"], by_key.get(event["dedup_key"], event["dedup_key"])))
+    return out
 
 
 def publish(bootstrap: str, topic: str, alerts: Iterable[Alert | bytes]) -> int:
@@ -67,6 +87,10 @@ def publish(bootstrap: str, topic: str, alerts: Iterable[Alert | bytes]) -> int:
     n = 0
     for alert in alerts:
         if isinstance(alert, Alert):
+            # A real fingerprint is a hash of the labels; test alerts share labels, so each
+            # gets an ``instance`` label of its own, as distinct real alerts would differ.
+            labels = {"instance": alert.fingerprint, **alert.labels}
+            alert = alert.model_copy(update={"labels": labels})
             producer.produce(topic, key=alert.fingerprint.encode(), value=dump_json(alert))
         else:
             producer.produce(topic, key=b"raw", value=alert)

@@ -6,7 +6,16 @@ import asyncio
 import random
 from pathlib import Path
 
-from notify_fakes import FakeClock, FakePagerDuty, FakeWebhook, Reply, Seen, make_alert, resolved
+from notify_fakes import (
+    FakeClock,
+    FakePagerDuty,
+    FakeWebhook,
+    Reply,
+    Seen,
+    make_alert,
+    note,
+    resolved,
+)
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -16,8 +25,6 @@ from connectors.notify import (
     PagerDutyNotifier,
     RateLimit,
     RetryPolicy,
-    Route,
-    Router,
     TokenBucket,
     WebhookConfig,
     WebhookNotifier,
@@ -46,8 +53,8 @@ def test_trigger_then_resolve_order_kept_through_retries() -> None:
                 [_pd(url, clock)], clock=clock, policy=RetryPolicy(rng=random.Random(0))
             )
             alerts = [make_alert(fingerprint=f"fp{i}") for i in range(3)]
-            futures = [f for a in alerts for f in dispatcher.submit(a)]
-            futures += [f for a in alerts for f in dispatcher.submit(resolved(a))]
+            futures = [dispatcher.submit(note(a, receiver="pd")) for a in alerts]
+            futures += [dispatcher.submit(note(resolved(a), receiver="pd")) for a in alerts]
             await asyncio.gather(*futures)
             await dispatcher.close()
         assert pd.invalid == []
@@ -67,16 +74,16 @@ def test_restart_with_same_ledger_sends_nothing_again(tmp_path: Path) -> None:
         alert = make_alert()
         async with pd.running() as url:
             first = Dispatcher([_pd(url, clock)], ledger=JsonFileLedger(ledger_path), clock=clock)
-            c1 = await first.dispatch(alert)
-            c2 = await first.dispatch(resolved(alert))
+            c1 = await first.dispatch([note(alert, receiver="pd")])
+            c2 = await first.dispatch([note(resolved(alert), receiver="pd")])
             await first.close()
             # Kafka redelivers everything after a crash: the new worker must not re-page.
             second = Dispatcher([_pd(url, clock)], ledger=JsonFileLedger(ledger_path), clock=clock)
-            c3 = await second.dispatch(alert)
-            c4 = await second.dispatch(resolved(alert))
+            c3 = await second.dispatch([note(alert, receiver="pd")])
+            c4 = await second.dispatch([note(resolved(alert), receiver="pd")])
             # A new episode of the same fingerprint is a new page.
-            later = make_alert(starts_at="2024-05-02T00:00:00Z")
-            c5 = await second.dispatch(later)
+            later = make_alert(alert_id="a-2", starts_at="2024-05-02T00:00:00Z")
+            c5 = await second.dispatch([note(later, receiver="pd")])
             await second.close()
         assert (c1.sent, c2.sent) == (1, 1)
         assert (c3.deduplicated, c4.deduplicated, c3.sent + c4.sent) == (1, 1, 0)
@@ -86,17 +93,19 @@ def test_restart_with_same_ledger_sends_nothing_again(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_late_duplicate_trigger_after_resolve_is_dropped() -> None:
+def test_a_repeat_is_sent_but_a_replayed_message_is_not() -> None:
     async def main() -> None:
         clock = FakeClock()
         pd = FakePagerDuty(KEY, clock)
         async with pd.running() as url:
             dispatcher = Dispatcher([_pd(url, clock)], clock=clock)
-            await dispatcher.dispatch(resolved(make_alert()))
-            counts = await dispatcher.dispatch(make_alert())
+            first = note(make_alert(), receiver="pd")
+            await dispatcher.dispatch([first])
+            again = await dispatcher.dispatch([first])
+            repeat = await dispatcher.dispatch([note(make_alert(), receiver="pd", sequence=1)])
             await dispatcher.close()
-        assert counts.deduplicated == 1
-        assert [e["event_action"] for e in pd.events] == ["resolve"]
+        assert (again.deduplicated, repeat.sent) == (1, 1)
+        assert [e["event_action"] for e in pd.events] == ["trigger", "trigger"]
 
     asyncio.run(main())
 
@@ -116,19 +125,14 @@ def test_ten_minute_outage_delays_only_that_receiver() -> None:
         async with pd.running() as pd_url, hook.running() as hook_url:
             dispatcher = Dispatcher(
                 [_pd(pd_url, clock), _hook(hook_url, clock)],
-                router=Router(
-                    Route(
-                        receiver="pd",
-                        routes=[Route(receiver="pd", **{"continue": True}), Route(receiver="hook")],
-                    )
-                ),
                 clock=clock,
                 policy=RetryPolicy(rng=random.Random(7)),
                 on_dead_letter=letters.append,
             )
             futures = []
             for i in range(5):
-                futures += dispatcher.submit(make_alert(fingerprint=f"fp{i}"))
+                alert = make_alert(fingerprint=f"fp{i}")
+                futures += [dispatcher.submit(note(alert, receiver=r)) for r in ("pd", "hook")]
             # The webhook is done with all five while PagerDuty is still down.
             hook_futures = futures[1::2]
             await asyncio.gather(*hook_futures)
@@ -159,7 +163,8 @@ def test_permanent_failure_dead_letters_one_receiver_not_the_other() -> None:
                 clock=clock,
                 on_dead_letter=letters.append,
             )
-            counts = await dispatcher.dispatch(make_alert())
+            alert = make_alert()
+            counts = await dispatcher.dispatch([note(alert, receiver=r) for r in ("pd", "hook")])
             await dispatcher.close()
         assert (counts.sent, counts.dead_lettered) == (1, 1)
         (letter,) = letters
@@ -171,8 +176,8 @@ def test_permanent_failure_dead_letters_one_receiver_not_the_other() -> None:
 
 def test_unknown_routed_receiver_is_dead_lettered() -> None:
     async def main() -> None:
-        dispatcher = Dispatcher([], router=Router(Route(receiver="nobody")))
-        counts = await dispatcher.dispatch(make_alert())
+        dispatcher = Dispatcher([])
+        counts = await dispatcher.dispatch([note(make_alert(), receiver="nobody")])
         assert counts.dead_lettered == 1
 
     asyncio.run(main())
@@ -201,7 +206,7 @@ def test_rate_limit_applies_inside_the_dispatcher() -> None:
             )
             dispatcher = Dispatcher([notifier], clock=clock)
             for i in range(4):
-                dispatcher.submit(make_alert(fingerprint=f"f{i}"))
+                dispatcher.submit(note(make_alert(fingerprint=f"f{i}"), receiver="hook"))
             await dispatcher.drain()
             await dispatcher.close()
         times = [s.at - hook.requests[0].at for s in hook.requests]

@@ -6,8 +6,9 @@ import asyncio
 import random
 from email.utils import formatdate
 
+import orjson
 import pytest
-from notify_fakes import FakeClock, FakePagerDuty, Reply, make_alert, resolved
+from notify_fakes import FakeClock, FakePagerDuty, Reply, make_alert, note, resolved
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -18,9 +19,8 @@ from connectors.notify import (
     RetryPolicy,
     classify_status,
     parse_retry_after,
-    phase_of,
 )
-from schemas.models import AlertStatus
+from connectors.notify.pagerduty import BODY_LIMIT, dedup_key
 
 KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"
 
@@ -39,19 +39,26 @@ def test_trigger_ack_resolve_are_spec_valid() -> None:
         async with pd.running() as url:
             notifier = _notifier(url, clock)
             alert = make_alert()
-            acked = alert.model_copy(update={"annotations": {"acknowledged": "true"}})
+            other = make_alert(alert_id="a-2", fingerprint="fp0002", severity="warning")
+            key = '{}:{alertname="p99"}'
             results = [
-                await notifier.send(alert),
-                await notifier.send(acked),
-                await notifier.send(resolved(alert)),
-                await notifier.acknowledge(alert),
+                await notifier.send(note(alert, group_key=key)),
+                await notifier.send(note(alert, other, group_key=key, reason="update")),
+                await notifier.send(note(alert, other, group_key=key, acknowledged=True)),
+                await notifier.send(note(resolved(alert), resolved(other), group_key=key)),
             ]
             await notifier.close()
         assert [r.outcome for r in results] == [Outcome.SENT] * 4
         assert pd.invalid == []
         actions = [e["event_action"] for e in pd.events]
-        assert actions == ["trigger", "acknowledge", "resolve", "acknowledge"]
-        assert {e["dedup_key"] for e in pd.events} == {"fp0001"}
+        # One incident per group: a second trigger on the same dedup_key merges into it.
+        assert actions == ["trigger", "trigger", "acknowledge", "resolve"]
+        assert {e["dedup_key"] for e in pd.events} == {key}
+        assert pd.events[1]["payload"]["summary"].startswith("[2 firing]")
+        assert [a["fingerprint"] for a in pd.events[1]["payload"]["custom_details"]["alerts"]] == [
+            "fp0001",
+            "fp0002",
+        ]
         trigger = pd.events[0]
         payload = trigger["payload"]
         assert payload["severity"] == "critical"
@@ -59,11 +66,12 @@ def test_trigger_ack_resolve_are_spec_valid() -> None:
         assert payload["component"] == "llama-70b"
         assert payload["group"] == "gw-eu-1"
         assert payload["class"] == "latency_ewma"
-        details = payload["custom_details"]
+        (details,) = payload["custom_details"]["alerts"]
         assert details["observed"] == 2.4 and details["expected"] == 0.9
         assert details["bounds"] == {"lower": 0.5, "upper": 1.3}
         assert details["labels"]["model"] == "llama-70b"
         assert "EWMA" in details["explanation"]
+        assert "truncated" not in payload["custom_details"]
         assert [link["text"] for link in trigger["links"]] == ["Runbook", "Dashboard"]
 
     asyncio.run(main())
@@ -72,7 +80,7 @@ def test_trigger_ack_resolve_are_spec_valid() -> None:
 @pytest.mark.parametrize("severity", ["critical", "error", "warning", "info"])
 def test_severity_maps_one_to_one(severity: str) -> None:
     config = PagerDutyConfig(routing_key=SecretStr(KEY))
-    event = PagerDutyNotifier("pd", config).event(make_alert(severity=severity))
+    event = PagerDutyNotifier("pd", config).event(note(make_alert(severity=severity)))
     assert event["payload"]["severity"] == severity
 
 
@@ -88,7 +96,7 @@ def test_long_summary_truncated_to_1024_and_image_attached() -> None:
                 labels={},
                 annotations={"image_url": "https://img.example/p.png"},
             )
-            result = await notifier.send(alert)
+            result = await notifier.send(note(alert))
             await notifier.close()
         assert result.outcome is Outcome.SENT
         assert pd.invalid == []
@@ -129,7 +137,7 @@ def test_retry_table(reply: Reply, outcome: Outcome, attempts: int) -> None:
                 policy=RetryPolicy(rng=random.Random(1)),
                 on_dead_letter=letters.append,
             )
-            (result,) = await asyncio.gather(*dispatcher.submit(make_alert()))
+            result = await dispatcher.submit(note(make_alert(), receiver="pd"))
             await dispatcher.close()
         assert result.outcome is outcome
         assert result.attempts == attempts
@@ -150,7 +158,7 @@ def test_retry_after_is_honoured(header: str) -> None:
         pd.plan(Reply(status=429, headers={"Retry-After": value}))
         async with pd.running() as url:
             dispatcher = Dispatcher([_notifier(url, clock)], clock=clock)
-            counts = await dispatcher.dispatch(make_alert())
+            counts = await dispatcher.dispatch([note(make_alert(), receiver="pd")])
             await dispatcher.close()
         assert counts.sent == 1 and counts.retried == 1
         assert pd.requests[1].at - pd.requests[0].at == pytest.approx(37, abs=1)
@@ -172,7 +180,7 @@ def test_gives_up_at_deadline_and_dead_letters() -> None:
                 policy=RetryPolicy(deadline_s=120, rng=random.Random(3)),
                 on_dead_letter=letters.append,
             )
-            counts = await dispatcher.dispatch(make_alert())
+            counts = await dispatcher.dispatch([note(make_alert(), receiver="pd")])
             await dispatcher.close()
         assert counts.dead_lettered == 1 and counts.sent == 0
         assert counts.retried == len(pd.requests) - 1 >= 2
@@ -185,8 +193,60 @@ def test_gives_up_at_deadline_and_dead_letters() -> None:
 def test_phase_from_model_copy_with_plain_strings() -> None:
     # Upstream code may model_copy(update={"status": "resolved"}): a str, not the enum.
     copied = make_alert().model_copy(update={"status": "resolved"})
-    assert phase_of(copied) == "resolved"
-    assert resolved(make_alert()).status is AlertStatus.RESOLVED
+    assert note(copied).phase == "resolved"
+    assert note(make_alert(), acknowledged=True).phase == "acknowledged"
+
+
+def test_a_huge_label_is_cut_to_fit_pagerduty_with_a_marker() -> None:
+    """One 1.2 MB label made a 1.2 MB event; PagerDuty takes at most 512 KB."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(KEY, clock)
+        big = {"model": "m", "blob": "x" * 1_200_000}
+        alerts = [make_alert(fingerprint=f"f{i}", alert_id=f"a{i}", labels=big) for i in range(3)]
+        many = [
+            make_alert(fingerprint=f"g{i}", alert_id=f"b{i}", explanation="y" * 4000)
+            for i in range(400)
+        ]
+        async with pd.running() as url:
+            notifier = _notifier(url, clock)
+            results = [await notifier.send(note(*alerts)), await notifier.send(note(*many))]
+            await notifier.close()
+        assert [r.outcome for r in results] == [Outcome.SENT] * 2 and pd.invalid == []
+        for raw, event in zip([r.raw for r in pd.requests], pd.events, strict=True):
+            assert len(raw) <= BODY_LIMIT
+            details = event["payload"]["custom_details"]
+            assert details["alerts"], "at least the first alerts are shown"
+            assert "left out" in details.get("truncated", "") or all(
+                len(v) <= 2048 for a in details["alerts"] for v in a["labels"].values()
+            )
+        many_details = pd.events[1]["payload"]["custom_details"]
+        assert "left out" in many_details["truncated"]
+        assert len(many_details["alerts"]) < 400
+
+    asyncio.run(main())
+
+
+def test_links_are_http_only_and_text_is_cleaned() -> None:
+    config = PagerDutyConfig(routing_key=SecretStr(KEY))
+    alert = make_alert(
+        title="gpu-01\u202e10-upg\u200b",
+        links={"runbook": "javascript:alert(1)", "dashboard": "https://grafana.example/d"},
+        annotations={"image_url": "data:image/png;base64,AAAA"},
+    )
+    event = PagerDutyNotifier("pd", config).event(note(alert))
+    assert [link["href"] for link in event["links"]] == ["https://grafana.example/d"]
+    assert "images" not in event
+    text = orjson.dumps(event).decode()
+    assert "\u202e" not in text and "\u200b" not in text and "gpu-0110-upg" in text
+    assert event["payload"]["summary"].startswith("gpu-0110-upg")
+
+
+def test_a_long_group_key_becomes_a_stable_dedup_key() -> None:
+    long = "{}:{" + "x" * 400 + "}"
+    assert dedup_key(long) == dedup_key(long) and len(dedup_key(long)) <= 255
+    assert dedup_key('{}:{a="1"}') == '{}:{a="1"}'
 
 
 def test_fake_rejects_bodies_the_spec_rejects() -> None:

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_fakes import FakeClock, FakeSlack, Reply, block_kit_errors, make_alert, resolved
+from notify_fakes import (
+    FakeClock,
+    FakeSlack,
+    Reply,
+    block_kit_errors,
+    make_alert,
+    note,
+    resolved,
+)
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -67,8 +75,14 @@ def test_event_data_is_escaped_everywhere(evil: str) -> None:
         labels={"model": evil, "tenant": "<!subteam^S1>"},
     )
     builder = SlackMessageBuilder()
-    message = {"text": builder.text(alert), "blocks": builder.blocks(alert)}
-    assert block_kit_errors(message) == []
+    group = note(alert, make_alert(alert_id="a2", fingerprint="fp2", title=evil))
+    for n in (note(alert), group):
+        message = {"text": builder.text(n), "blocks": builder.blocks(n)}
+        assert block_kit_errors(message) == []
+        _check_escaped(message, evil)
+
+
+def _check_escaped(message: dict[str, Any], evil: str) -> None:
     for text in _all_text(message):
         # Our own date token is the only Slack control sequence we emit.
         without_date = re.sub(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[^<>|]+>", "", text)
@@ -91,9 +105,9 @@ def test_link_spoofing_urls_are_not_rendered() -> None:
     alert = make_alert(
         links={"runbook": "javascript:alert(1)", "dashboard": "https://ok.example/a|evil>"}
     )
-    blocks = SlackMessageBuilder().blocks(alert)
+    blocks = SlackMessageBuilder().blocks(note(alert))
     assert not [b for b in blocks if b["type"] == "actions"]
-    good = SlackMessageBuilder().blocks(make_alert())
+    good = SlackMessageBuilder().blocks(note(make_alert()))
     (actions,) = [b for b in good if b["type"] == "actions"]
     assert [e["url"] for e in actions["elements"]] == [
         "https://runbooks.example/latency",
@@ -109,7 +123,26 @@ def test_huge_fields_stay_within_block_kit_limits() -> None:
         labels={f"k{i}": "v" * 200 for i in range(40)},
     )
     builder = SlackMessageBuilder()
-    assert block_kit_errors({"text": builder.text(alert), "blocks": builder.blocks(alert)}) == []
+    many = [make_alert(alert_id=f"a{i}", fingerprint=f"f{i}", title="T" * 512) for i in range(60)]
+    for n in (note(alert), note(*many)):
+        assert block_kit_errors({"text": builder.text(n), "blocks": builder.blocks(n)}) == []
+    listing = builder.blocks(note(*many))[1]["text"]["text"].split("\n")
+    assert listing[-1] == f"… and {60 - (len(listing) - 1)} more" and len(listing) >= 9
+
+
+def test_bidi_and_zero_width_characters_are_removed() -> None:
+    """``gpu-01<RLO>10-upg`` would show as another host name; zero-width ones hide text."""
+    alert = make_alert(
+        title="host gpu-01\u202e10-upg\u2066x\u2069",
+        summary="ok\u200b\u200d\ufeff done",
+        labels={"host": "gpu-01\u202e10-upg"},
+    )
+    builder = SlackMessageBuilder()
+    message = {"text": builder.text(note(alert)), "blocks": builder.blocks(note(alert))}
+    dumped = json.dumps(message, ensure_ascii=False)
+    for ch in ("\u202e", "\u2066", "\u2069", "\u200d", "\ufeff"):
+        assert ch not in dumped
+    assert "gpu-0110-upg" in dumped
 
 
 def test_webhook_mode_posts_valid_messages_and_classifies_errors() -> None:
@@ -123,10 +156,10 @@ def test_webhook_mode_posts_valid_messages_and_classifies_errors() -> None:
             notifier = SlackWebhookNotifier(
                 "slack", SlackWebhookConfig(url=SecretStr(url + HOOK)), clock=clock
             )
-            gone = await notifier.send(make_alert())
-            limited = await notifier.send(make_alert())
-            ok = await notifier.send(make_alert())
-            ok_resolved = await notifier.send(resolved(make_alert()))
+            gone = await notifier.send(note(make_alert()))
+            limited = await notifier.send(note(make_alert()))
+            ok = await notifier.send(note(make_alert()))
+            ok_resolved = await notifier.send(note(resolved(make_alert())))
             await notifier.close()
         assert gone.outcome is Outcome.PERMANENT and gone.http_status == 404
         assert limited.outcome is Outcome.RETRYABLE and limited.retry_after_s == 5
@@ -153,11 +186,11 @@ def test_bot_mode_resolve_updates_original_across_restart(mode: str, tmp_path: P
                 resolve_mode=mode,
             )
             first = SlackBotNotifier("slack", config, JsonFileMessageStore(store_path), clock)
-            assert (await first.send(make_alert())).outcome is Outcome.SENT
+            assert (await first.send(note(make_alert()))).outcome is Outcome.SENT
             await first.close()
             # A restarted worker finds the ts in the file and edits that message.
             second = SlackBotNotifier("slack", config, JsonFileMessageStore(store_path), clock)
-            assert (await second.send(resolved(make_alert()))).outcome is Outcome.SENT
+            assert (await second.send(note(resolved(make_alert())))).outcome is Outcome.SENT
             await second.close()
         assert slack.invalid == []
         assert len(slack.messages) == 1
@@ -165,7 +198,7 @@ def test_bot_mode_resolve_updates_original_across_restart(mode: str, tmp_path: P
         paths = [s.path for s in slack.requests]
         if mode == "thread":
             assert paths == ["/api/chat.postMessage", "/api/chat.postMessage"]
-            assert message["text"].startswith("[FIRING]")
+            assert message["text"].startswith("[FIRING:1]")
         else:
             assert paths[1] == "/api/chat.update"
             assert message["text"].startswith("[RESOLVED]")
@@ -183,9 +216,9 @@ def test_bot_mode_missing_original_posts_afresh_and_api_errors_classified() -> N
         async with slack.running() as url:
             config = SlackBotConfig(token=SecretStr(TOKEN), channel="C1", base_url=f"{url}/api/")
             bot = SlackBotNotifier("slack", config, clock=clock)
-            assert (await bot.send(make_alert())).outcome is Outcome.SENT
+            assert (await bot.send(note(make_alert()))).outcome is Outcome.SENT
             slack.messages.clear()  # someone deleted the message in Slack
-            assert (await bot.send(resolved(make_alert()))).outcome is Outcome.SENT
+            assert (await bot.send(note(resolved(make_alert())))).outcome is Outcome.SENT
             slack.plan(
                 Reply(
                     status=200,
@@ -193,7 +226,7 @@ def test_bot_mode_missing_original_posts_afresh_and_api_errors_classified() -> N
                     headers={"Content-Type": "application/json"},
                 )
             )
-            not_found = await bot.send(make_alert(fingerprint="fp2"))
+            not_found = await bot.send(note(make_alert(fingerprint="fp2")))
             slack.plan(
                 Reply(
                     status=200,
@@ -201,7 +234,7 @@ def test_bot_mode_missing_original_posts_afresh_and_api_errors_classified() -> N
                     headers={"Content-Type": "application/json"},
                 )
             )
-            limited = await bot.send(make_alert(fingerprint="fp3"))
+            limited = await bot.send(note(make_alert(fingerprint="fp3")))
             slack.plan(
                 Reply(
                     status=429,
@@ -209,9 +242,9 @@ def test_bot_mode_missing_original_posts_afresh_and_api_errors_classified() -> N
                     headers={"Content-Type": "application/json", "Retry-After": "30"},
                 )
             )
-            limited_429 = await bot.send(make_alert(fingerprint="fp4"))
+            limited_429 = await bot.send(note(make_alert(fingerprint="fp4")))
             slack.plan(Reply(status=503, body="{}", headers={"Content-Type": "application/json"}))
-            unavailable = await bot.send(make_alert(fingerprint="fp5"))
+            unavailable = await bot.send(note(make_alert(fingerprint="fp5")))
             await bot.close()
         assert [s.path for s in slack.requests[:3]] == [
             "/api/chat.postMessage",
@@ -237,10 +270,42 @@ def test_bot_mode_timeout_and_dropped_connection_are_retryable() -> None:
                 token=SecretStr(TOKEN), channel="C1", base_url=f"{url}/api/", timeout_s=0.3
             )
             bot = SlackBotNotifier("slack", config, clock=clock)
-            hung = await bot.send(make_alert())
-            dropped = await bot.send(make_alert())
+            hung = await bot.send(note(make_alert()))
+            dropped = await bot.send(note(make_alert()))
             await bot.close()
         assert hung.outcome is Outcome.RETRYABLE and "Timeout" in hung.detail
         assert dropped.outcome is Outcome.RETRYABLE
+
+    asyncio.run(main())
+
+
+def test_bot_mode_one_message_per_group_updated_in_place_with_thread_updates() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        slack = FakeSlack(TOKEN, HOOK, clock)
+        a = make_alert()
+        b = make_alert(alert_id="a-2", fingerprint="fp0002", labels={"model": "llama-70b"})
+        key = '{}:{model="llama-70b"}'
+        async with slack.running() as url:
+            config = SlackBotConfig(token=SecretStr(TOKEN), channel="C1", base_url=f"{url}/api/")
+            bot = SlackBotNotifier("slack", config, clock=clock)
+            for n in (
+                note(a, group_key=key),
+                note(a, b, group_key=key, reason="update"),
+                note(b, resolved(a), group_key=key, reason="update"),
+                note(b, group_key=key, acknowledged=True, reason="acknowledged"),
+                note(resolved(b), group_key=key),
+            ):
+                assert (await bot.send(n)).outcome is Outcome.SENT
+            await bot.close()
+        assert slack.invalid == []
+        (message,) = slack.messages.values()  # one message for the whole group
+        assert message["text"].startswith("[RESOLVED]")
+        paths = [s.path for s in slack.requests]
+        assert paths.count("/api/chat.update") == 4
+        replies = [r["text"] for r in slack.thread_replies]
+        assert len(replies) == 4 and "2 firing" in replies[0]
+        assert "1 resolved" in replies[1] and "ACKNOWLEDGED" in replies[2]
+        assert "acknowledged by someone" in replies[2]
 
     asyncio.run(main())

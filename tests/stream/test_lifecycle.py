@@ -7,7 +7,8 @@ import pytest
 from lifecycle_helpers import T0, finding, lifecycle
 
 from schemas.models import AlertStatus
-from stream.fingerprint import alert_labels, fingerprint
+from stream.alerting.labels import finding_labels as alert_labels
+from stream.alerting.labels import fingerprint
 from stream.lifecycle import Lifecycle
 
 
@@ -186,7 +187,6 @@ def test_snapshot_restore_mid_sequence_gives_same_events() -> None:
     cfg = {"defaults": {"for_s": 30.0, "keep_firing_for_s": 20.0}}
     a = lifecycle(**cfg)
     a.observe([finding(), finding(series={"model": "m2", "host": "h2"})], T0)
-    a.add_silence(['model="m2"'], T0, T0 + 500, "ops", "maintenance")
     a.advance(T0 + 40)
     blob = a.snapshot()
     orjson.loads(blob)  # plain JSON, not pickle
@@ -199,7 +199,6 @@ def test_snapshot_restore_mid_sequence_gives_same_events() -> None:
         ea = [e.model_dump() for e in a.observe(fs, t)]
         eb = [e.model_dump() for e in b.observe(fs, t)]
         assert ea == eb
-        assert [n.reason for n in a.notifications(t)] == [n.reason for n in b.notifications(t)]
     assert a.snapshot() == b.snapshot()
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from stream.silences import Ack
+from stream.alerting.silences import Ack
 from tests.connectors.notify_fakes import FakePagerDuty, make_alert, resolved
 from tests.connectors.notify_harness import (
     PD_KEY,
     config_for,
+    pd_actions,
     publish,
     running,
     settings_for,
@@ -57,7 +58,7 @@ def test_an_ack_written_while_the_notifier_was_down_is_sent_at_start(
                 await until(lambda: len(pd.events) == 3, what="the acknowledge")
                 _, acks = await again.get("/api/acks")
                 assert [a["fingerprint"] for a in acks] == ["fplive"]
-            got = [(e["event_action"], e["dedup_key"]) for e in pd.events]
+            got = pd_actions(pd.events)
             # Two partitions: the triggers' order between them is not defined.
             assert sorted(got[:2]) == [("trigger", "fplive"), ("trigger", "fpold")]
             assert got[2:] == [("acknowledge", "fplive")]

@@ -110,11 +110,14 @@ def test_without_a_file_receivers_come_from_the_environment_plus_console() -> No
     )
     config = default_config(env_receivers(settings))
     assert [r.name for r in config.receivers] == ["pagerduty", "webhook", "console"]
-    from connectors.notify import Router
+    from stream.alerting.labels import alert_labels
+    from stream.alerting.route import Router
     from tests.connectors.notify_fakes import make_alert
 
-    assert Router(config.routing()).receivers_for(make_alert()) == [
+    assert Router(config.route).receivers_for(alert_labels(make_alert())) == [
         "pagerduty",
         "webhook",
         "console",
     ]
+    # The shipped inhibit rules come with it.
+    assert config.inhibit_rules[0].name == "gpu-unhealthy-holds-host-symptoms"

@@ -1,14 +1,22 @@
-"""Alert identity: the label set of a finding, and a stable hash of it."""
+"""Alert identity: the one labels function and the one fingerprint, worker and notifier alike.
+
+The worker names an alert by the labels of the finding that opened it
+(``finding_labels``: scope, series, ``alertname``, ``detector``) and fingerprints them;
+the notifier's matchers see those same labels plus ``severity`` (``alert_labels``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from detectors.base import Finding
+if TYPE_CHECKING:
+    from detectors.base import Finding
+    from schemas.models import Alert
 
 
-def alert_labels(finding: Finding) -> dict[str, str]:
+def finding_labels(finding: Finding) -> dict[str, str]:
     """Labels of the alert a finding belongs to.
 
     Scope labels (the broken thing, e.g. host) come first so that a series label
@@ -18,6 +26,15 @@ def alert_labels(finding: Finding) -> dict[str, str]:
     labels.update({str(k): str(v) for k, v in finding.series.items()})
     labels["alertname"] = finding.kind
     labels["detector"] = finding.detector
+    return dict(sorted(labels.items()))
+
+
+def alert_labels(alert: Alert) -> dict[str, str]:
+    """What matchers (routes, silences, inhibit rules, group_by) see of a published alert:
+    its labels, plus ``severity``, and ``alertname``/``detector`` where the labels lack them."""
+    labels = {"alertname": alert.title, "detector": alert.detector}
+    labels.update(alert.labels)
+    labels["severity"] = str(alert.severity)
     return dict(sorted(labels.items()))
 
 

@@ -1,0 +1,234 @@
+"""The notifier's pipeline in Alertmanager's order, on an injected clock (nothing sleeps)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.models import Alert
+from schemas.notification import Notification
+from stream.alerting.inhibit import default_inhibit_rules
+from stream.alerting.pipeline import Pipeline
+from stream.alerting.route import Route
+from stream.alerting.silences import SilenceStore, ack_key, silence_key
+
+T0 = 1_700_000_000.0
+ROUTE = {
+    "receiver": "chat",
+    "group_by": ["alertname", "host"],
+    "group_wait": "30s",
+    "group_interval": "5m",
+    "repeat_interval": "4h",
+    "routes": [
+        {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
+        {"receiver": "chat"},
+    ],
+}
+
+
+def alert(fp: str, name: str, status: str = "firing", t: float = T0, **labels: str) -> Alert:
+    severity = labels.pop("severity", "error")
+    detector = labels.pop("detector", name.split(".")[0])
+    return Alert.model_validate(
+        {
+            "alert_id": f"{fp}-1",
+            "fingerprint": fp,
+            "status": status,
+            "severity": severity,
+            "detector": detector,
+            "title": name,
+            "summary": f"{name} on {labels}",
+            "labels": {"alertname": name, "detector": detector, **labels},
+            "score": 0.9,
+            "starts_at": datetime.fromtimestamp(T0, UTC),
+            "ends_at": datetime.fromtimestamp(t, UTC) if status == "resolved" else None,
+        }
+    )
+
+
+def pipeline(route: dict[str, Any] | None = None, **kw: Any) -> Pipeline:
+    return Pipeline(Route.model_validate(route or ROUTE), default_inhibit_rules(), **kw)
+
+
+def notes(p: Pipeline, now: float) -> list[Notification]:
+    return [f.note for f in p.flush(now) if f.note is not None]
+
+
+def fps(note: Notification) -> list[tuple[str, str]]:
+    return [(a.alert.fingerprint, str(a.alert.status)) for a in note.alerts]
+
+
+def test_group_wait_batches_an_incident_into_one_notification() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "error_rate.high", host="h1", gateway="g1"), T0)
+    p.ingest(alert("b", "error_rate.high", host="h1", gateway="g2"), T0 + 5)
+    p.ingest(alert("c", "error_rate.high", host="h2", gateway="g1"), T0 + 6)
+    assert notes(p, T0 + 29) == []
+    out = notes(p, T0 + 30)
+    assert [(n.receiver, n.reason, fps(n)) for n in out] == [
+        ("chat", "initial", [("a", "firing"), ("b", "firing")])
+    ]
+    assert out[0].group_key == '{}/1:{alertname="error_rate.high",host="h1"}'
+    (late,) = notes(p, T0 + 36)  # h2's group waits its own group_wait
+    assert fps(late) == [("c", "firing")]
+    assert notes(p, T0 + 100) == []
+
+
+def test_a_cause_arriving_within_group_wait_holds_its_symptoms() -> None:
+    """The demo's XID case: symptoms first, the GPU alert 10 s later; one page."""
+    p = pipeline()
+    for i, gw in enumerate(("g1", "g2", "g3")):
+        p.ingest(alert(f"e{i}", "error_rate.high", host="h2", gateway=gw, model="m"), T0)
+    p.ingest(alert("gpu", "gpu.xid", detector="gpu_health", host="h2", gpu_uuid="G1"), T0 + 10)
+    first = notes(p, T0 + 30)
+    assert first == []  # the symptoms' group is due first, and held
+    (page,) = notes(p, T0 + 40)
+    assert fps(page) == [("gpu", "firing")]
+    assert p.stats.held_only("inhibited") == 3 and p.stats.pages == 1
+    # The cause resolves while the symptoms still fire: now they are news.
+    p.ingest(
+        alert(
+            "gpu", "gpu.xid", "resolved", T0 + 100, detector="gpu_health", host="h2", gpu_uuid="G1"
+        ),
+        T0 + 100,
+    )
+    out = notes(p, T0 + 340)
+    assert sorted((n.reason, len(n.alerts)) for n in out) == [("initial", 3), ("resolved", 1)]
+
+
+def test_updates_wait_for_group_interval_and_resolves_are_told_once() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    assert [n.reason for n in notes(p, T0 + 30)] == ["initial"]
+    p.ingest(alert("b", "latency.p99", host="h1"), T0 + 60)
+    assert notes(p, T0 + 100) == []  # group_interval not yet up
+    (upd,) = notes(p, T0 + 330)
+    assert upd.reason == "update" and fps(upd) == [("a", "firing"), ("b", "firing")]
+    p.ingest(alert("a", "latency.p99", "resolved", T0 + 400, host="h1"), T0 + 400)
+    (res,) = notes(p, T0 + 630)
+    assert res.reason == "update" and fps(res) == [("b", "firing"), ("a", "resolved")]
+    p.ingest(alert("b", "latency.p99", "resolved", T0 + 700, host="h1"), T0 + 700)
+    (last,) = notes(p, T0 + 930)
+    assert last.reason == "resolved" and last.status == "resolved" and last.phase == "resolved"
+    assert len(p.groups) == 0  # an empty group is forgotten
+
+
+def test_an_alert_that_fires_and_resolves_within_group_wait_pages_nobody() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "latency.p99", host="h1"), T0, token=(0, 1))
+    p.ingest(alert("a", "latency.p99", "resolved", T0 + 10, host="h1"), T0 + 10, token=(0, 2))
+    flushed = p.flush(T0 + 30)
+    assert [f.note for f in flushed] == [None]
+    assert flushed[0].tokens == [(0, 1), (0, 2)]  # both settled by the quiet flush
+
+
+def test_repeat_interval_and_acknowledgement() -> None:
+    store = SilenceStore()
+    p = pipeline(silences=store)
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    notes(p, T0 + 30)
+    assert [n.reason for n in notes(p, T0 + 30 + 4 * 3600)] == ["repeat"]
+    ack = {"fingerprint": "a", "alert_id": "a-1", "by": "alice", "at": T0, "expires_at": T0 + 9e5}
+    store.apply(ack_key("a"), json.dumps(ack).encode())
+    p.touch("a", T0 + 5 * 3600)
+    (acked,) = notes(p, T0 + 5 * 3600)
+    assert acked.reason == "acknowledged" and acked.phase == "acknowledged"
+    assert acked.alerts[0].acked_by == "alice"
+    # Acknowledged: no more reminders.
+    assert notes(p, T0 + 20 * 3600) == []
+
+
+def test_a_silence_holds_a_firing_alert_but_not_the_resolve_of_one_already_told() -> None:
+    store = SilenceStore()
+    p = pipeline(silences=store)
+    sil = {
+        "id": "s",
+        "matchers": ['host="h1"'],
+        "starts_at": T0,
+        "ends_at": T0 + 3600,
+        "created_by": "x",
+    }
+    p.ingest(alert("told", "latency.p99", host="h2"), T0)
+    assert len(notes(p, T0 + 30)) == 1
+    store.apply(silence_key("s"), json.dumps(sil).encode())
+    p.ingest(alert("quiet", "latency.p99", host="h1"), T0 + 40)
+    assert notes(p, T0 + 70) == [] and p.stats.held_only("silenced") == 1
+    sil2 = dict(sil, id="s2", matchers=['host="h2"'])
+    store.apply(silence_key("s2"), json.dumps(sil2).encode())
+    p.ingest(alert("told", "latency.p99", "resolved", T0 + 100, host="h2"), T0 + 100)
+    (res,) = notes(p, T0 + 330)
+    assert fps(res) == [("told", "resolved")]  # the incident that was paged closes
+
+
+def test_a_resolve_takes_the_route_its_firing_took() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "gpu.xid", detector="gpu_health", host="h9", severity="critical"), T0)
+    assert sorted(n.receiver for n in notes(p, T0 + 30)) == ["chat", "pager"]
+    # The resolve says warning (a later finding was milder): it still closes the page.
+    p.ingest(
+        alert(
+            "a",
+            "gpu.xid",
+            "resolved",
+            T0 + 60,
+            detector="gpu_health",
+            host="h9",
+            severity="warning",
+        ),
+        T0 + 60,
+    )
+    out = notes(p, T0 + 330)
+    assert sorted((n.receiver, n.reason) for n in out) == [
+        ("chat", "resolved"),
+        ("pager", "resolved"),
+    ]
+    assert all(n.alerts[0].severity == "critical" for n in out)
+
+
+def test_default_rules_silent_gateway_and_version_regression() -> None:
+    p = pipeline({"receiver": "r", "group_by": ["..."], "group_wait": 0})
+    p.ingest(alert("gw", "traffic.gateway_silent", detector="traffic", gateway="g1"), T0)
+    p.ingest(alert("drop", "traffic.rate_drop", detector="traffic", gateway="g1", model="m"), T0)
+    p.ingest(alert("err", "error_rate.high", detector="error_rate", gateway="g1", model="m"), T0)
+    p.ingest(alert("other", "error_rate.high", detector="error_rate", gateway="g2", model="m"), T0)
+    p.ingest(
+        alert(
+            "reg",
+            "version_regression.latency",
+            detector="version_regression",
+            model="m",
+            model_version="v4",
+            gateway="g3",
+        ),
+        T0,
+    )
+    p.ingest(
+        alert(
+            "lat", "latency.p99", detector="latency", model="m", model_version="v4", gateway="g3"
+        ),
+        T0,
+    )
+    p.ingest(
+        alert(
+            "lat3", "latency.p99", detector="latency", model="m", model_version="v3", gateway="g3"
+        ),
+        T0,
+    )
+    told = sorted(n.alerts[0].alert.fingerprint for n in notes(p, T0))
+    assert told == ["gw", "lat3", "other", "reg"]
+    assert {fp: i.rule for fp, i in p.inhibited.items()} == {
+        "drop": "silent-gateway-holds-its-traffic-and-errors",
+        "err": "silent-gateway-holds-its-traffic-and-errors",
+        "lat": "version-regression-holds-its-latency",
+    }
+
+
+def test_notifications_are_capped_and_count_the_rest() -> None:
+    from stream.alerting import pipeline as mod
+
+    p = pipeline({"receiver": "r", "group_by": [], "group_wait": 0})
+    for i in range(mod.MAX_ALERTS + 5):
+        p.ingest(alert(f"f{i:05d}", "latency.p99", host=f"h{i}"), T0)
+    (n,) = notes(p, T0)
+    assert len(n.alerts) == mod.MAX_ALERTS and n.truncated_alerts == 5
