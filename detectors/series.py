@@ -70,6 +70,7 @@ class SeriesDetector(Detector[MetricColumns]):
     consumes: ClassVar[type[MetricColumns]] = MetricColumns
     Config: ClassVar[type[DetectorConfig]] = SeriesConfig
     state_version: ClassVar[int] = 2
+    row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
     state_migrations: ClassVar[dict[int, Any]] = {1: _migrate_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
@@ -113,6 +114,10 @@ class SeriesDetector(Detector[MetricColumns]):
                 c.seasonal_ratio,
                 1.0,  # drift channel on
                 1.0,  # alert-rate feedback on
+                0.0,  # window of clipped u
+                c.seasonal_ratio + 0.1,  # profile dropped above this residual ratio
+                5.0,  # scale update clip, in scales
+                2.0,  # alert-rate feedback exponent
             ]
         )
 
@@ -137,14 +142,24 @@ class SeriesDetector(Detector[MetricColumns]):
             row = int(np.flatnonzero(ids == sid)[0])
             self.st[k.S_BUDGET, sid] = self.cfg.budget_for(self._labels(batch, row))
         x = np.asarray(batch.value, dtype=np.float64)
+        was_in = self.st[k.S_EP_LEN] > 0.0  # per series, before this batch
+        peak0 = self.st[k.S_EP_PEAK].copy()
         score, expected, scale, zq, episode = k.series_step(
             ids, ts, x, self.st, self.pl, self.ps, self.tails, self._params()
         )
+        out = (score, expected, scale, zq)
         findings: list[Finding] = []
         for sid, rows in groups(ids):
-            f = self._finding(sid, batch, ts, rows, (score, expected, scale, zq, episode))
-            if f is not None:
-                findings.append(f)
+            peak = float(peak0[sid]) if was_in[sid] else 0.0
+            in_ep = bool(was_in[sid])
+            # Each row is reported as a batch of that row alone would be (row_findings):
+            # rows outside an episode say nothing unless they end one.
+            for r in rows[episode[rows] != 0.0].tolist():
+                peak = max(peak, float(score[r])) if in_ep else float(score[r])
+                in_ep = episode[r] == 1.0
+                f = self._finding(sid, batch, ts, r, in_ep, peak, out)
+                if f is not None:
+                    findings.append(f)
         self._evict(float(ts.max()))
         return DetectorOutput(np.clip(np.nan_to_num(score), 0.0, 1.0), findings)
 
@@ -157,17 +172,12 @@ class SeriesDetector(Detector[MetricColumns]):
         sid: int,
         batch: MetricColumns,
         ts: F64,
-        rows: npt.NDArray[np.intp],
-        out: tuple[F64, F64, F64, F64, F64],
+        row: int,
+        ongoing: bool,
+        peak: float,
+        out: tuple[F64, F64, F64, F64],
     ) -> Finding | None:
-        score, expected, scale, zq, episode = out
-        # An episode that began and ended inside this batch is still reported (its
-        # recovery follows with the next batch), so large batches do not hide it.
-        inside = rows[episode[rows] == 1.0]
-        ongoing = bool(self.st[k.S_EP_LEN, sid] > 0.0 or inside.size)
-        best = int(np.argmax(np.nan_to_num(score[inside]))) if inside.size else -1
-        row = int(inside[best]) if inside.size else int(rows[-1])
-        peak = float(self.st[k.S_EP_PEAK, sid])
+        _, expected, scale, zq = out
 
         def make(anomalous: bool) -> Finding:
             return self._build(batch, ts, row, anomalous, peak, expected, scale, zq)
