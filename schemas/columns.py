@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from .keys import series_key as series_key  # re-exported: its home is schemas.keys
 from .labels import carry_concat, carry_take
 from .models import FeedbackEvent, FinishReason, GpuSample, InferenceEvent, MetricSample, Status
 
@@ -199,14 +200,6 @@ class GpuColumns(Columns):
             ecc_dbe_total=i("ecc_dbe_total"),
             pcie_replay_total=i("pcie_replay_total"),
         )
-
-
-def series_key(name: str, labels: dict[str, str]) -> str:
-    """A canonical, order-independent key for one metric series."""
-    if not labels:
-        return name
-    inner = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
-    return f"{name}{{{inner}}}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from schemas.columns import series_key
 from schemas.models import FeedbackEvent, GpuSample, InferenceEvent, MetricSample
+
+
+def series_key(name: str, labels: Mapping[str, str]) -> str:
+    """A canonical, order-independent key for one metric series.
+
+    Here (not in ``schemas.columns``) so a publisher keys without numpy.
+    """
+    if not labels:
+        return name
+    inner = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+    return f"{name}{{{inner}}}"
+
 
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "inference": ("model",),

@@ -28,7 +28,7 @@ fi
 
 # Reinstall when pyproject.toml changes; the pin goes last so it wins over the range.
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" "$AIOKAFKA_PIN"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[service,dev]" "$AIOKAFKA_PIN"
     touch "$STAMP"
 fi
 
