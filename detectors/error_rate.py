@@ -47,22 +47,83 @@ F64 = npt.NDArray[np.float64]
 
 
 class ErrorRateConfig(DetectorConfig):
-    window_half_life_s: float = Field(120.0, gt=0)
-    baseline_half_life_s: float = Field(6 * 3600.0, gt=0)
-    rate_factor: float = Field(3.0, ge=1)
-    min_abs_rate: float = Field(0.02, ge=0, le=1)
-    confidence_z: float = Field(3.0, gt=0)
-    min_requests: float = Field(10.0, ge=1)
+    window_half_life_s: float = Field(
+        120.0,
+        gt=0,
+        description="Half-life of the fast window whose error and timeout rates are judged.",
+    )
+    baseline_half_life_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="Half-life of the slow baseline rate the window is compared with.",
+    )
+    rate_factor: float = Field(
+        3.0, ge=1, description="Alert level is at least this many times the baseline rate."
+    )
+    min_abs_rate: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description=(
+            "Alert level is at least the baseline rate plus this absolute rate (0.02 = 2 points)."
+        ),
+    )
+    confidence_z: float = Field(
+        3.0,
+        gt=0,
+        description=(
+            "z of the Wilson lower bound on the window's rate; higher needs more evidence "
+            "from few requests."
+        ),
+    )
+    min_requests: float = Field(
+        10.0, ge=1, description="Requests (decayed) the window needs before it is judged."
+    )
     # 0 turns the burst window off.
-    burst_half_life_s: float = Field(5.0, ge=0)
-    burst_confidence_z: float = Field(5.0, gt=0)
-    burst_min_requests: float = Field(50.0, ge=1)
-    prior_rate: float = Field(0.005, ge=0, le=1)
-    prior_requests: float = Field(200.0, gt=0)
+    burst_half_life_s: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Half-life of the burst window, judged beside the fast one to catch sudden "
+            "failure bursts; 0 turns it off."
+        ),
+    )
+    burst_confidence_z: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "z of the Wilson lower bound for the burst window (stricter: it holds few requests)."
+        ),
+    )
+    burst_min_requests: float = Field(
+        50.0, ge=1, description="Requests (decayed) the burst window needs before it is judged."
+    )
+    prior_rate: float = Field(
+        0.005, ge=0, le=1, description="Prior error rate the baseline starts from (beta smoothing)."
+    )
+    prior_requests: float = Field(200.0, gt=0, description="Weight of prior_rate, in requests.")
     # Rows scoring at least this statistic (1.0 == alert level) are not learned.
-    learn_gate: float = Field(0.5, gt=0)
-    max_freeze_s: float = Field(3600.0, gt=0)
-    series_ttl_s: float = Field(86400.0, gt=0)
+    learn_gate: float = Field(
+        0.5,
+        gt=0,
+        description=(
+            "Rows whose statistic is at least this (1.0 = alert level) are not learned by "
+            "the baseline."
+        ),
+    )
+    max_freeze_s: float = Field(
+        3600.0,
+        gt=0,
+        description=(
+            "Longest the baseline stops learning during a raised rate; then the current "
+            "rate becomes the new normal."
+        ),
+    )
+    series_ttl_s: float = Field(
+        86400.0,
+        gt=0,
+        description="A series with no events for this long is forgotten (state freed).",
+    )
 
 
 class ErrorRateDetector(Detector[InferenceColumns]):

@@ -39,18 +39,52 @@ _WIDTH = 7
 class FeedbackConfig(DetectorConfig):
     # Exponential tilt of the alternative; 1 targets drops of ~0.3-0.6 points on the
     # [-1, 1] scale, and drops below ~tilt * variance / 2 never accumulate.
-    tilt: float = Field(1.0, gt=0, le=5)
+    tilt: float = Field(
+        1.0,
+        gt=0,
+        le=5,
+        description=(
+            "Exponential tilt of the CUSUM's alternative; 1 targets rating drops of "
+            "~0.3-0.6 on the [-1, 1] scale."
+        ),
+    )
     # Log of the in-control run length, in ratings: exp(9) ~ 8000 at the very least.
-    threshold: float = Field(9.0, gt=0)
-    slow_alpha: float = Field(0.002, gt=0, le=1)  # baseline, per rating (~1000 ratings)
-    declined_learning: float = Field(0.1, ge=0, le=1)  # slow_alpha factor while declining
+    threshold: float = Field(
+        9.0,
+        gt=0,
+        description=(
+            "CUSUM threshold: log of the in-control run length, in ratings (9 is ~8000 ratings)."
+        ),
+    )
+    slow_alpha: float = Field(
+        0.002,
+        gt=0,
+        le=1,
+        description="Learning rate of the rating baseline, per rating (~1000 ratings).",
+    )  # baseline, per rating (~1000 ratings)
+    declined_learning: float = Field(
+        0.1, ge=0, le=1, description="Factor on slow_alpha while a decline is signalled."
+    )  # slow_alpha factor while declining
     # A baseline fitted to fewer ratings is too noisy for the CUSUM's calibration.
-    warmup: int = Field(300, ge=1)
+    warmup: int = Field(
+        300, ge=1, description="Ratings the baseline learns from before the CUSUM runs."
+    )
     # Each rating's evidence is discounted by this many standard errors of the
     # baseline's log E0[exp(-tilt x)]: a baseline that learned from a lucky spell of
     # good ratings must not turn ordinary ones into evidence.
-    baseline_margin: float = Field(1.0, ge=0)
-    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+    baseline_margin: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Each rating's evidence is discounted by this many standard errors of the "
+            "baseline, so a lucky baseline does not turn ordinary ratings into evidence."
+        ),
+    )
+    series_ttl_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="A series with no ratings for this long is forgotten (state freed).",
+    )
 
 
 class FeedbackDetector(Detector[FeedbackColumns]):

@@ -53,34 +53,102 @@ LEVELS = {
 
 
 class LatencyConfig(DetectorConfig):
-    metrics: tuple[str, ...] = METRICS
-    quantile: float = Field(0.99, gt=0, lt=1)
-    window_half_life_s: float = Field(60.0, gt=0)
-    baseline_half_life_s: float = Field(3600.0, gt=0)
-    threshold_z: float = Field(4.0, gt=0)
-    min_rel_spread: float = Field(0.05, gt=0)
-    min_window_count: float = Field(30.0, ge=1)
+    metrics: tuple[str, ...] = Field(
+        METRICS, description="Event fields whose latency quantile is watched."
+    )
+    quantile: float = Field(
+        0.99, gt=0, lt=1, description="The window quantile compared with the baseline (0.99 = p99)."
+    )
+    window_half_life_s: float = Field(
+        60.0, gt=0, description="Half-life of the decayed sketch the window quantile comes from."
+    )
+    baseline_half_life_s: float = Field(
+        3600.0, gt=0, description="Half-life of the slow baseline of the log quantile."
+    )
+    threshold_z: float = Field(
+        4.0, gt=0, description="z of the window quantile against the baseline that scores 0.5."
+    )
+    min_rel_spread: float = Field(
+        0.05,
+        gt=0,
+        description=(
+            "Floor of the baseline's relative spread, so a very steady series does not "
+            "page on noise."
+        ),
+    )
+    min_window_count: float = Field(
+        30.0, ge=1, description="Rows (decayed) a window needs before its quantile is judged."
+    )
     # Rows expected above the quantile before a version window's quantile counts (p99:
     # 300 rows). Host windows are exempt: their verdicts localise version slowdowns to a
     # host (whose GPU alert then inhibits), and per-host traffic is thinner.
-    min_tail_count: float = Field(3.0, ge=0)
+    min_tail_count: float = Field(
+        3.0,
+        ge=0,
+        description=(
+            "Rows expected above the quantile before a version window's quantile counts "
+            "(p99: 300 rows)."
+        ),
+    )
     # Baseline rows before a verdict: a slot hovering at the tail-support limit learns
     # only sporadically, so event time alone does not make its spread trustworthy.
-    min_baseline_weight: float = Field(300.0, ge=1)
-    max_freeze_s: float = Field(1800.0, gt=0)
+    min_baseline_weight: float = Field(
+        300.0, ge=1, description="Baseline rows learned before a verdict."
+    )
+    max_freeze_s: float = Field(
+        1800.0,
+        gt=0,
+        description=(
+            "Longest the baseline stops learning during a slowdown; then the current "
+            "level becomes the new normal."
+        ),
+    )
     # No verdicts until a baseline has this much event time behind it.
-    warmup_s: float = Field(180.0, ge=0)
+    warmup_s: float = Field(
+        180.0, ge=0, description="No verdicts until a baseline has this much event time behind it."
+    )
     # Take the slowdown common to the family (load: its median) off every series
     # before scoring.
-    common_mode: bool = True
-    common_quantile: float = Field(0.5, ge=0, le=1)
-    min_peers: int = Field(3, ge=1)
+    common_mode: bool = Field(
+        True,
+        description=(
+            "Take the slowdown common to the whole family (load) off every series before scoring."
+        ),
+    )
+    common_quantile: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=("Quantile of the family's slowdowns taken as the common part (0.5 = median)."),
+    )
+    min_peers: int = Field(
+        3, ge=1, description="Series a family needs before its common slowdown is taken off."
+    )
     # A slowdown must also be at least this large (relative) to count.
-    min_rel_effect: float = Field(0.3, ge=0)
-    relative_accuracy: float = Field(0.03, gt=0, lt=0.5)
-    n_buckets: int = Field(64, ge=8, le=4096)
-    host_level: bool = True
-    series_ttl_s: float = Field(86400.0, gt=0)
+    min_rel_effect: float = Field(
+        0.3, ge=0, description="A slowdown must also be at least this large (relative) to count."
+    )
+    relative_accuracy: float = Field(
+        0.03, gt=0, lt=0.5, description="Relative accuracy of the log-bucket quantile sketch."
+    )
+    n_buckets: int = Field(
+        64,
+        ge=8,
+        le=4096,
+        description=("Buckets per sketch (with relative_accuracy, the latency range covered)."),
+    )
+    host_level: bool = Field(
+        True,
+        description=(
+            "Also watch (host, model) series where gateways report the serving host, so a "
+            "slow host is named."
+        ),
+    )
+    series_ttl_s: float = Field(
+        86400.0,
+        gt=0,
+        description="A series with no events for this long is forgotten (state freed).",
+    )
 
     @field_validator("metrics")
     @classmethod

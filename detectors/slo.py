@@ -51,27 +51,71 @@ DEFAULT_RULES = (
 
 
 class SloBurnConfig(DetectorConfig):
-    availability_target: float = Field(0.999, gt=0, lt=1)
-    latency_target: float = Field(0.99, gt=0, lt=1)
+    availability_target: float = Field(
+        0.999,
+        gt=0,
+        lt=1,
+        description="Share of requests that must not fail (status in bad_statuses).",
+    )
+    latency_target: float = Field(
+        0.99,
+        gt=0,
+        lt=1,
+        description="Share of requests that must be faster than latency_threshold_ms.",
+    )
     # TTFT by default: end-to-end latency grows with the answer's length (a 2k-token answer
     # takes a minute on a healthy server), so a fixed end-to-end bound burns budget on
     # long answers, not on slow service.
-    latency_metric: Literal["ttft_ms", "latency_ms"] = "ttft_ms"
-    latency_threshold_ms: float = Field(5_000.0, gt=0)
-    bad_statuses: tuple[str, ...] = ("error", "timeout")
-    rules: tuple[BurnRule, ...] = DEFAULT_RULES
+    latency_metric: Literal["ttft_ms", "latency_ms"] = Field(
+        "ttft_ms",
+        description=(
+            "Event field the latency SLO is measured on (TTFT: end-to-end grows with "
+            "answer length)."
+        ),
+    )
+    latency_threshold_ms: float = Field(
+        5_000.0,
+        gt=0,
+        description="A request slower than this (in latency_metric) spends latency budget.",
+    )
+    bad_statuses: tuple[str, ...] = Field(
+        ("error", "timeout"), description="Request statuses that spend availability budget."
+    )
+    rules: tuple[BurnRule, ...] = Field(
+        DEFAULT_RULES,
+        description=(
+            "Multi-window burn-rate rules: long and short window, burn factor and "
+            "severity (the SRE workbook's defaults)."
+        ),
+    )
     # Finest bin; a window is summed from the coarsest bins that still give it at least
     # ``bins_per_window`` of them (1 h from 2-minute bins, 3 d from 3-hour bins), so
     # state stays ~1.4 KB per series and a window's edge is at most 1/bins of it early.
-    bucket_s: float = Field(60.0, gt=0)
-    bins_per_window: int = Field(24, ge=1, le=1440)
+    bucket_s: float = Field(60.0, gt=0, description="Finest time bin of the burn-rate windows.")
+    bins_per_window: int = Field(
+        24,
+        ge=1,
+        le=1440,
+        description="Fewest bins a window is summed from (coarser bins for longer windows).",
+    )
     # Below this many requests in a short window the rule stays quiet: 1 of 3 failing
     # is not a burn rate anyone should be paged for.
-    min_requests: int = Field(10, ge=1)
+    min_requests: int = Field(
+        10, ge=1, description="Requests a short window needs before its rule can fire."
+    )
     # A rule speaks only once the series has data for this fraction of its long window:
     # two failures in the first minute are not a three-day burn.
-    min_coverage: float = Field(0.25, ge=0, le=1)
-    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+    min_coverage: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description=("Share of a rule's long window that must have data before the rule speaks."),
+    )
+    series_ttl_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="A series with no events for this long is forgotten (state freed).",
+    )
 
     @field_validator("bad_statuses")
     @classmethod

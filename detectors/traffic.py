@@ -33,23 +33,68 @@ _H = kernels.HOURS_PER_WEEK
 
 
 class TrafficConfig(DetectorConfig):
-    silence_factor: float = Field(15.0, gt=1)
-    min_silence_s: float = Field(20.0, ge=0)
-    gap_alpha: float = Field(0.01, gt=0, le=1)
-    min_events: float = Field(30.0, ge=2)
-    bin_s: float = Field(60.0, gt=0)
-    threshold_z: float = Field(4.0, gt=0)
-    seasonal_alpha: float = Field(0.2, gt=0, le=1)
-    level_alpha: float = Field(0.05, gt=0, le=1)
-    min_bins: float = Field(10.0, ge=1)
-    max_empty_bins: int = Field(1440, ge=1)
-    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+    silence_factor: float = Field(
+        15.0,
+        gt=1,
+        description=(
+            "A series is silent after this many expected inter-arrival gaps without an event."
+        ),
+    )
+    min_silence_s: float = Field(
+        20.0, ge=0, description="Shortest silence that is reported, whatever the expected gap."
+    )
+    gap_alpha: float = Field(
+        0.01, gt=0, le=1, description="Learning rate of the expected inter-arrival gap, per event."
+    )
+    min_events: float = Field(
+        30.0, ge=2, description="Events a series needs before its silence is judged."
+    )
+    bin_s: float = Field(
+        60.0, gt=0, description="Width of the request-count bins the rate-collapse check uses."
+    )
+    threshold_z: float = Field(
+        4.0,
+        gt=0,
+        description=("Drop (variance-stabilised z below the seasonal baseline) that scores 0.5."),
+    )
+    seasonal_alpha: float = Field(
+        0.2, gt=0, le=1, description="Learning rate of the hour-of-week baseline, per bin."
+    )
+    level_alpha: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description=(
+            "Learning rate of the overall level used until a seasonal bucket has history."
+        ),
+    )
+    min_bins: float = Field(
+        10.0, ge=1, description="Closed bins a series needs before its rate is judged."
+    )
+    max_empty_bins: int = Field(
+        1440,
+        ge=1,
+        description=(
+            "Longest run of empty bins filled in after a gap; a longer gap restarts the count."
+        ),
+    )
+    series_ttl_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="A series with no events for this long is forgotten (state freed).",
+    )
     # A heartbeat per whole gateway as well as per (model, gateway). Off by default:
     # the service keys events by model (schemas/keys.py), so a worker engine sees only
     # some of a gateway's models, and each would fire its own gateway alert from a
     # partial baseline. A silent gateway still shows as every one of its series going
     # silent. Safe to turn on where one engine sees everything (offline replay).
-    gateway_level: bool = False
+    gateway_level: bool = Field(
+        False,
+        description=(
+            "Also watch each whole gateway's heartbeat; only where one engine sees all of "
+            "a gateway's models (offline replay)."
+        ),
+    )
 
 
 class _Heartbeat:

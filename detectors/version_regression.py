@@ -51,17 +51,54 @@ _FLOAT_FILLS = {
 
 
 class VersionRegressionConfig(DetectorConfig):
-    min_reference: float = Field(200.0, ge=1)
-    min_compared: float = Field(50.0, ge=1)
-    compare_window_s: float = Field(24 * 3600.0, gt=0)
-    cusum_k: float = Field(0.5, ge=0)
-    cusum_h: float = Field(10.0, gt=0)
-    min_ratio: float = Field(1.2, ge=1)
-    min_log_sd: float = Field(0.05, gt=0)
-    error_factor: float = Field(3.0, ge=1)
-    min_abs_error_rate: float = Field(0.02, ge=0)
-    confidence_z: float = Field(3.0, gt=0)
-    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+    min_reference: float = Field(
+        200.0,
+        ge=1,
+        description=(
+            "Requests the replaced version needs before a new version is compared with it."
+        ),
+    )
+    min_compared: float = Field(
+        50.0, ge=1, description="Requests of the new version before a verdict."
+    )
+    compare_window_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description=("How long after a version appears it is compared with the one it replaced."),
+    )
+    cusum_k: float = Field(
+        0.5, ge=0, description="CUSUM drift (slack) on standardised log latency."
+    )
+    cusum_h: float = Field(10.0, gt=0, description="CUSUM threshold that scores 0.5.")
+    min_ratio: float = Field(
+        1.2, ge=1, description="New p95 latency must be at least this many times the old p95."
+    )
+    min_log_sd: float = Field(
+        0.05, gt=0, description="Floor of the reference's log-latency standard deviation."
+    )
+    error_factor: float = Field(
+        3.0,
+        ge=1,
+        description=(
+            "New error rate (Wilson lower bound) above this many times the old one is a regression."
+        ),
+    )
+    min_abs_error_rate: float = Field(
+        0.02,
+        ge=0,
+        description=(
+            "The new error rate must also be at least this much above the old one (0.02 = "
+            "2 points)."
+        ),
+    )
+    confidence_z: float = Field(
+        3.0, gt=0, description="z of the Wilson lower bound on the new version's error rate."
+    )
+    series_ttl_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="A series with no events for this long is forgotten (state freed).",
+    )
 
 
 class VersionRegressionDetector(Detector[InferenceColumns]):

@@ -29,6 +29,8 @@ def _type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
     if "const" in prop:
         return f"`{prop['const']}`"
     t = prop.get("type", "any")
+    if prop.get("format") == "duration":
+        return "duration"  # seconds, or 500ms, 90s, 1h30m, 2d (schemas.durations)
     if t == "array":
         return f"list of {_type(prop.get('items', {}), defs)}"
     if t == "object" and "additionalProperties" in prop:
@@ -118,8 +120,11 @@ def configuration() -> str:
     lines += [
         "## Config file (`LlmwatchConfig`)",
         "",
-        "Every key is optional. `llmwatch` writes a full file with every default via "
-        "`stream.config.dump_config`.",
+        "Every key is optional. `llmwatch config dump > llmwatch.yaml` writes a full file "
+        "with every default (`--from FILE` fills in your own), and `llmwatch config check "
+        "FILE` validates one. A *duration* is seconds as a number, or a string such as "
+        "`500ms`, `90s`, `1h30m`, `2d` (units largest first); the environment's `*_S` "
+        "variables take the same.",
         "",
     ]
     for section in schema["properties"]:

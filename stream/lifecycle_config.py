@@ -54,20 +54,64 @@ class AlertRule(_Section):
 
     # Pending -> firing once the condition has held this long (Prometheus ``for``) and
     # been seen in this many data findings.
-    for_s: Seconds = 30.0
-    for_samples: Samples = 2
+    for_s: Seconds = Field(
+        30.0,
+        description=(
+            "Pending turns firing once the condition has held this long (Prometheus for) "
+            "and for_samples findings."
+        ),
+    )
+    for_samples: Samples = Field(
+        2,
+        description=(
+            "Data findings that must show the condition (the first included) before "
+            "pending turns firing; binds on sparse series."
+        ),
+    )
     # A firing alert whose condition cleared keeps firing this long (``keep_firing_for``,
     # counted from the finding that cleared it):
     # the longer of the seconds and this many sampling intervals. One interval is a
     # hysteresis in samples: a sparse series must stay normal up to its next point.
-    keep_firing_for_s: Seconds = 0.0
-    keep_firing_for_samples: Count = 1
+    keep_firing_for_s: Seconds = Field(
+        0.0,
+        description=(
+            "A firing alert whose condition cleared keeps firing this long (Prometheus "
+            "keep_firing_for)."
+        ),
+    )
+    keep_firing_for_samples: Count = Field(
+        1,
+        description=(
+            "Keep firing at least this many sampling intervals of the series too (the "
+            "longer of the two applies)."
+        ),
+    )
     # Hysteresis: fire at score >= fire_threshold, resolve only below resolve_threshold.
-    fire_threshold: Unit = 0.5
-    resolve_threshold: Unit = 0.35
+    fire_threshold: Unit = Field(
+        0.5,
+        description=(
+            "Score at or above which a finding counts as firing (0.5 = the detector's own "
+            "threshold)."
+        ),
+    )
+    resolve_threshold: Unit = Field(
+        0.35,
+        description=(
+            "A firing alert resolves only once the score is below this (hysteresis); at "
+            "most fire_threshold."
+        ),
+    )
     # str.format templates; fields: alertname, detector, fingerprint, and every label.
-    runbook_url: str | None = None
-    dashboard_url: str | None = None
+    runbook_url: str | None = Field(
+        None,
+        description=(
+            "Runbook link template (str.format; fields: alertname, detector, fingerprint "
+            "and every label)."
+        ),
+    )
+    dashboard_url: str | None = Field(
+        None, description="Dashboard link template, formatted like runbook_url."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -82,14 +126,28 @@ class AlertRule(_Section):
 class AlertRuleOverride(_Section):
     """A per-detector rule: any field left out takes the default rule's value."""
 
-    for_s: Seconds | None = None
-    for_samples: Samples | None = None
-    keep_firing_for_s: Seconds | None = None
-    keep_firing_for_samples: Count | None = None
-    fire_threshold: Unit | None = None
-    resolve_threshold: Unit | None = None
-    runbook_url: str | None = None
-    dashboard_url: str | None = None
+    for_s: Seconds | None = Field(None, description="Overrides defaults.for_s for this detector.")
+    for_samples: Samples | None = Field(
+        None, description="Overrides defaults.for_samples for this detector."
+    )
+    keep_firing_for_s: Seconds | None = Field(
+        None, description="Overrides defaults.keep_firing_for_s for this detector."
+    )
+    keep_firing_for_samples: Count | None = Field(
+        None, description="Overrides defaults.keep_firing_for_samples for this detector."
+    )
+    fire_threshold: Unit | None = Field(
+        None, description="Overrides defaults.fire_threshold for this detector."
+    )
+    resolve_threshold: Unit | None = Field(
+        None, description="Overrides defaults.resolve_threshold for this detector."
+    )
+    runbook_url: str | None = Field(
+        None, description="Overrides defaults.runbook_url for this detector."
+    )
+    dashboard_url: str | None = Field(
+        None, description="Overrides defaults.dashboard_url for this detector."
+    )
 
 
 def default_rules() -> dict[str, AlertRuleOverride]:
@@ -115,32 +173,96 @@ class GroupingConfig(_Section):
     config files still load."""
 
     # ["..."] groups by every label, i.e. one notification group per alert.
-    group_by: list[str] = Field(default_factory=lambda: ["detector", "alertname"])
-    group_wait_s: Seconds = 30.0
-    group_interval_s: Positive = 300.0
-    repeat_interval_s: Positive = 4 * 3600.0
+    group_by: list[str] = Field(
+        default_factory=lambda: ["detector", "alertname"],
+        description=(
+            'Labels that make one notification group; ["..."] groups by every label (one '
+            "group per alert)."
+        ),
+    )
+    group_wait_s: Seconds = Field(
+        30.0,
+        description=("How long a new group waits for more alerts before its first notification."),
+    )
+    group_interval_s: Positive = Field(
+        300.0, description="Least time between notifications of a group that changed."
+    )
+    repeat_interval_s: Positive = Field(
+        4 * 3600.0, description="A group that did not change is notified again after this long."
+    )
 
 
 class LifecycleConfig(_Section):
-    defaults: AlertRule = Field(default_factory=AlertRule)
-    rules: dict[str, AlertRuleOverride] = Field(default_factory=default_rules)
+    defaults: AlertRule = Field(
+        default_factory=AlertRule,
+        description="The rule every detector follows unless rules overrides it.",
+    )
+    rules: dict[str, AlertRuleOverride] = Field(
+        default_factory=default_rules,
+        description=(
+            "Per-detector rules by detector name; each field overrides defaults (shipped: "
+            "gpu_health and traffic for_s 10, feedback for_s 0)."
+        ),
+    )
     # A pending/firing alert whose series stops reporting is resolved after this long.
-    resolve_timeout_s: Positive = 300.0
-    resolve_timeout_samples: Count = 3
+    resolve_timeout_s: Positive = Field(
+        300.0,
+        description=(
+            "A pending or firing alert whose series stops reporting resolves after this long."
+        ),
+    )
+    resolve_timeout_samples: Count = Field(
+        3,
+        description=(
+            "Wait at least this many sampling intervals of the series too before that "
+            "timeout (the longer applies)."
+        ),
+    )
     # Flap suppression: once a fingerprint has started firing ``flap_threshold`` times
     # within ``flap_window_s`` (or ``flap_window_samples`` intervals, the longer), it is
     # held firing instead of resolving and refiring.
-    flap_window_s: Positive = 3600.0
-    flap_window_samples: Count = 12
-    flap_threshold: Annotated[int, Field(ge=2)] = 4
-    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
-    inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
+    flap_window_s: Positive = Field(
+        3600.0,
+        description=(
+            "Flap suppression: an alert that started firing flap_threshold times within "
+            "this window is held firing."
+        ),
+    )
+    flap_window_samples: Count = Field(
+        12,
+        description=(
+            "The flap window is at least this many sampling intervals of the series (the "
+            "longer applies)."
+        ),
+    )
+    flap_threshold: Annotated[int, Field(ge=2)] = Field(
+        4, description="Starts within flap_window_s that make an alert flapping."
+    )
+    grouping: GroupingConfig = Field(
+        default_factory=GroupingConfig, description="How alerts are grouped into notifications."
+    )
+    inhibit_rules: list[InhibitRule] = Field(
+        default_factory=default_inhibit_rules,
+        description=(
+            "Rules by which a firing alert mutes related ones (shipped: an unhealthy GPU "
+            "mutes latency, SLO and error alerts on its host)."
+        ),
+    )
     # Acknowledgements expire after this long unless the alert resolves first.
     # ack_ttl_s and silence_retention_s: unused since silences and acks are the notifier's
     # (default_ack_ttl_s in its config); kept so existing config files still load.
-    ack_ttl_s: Positive = 24 * 3600.0
+    ack_ttl_s: Positive = Field(
+        24 * 3600.0,
+        description=(
+            "Unused (acknowledgements belong to the notifier: default_ack_ttl_s in its "
+            "config); kept so older files load."
+        ),
+    )
     # Expired silences are kept this long (for audit) before they are forgotten.
-    silence_retention_s: Seconds = 5 * 86400.0
+    silence_retention_s: Seconds = Field(
+        5 * 86400.0,
+        description="Unused (silences belong to the notifier); kept so older files load.",
+    )
 
     def rule_for(self, detector: str) -> AlertRule:
         override = self.rules.get(detector)

@@ -45,74 +45,212 @@ class Settings(BaseSettings):
     )
 
     # Comma-separated host:port list; empty means "start the embedded broker".
-    bootstrap_servers: str = ""
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    ssl_key_password: SecretStr | None = None
+    bootstrap_servers: str = Field(
+        "",
+        description=(
+            "Kafka brokers, host:port[,host:port...]; empty starts the embedded broker "
+            "(worker, simulate, demo)."
+        ),
+    )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="How clients talk to the brokers."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="SASL mechanism; required with SASL_PLAINTEXT and SASL_SSL."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name (PLAIN and SCRAM).")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (PLAIN and SCRAM); a secret, never logged."
+    )
+    ssl_cafile: Path | None = Field(
+        None, description="CA certificate file that signs the brokers' certificates."
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="Client certificate file (with ssl_keyfile) for mutual TLS."
+    )
+    ssl_keyfile: Path | None = Field(
+        None, description="Client private key file (with ssl_certfile)."
+    )
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of ssl_keyfile; a secret, never logged."
+    )
 
-    topic_inference: TopicName = "llmwatch.inference"
-    topic_gpu: TopicName = "llmwatch.gpu"
-    topic_metrics: TopicName = "llmwatch.metrics"
-    topic_feedback: TopicName = "llmwatch.feedback"
-    topic_alerts: TopicName = "llmwatch.alerts"
-    topic_deadletter: TopicName = "llmwatch.deadletter"
+    topic_inference: TopicName = Field(
+        "llmwatch.inference", description="Topic of inference events (gateways publish here)."
+    )
+    topic_gpu: TopicName = Field(
+        "llmwatch.gpu", description="Topic of GPU samples (llmwatch gpu-agent, scrape)."
+    )
+    topic_metrics: TopicName = Field(
+        "llmwatch.metrics", description="Topic of metric samples (llmwatch scrape)."
+    )
+    topic_feedback: TopicName = Field(
+        "llmwatch.feedback", description="Topic of user feedback events."
+    )
+    topic_alerts: TopicName = Field(
+        "llmwatch.alerts", description="Topic the worker writes alerts to and the notifier reads."
+    )
+    topic_deadletter: TopicName = Field(
+        "llmwatch.deadletter", description="Topic for malformed events, with the reason."
+    )
     # Compacted: silences and acknowledgements, keyed by id (survive restarts, shared).
-    topic_silences: TopicName = "llmwatch.silences"
-    partitions: Annotated[int, Field(ge=1, le=10_000)] = 8
+    topic_silences: TopicName = Field(
+        "llmwatch.silences",
+        description="Compacted topic of silences and acknowledgements, keyed by id.",
+    )
+    partitions: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        8,
+        description=(
+            "Partitions of every llmwatch topic (llmwatch topics, and the embedded "
+            "broker); the most workers that share the load."
+        ),
+    )
 
-    config: Path | None = None  # detector + lifecycle YAML/TOML (LLMWATCH_CONFIG)
-    store: str = "rocksdb://"  # Faust table store URL: rocksdb:// or memory://
-    state_dir: Path = Path("llmwatch-state")
-    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    config: Path | None = Field(
+        None,
+        description=(
+            "Detector and lifecycle config file (.yaml/.yml/.toml); none means every default."
+        ),
+    )  # detector + lifecycle YAML/TOML (LLMWATCH_CONFIG)
+    store: str = Field(
+        "rocksdb://",
+        description=(
+            "Where the worker keeps table state: rocksdb (on disk, survives restarts) or memory."
+        ),
+    )  # Faust table store URL: rocksdb:// or memory://
+    state_dir: Path = Field(
+        Path("llmwatch-state"), description="Folder for the worker's and notifier's local state."
+    )
+    web_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        6066, description="Port of the worker's HTTP server (/healthz, /metrics, /alerts)."
+    )
     # Address the worker's and notifier's HTTP servers listen on; all interfaces so
     # Prometheus can scrape a container. 127.0.0.1 keeps them local.
-    web_host: Annotated[str, Field(min_length=1, max_length=255)] = "0.0.0.0"
+    web_host: Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        "0.0.0.0",
+        description=(
+            "Address the worker's and notifier's HTTP servers listen on; 127.0.0.1 keeps "
+            "them local."
+        ),
+    )
     # How long the group waits for a silent (crashed) worker before its partitions move.
-    session_timeout_s: Annotated[float, Field(gt=0, le=3600), AS_DURATION] = 60.0
+    session_timeout_s: Annotated[float, Field(gt=0, le=3600), AS_DURATION] = Field(
+        60.0,
+        description=(
+            "How long the consumer group waits for a silent (crashed) worker before its "
+            "partitions move."
+        ),
+    )
     # Engine state is saved at least this often while events flow (and after any batch
     # that raised alerts); a restart replays at most this much.
-    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600), AS_DURATION] = 10.0
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600), AS_DURATION] = Field(
+        10.0,
+        description=(
+            "Engine state is saved at least this often while events flow; a restart "
+            "replays at most this much."
+        ),
+    )
     # Most events the worker fetches in one poll and hands the engine in one batch.
-    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        5000,
+        description=(
+            "Most events the worker fetches in one poll and hands the engine in one batch."
+        ),
+    )
     # Longest a batch waits to fill up to batch_size: the engine's cost per batch is
     # mostly fixed, so a trickle handled fetch by fetch (a few events per partition)
     # would spend the worker's CPU on overhead. Adds at most this to alert latency.
-    batch_timeout_s: Annotated[float, Field(ge=0, le=60), AS_DURATION] = 0.25
+    batch_timeout_s: Annotated[float, Field(ge=0, le=60), AS_DURATION] = Field(
+        0.25,
+        description=(
+            "Longest a batch waits to fill up to batch_size; adds at most this to alert latency."
+        ),
+    )
     # Longest the broker holds a fetch that found no new data. Faust's own 1,500 ms
     # costs nothing on brokers that answer as soon as data arrives, but some (the
     # embedded one among them) hold an empty fetch for the whole wait, which then
     # adds up to that much to alert latency. Lower costs a few empty fetches a second.
-    fetch_wait_ms: Annotated[int, Field(ge=1, le=30_000)] = 100
-    log_level: LogLevel = "warn"
+    fetch_wait_ms: Annotated[int, Field(ge=1, le=30_000)] = Field(
+        100,
+        description=(
+            "Longest the broker holds a fetch that found no data; lower costs a few empty "
+            "fetches a second."
+        ),
+    )
+    log_level: LogLevel = Field("warn", description="Log level of the worker and the notifier.")
     # How long a command waits at start for a configured broker to answer before it
     # gives up with one line and exit code 2 (stream.preflight).
-    connect_timeout_s: Annotated[float, Field(ge=0, le=600), AS_DURATION] = 10.0
+    connect_timeout_s: Annotated[float, Field(ge=0, le=600), AS_DURATION] = Field(
+        10.0,
+        description=(
+            "How long a command waits at start for the brokers to answer before it exits "
+            "with code 2."
+        ),
+    )
     # The node name an agent reports (GpuSample.host); default: this machine's hostname.
-    host: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    host: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None,
+        description=("Node name agents report (GpuSample.host); default: this machine's hostname."),
+    )
 
     # Kafka protocol version to assume instead of asking the broker ("0.9" for 0.9.x
     # brokers, which predate ApiVersions); None asks the broker, right for 0.10+.
-    broker_api_version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+){0,2}$")] | None = None
+    broker_api_version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+){0,2}$")] | None = Field(
+        None,
+        description=(
+            'Kafka protocol version to assume instead of asking ("0.9" for 0.9.x brokers, '
+            "which predate ApiVersions); none asks."
+        ),
+    )
 
     # Notifier worker (llmwatch notify): its consumer group, web port, and the token
     # that mutating API calls (silences, acks) must carry; without one they are refused.
-    notify_group: Annotated[str, Field(min_length=1, max_length=249)] = "llmwatch-notify"
-    notify_web_port: Annotated[int, Field(ge=1, le=65535)] = 6067
-    notify_config: Path | None = None  # routing tree + receivers YAML (LLMWATCH_NOTIFY_CONFIG)
-    api_token: SecretStr | None = None
+    notify_group: Annotated[str, Field(min_length=1, max_length=249)] = Field(
+        "llmwatch-notify", description="Consumer group of the notifier replicas."
+    )
+    notify_web_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        6067, description="Port of the notifier's HTTP API (silences, acks, alerts)."
+    )
+    notify_config: Path | None = Field(
+        None,
+        description=(
+            "Notifier routing tree and receivers YAML; none means every receiver whose "
+            "secret is set, plus the console."
+        ),
+    )  # routing tree + receivers YAML (LLMWATCH_NOTIFY_CONFIG)
+    api_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token that mutating API calls (silences, acks) must carry; without "
+            "one they are refused. A secret."
+        ),
+    )
 
     # Notifier endpoints and secrets (used by the notifier worker only).
-    slack_webhook_url: SecretStr | None = None
-    slack_bot_token: SecretStr | None = None
-    slack_channel: str | None = None
-    pagerduty_routing_key: SecretStr | None = None
-    webhook_url: SecretStr | None = None
-    webhook_secret: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Slack incoming-webhook URL (turns on the slack receiver); a secret."
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Slack bot token (with slack_channel, turns on the slack-bot receiver); a secret."
+        ),
+    )
+    slack_channel: str | None = Field(None, description="Channel the Slack bot posts to.")
+    pagerduty_routing_key: SecretStr | None = Field(
+        None,
+        description=(
+            "PagerDuty Events v2 routing key (turns on the pagerduty receiver); a secret."
+        ),
+    )
+    webhook_url: SecretStr | None = Field(
+        None,
+        description=("URL alerts are POSTed to as JSON (turns on the webhook receiver); a secret."),
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description=("HMAC-SHA256 key the webhook receiver signs its requests with; a secret."),
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
