@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,7 @@ DEFAULT_MAX_FUTURE_SKEW_S = 300.0
 # No wire model nests deeper than 2 (Alert's bounds, a metric's labels); a value nested
 # deeper than this is refused before validation (see _too_deep).
 MAX_NESTING = 32
+_NESTED = frozenset({list, dict})
 # A dead letter keeps at most this much of the raw message: 600,000 bytes is 800,000 in
 # base64, which with a capped reason and location stays under the 1,000,000 bytes
 # below every Kafka default (message.max.bytes 1,048,588, max.request.size 1,048,576).
@@ -162,26 +163,33 @@ def _validate(index: int, data: bytes, obj: dict[str, Any], ctx: _Context) -> Wi
                 "kind",
             )
         model = WIRE_MODELS[ctx.kind]
-    deep = _too_deep(obj, model.model_fields)
-    if deep is not None:
-        return Reject(index, data, f"{deep}: nested more than {MAX_NESTING} levels deep", deep)
     try:
         return model.model_validate(obj, context=ctx.validation)
-    except ValidationError as exc:
+    except Exception as exc:
+        # No wire field takes deep nesting, so only a failure needs the depth check (a
+        # success costs nothing), and it comes first: see _too_deep.
+        deep = _too_deep(obj, model)
+        if deep is not None:
+            return Reject(index, data, f"{deep}: nested more than {MAX_NESTING} levels deep", deep)
+        if not isinstance(exc, ValidationError):
+            raise  # _one/_checked make it this message's reject
         reason, location = _describe(exc)
         return Reject(index, data, reason, location)
 
 
-def _too_deep(obj: dict[str, Any], known: Mapping[str, Any]) -> str | None:
+def _too_deep(obj: dict[str, Any], model: type[WireModel]) -> str | None:
     """The first known field whose value nests deeper than any wire model does, or None
     (unknown fields are ignored, as the models ignore them).
 
-    Checked before pydantic sees the value: its errors (and Enum's) repr() the input,
-    which raises RecursionError at a depth that depends on the caller's stack, so the
-    same message could get different verdicts in different places.
+    Pydantic's errors (and Enum's) repr() the input, which raises RecursionError or
+    not depending on the caller's stack depth: without this, one message could get
+    different verdicts in different places.
     """
+    if _NESTED.isdisjoint(map(type, obj.values())):
+        return None
+    known = model.model_fields
     for key, value in obj.items():
-        if (type(value) is not list and type(value) is not dict) or key not in known:
+        if type(value) not in _NESTED or key not in known:
             continue
         level = [value]
         for _ in range(MAX_NESTING):
@@ -189,7 +197,7 @@ def _too_deep(obj: dict[str, Any], known: Mapping[str, Any]) -> str | None:
                 v
                 for c in level
                 for v in (c.values() if type(c) is dict else c)
-                if type(v) is list or type(v) is dict
+                if type(v) in _NESTED
             ]
             if not level:
                 break
