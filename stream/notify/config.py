@@ -155,7 +155,10 @@ def _describe(exc: ValidationError) -> str:
                 loc += f".{part}" if loc else str(part)
         msg = str(err["msg"]).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+    # One line per problem (docs/notifier.md says so): a reader fixes them all at once.
+    if len(parts) == 1:
+        return parts[0]
+    return f"{len(parts)} problems:\n  " + "\n  ".join(parts)
 
 
 def parse_config(data: Any, source: str = "notify config") -> NotifyConfig:

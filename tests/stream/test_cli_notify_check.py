@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stream.cli import main
 from stream.settings import SettingsError, http_url_problem, load_settings
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hooks.example.com/T000/very-secret-path"
 
 
@@ -50,3 +53,24 @@ def test_every_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
     assert "LLMWATCH_WEBHOOK_URL" in str(info.value)
     assert "LLMWATCH_SLACK_WEBHOOK_URL" in str(info.value)
+
+
+def test_a_bad_notifier_file_reports_every_problem_one_per_line_as_the_docs_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "notify.yaml"
+    bad.write_text(
+        "receivers:\n  - {name: pd, type: pagerduty, timeout_s: 900}\n"
+        "route: {receiver: pd}\nretry: {cap_s: soon}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["notify", "--check", "--config", "notify.yaml"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "llmwatch notify: error: notify.yaml: 2 problems:",
+        "  receivers[0].timeout_s: Input should be less than or equal to 300",
+        "  retry.cap_s: not a duration: 'soon' (use e.g. 500ms, 90s, 10m, 1h30m, 2d)",
+    ]
+    doc = (ROOT / "docs" / "notifier.md").read_text()
+    assert "\n".join(err) in doc  # the page shows what the command prints
+    assert "`alertname` (the title)" not in doc
