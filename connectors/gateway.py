@@ -4,8 +4,9 @@
 local queue; batching, compression and retries happen on librdkafka's threads. If
 the broker is unreachable the bounded queue fills and further events are dropped
 and counted (``stats().dropped``), never raised to the caller. Events are keyed as
-``schemas.keys`` says (inference by model and gateway), so everything one detector
-compares lands on one partition and one worker sees it, in order.
+``schemas.keys`` says (inference and feedback by model alone, so all of a model's
+versions, gateways and routes meet), so everything one detector compares lands on one
+partition and one worker sees it, in order.
 
 ``AsyncGatewayPublisher`` is the same for asyncio servers: ``publish`` is a plain
 (non-blocking) call, and a background task serves delivery reports with

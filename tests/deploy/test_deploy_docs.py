@@ -83,3 +83,26 @@ def test_every_configuration_key_has_a_description() -> None:
     ]
     assert not empty, f"keys without a Field(description=...): {empty}"
     assert any(row[1] == "duration" for row in rows)  # durations are named as such
+
+
+def test_the_partition_key_is_documented_one_way() -> None:
+    """schemas.keys keys inference by model alone; no page or docstring says otherwise."""
+    from schemas.keys import key_of
+    from schemas.models import InferenceEvent
+
+    event = InferenceEvent.model_validate(
+        {
+            "ts": "2024-06-03T08:00:00Z",
+            "gateway": "g",
+            "model": "m",
+            "model_version": "v1",
+            "request_id": "r1",
+            "status": "ok",
+            "latency_ms": 120.0,
+        }
+    )
+    assert key_of(event) == "m"
+    wrong = re.compile(r"by model and gateway|keyed by \(?model, gateway", re.IGNORECASE)
+    texts = [*DOCS.rglob("*.md"), ROOT / "README.md", *(ROOT / "connectors").rglob("*.py")]
+    said = [str(p.relative_to(ROOT)) for p in texts if wrong.search(p.read_text())]
+    assert not said, f"these say inference is keyed by model and gateway: {said}"
