@@ -63,7 +63,7 @@ class SlackBotReceiver(_Receiver):
     token_file: Path | None = None
     channel: str | None = None
     api_base_url: str = "https://slack.com/api/"
-    resolve_mode: Literal["update", "thread", "both"] = "update"
+    resolve_mode: Literal["update", "thread", "both"] = "both"
 
 
 class WebhookReceiver(_Receiver):

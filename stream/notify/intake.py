@@ -81,6 +81,10 @@ class CatchUp:
         if offset + 1 >= self.until.get(partition, 0):
             self.until.pop(partition, None)
 
+    def __len__(self) -> int:
+        """Events held by the fold (not yet in the pipeline)."""
+        return len(self._open)
+
     def drop_partition(self, partition: int) -> None:
         self.until.pop(partition, None)
         for fp in [fp for fp, (_, t) in self._open.items() if t[0] == partition]:

@@ -1,8 +1,10 @@
 """The alerts this notifier has seen: active (firing) by fingerprint, plus recent events.
 
-Active alerts are kept in a JSON file too, so after a restart an acknowledgement
-can still find the alert it acknowledges (its offset is already committed, so the
-alert will not be read again).
+Active alerts are kept in a JSON file too, with the ids of those a receiver was told
+about, so after a restart an acknowledgement or a resolve still finds the group of an
+alert whose offset is already committed (it will not be read again), and nothing
+already told is told again. An alert not yet told is not restored: its offset was not
+committed, so it is read again and goes through the pipeline as if for the first time.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ class RecentAlerts:
         self.active: OrderedDict[str, Alert] = OrderedDict()
         self.outcomes: dict[str, dict[str, str]] = {}  # fingerprint -> receiver -> outcome
         self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
+        self.told: set[str] = set()  # alert ids of active alerts some receiver was told
         self._dirty = False
         if path is not None and path.exists():
             try:
-                for raw in json.loads(path.read_text(encoding="utf-8")):
+                data = json.loads(path.read_text(encoding="utf-8"))
+                # The older format was the list of alerts alone (told unknown: none).
+                told = data.get("told", []) if isinstance(data, dict) else []
+                for raw in data.get("alerts", []) if isinstance(data, dict) else data:
                     alert = Alert.model_validate(raw)
                     self.active[alert.fingerprint] = alert
+                self.told = {str(t) for t in told}
             except (ValueError, TypeError) as exc:
                 # A damaged cache only costs the ack lookups; never the notifier.
                 log.error("ignored unreadable %s: %s", path, type(exc).__name__)
@@ -55,6 +62,15 @@ class RecentAlerts:
         )
         self._dirty = True
 
+    def told_of(self) -> list[Alert]:
+        """Active alerts some receiver was told about (what a restart restores)."""
+        return [a for a in self.active.values() if a.alert_id in self.told]
+
+    def mark_told(self, alert: Alert) -> None:
+        if alert.status == AlertStatus.FIRING and alert.fingerprint in self.active:
+            self.told.add(alert.alert_id)
+            self._dirty = True
+
     def outcome(self, fingerprint: str, receiver: str, outcome: str) -> None:
         if fingerprint in self.active:
             self.outcomes.setdefault(fingerprint, {})[receiver] = outcome
@@ -66,7 +82,14 @@ class RecentAlerts:
         """Write the active alerts if they changed (the caller batches: at most every second)."""
         if self._dirty and self._path is not None:
             self._dirty = False
+            live = {a.alert_id for a in self.active.values()}
+            self.told &= live
             atomic_write(
                 self._path,
-                [a.model_dump(mode="json", exclude_none=True) for a in self.active.values()],
+                {
+                    "alerts": [
+                        a.model_dump(mode="json", exclude_none=True) for a in self.active.values()
+                    ],
+                    "told": sorted(self.told),
+                },
             )

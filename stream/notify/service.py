@@ -107,7 +107,7 @@ class NotifierService:
         )
         self.recent = RecentAlerts(self.state_dir / "active-alerts.json")
         # What was firing before a restart: its groups come back as already told.
-        self.pipeline.restore(list(self.recent.active.values()), self.clock.now())
+        self.pipeline.restore(self.recent.told_of(), self.clock.now())
         self.producer = AsyncProducer(self._kafka)
         topic = self.settings.topic_silences
         loop = asyncio.get_running_loop()
@@ -198,7 +198,9 @@ class NotifierService:
                 pruned = self.clock.now()
                 await self._prune(pruned)
             with self.consumer.lock:
-                in_flight = self.consumer.book.in_flight()
+                # The history fold holds one event per open alert until the history is
+                # read; pausing for those would stop the read that releases them.
+                in_flight = self.consumer.book.in_flight() - len(self.catchup)
             paused = await self.consumer.window(in_flight, self.config.max_in_flight)
             self.metrics.paused.set(1 if paused else 0)
             # Never take more than the window has room for (librdkafka keeps the rest).
@@ -293,6 +295,7 @@ class NotifierService:
         )
         for item in note.alerts:
             self.recent.outcome(item.alert.fingerprint, result.receiver, result.outcome.value)
+            self.recent.mark_told(item.alert)
         if result.outcome is Outcome.DEAD_LETTERED:
             await self._write_dead_letter(result, note.model_dump_json().encode(), None, None)
         self._settle(flushed)

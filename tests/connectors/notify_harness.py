@@ -99,6 +99,15 @@ def publish(bootstrap: str, topic: str, alerts: Iterable[Alert | bytes]) -> int:
     return n
 
 
+def create_topic(bootstrap: str, topic: str) -> None:
+    """An empty topic (the embedded broker creates one on a metadata request)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "log.connection.close": False})
+    meta = producer.list_topics(topic, timeout=10.0).topics[topic]
+    assert meta.error is None and meta.partitions, f"topic {topic} not created"
+
+
 def committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
     """The group's committed offsets per partition (partitions without one left out)."""
     from confluent_kafka import Consumer, TopicPartition
