@@ -116,8 +116,9 @@ class SeriesDetector(Detector[MetricColumns]):
                 1.0,  # alert-rate feedback on
                 0.0,  # window of clipped u
                 c.seasonal_ratio + 0.1,  # profile dropped above this residual ratio
-                5.0,  # scale update clip, in scales
+                3.0,  # scale update clip, in scales
                 2.0,  # alert-rate feedback exponent
+                1.0,  # Bonferroni weight over the channels
             ]
         )
 

@@ -34,6 +34,7 @@ from detectors.kernels.tail import (
     GAMMA_MIN,
     T_M1,
     T_M2,
+    T_N,
     T_RATE,
     T_THRESH,
     TAIL_COLUMNS,
@@ -131,6 +132,8 @@ def series_step(
     a_lvl, a_sc, a_win, tail_p, rate_a, peak_a = params[0:6]
     min_n, rebase_after, clear_after, gap_factor, slot_days, seas_ratio = params[6:12]
     use_drift, ctl = params[12], params[13]
+    win_clip, seas_off, sc_clip, ctl_pow = params[14], params[15], params[16], params[17]
+    bonf = params[18]
     n_rows = ids.size
     k = pl.shape[0]
     score = np.zeros(n_rows)
@@ -167,14 +170,21 @@ def series_step(
         pred_s = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
         sc_s = max(_SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
         e_s = v - pred_s
-        seasonal = st[S_SEAS, sid] > 0.5
+        # The profile is used once it is detected and its own tails have learned enough.
+        seasonal = st[S_SEAS, sid] > 0.5 and tails[_TS * TAIL_COLUMNS + T_N, sid] >= 0.5 * min_n
         pred = pred_s if seasonal else lvl
         sc = sc_s if seasonal else sc_a
         u_a = math.log1p(abs(e_a) / sc_a)
         u_s = math.log1p(abs(e_s) / sc_s)
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
-        win_a = st[S_WIN, sid] + a_win * (u_a - st[S_WIN, sid])
-        win_s = st[S_WIN_S, sid] + a_win * (u_s - st[S_WIN_S, sid])
+        # The window averages u clipped at its own tail threshold (when win_clip): a burst
+        # counts as one exceedance, so the window measures persistence and density.
+        ca = tails[_TA * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
+        cs = tails[_TS * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
+        ca = ca if ca > 0.0 else 1e300
+        cs = cs if cs > 0.0 else 1e300
+        win_a = st[S_WIN, sid] + a_win * (min(u_a, ca) - st[S_WIN, sid])
+        win_s = st[S_WIN_S, sid] + a_win * (min(u_s, cs) - st[S_WIN_S, sid])
         st[S_WIN, sid] = win_a
         st[S_WIN_S, sid] = win_s
         warm = n >= min_n and not long_gap and dt > 0.0
@@ -185,12 +195,12 @@ def series_step(
         epc = st[S_EPC, sid] * math.exp(-gap / WEEK_S)
         st[S_EPC, sid] = epc
         if ctl > 0.0 and epc > budget:
-            log_q += 2.0 * math.log(budget / epc)
+            log_q += ctl_pow * math.log(budget / epc)
         s = 0.0
         if warm:
             t_pt = _TS if seasonal else _TA
             if seasonal:
-                lp = min(_lp(u_s, tails, _TS, sid), _lp(win_s, tails, _TSW, sid)) + _LOG2
+                lp = min(_lp(u_s, tails, _TS, sid), _lp(win_s, tails, _TSW, sid)) + bonf * _LOG2
                 n_ch = 2.0
             else:
                 lp = min(_lp(u_a, tails, _TA, sid), _lp(win_a, tails, _TAW, sid))
@@ -198,11 +208,13 @@ def series_step(
                 if use_drift > 0.0:
                     lp = min(lp, _lp(u_d, tails, _TD, sid))
                     n_ch = 3.0
-                lp += math.log(n_ch)
+                lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
             uq = tail_u_at(
-                log_q - math.log(n_ch), tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS], sid
+                log_q - bonf * math.log(n_ch),
+                tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS],
+                sid,
             )
             zq[i] = math.expm1(max(uq, 0.0))
         score[i] = s
@@ -255,7 +267,7 @@ def series_step(
         if learn:
             _learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
                        u_s, win_s, u_d, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
-                       slot_days, seas_ratio, min_n)  # fmt: skip
+                       slot_days, seas_ratio, min_n, seas_off, sc_clip)  # fmt: skip
         st[S_N, sid] = n + 1.0
     return score, expected, scale, zq, episode
 
@@ -266,7 +278,8 @@ def _learn_row(
     e_a: float, e_s: float, sc_a: float, sc_s: float, u_a: float, win_a: float,
     u_s: float, win_s: float, u_d: float,
     i0: int, i1: int, f: float, a_lvl: float, a_sc: float, tail_p: float, rate_a: float,
-    peak_a: float, slot_days: float, seas_ratio: float, min_n: float,
+    peak_a: float, slot_days: float, seas_ratio: float, min_n: float, seas_off: float,
+    sc_clip: float,
 ) -> None:  # fmt: skip
     early = n < min_n
     st[S_MAG, sid] += max(1.0 / (n + 1.0), a_sc) * (abs(v) - st[S_MAG, sid])
@@ -276,7 +289,7 @@ def _learn_row(
     st[S_LVL, sid] += a * min(max(e_a, -lim), lim)
     st[S_SLOW, sid] += max(1.0 / (n + 1.0), a_lvl / 8.0) * min(max(v - st[S_SLOW, sid], -lim), lim)
     b = max(1.0 / (n + 1.0), a_sc)
-    st[S_SC, sid] += b * (min(abs(e_a), 1e300 if early else 5.0 * sc_a) - st[S_SC, sid])
+    st[S_SC, sid] += b * (min(abs(e_a), 1e300 if early else sc_clip * sc_a) - st[S_SC, sid])
     # Daily profile: each slot remembers about slot_days of its own time.
     days = (t - st[S_FIRST_T, sid]) / DAY_S
     k = pl.shape[0]
@@ -299,12 +312,12 @@ def _learn_row(
         ratio = st[S_RS, sid] / max(st[S_RA, sid], 1e-300)
         if ratio < seas_ratio:
             st[S_SEAS, sid] = 1.0
-        elif ratio > seas_ratio + 0.1:
+        elif ratio > seas_off:
             st[S_SEAS, sid] = 0.0
     _tl(u_a, tails, _TA, sid, tail_p, rate_a, peak_a)
     _tl(win_a, tails, _TAW, sid, tail_p, rate_a, peak_a)
     _tl(u_d, tails, _TD, sid, tail_p, rate_a, peak_a)
-    if days >= 1.0:  # the profile has seen every slot: its residuals mean something now
+    if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
         _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
         _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)
 

@@ -39,8 +39,8 @@ def tail_logp(u: float, st: A, sid: int) -> float:
         return 0.0
     log_rate = math.log(min(float(rate), 1.0))
     if u <= t:
-        if t <= 0.0:
-            return log_rate
+        if t <= 0.0:  # at or below a threshold of zero: nothing unusual at all
+            return 0.0
         return log_rate * max(u, 0.0) / float(t)
     y = u - t
     if m1 <= 1e-12:

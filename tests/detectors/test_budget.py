@@ -20,7 +20,7 @@ def ref_logp(u: float, s: list[float]) -> float:
         return 0.0
     lr = math.log(min(rate, 1.0))
     if u <= t:
-        return lr if t <= 0 else lr * max(u, 0.0) / t
+        return 0.0 if t <= 0 else lr * max(u, 0.0) / t
     if m1 <= 1e-12:
         return LOGP_FLOOR
     var = m2 - m1 * m1
