@@ -133,6 +133,7 @@ class TrafficDetector(Detector[InferenceColumns]):
         self.g_var = np.zeros(cap)
         self.g_w = np.zeros(cap)
         self.firing = FiringState()
+        self._due: float | None = None  # next_deadline, until update or tick changes it
 
     @property
     def cfg(self) -> TrafficConfig:
@@ -193,6 +194,7 @@ class TrafficDetector(Detector[InferenceColumns]):
         self.cur_count[sid] = 0.0
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
+        self._due = None
         n = len(batch)
         scores = np.zeros(n, dtype=np.float64)
         if n == 0:
@@ -231,6 +233,7 @@ class TrafficDetector(Detector[InferenceColumns]):
         return DetectorOutput(scores, self._findings(float(ts.max()), set(sids.tolist())))
 
     def tick(self, now: float) -> list[Finding]:
+        self._due = None
         if not np.isfinite(now):
             return []
         upto = int(np.floor(now / self.cfg.bin_s))
@@ -242,7 +245,10 @@ class TrafficDetector(Detector[InferenceColumns]):
     def next_deadline(self, now: float) -> float:
         """The next bin to close or silence to begin: the only times ``tick`` can report
         something new (a silent series stays silent until data, a drop holds to the next
-        bin)."""
+        bin). It depends on the learned state only, so it is kept until that changes."""
+        cached = self.__dict__.get("_due")
+        if cached is not None:
+            return float(cached)
         cfg = self.cfg
         due = float("inf")
         ids = self.series.registry.active_ids()
@@ -257,6 +263,7 @@ class TrafficDetector(Detector[InferenceColumns]):
         levels = [("gateway", self.gateways)] if cfg.gateway_level else []
         for name, hb in [*levels, ("series", self.series)]:
             due = min(due, self._silence_due(name, hb))
+        self._due = due
         return due
 
     def _silence_due(self, name: str, hb: _Heartbeat) -> float:
@@ -264,12 +271,14 @@ class TrafficDetector(Detector[InferenceColumns]):
         the past: data moved event time on without a tick, and the engine ticks now)."""
         cfg = self.cfg
         ids = hb.registry.active_ids()
-        quiet = [s for s in ids.tolist() if (name, s) not in self.firing.firing]
+        # Few series are silent at a time: mask those out rather than test every id.
+        silent = [k[1] for k in self.firing.firing if isinstance(k, tuple) and k[0] == name]
         if name == "series" and cfg.gateway_level:
             gone = {k[1] for k in self.firing.firing if isinstance(k, tuple) and k[0] == "gateway"}
             gws = {self.gateways.registry.labels(g)["gateway"] for g in gone}
-            quiet = [s for s in quiet if hb.registry.labels(s)["gateway"] not in gws]
-        ids = np.asarray(quiet, dtype=np.int64)
+            silent += [s for s in ids.tolist() if hb.registry.labels(s)["gateway"] in gws]
+        if silent:
+            ids = ids[~np.isin(ids, np.asarray(silent, dtype=np.int64))]
         if ids.size == 0:
             return float("inf")
         last, mean, w = hb.last_t[ids], hb.gap_mean[ids], hb.gap_w[ids]
