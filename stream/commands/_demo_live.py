@@ -112,6 +112,24 @@ class IncidentClock:
         return out
 
 
+def notification_line(seen: list[Seen], incidents: int) -> str:
+    """What a person would have received: the notifier's stages (default config: group by
+    alertname, the shipped inhibit rules) run over the alerts the console saw."""
+    from stream.alerting.dry_run import dispatch
+    from stream.notify.config import default_config
+
+    config = default_config()
+    run = dispatch([s.alert for s in seen], config.route, config.inhibit_rules)
+    sent = len(run.pages)
+    per = f"{sent / incidents:.1f}" if incidents else "n/a"
+    others = len(run.notifications) - sent
+    return (
+        f"notifications      {sent} sent for {incidents} incidents ({per} per incident), "
+        f"{run.stats.held_only('inhibited')} held by inhibition "
+        f"(+{others} resolve/ack updates of those messages)"
+    )
+
+
 def warm_detectors(config: Path | None = None) -> float:
     """Run the detectors once on a tiny fleet so numba compiles (and caches) their kernels.
 

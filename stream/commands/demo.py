@@ -295,8 +295,12 @@ def _summary(
             f"{stats.delivered:,} events: it fell behind (busy machine?), and the embedded "
             f"broker keeps only the newest few MB per partition; try a lower --speed or --rate"
         )
+    from stream.commands._demo_live import notification_line
+
     firing = sum(1 for s in seen if s.alert.status is AlertStatus.FIRING)
     con.say(f"alerts seen        {firing} firing, {len(seen) - firing} resolved")
+    if clock is not None:
+        con.say(notification_line(seen, len(clock.reached) or len(clock.incidents)))
     if clock is not None:
         firsts = clock.first_alerts(seen)
         lat = []

@@ -124,9 +124,11 @@ class NotifyConfig(BaseModel):
         return self
 
 
-# Grouping without a config file: one group per alert name and host/gateway/model, so one
-# incident's alerts go out together and unrelated ones do not wait for each other.
-DEFAULT_GROUP_BY = ["alertname", "host", "gateway", "model"]
+# Grouping without a config file: one group per alert name, so one incident's alerts
+# (the same symptom on several gateways, hosts or series) go out as one notification.
+# On the demo fleet's five incidents: 7 notifications with firing news (5 initial, 2
+# updates) where ["alertname", "host", "gateway", "model"] gave 10 and ["..."] 13.
+DEFAULT_GROUP_BY = ["alertname"]
 
 
 def default_config(receivers: list[Receiver] | None = None) -> NotifyConfig:

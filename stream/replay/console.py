@@ -120,5 +120,18 @@ def describe(summary: dict[str, Any]) -> str:
         f"incidents {summary['detected']}/{summary['incidents']} detected "
         f"(recall {pct(summary['recall'])}), precision {pct(summary['precision'])}, "
         f"F1 {pct(summary['f1'])}, median delay {p50}, "
-        f"{summary['false_alerts']} false alerts"
+        f"{summary['false_alerts']} false alerts" + _notified(summary.get("notifications"))
+    )
+
+
+def _notified(n: dict[str, Any] | None) -> str:
+    """The notifier's view: pages per incident and what inhibition and silences held."""
+    if not n:
+        return ""
+    per = n["pages_per_incident"]
+    per_text = "n/a" if per is None else f"{per:.1f}"
+    return (
+        f"; notifications {n['pages']} ({per_text} per incident), "
+        f"{n['held_by_inhibition']} alerts held by inhibition, "
+        f"{n['held_by_silences']} by silences"
     )

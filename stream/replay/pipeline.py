@@ -17,6 +17,16 @@ from .runner import Replayer, ReplayResult
 from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
 
 
+def notifications(alerts: Sequence[Alert], incidents: int) -> dict[str, Any]:
+    """What the notifier would have sent for these alerts: its stages (default config)
+    run on event time, so tuning sees pages, not just alerts."""
+    from stream.alerting.dry_run import dispatch
+    from stream.notify.config import default_config
+
+    notify = default_config()
+    return dispatch(alerts, notify.route, notify.inhibit_rules).summary(incidents)
+
+
 @dataclass
 class ReplayOutcome:
     result: ReplayResult
@@ -56,6 +66,7 @@ def replay_files(
             span_s=result.span_s,
             grace_s=grace_s,
         )
+        summary["notifications"] = notifications(result.alerts, len(incidents))
         paths["summary"] = write_summary(out / "summary.json", summary, result)
     if report:
         paths["report"] = write_report(out / "report.html", result, incidents, summary, grace_s)

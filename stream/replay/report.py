@@ -259,6 +259,13 @@ def _metrics(summary: dict[str, Any] | None) -> str:
         cell("p90 delay (s)", d["p90"], False),
         cell("false alerts / series-day", summary["false_alerts_per_series_day"], False),
     ]
+    notes = summary.get("notifications")
+    if notes:
+        parts += [
+            cell("notifications (pages)", notes["pages"], False),
+            cell("notifications / incident", notes["pages_per_incident"], False),
+            cell("alerts held by inhibition", notes["held_by_inhibition"], False),
+        ]
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v['detected']}/{v['incidents']}</td>"
         f"<td>{_fmt(v['delay_s']['p50'])}</td><td>{v['matched_alerts']}</td></tr>"

@@ -39,4 +39,11 @@ def test_demo_prints_alert_lines_and_report_path(
     assert len(alert_lines) == n_events
     assert lines[-1].startswith("report: ") and lines[-1].endswith("report.html")
     assert Path(lines[-1].removeprefix("report: ")).is_file()
-    assert any(ln.startswith("incidents ") for ln in lines)
+    (scored,) = [ln for ln in lines if ln.startswith("incidents ")]
+    # The notifier's stages ran over the replayed alerts: pages, not just alerts.
+    assert "; notifications " in scored and "held by inhibition" in scored
+    import json
+
+    notes = json.loads((out / "summary.json").read_text())["notifications"]
+    assert notes["pages"] <= notes["alerts_notified"] <= notes["alerts_seen_firing"]
+    assert "notifications / incident" in (out / "report.html").read_text()
