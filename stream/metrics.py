@@ -270,6 +270,22 @@ class NotifierMetrics:
             ["reason_class"],
             registry=r,
         )
+        self.ledger_write_failures = Counter(
+            "llmwatch_notify_ledger_write_failures",
+            "Delivery-ledger writes refused (disk full, I/O error); the lane waits and retries",
+            ["receiver"],
+            registry=r,
+        )
+        self.ledger_paused = Gauge(
+            "llmwatch_notify_ledger_paused_receivers",
+            "Receivers whose lane waits because the delivery ledger cannot be written",
+            registry=r,
+        )
+        self.silence_records_skipped = Counter(
+            "llmwatch_notify_silence_records_skipped",
+            "Silences-topic records that did not parse (logged and skipped)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return render(self.registry)

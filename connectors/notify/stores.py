@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -268,6 +269,7 @@ class LedgerStats:
 
     write_failures: int = 0
     paused: set[str] = field(default_factory=set)
+    on_failure: Callable[[str], None] | None = None  # called with the lane, e.g. a metric
 
 
 async def record_until_stored(
@@ -293,6 +295,8 @@ async def record_until_stored(
         except OSError as exc:
             stats.write_failures += 1
             stats.paused.add(lane)
+            if stats.on_failure is not None:
+                stats.on_failure(lane)
             log.error(
                 "%s: could not store delivery %s in the ledger (%s); lane paused, retry in %.0f s",
                 lane,

@@ -105,6 +105,8 @@ class NotifierService:
             clock=self.clock,
             policy=RetryPolicy(base_s=retry.base_s, cap_s=retry.cap_s, deadline_s=retry.deadline_s),
         )
+        failures = self.metrics.ledger_write_failures
+        self.dispatcher.ledger_stats.on_failure = lambda lane: failures.labels(lane).inc()
         self.recent = RecentAlerts(self.state_dir / "active-alerts.json")
         # What was firing before a restart: its groups come back as already told.
         self.pipeline.restore(self.recent.told_of(), self.clock.now())
@@ -167,7 +169,10 @@ class NotifierService:
 
     # -- silences and acks ----------------------------------------------------------------
     def apply_record(self, key: str, value: bytes | None) -> None:
+        skipped = self.state.skipped
         change = self.state.apply(key, value)
+        if self.state.skipped > skipped:
+            self.metrics.silence_records_skipped.inc()
         self._refresh_state_gauges()
         if change.ack is not None:
             # The ack's groups are looked at on the next flush: a group whose firing
@@ -347,6 +352,8 @@ class NotifierService:
     # -- for /metrics and tests ------------------------------------------------------------
     async def refresh_metrics(self) -> None:
         self._refresh_state_gauges()
+        if self.dispatcher is not None:
+            self.metrics.ledger_paused.set(len(self.dispatcher.ledger_stats.paused))
         if self.consumer is None:
             return
         with self.consumer.lock:

@@ -229,3 +229,23 @@ def test_a_corrupt_ledger_is_set_aside_and_start_up_continues(
     ledger.close()
     assert set(JsonFileLedger(path).snapshot()) == kept | {"c"}
     assert not (tmp_path / "ledger.jsonl.corrupt-2").exists()  # the rewrite is clean
+
+
+def test_each_refused_write_is_reported_with_its_lane(tmp_path: Path) -> None:
+    class Refusing:
+        calls = 0
+
+        def seen(self, key: str) -> bool:
+            return False
+
+        def record(self, key: str, outcome: str) -> None:
+            Refusing.calls += 1
+            if Refusing.calls <= 2:
+                raise OSError(errno.EIO, "Input/output error")
+
+    reported: list[str] = []
+    stats = LedgerStats(on_failure=reported.append)  # the notifier counts a metric here
+    asyncio.run(
+        record_until_stored(Refusing(), "k", "sent", clock=_Clock(), lane="slack", stats=stats)
+    )
+    assert reported == ["slack", "slack"] and stats.write_failures == 2 and Refusing.calls == 3

@@ -9,6 +9,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +18,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from stream.alerting.silences import SilenceStore, ack_key, silence_key
+from stream.notify.config import parse_config
+from stream.notify.service import NotifierService
 from stream.notify.web import NotifierAPI
+from stream.settings import Settings
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -67,3 +71,16 @@ def test_the_api_answers_400_to_deeply_nested_json() -> None:
             await runner.cleanup()
 
     assert asyncio.run(main()) == [(400, {"error": "body: not valid JSON"})] * 2
+
+
+def test_the_notifier_counts_skipped_silence_records(tmp_path: Path) -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:9", state_dir=str(tmp_path))
+    config = parse_config(
+        {"receivers": [{"name": "c", "type": "console"}], "route": {"receiver": "c"}}
+    )
+    service = NotifierService(settings, config)  # nothing is started: no broker needed
+    service.apply_record(silence_key("s1"), DEEP)
+    service.apply_record(silence_key("s2"), b"{not json")
+    registry = service.metrics.registry
+    assert registry.get_sample_value("llmwatch_notify_silence_records_skipped_total") == 2
+    assert service.state.silences() == []
