@@ -102,7 +102,8 @@ def test_firing_alert_keeps_the_severity_numbers_and_text_it_fired_with() -> Non
         explanation="q at 95 is above its expected range 70 to 90",
     )  # fmt: skip
     later = finding(
-        0.45, anomalous=True, severity="warning", observed=89.0, expected=82.0, lower=72.0, upper=92.0,
+        0.45, anomalous=True, severity="warning",
+        observed=89.0, expected=82.0, lower=72.0, upper=92.0,
         explanation="q at 89 is within its expected range 72 to 92",
     )  # fmt: skip
     (fired,) = lc.observe([first], T0)
