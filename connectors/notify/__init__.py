@@ -1,9 +1,10 @@
-"""Delivery: receivers (PagerDuty, Slack, webhook, console) and the dispatcher.
+"""Delivery: receivers (PagerDuty, Slack, webhook, Alertmanager, console), the dispatcher.
 
 Routing, grouping, inhibition, silences and acks happen before this point, in the
 notifier's pipeline (stream/alerting); a receiver renders one group notification.
 """
 
+from .alertmanager import AlertmanagerConfig, AlertmanagerNotifier
 from .base import (
     Clock,
     DeliveryResult,
@@ -25,6 +26,8 @@ from .stores import JsonFileLedger, JsonFileMessageStore, Ledger, MessageStore
 from .webhook import WebhookConfig, WebhookNotifier
 
 __all__ = [
+    "AlertmanagerConfig",
+    "AlertmanagerNotifier",
     "Clock",
     "ConsoleNotifier",
     "DeadLetterRecord",

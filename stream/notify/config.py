@@ -74,13 +74,28 @@ class WebhookReceiver(_Receiver):
     rate_per_s: float | None = Field(None, gt=0)
 
 
+class AlertmanagerReceiver(_Receiver):
+    """An existing Alertmanager (``POST /api/v2/alerts``); give its route
+    ``group_by: ["..."]``, ``group_wait: 0`` and ``repeat_interval`` = ``resend_s`` so every
+    alert is pushed at once and re-sent while it fires, as Prometheus does."""
+
+    type: Literal["alertmanager"]
+    api_url: str = Field(pattern=r"^https?://")
+    resend_s: Duration = Field(60.0, gt=0)
+
+
 class ConsoleReceiver(_Receiver):
     type: Literal["console"]
     path: Path | None = None
 
 
 Receiver = Annotated[
-    PagerDutyReceiver | SlackWebhookReceiver | SlackBotReceiver | WebhookReceiver | ConsoleReceiver,
+    PagerDutyReceiver
+    | SlackWebhookReceiver
+    | SlackBotReceiver
+    | WebhookReceiver
+    | AlertmanagerReceiver
+    | ConsoleReceiver,
     Field(discriminator="type"),
 ]
 
@@ -143,7 +158,9 @@ def default_config(receivers: list[Receiver] | None = None) -> NotifyConfig:
     return NotifyConfig(receivers=found, route=root)
 
 
-_TYPES = frozenset({"pagerduty", "slack_webhook", "slack_bot", "webhook", "console"})
+_TYPES = frozenset(
+    {"pagerduty", "slack_webhook", "slack_bot", "webhook", "alertmanager", "console"}
+)
 
 
 def _describe(exc: ValidationError) -> str:

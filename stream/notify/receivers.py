@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from connectors.notify import (
+    AlertmanagerConfig,
+    AlertmanagerNotifier,
     Clock,
     ConsoleNotifier,
     JsonFileMessageStore,
@@ -23,6 +25,7 @@ from connectors.notify import (
 from stream.settings import Settings
 
 from .config import (
+    AlertmanagerReceiver,
     ConsoleReceiver,
     NotifyConfigError,
     PagerDutyReceiver,
@@ -116,6 +119,11 @@ def build_notifier(
             rate_per_s=spec.rate_per_s,
         )
         return WebhookNotifier(spec.name, hook, clock=clock)
+    if isinstance(spec, AlertmanagerReceiver):
+        am = AlertmanagerConfig(
+            url=SecretStr(spec.api_url), resend_s=spec.resend_s, timeout_s=spec.timeout_s
+        )
+        return AlertmanagerNotifier(spec.name, am, clock=clock)
     assert isinstance(spec, ConsoleReceiver)
     return ConsoleNotifier(spec.name, path=spec.path)
 
