@@ -93,3 +93,8 @@ def brief_exception(exc: BaseException, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return f"{name}: {text}" if text else name
+
+
+def capped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, "..." at the end when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,32 +10,25 @@ per-message function the reference uses.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from .brief import brief, brief_exception
+from .brief import brief, brief_exception, capped
 from .columns import COLUMNS_BY_KIND, Columns
+from .deadletters import DEAD_LETTER_MAX_RAW_BYTES, build_dead_letter
 from .models import WIRE_MODELS, DeadLetter, WireModel
 
 DEFAULT_MAX_BYTES = 65536
 DEFAULT_MAX_FUTURE_SKEW_S = 300.0
-# No wire model nests deeper than 2 (Alert's bounds, a metric's labels); a value nested
-# deeper than this is refused before validation (see _too_deep).
+# No wire model nests deeper than 2 (Alert's bounds, a metric's labels); a message that
+# fails validation with a value nested deeper than this gets that reason (see _too_deep).
 MAX_NESTING = 32
 _NESTED = frozenset({list, dict})
-# A dead letter keeps at most this much of the raw message: 600,000 bytes is 800,000 in
-# base64, which with a capped reason and location stays under the 1,000,000 bytes
-# below every Kafka default (message.max.bytes 1,048,588, max.request.size 1,048,576).
-DEAD_LETTER_MAX_RAW_BYTES = 600_000
-_DEAD_LETTER_TEXT = 2000
 _REASON_LIMIT = 1000
 _LOCATION_LIMIT = 256
 
@@ -105,7 +98,7 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     if len(errors) > 1:
         reason += f" (and {len(errors) - 1} more)"
     # A location can hold message content (a label's key), so both are capped.
-    return _capped(reason, _REASON_LIMIT), _capped(location, _LOCATION_LIMIT)
+    return capped(reason, _REASON_LIMIT), capped(location, _LOCATION_LIMIT)
 
 
 class _Context:
@@ -403,28 +396,15 @@ def to_dead_letter(
     offset: int | None = None,
     max_raw_bytes: int = DEAD_LETTER_MAX_RAW_BYTES,
 ) -> DeadLetter:
-    """The dead-letter record for a reject; the raw bytes travel base64-encoded.
-
-    A raw message over ``max_raw_bytes`` keeps its head only, with its full size and the
-    SHA-256 of the whole, so the record fits the broker (an 800 KB message would be a
-    1.07 MB record in base64, over Kafka's default 1 MB) and the original can still be
-    matched against the source topic.
-    """
-    raw = reject.raw
-    head = raw[:max_raw_bytes]
-    return DeadLetter(
+    """The dead-letter record for a reject (``schemas.deadletters``: the raw bytes
+    base64-encoded, only their head past ``max_raw_bytes``, with size and SHA-256)."""
+    return build_dead_letter(
+        reject.raw,
         topic=topic,
+        reason=reject.reason,
+        location=reject.location,
+        now=now,
         partition=partition,
         offset=offset,
-        raw_b64=base64.b64encode(head).decode("ascii"),
-        reason=_capped(reject.reason, _DEAD_LETTER_TEXT),
-        location=_capped(reject.location, _DEAD_LETTER_TEXT),
-        ts=datetime.fromtimestamp(now, tz=UTC),
-        raw_size=len(raw),
-        raw_sha256=hashlib.sha256(raw).hexdigest(),
-        raw_truncated=len(head) < len(raw),
+        max_raw_bytes=max_raw_bytes,
     )
-
-
-def _capped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -3,11 +3,9 @@ the reason and the response, redacted."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-
 from connectors.notify import DeliveryResult, Redactor
-from schemas.models import DeadLetter, dump_json
+from schemas.deadletters import build_dead_letter
+from schemas.models import dump_json
 
 
 def reason_class(result: DeliveryResult) -> str:
@@ -36,13 +34,14 @@ def dead_letter(
         f"notifier: {result.phase} for {result.group_key} not delivered to "
         f"{result.receiver}{status} after {result.attempts} attempt(s): {result.detail}"
     )
-    record = DeadLetter(
+    # Built as the worker's are: the raw head only past the cap, with size and SHA-256.
+    record = build_dead_letter(
+        redact(raw.decode("utf-8", "replace")).encode(),
         topic=topic,
         partition=partition,
         offset=offset,
-        raw_b64=base64.b64encode(redact(raw.decode("utf-8", "replace")).encode()).decode(),
-        reason=redact(reason)[:4000],
+        reason=redact(reason),
         location=f"receiver:{result.receiver}",
-        ts=dt.datetime.fromtimestamp(now, dt.UTC),
+        now=now,
     )
     return dump_json(record)
