@@ -10,6 +10,9 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
 { command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1; } ||
     need+=(prometheus-alertmanager)
+# The notifier console's browser test (tests/stream/test_notify_console.py) drives these.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -22,6 +22,7 @@ from stream.alerting.silences import Ack, Silence, ack_key, new_silence_id, sile
 from stream.metrics import CONTENT_TYPE_LATEST
 
 from .api_models import AckRequest, SilenceRequest, describe
+from .console import add_console
 from .kafka_io import KafkaIOError
 from .service import NotifierService
 
@@ -51,6 +52,7 @@ class NotifierAPI:
         app.router.add_get("/api/acks", self.list_acks)
         app.router.add_post("/api/acks", self.guard(self.add_ack))
         app.router.add_get("/api/alerts", self.list_alerts)
+        add_console(app)  # the web console at /, over the routes above
         return app
 
     # -- auth -----------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""The notifier's web console, in a real headless Chromium, against a running notifier
+fed through the embedded broker: it shows the alerts, silences one from its labels,
+acknowledges another, expires the silence, and updates without a reload."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.notify.console import render
+from tests.connectors.notify_fakes import make_alert
+from tests.connectors.notify_harness import API_TOKEN, config_for, publish, running, settings_for
+
+
+def test_the_page_loads_nothing_from_elsewhere() -> None:
+    page = render()
+    assert page.startswith("<!doctype html>")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+    assert "innerHTML" not in page  # API text goes in as text, never as markup
+
+
+@pytest.fixture
+def notifier(embedded_broker: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A real notifier (consumer group, silences topic, API) on a thread of its own."""
+    settings = settings_for(embedded_broker, tmp_path)
+    config = config_for(
+        [{"name": "console", "type": "console", "path": str(tmp_path / "console.log")}],
+        {"receiver": "console"},
+    )
+    started: list[str] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with running(settings, config) as svc:
+            started.append(svc.url)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(60), "the notifier did not start"
+    try:
+        yield started[0], settings
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _until(check: Any, what: str, limit_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _browser() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1400,1000")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    assert binary and driver_path, "chromium and chromedriver: run scripts/deploy-check-deps.sh"
+    options.binary_location = binary
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def test_console_in_a_real_browser(
+    embedded_broker: str, notifier: tuple[str, Any], tmp_path: Path
+) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    url, settings = notifier
+    alerts = [
+        make_alert(alert_id="a-slow", fingerprint="fpslow", title="p99 latency up on llama-70b"),
+        make_alert(
+            alert_id="a-err",
+            fingerprint="fperr",
+            title="error rate up on llama-8b",
+            labels={"model": "llama-8b", "gateway": "gw-us-1", "host": "node-2"},
+        ),
+    ]
+    publish(embedded_broker, settings.topic_alerts, alerts)
+    _until(lambda: len(_get(f"{url}/api/alerts")) == 2, "the notifier to hold both alerts")
+
+    browser = _browser()
+    try:
+        browser.get(f"{url}/")
+
+        def state(fp: str) -> str | None:
+            try:  # a redraw may replace the row between finding and reading it
+                rows = browser.find_elements(By.ID, f"alert-{fp}")
+                return rows[0].get_attribute("data-state") if rows else None
+            except StaleElementReferenceException:
+                return None
+
+        _until(lambda: state("fpslow") == "firing" and state("fperr") == "firing", "2 firing")
+        row = browser.find_element(By.ID, "alert-fpslow")
+        assert "observed 2.400 vs expected 0.9000" in row.text
+        assert "EWMA z-score 6.1 over 5 min" in row.text  # the explanation
+        token = browser.find_element(By.ID, "token")
+        token.send_keys(API_TOKEN)
+        browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
+
+        # A silence prefilled from the alert's labels: it matches that alert only.
+        form = browser.find_element(By.CSS_SELECTOR, "#alert-fpslow form.silence-form")
+        prefilled = form.find_element(By.NAME, "matchers").get_attribute("value")
+        assert 'model="llama-70b"' in prefilled and 'instance="fpslow"' in prefilled
+        form.find_element(By.CSS_SELECTOR, "button").click()
+        _until(lambda: state("fpslow") == "silenced", "the alert to show silenced")
+        assert state("fperr") == "firing"
+        silences = _get(f"{url}/api/silences")
+        assert len(silences) == 1 and 'instance="fpslow"' in silences[0]["matchers"]
+
+        ack = browser.find_element(By.CSS_SELECTOR, "#alert-fperr form.ack-form")
+        ack.find_element(By.NAME, "ack-comment").send_keys("looking at node-2")
+        ack.find_element(By.CSS_SELECTOR, "button").click()
+        _until(lambda: state("fperr") == "acknowledged", "the alert to show acknowledged")
+        assert "looking at node-2" in browser.find_element(By.ID, "alert-fperr").text
+        shot = tmp_path / "console.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        print(f"console screenshot: {shot}")
+
+        browser.find_element(By.CSS_SELECTOR, "tr.silence button.expire").click()
+        _until(lambda: state("fpslow") == "firing", "the alert to fire again once expired")
+        assert "cannot read" not in browser.find_element(By.ID, "status").text
+    finally:
+        browser.quit()
