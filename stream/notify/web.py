@@ -52,6 +52,10 @@ class NotifierAPI:
         app.router.add_get("/api/acks", self.list_acks)
         app.router.add_post("/api/acks", self.guard(self.add_ack))
         app.router.add_get("/api/alerts", self.list_alerts)
+        # Alertmanager's v2 dialect on the same state (amtool, karma, Grafana).
+        from .am_api import AlertmanagerAPI
+
+        AlertmanagerAPI(self.service, self.guard).register(app)
         add_console(app)  # the web console at /, over the routes above
         return app
 
