@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors import kernels
-from detectors.registry import SeriesRegistry, grow
+from detectors.registry import Column, SeriesRegistry, SeriesState
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -79,6 +79,32 @@ class SlotView:
     frozen_since: float
 
 
+def _columns(n_buckets: int) -> dict[str, Column]:
+    """Per slot: the decayed sketch (bucket counts, offset, total, reference time), the
+    baseline EWMA (mean, var, weight, last time, freeze start), the last verdict, when
+    the slot first had a quantile, and its latest excess over baseline (common mode)."""
+    return {
+        "counts": Column(0.0, np.float32, (n_buckets,)),
+        "offset": Column(0, np.int64),
+        "total": Column(0.0),
+        "ref_t": Column(0.0),
+        "mean": Column(0.0),
+        "var": Column(0.0),
+        "weight": Column(0.0),
+        "last_t": Column(-np.inf),
+        "frozen_since": Column(np.nan),
+        "last_z": Column(0.0),
+        "last_q": Column(np.nan),
+        "born": Column(np.nan),
+        "excess": Column(np.nan),
+        "excess_t": Column(-np.inf),
+    }
+
+
+# Scratch of the last batch, not learned state (left out of bytes_per_key).
+_SCRATCH = ("last_z", "last_q", "excess", "excess_t")
+
+
 class QuantileBaseline:
     def __init__(
         self, labels: tuple[str, ...], n_metrics: int, params: QuantileParams, ttl_s: float
@@ -89,65 +115,28 @@ class QuantileBaseline:
         # holds it up for a whole window half-life or more.
         self.min_count = max(params.min_window_count, params.min_tail_count / (1 - params.quantile))
         self.n_metrics = n_metrics
-        self.registry = SeriesRegistry(labels, ttl_s=ttl_s, initial_capacity=8)
-        cap = self.registry.capacity * n_metrics
-        self.counts = np.zeros((cap, params.n_buckets), dtype=np.float32)
-        self.offset = np.zeros(cap, dtype=np.int64)
-        self.total = np.zeros(cap, dtype=np.float64)
-        self.ref_t = np.zeros(cap, dtype=np.float64)
-        self.mean = np.zeros(cap, dtype=np.float64)
-        self.var = np.zeros(cap, dtype=np.float64)
-        self.weight = np.zeros(cap, dtype=np.float64)
-        self.last_t = np.full(cap, -np.inf, dtype=np.float64)
-        self.frozen_since = np.full(cap, np.nan, dtype=np.float64)
-        self.last_z = np.zeros(cap, dtype=np.float64)
-        self.last_q = np.full(cap, np.nan, dtype=np.float64)
-        self.born = np.full(cap, np.nan, dtype=np.float64)
-        self.excess = np.full(cap, np.nan, dtype=np.float64)
-        self.excess_t = np.full(cap, -np.inf, dtype=np.float64)
+        self.st = SeriesState(labels, _columns(params.n_buckets), ttl_s=ttl_s, slots=n_metrics)
 
-    _FILLS: tuple[tuple[str, Any], ...] = (
-        ("counts", 0.0),
-        ("offset", 0),
-        ("total", 0.0),
-        ("ref_t", 0.0),
-        ("mean", 0.0),
-        ("var", 0.0),
-        ("weight", 0.0),
-        ("last_t", -np.inf),
-        ("frozen_since", np.nan),
-        ("last_z", 0.0),
-        ("last_q", np.nan),
-        ("born", np.nan),
-        ("excess", np.nan),
-        ("excess_t", -np.inf),
-    )
+    @property
+    def registry(self) -> SeriesRegistry:
+        return self.st.registry
+
+    def upgrade_v1(self) -> None:
+        """A baseline unpickled from state version 1 (one attribute per array)."""
+        old = dict(self.__dict__)
+        self.__dict__ = {k: old[k] for k in ("p", "min_count", "n_metrics")}
+        self.st = SeriesState(
+            old["registry"].label_names, _columns(self.p.n_buckets), ttl_s=1.0, slots=self.n_metrics
+        )
+        self.st.adopt(old["registry"], {k: old[k] for k in self.st.columns if k in old})
 
     def bytes_per_key(self) -> int:
         """Learned state per series key (all metrics): sketch plus baseline arrays."""
-        per_slot = sum(
-            getattr(self, name)[0].nbytes
-            for name, _ in self._FILLS
-            if name not in ("last_z", "last_q", "excess", "excess_t")
-        )
-        return int(per_slot * self.n_metrics)
-
-    def _ensure_capacity(self) -> None:
-        cap = self.registry.capacity * self.n_metrics
-        if self.total.shape[0] < cap:
-            for name, fill in self._FILLS:
-                setattr(self, name, grow(getattr(self, name), cap, fill))
-
-    def ids(self, columns: tuple[npt.NDArray[Any], ...], ts: F64) -> I64:
-        sids = self.registry.ids_for(columns, ts)
-        self._ensure_capacity()
-        return sids
+        return self.st.bytes_per_series([c for c in self.st.columns if c not in _SCRATCH])
 
     def ids_for_batch(self, batch: Any, ts: F64, rows: npt.NDArray[np.intp] | None) -> I64:
-        """``ids`` from the batch's cached label codes (``rows``: only those rows)."""
-        sids = self.registry.ids_for_batch(batch, self.registry.label_names, ts, rows)
-        self._ensure_capacity()
-        return sids
+        """Series ids of the batch's rows (``rows``: only those), from its label codes."""
+        return self.st.ids(batch, ts, rows)
 
     def update(self, sids: I64, metric: int, ts: F64, x: F64) -> F64:
         """Learn one metric's values for rows of series ``sids``; returns z per row."""
@@ -157,10 +146,10 @@ class QuantileBaseline:
             slots,
             ts,
             x,
-            self.counts,
-            self.offset,
-            self.total,
-            self.ref_t,
+            self.st.counts,
+            self.st.offset,
+            self.st.total,
+            self.st.ref_t,
             p.gamma,
             p.min_value,
             p.window_half_life_s,
@@ -169,14 +158,14 @@ class QuantileBaseline:
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.where(eff >= self.min_count, np.log(q), np.nan)
         finite = np.isfinite(y)
-        fresh = finite & np.isnan(self.born[slots])
+        fresh = finite & np.isnan(self.st.born[slots])
         if fresh.any():
-            np.fmin.at(self.born, slots[fresh], ts[fresh])
+            np.fmin.at(self.st.born, slots[fresh], ts[fresh])
         # Age at the batch's start: a slot is in or out of warm-up for the whole batch.
-        warm = (ts.min() - self.born[slots]) >= p.warmup_s
+        warm = (ts.min() - self.st.born[slots]) >= p.warmup_s
         if p.common_mode:
             y = y - self._common_mode(slots, ts, y, warm, metric)
-        mean_before = self.mean[slots]
+        mean_before = self.st.mean[slots]
         z = np.zeros(len(slots), dtype=np.float64)
         for part, gate in ((warm, p.threshold_z), (~warm, np.inf)):
             if part.any():
@@ -191,8 +180,8 @@ class QuantileBaseline:
             # The last scored row of each slot is the slot's current verdict.
             rev_slots = slots[ok][::-1]
             _, first = np.unique(rev_slots, return_index=True)
-            self.last_z[rev_slots[first]] = z[ok][::-1][first]
-            self.last_q[rev_slots[first]] = q[ok][::-1][first]
+            self.st.last_z[rev_slots[first]] = z[ok][::-1][first]
+            self.st.last_q[rev_slots[first]] = q[ok][::-1][first]
         return z
 
     def _ewma(self, slots: I64, ts: F64, y: F64, gate_hi: float) -> F64:
@@ -201,11 +190,11 @@ class QuantileBaseline:
             slots,
             ts,
             y,
-            self.mean,
-            self.var,
-            self.weight,
-            self.last_t,
-            self.frozen_since,
+            self.st.mean,
+            self.st.var,
+            self.st.weight,
+            self.st.last_t,
+            self.st.frozen_since,
             p.baseline_half_life_s,
             p.min_baseline_weight,
             p.min_log_spread**2,
@@ -218,48 +207,43 @@ class QuantileBaseline:
     def _common_mode(self, slots: I64, ts: F64, y: F64, warm: npt.NDArray[np.bool_], m: int) -> F64:
         """Per row, the family's common excess over baseline (>= 0) to take off ``y``."""
         p = self.p
-        ok = np.isfinite(y) & warm & (self.weight[slots] >= p.min_baseline_weight)
+        ok = np.isfinite(y) & warm & (self.st.weight[slots] >= p.min_baseline_weight)
         if ok.any():
             # Each slot's latest excess in this batch, against its baseline before the batch.
             rev = slots[ok][::-1]
             _, first = np.unique(rev, return_index=True)
             last = rev[first]
-            self.excess[last] = (y[ok][::-1] - self.mean[slots[ok]][::-1])[first]
-            self.excess_t[last] = ts[ok][::-1][first]
-        family = np.arange(m, self.excess.shape[0], self.n_metrics)
+            self.st.excess[last] = (y[ok][::-1] - self.st.mean[slots[ok]][::-1])[first]
+            self.st.excess_t[last] = ts[ok][::-1][first]
+        family = np.arange(m, self.st.excess.shape[0], self.n_metrics)
         now = float(ts.max())
         recent = family[
-            np.isfinite(self.excess[family])
-            & (self.excess_t[family] >= now - 2.0 * p.window_half_life_s)
+            np.isfinite(self.st.excess[family])
+            & (self.st.excess_t[family] >= now - 2.0 * p.window_half_life_s)
         ]
         if recent.size < p.min_peers:
             return np.zeros(len(slots), dtype=np.float64)
         # Series with an incident of their own (baseline frozen) say nothing about load.
-        calm = recent[np.isnan(self.frozen_since[recent])]
+        calm = recent[np.isnan(self.st.frozen_since[recent])]
         if calm.size >= p.min_peers:
             recent = calm
-        shift = max(float(np.quantile(self.excess[recent], p.common_quantile)), 0.0)
+        shift = max(float(np.quantile(self.st.excess[recent], p.common_quantile)), 0.0)
         return np.full(len(slots), shift, dtype=np.float64)
 
     def view(self, sid: int, metric: int) -> SlotView:
         s = sid * self.n_metrics + metric
-        sd = math.sqrt(max(float(self.var[s]), self.p.min_log_spread**2))
-        mu = float(self.mean[s])
+        sd = math.sqrt(max(float(self.st.var[s]), self.p.min_log_spread**2))
+        mu = float(self.st.mean[s])
         thr = self.p.threshold_z
         return SlotView(
-            z=float(self.last_z[s]),
-            observed=float(self.last_q[s]),
+            z=float(self.st.last_z[s]),
+            observed=float(self.st.last_q[s]),
             expected=math.exp(mu),
             spread=math.exp(mu) * (math.exp(sd) - 1.0),
             lower=math.exp(mu - thr * sd),
             upper=math.exp(mu + thr * sd),
-            frozen_since=float(self.frozen_since[s]),
+            frozen_since=float(self.st.frozen_since[s]),
         )
 
     def evict(self, now: float) -> set[int]:
-        freed = self.registry.evict_idle(now)
-        if freed.size:
-            slots = (freed[:, None] * self.n_metrics + np.arange(self.n_metrics)).ravel()
-            for name, fill in self._FILLS:
-                getattr(self, name)[slots] = fill
-        return set(freed.tolist())
+        return self.st.evict(now)

@@ -26,19 +26,34 @@ class FiringState:
     def __init__(self) -> None:
         self.firing: set[Hashable] = set()
 
+    def step(self, key: Hashable, anomalous: bool) -> bool | None:
+        """The finding this verdict calls for: True (anomalous), False (the one recovery
+        of an episode), None (nothing to say)."""
+        if anomalous:
+            self.firing.add(key)
+            return True
+        if key in self.firing:
+            self.firing.discard(key)
+            return False
+        return None
+
     def report(
         self, key: Hashable, anomalous: bool, make: Callable[[bool], Finding]
     ) -> Finding | None:
-        if anomalous:
-            self.firing.add(key)
-            return make(True)
-        if key in self.firing:
-            self.firing.discard(key)
-            return make(False)
-        return None
+        """``step``, with the finding made by ``make`` when there is one."""
+        verdict = self.step(key, anomalous)
+        return None if verdict is None else make(verdict)
 
     def forget(self, predicate: Callable[[Hashable], bool]) -> None:
         self.firing = {k for k in self.firing if not predicate(k)}
+
+    def forget_series(self, gone: set[int], at: int | None = 0) -> None:
+        """Forget the keys of evicted series: keys are series ids (``at`` None) or
+        tuples holding the series id at position ``at``."""
+        if at is None:
+            self.forget(lambda k: k in gone)
+        else:
+            self.forget(lambda k: isinstance(k, tuple) and k[at] in gone)
 
 
 def runs(ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:

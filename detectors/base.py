@@ -14,13 +14,14 @@ import abc
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, cast
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from typing_extensions import TypeVar
 
-from detectors.registry import SeriesRegistry
+from detectors.registry import SeriesRegistry, SeriesState
 from schemas.columns import Columns
 from schemas.durations import parse_duration
 
@@ -32,9 +33,7 @@ class DetectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(
-        True, description="Run this detector; false leaves its findings and state out entirely."
-    )
+    enabled: bool = True
 
     @field_validator("*", mode="before")
     @classmethod
@@ -43,6 +42,10 @@ class DetectorConfig(BaseModel):
         if isinstance(value, str) and (info.field_name or "").endswith("_s"):
             return parse_duration(value)
         return value
+
+
+# A detector's own config class; ``Detector[Cols]`` alone means the base config.
+K = TypeVar("K", bound=DetectorConfig, default=DetectorConfig)
 
 
 SNAPSHOT_FORMAT = 1
@@ -99,7 +102,7 @@ def squash(z: npt.ArrayLike, threshold: float) -> npt.NDArray[np.float64]:
     return out
 
 
-class Detector(abc.ABC, Generic[C]):
+class Detector(abc.ABC, Generic[C, K]):
     """Base of every detector. Subclasses are found automatically by the contract test.
 
     A detector is pure: no I/O, no clock other than the event times it is given,
@@ -109,11 +112,6 @@ class Detector(abc.ABC, Generic[C]):
     name: ClassVar[str]
     consumes: ClassVar[type[Columns]]
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
-    # True when ``update`` reports what each row alone would (a finding per row that is
-    # anomalous, one recovery, each at its row's ``ts``), however rows are batched: the
-    # engine then hands findings to the lifecycle at their own times, and replay feeds
-    # such detectors whole files in large batches instead of a slice of time at a time.
-    row_findings: ClassVar[bool] = False
     # Bump when ``state()`` changes layout or meaning, and register a migration from the
     # previous version in ``state_migrations`` (version -> function) where one exists.
     # Without one, an older snapshot starts this detector fresh (a warm-up, see
@@ -127,7 +125,46 @@ class Detector(abc.ABC, Generic[C]):
             raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
         if overrides:
             cfg = self.Config.model_validate({**cfg.model_dump(), **overrides})
-        self.config = cfg
+        # ``Config`` is the class behind ``K`` (a ClassVar cannot name a type variable).
+        self.config: K = cast(K, cfg)
+
+    @property
+    def cfg(self) -> K:
+        return self.config
+
+    def finding(
+        self,
+        kind: str,
+        series: Mapping[str, str],
+        ts: float,
+        score: float,
+        anomalous: bool,
+        *,
+        severity: str = "warning",
+        explanation: str = "",
+        observed: float | None = None,
+        expected: float | None = None,
+        lower: float | None = None,
+        upper: float | None = None,
+        scope: Mapping[str, str] | None = None,
+    ) -> Finding:
+        """This detector's finding: ``severity`` is the anomalous one (a recovery is
+        "info"); the scope is the series' labels unless given."""
+        return Finding(
+            detector=self.name,
+            kind=kind,
+            series=series,
+            ts=ts,
+            score=score,
+            anomalous=anomalous,
+            observed=observed,
+            expected=expected,
+            lower=lower,
+            upper=upper,
+            severity=severity if anomalous else "info",
+            explanation=explanation,
+            scope=dict(series) if scope is None else dict(scope),
+        )
 
     @abc.abstractmethod
     def update(self, batch: C) -> DetectorOutput:
@@ -136,16 +173,6 @@ class Detector(abc.ABC, Generic[C]):
     def tick(self, now: float) -> list[Finding]:
         """Let event time pass without data (absence detectors override this)."""
         return []
-
-    def next_deadline(self, now: float) -> float:
-        """The earliest event time at which ``tick`` may report something it did not
-        report at ``now`` (a silence begins, a bin closes); +inf when nothing can change
-        without data. The engine ticks at these times, not every second, so a detector
-        that overrides ``tick`` overrides this too; one that does not is ticked every
-        second of event time, as before."""
-        if type(self).tick is Detector.tick:
-            return float("inf")
-        return float(now) + 1.0
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so that ``clone`` and snapshots can rebuild the detector."""
@@ -208,7 +235,9 @@ class Detector(abc.ABC, Generic[C]):
         """Series with learned state (the ``llmwatch_active_series`` gauge): the size of
         every registry among the detector's attributes. Detectors that keep registries
         inside per-level objects override this."""
-        return sum(len(v) for v in vars(self).values() if isinstance(v, SeriesRegistry))
+        return sum(
+            len(v) for v in vars(self).values() if isinstance(v, SeriesRegistry | SeriesState)
+        )
 
     @property
     def bytes_per_series(self) -> float:

@@ -10,6 +10,7 @@ River is called once per series per metric per window, never per event.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -17,9 +18,24 @@ import numpy.typing as npt
 from pydantic import Field
 from river import drift as _river_drift
 
+from detectors._drift_state import (
+    _BASE_MEAN,
+    _BASE_VAR,
+    _CLOSED,
+    _FRESH,
+    _LAST_EFFECT,
+    _NO_WINDOW,
+    _ROWS,
+    _SUMS,
+    _ph_reset,
+    _ph_update,
+    _Series,
+    _View,
+    _window_sums,
+)
 from detectors._tracking import FiringState, clean_ts, fmt, runs
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry, grow
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.registry import Column, SeriesState
 from schemas.columns import FINISH_CODES, InferenceColumns
 
 river_drift: Any = _river_drift  # River is untyped
@@ -33,6 +49,16 @@ METRICS = (
     "feedback_score",
 )
 _LENGTH = FINISH_CODES["length"]
+_LABELS = ("model", "model_version")
+# The state matrix of each series (rows: see _drift_state), its open window, and whether
+# the slot holds a series yet (a slot is set to the fresh state on its series' first batch).
+_COLUMNS = {
+    "table": Column(0.0, np.float64, _FRESH.shape),
+    "window": Column(0, np.int64),
+    "live": Column(False, np.bool_),
+}
+# Names that snapshots and tests reach through this module.
+__all__ = ["METRICS", "_ROWS", "DriftConfig", "DriftDetector", "_Series", "_ph_reset", "_ph_update"]
 # A rate's standard deviation never counts as below this: a metric that was always 0
 # should not turn 1 % into an infinite effect.
 _MIN_RATE_SD = 0.05
@@ -130,182 +156,44 @@ class DriftConfig(DetectorConfig):
     )
 
 
-# Rows of a series' state matrix (one column per metric). The detector stacks every
-# series' matrix in one array: a Python object and an array header per series cost more
-# than the matrix itself at 100k series.
-_SUMS, _BASE_MEAN, _BASE_VAR, _CLOSED, _CONFIRMED, _LAST_EFFECT = 0, 3, 4, 5, 6, 7
-# Page-Hinkley (River's algorithm, "both" mode): running count and mean, the two
-# cumulative sums and their extremes, and the drift flag.
-_PH_N, _PH_MEAN, _PH_INC, _PH_DEC, _PH_MIN_INC, _PH_MAX_DEC, _PH_DRIFT = range(8, 15)
-_ROWS = 15
-_NEVER = float(-(2**62))
-_NO_WINDOW = -(2**62)
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept the stacked arrays beside the registry; before them (git
+    2e63970) it kept one ``_Series`` per series, whose learned baselines carry over too."""
+    state = dict(payload["state"])
+    st = SeriesState(_LABELS, _COLUMNS, ttl_s=1.0)
+    old = state.pop("series", None)
+    if old is None:
+        arrays = {"table": state.pop("table"), "window": state.pop("windows")}
+        st.adopt(state.pop("registry"), arrays | {"live": state.pop("live")})
+    else:
+        st.adopt(state.pop("registry"), {})
+        state["rivers"] = {}
+        for sid, series in old.items():
+            st.table[sid], st.window[sid], st.live[sid] = series.state, series.cur_win, True
+            if series.rivers is not None:
+                state["rivers"][sid] = series.rivers
+    state["st"] = st
+    return {**payload, "state": state}
 
 
-class _Row:
-    """Rows of ``_View.state`` under the name the algorithm uses: reads are views,
-    writes assign in place."""
-
-    def __init__(self, rows: int | slice) -> None:
-        self.rows = rows
-
-    def __get__(self, obj: _View, owner: type | None = None) -> npt.NDArray[np.float64]:
-        row: npt.NDArray[np.float64] = obj.state[self.rows]
-        return row
-
-    def __set__(self, obj: _View, value: npt.NDArray[np.float64]) -> None:
-        obj.state[self.rows] = value
-
-
-class _View:
-    """One (model, version) in the detector's stacked arrays: the open window, the
-    baseline and the drift tests. Made per use; writes go to the detector's arrays."""
-
-    __slots__ = ("rivers", "sid", "state", "windows")
-
-    sums = _Row(slice(_SUMS, _BASE_MEAN))  # count, sum, sum of squares
-    base_mean = _Row(_BASE_MEAN)
-    base_var = _Row(_BASE_VAR)
-    closed = _Row(_CLOSED)  # windows in the baseline
-    confirmed = _Row(_CONFIRMED)
-    last_effect = _Row(_LAST_EFFECT)  # signed, of the last closed window
-
-    def __init__(
-        self,
-        table: npt.NDArray[np.float64],
-        windows: npt.NDArray[np.int64],
-        sid: int,
-        rivers: list[Any] | None,
-    ) -> None:
-        self.state = table[sid]
-        self.windows = windows
-        self.sid = sid
-        self.rivers = rivers  # River detectors, for the methods not done in place
-
-    @property
-    def cur_win(self) -> int:
-        return int(self.windows[self.sid])
-
-    @cur_win.setter
-    def cur_win(self, win: int) -> None:
-        self.windows[self.sid] = win
-
-
-class _Series:
-    """One series as snapshots stored it before the stacked arrays; ``set_state`` reads
-    these so a worker's learned drift baselines survive the upgrade."""
-
-    __slots__ = ("cur_win", "rivers", "state")
-
-
-def _fresh_state() -> npt.NDArray[np.float64]:
-    st = np.zeros((_ROWS, len(METRICS)))
-    st[_BASE_MEAN] = np.nan
-    st[_CONFIRMED] = _NEVER  # window of the last confirmed drift
-    _ph_reset(st, slice(None))
-    return st
-
-
-def _ph_reset(st: npt.NDArray[np.float64], k: int | slice) -> None:
-    st[_PH_N:_PH_MIN_INC, k] = 0.0
-    st[_PH_MIN_INC, k] = np.inf
-    st[_PH_MAX_DEC, k] = -1.0
-    st[_PH_DRIFT, k] = 0.0
-
-
-_FRESH = _fresh_state()
-
-
-def _window_sums(
-    vals: npt.NDArray[np.float64], at: npt.NDArray[np.intp]
-) -> npt.NDArray[np.float64]:
-    """Count, sum and sum of squares of the non-NaN values (rows x metrics) of each
-    run of rows starting at ``at``: (runs, 3, metrics). One summation order for the
-    batched and the one-series path, so both give the same floats."""
-    ok = ~np.isnan(vals)
-    z = np.where(ok, vals, 0.0)
-    return np.stack(
-        [
-            np.add.reduceat(ok.astype(np.float64), at, axis=0),
-            np.add.reduceat(z, at, axis=0),
-            np.add.reduceat(z * z, at, axis=0),
-        ],
-        axis=1,
-    )
-
-
-def _ph_update(
-    st: npt.NDArray[np.float64], k: int, x: float, cfg: DriftConfig, alpha: float = 1 - 0.0001
-) -> bool:
-    """River's PageHinkley(min_instances=warmup_windows, delta=0.5, mode="both").update,
-    operation for operation (so the same floats), on column ``k`` of ``st``."""
-    if st[_PH_DRIFT, k]:
-        _ph_reset(st, k)
-    n = st[_PH_N, k] + 1.0
-    mean = st[_PH_MEAN, k]
-    mean += (1.0 / n) * (x - mean)
-    st[_PH_N, k], st[_PH_MEAN, k] = n, mean
-    dev = x - mean
-    inc = alpha * st[_PH_INC, k] + dev - 0.5
-    dec = alpha * st[_PH_DEC, k] + dev + 0.5
-    st[_PH_INC, k], st[_PH_DEC, k] = inc, dec
-    if inc < st[_PH_MIN_INC, k]:
-        st[_PH_MIN_INC, k] = inc
-    if dec > st[_PH_MAX_DEC, k]:
-        st[_PH_MAX_DEC, k] = dec
-    if n >= cfg.warmup_windows:
-        up = inc - st[_PH_MIN_INC, k]
-        down = st[_PH_MAX_DEC, k] - dec
-        st[_PH_DRIFT, k] = float(up > cfg.ph_threshold or down > cfg.ph_threshold)
-    return bool(st[_PH_DRIFT, k])
-
-
-class DriftDetector(Detector[InferenceColumns]):
+class DriftDetector(Detector[InferenceColumns, DriftConfig]):
     name: ClassVar[str] = "drift"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = DriftConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.registry = SeriesRegistry(
-            ("model", "model_version"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
-        )
-        self._empty_arrays(self.registry.capacity)
+        self.st = SeriesState(_LABELS, _COLUMNS, ttl_s=self.cfg.series_ttl_s)
         self.rivers: dict[int, list[Any]] = {}  # per series, for ADWIN and KSWIN only
         self.firing = FiringState()
-
-    @property
-    def cfg(self) -> DriftConfig:
-        assert isinstance(self.config, DriftConfig)
-        return self.config
 
     @property
     def bytes_per_series(self) -> float:
         # Window sums and baseline arrays, plus the River detectors' own windows.
         per_river = {"adwin": 2_000, "kswin": 4_000, "page_hinkley": 0}[self.cfg.method]
-        return float(_ROWS * len(METRICS) * 8 + 8 + 1 + per_river * len(METRICS))
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        old = state.pop("series", None)
-        self.__dict__.update(state)
-        if old is not None:
-            # A snapshot from before the stacked arrays: one _Series per series.
-            self._empty_arrays(self.registry.capacity)
-            self.rivers = {}
-            for sid, s in old.items():
-                self.table[sid] = s.state
-                self.windows[sid] = s.cur_win
-                self.live[sid] = True
-                if s.rivers is not None:
-                    self.rivers[sid] = s.rivers
-
-    def _empty_arrays(self, capacity: int) -> None:
-        # All zeros, so unused capacity stays unresident; ``live`` says which slots
-        # hold a series.
-        self.table = np.zeros((capacity, *_FRESH.shape))
-        self.windows = np.zeros(capacity, dtype=np.int64)
-        self.live = np.zeros(capacity, dtype=np.bool_)
+        return float(self.st.bytes_per_series() + per_river * len(METRICS))
 
     def _view(self, sid: int) -> _View:
         """Series ``sid``, which ``update`` has made live."""
@@ -314,7 +202,7 @@ class DriftDetector(Detector[InferenceColumns]):
             rivers = self.rivers.get(sid)
             if rivers is None:
                 rivers = self.rivers[sid] = [self._river(k) for k in range(len(METRICS))]
-        return _View(self.table, self.windows, sid, rivers)
+        return _View(self.st.table, self.st.window, sid, rivers)
 
     def _river(self, k: int) -> Any:
         cfg = self.cfg
@@ -426,28 +314,25 @@ class DriftDetector(Detector[InferenceColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for_batch(batch, ("model", "model_version"), ts)
-        cap = self.registry.capacity
-        self.table = grow(self.table, cap, 0.0)
-        self.windows = grow(self.windows, cap, 0)
-        self.live = grow(self.live, cap, False)
+        ids = self.st.ids(batch, ts)
+        table, windows, live = self.st.table, self.st.window, self.st.live
         wins = np.floor(ts / cfg.window_s).astype(np.int64)
         vals = self._values(batch, np.arange(n))
         order, starts = runs(ids)
         sids = ids[order[starts]]
         sizes = np.diff(np.r_[starts, n])
         # A slot is set to the fresh state when its series first shows.
-        fresh = sids[~self.live[sids]]
-        self.table[fresh] = _FRESH
-        self.windows[fresh] = _NO_WINDOW
-        self.live[fresh] = True
+        fresh = sids[~live[sids]]
+        table[fresh] = _FRESH
+        windows[fresh] = _NO_WINDOW
+        live[fresh] = True
         # A series whose rows all fall in its open window (or that has no data yet) only
         # adds to its sums: done for all such series at once. The others close a window
         # (River, the baseline), one at a time below.
         w_lo = np.minimum.reduceat(wins[order], starts)
         w_hi = np.maximum.reduceat(wins[order], starts)
-        cur = self.windows[sids]
-        empty = ~self.table[sids, _SUMS].any(axis=1)
+        cur = windows[sids]
+        empty = ~table[sids, _SUMS].any(axis=1)
         batched = (w_lo == w_hi) & ((w_hi <= cur) | empty) & self._batched
         to_report = self._add_open(batched, sids, sizes, order, vals, w_hi, scores)
         t_max = np.maximum.reduceat(ts[order], starts).tolist()
@@ -509,10 +394,11 @@ class DriftDetector(Detector[InferenceColumns]):
         rows = order[np.repeat(batched, sizes)]
         counts = sizes[batched]
         added = _window_sums(vals[rows], np.r_[0, np.cumsum(counts)[:-1]])
-        sums = self.table[mine, _SUMS:_BASE_MEAN] + added
-        self.table[mine, _SUMS:_BASE_MEAN] = sums
-        self.windows[mine] = np.maximum(self.windows[mine], window[batched])
-        st = self.table[mine]
+        table, windows = self.st.table, self.st.window
+        sums = table[mine, _SUMS:_BASE_MEAN] + added
+        table[mine, _SUMS:_BASE_MEAN] = sums
+        windows[mine] = np.maximum(windows[mine], window[batched])
+        st = table[mine]
         live = self._effects(sums, st[:, _BASE_MEAN], st[:, _BASE_VAR], st[:, _CLOSED])
         scores[rows] = np.repeat(squash(np.abs(live).max(axis=1), cfg.effect_threshold), counts)
         shown = np.where(sums[:, 0] >= cfg.min_events, live, st[:, _LAST_EFFECT])
@@ -526,7 +412,6 @@ class DriftDetector(Detector[InferenceColumns]):
 
     def _findings(self, sid: int, s: _View, ts: float) -> list[Finding]:
         cfg = self.cfg
-        labels = self.registry.labels(sid)
         live = self._effect(s, s.sums)
         out: list[Finding] = []
         for k, metric in enumerate(METRICS):
@@ -538,48 +423,42 @@ class DriftDetector(Detector[InferenceColumns]):
             recent = s.cur_win - s.confirmed[k] <= cfg.hold_windows
             ongoing = (sid, metric) in self.firing.firing
             anomalous = bool((recent or ongoing) and abs(eff) >= cfg.effect_threshold)
-
-            def make(
-                anomalous: bool, k: int = k, metric: str = metric, eff: float = eff
-            ) -> Finding:
-                base = float(s.base_mean[k])
-                observed = base + eff * (math.sqrt(s.base_var[k]) or 0.0)
-                cnt = s.sums[0, k]
-                if cnt >= cfg.min_events:
-                    observed = float(s.sums[1, k] / cnt)
-                rel = (observed - base) / abs(base) if base else 0.0
-                spread = max(math.sqrt(s.base_var[k]), 1e-9)
-                text = (
-                    f"{metric} for {labels['model']} {labels['model_version']}: "
-                    f"{fmt(observed)} vs baseline {fmt(base)} ({rel:+.0%}, {eff:+.1f} sd)"
-                    + (f"; {cfg.method} confirmed drift" if anomalous else "; back within range")
-                )
-                return Finding(
-                    detector=self.name,
-                    kind=f"drift.{metric}",
-                    series=labels,
-                    ts=ts,
-                    score=float(squash(abs(eff), cfg.effect_threshold)),
-                    anomalous=anomalous,
-                    observed=observed,
-                    expected=base,
-                    lower=base - cfg.effect_threshold * spread,
-                    upper=base + cfg.effect_threshold * spread,
-                    severity="warning" if anomalous else "info",
-                    explanation=text,
-                    scope=dict(labels),
-                )
-
-            f = self.firing.report((sid, metric), anomalous, make)
-            if f is not None:
-                out.append(f)
+            verdict = self.firing.step((sid, metric), anomalous)
+            if verdict is not None:
+                out.append(self._make(sid, s, k, float(eff), ts, verdict))
         return out
 
+    def _make(self, sid: int, s: _View, k: int, eff: float, ts: float, anomalous: bool) -> Finding:
+        cfg = self.cfg
+        labels = self.st.labels(sid)
+        base = float(s.base_mean[k])
+        observed = base + eff * (math.sqrt(s.base_var[k]) or 0.0)
+        cnt = s.sums[0, k]
+        if cnt >= cfg.min_events:
+            observed = float(s.sums[1, k] / cnt)
+        rel = (observed - base) / abs(base) if base else 0.0
+        spread = max(math.sqrt(s.base_var[k]), 1e-9)
+        text = (
+            f"{METRICS[k]} for {labels['model']} {labels['model_version']}: "
+            f"{fmt(observed)} vs baseline {fmt(base)} ({rel:+.0%}, {eff:+.1f} sd)"
+            + (f"; {cfg.method} confirmed drift" if anomalous else "; back within range")
+        )
+        return self.finding(
+            f"drift.{METRICS[k]}",
+            labels,
+            ts,
+            float(squash(abs(eff), cfg.effect_threshold)),
+            anomalous,
+            observed=observed,
+            expected=base,
+            lower=base - cfg.effect_threshold * spread,
+            upper=base + cfg.effect_threshold * spread,
+            explanation=text,
+        )
+
     def _evict(self, now: float) -> None:
-        freed = self.registry.evict_idle(now)
-        if freed.size:
-            gone = set(freed.tolist())
-            self.live[freed] = False
+        gone = self.st.evict(now)
+        if gone:
             for sid in gone:
                 self.rivers.pop(sid, None)
-            self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)
+            self.firing.forget_series(gone)

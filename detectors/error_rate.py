@@ -27,9 +27,8 @@ move elsewhere, that episode ends (a recovery) and a new one starts.
 
 from __future__ import annotations
 
-import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,12 +37,27 @@ from pydantic import Field
 
 from detectors import kernels
 from detectors._tracking import Culprits, FiringState, clean_ts, dominant_of, fmt, labels_of
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry, grow
+from detectors.base import (
+    Detector,
+    DetectorConfig,
+    DetectorOutput,
+    Finding,
+    Migration,
+    squash,
+)
+from detectors.registry import Column, SeriesState
 from schemas.columns import STATUS_CODES, InferenceColumns
 
 RATES = ("error", "timeout")
 F64 = npt.NDArray[np.float64]
+_LABELS = ("model", "model_version", "gateway")
+# Per (series, rate) slot (sid * 2 + rate): decayed request and failure counts and
+# their time, of the fast window, the burst window and the slow baseline.
+_COLUMNS = {
+    f"{w}_{c}": Column(-np.inf if c == "t" else 0.0)
+    for w in ("fast", "burst", "slow")
+    for c in ("n", "k", "t")
+} | {"frozen_since": Column(np.nan)}
 
 
 class ErrorRateConfig(DetectorConfig):
@@ -126,71 +140,34 @@ class ErrorRateConfig(DetectorConfig):
     )
 
 
-class ErrorRateDetector(Detector[InferenceColumns]):
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept a registry and a dict of arrays (older ones without the
+    burst window's, which start empty)."""
+    state = dict(payload["state"])
+    st = SeriesState(_LABELS, _COLUMNS, ttl_s=1.0, slots=len(RATES))
+    st.adopt(state.pop("registry"), state.pop("arrays"))
+    state["st"] = st
+    return {**payload, "state": state}
+
+
+class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
     name: ClassVar[str] = "error_rate"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = ErrorRateConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.registry = SeriesRegistry(
-            ("model", "model_version", "gateway"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
-        )
-        cap = self.registry.capacity * len(RATES)
-        # Slots are sid * 2 + rate; fast (window) and slow (baseline) decayed counts.
-        self.arrays: dict[str, Any] = {
-            "fast_n": np.zeros(cap),
-            "fast_k": np.zeros(cap),
-            "fast_t": np.full(cap, -np.inf),
-            "burst_n": np.zeros(cap),
-            "burst_k": np.zeros(cap),
-            "burst_t": np.full(cap, -np.inf),
-            "slow_n": np.zeros(cap),
-            "slow_k": np.zeros(cap),
-            "slow_t": np.full(cap, -np.inf),
-            "frozen_since": np.full(cap, np.nan),
-        }
+        self.st = SeriesState(_LABELS, _COLUMNS, ttl_s=self.cfg.series_ttl_s, slots=len(RATES))
         self.firing = FiringState()
         self.culprits = Culprits()
         self.fail_hosts: dict[int, dict[str, float]] = {}
         self.fail_t: dict[int, float] = {}
 
-    _FILLS: ClassVar[dict[str, float]] = {
-        "fast_n": 0.0,
-        "fast_k": 0.0,
-        "fast_t": -np.inf,
-        "burst_n": 0.0,
-        "burst_k": 0.0,
-        "burst_t": -np.inf,
-        "slow_n": 0.0,
-        "slow_k": 0.0,
-        "slow_t": -np.inf,
-        "frozen_since": np.nan,
-    }
-
-    @property
-    def cfg(self) -> ErrorRateConfig:
-        assert isinstance(self.config, ErrorRateConfig)
-        return self.config
-
     @property
     def bytes_per_series(self) -> float:
-        return float(sum(a.itemsize for a in self.arrays.values()) * len(RATES))
-
-    def state(self) -> dict[str, Any]:
-        return copy.deepcopy(self.__dict__)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(copy.deepcopy(state))
-        for name, fill in self._FILLS.items():
-            # State saved before the burst window existed: start it empty.
-            if name not in self.arrays:
-                self.arrays[name] = np.full(self.arrays["fast_n"].size, fill)
-
-    def _ensure_capacity(self) -> None:
-        cap = self.registry.capacity * len(RATES)
-        for name, fill in self._FILLS.items():
-            self.arrays[name] = grow(self.arrays[name], cap, fill)
+        return float(self.st.bytes_per_series())
 
     def _baseline(self, n: F64, k: F64) -> F64:
         cfg = self.cfg
@@ -218,7 +195,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         self, name: str, half_life: float, slots: npt.NDArray[np.int64], ts: F64, hits: F64
     ) -> tuple[F64, F64]:
         """Learn the rows into window ``name``; its (n, k) after each row."""
-        a = self.arrays
+        a = self.st.arrays
         n, k = kernels.decayed_counts_update(
             slots,
             ts,
@@ -236,7 +213,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
     ) -> tuple[F64, F64]:
         """Window ``name``'s (n, k) for ``slots`` (one slot: arrays of one), decayed to
         ``now``."""
-        a = self.arrays
+        a = self.st.arrays
         d = 2.0 ** (-np.maximum(now - a[f"{name}_t"][slots], 0.0) / half_life)
         return np.atleast_1d(a[f"{name}_n"][slots] * d), np.atleast_1d(a[f"{name}_k"][slots] * d)
 
@@ -245,7 +222,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         or holding a culprit. Judging every slot one by one cost ~30 us each, most of a
         batch's time when it touches thousands of series."""
         uniq = np.unique(slots)
-        base = self._baseline(self.arrays["slow_n"][uniq], self.arrays["slow_k"][uniq])
+        base = self._baseline(self.st.arrays["slow_n"][uniq], self.st.arrays["slow_k"][uniq])
         stat = np.zeros(uniq.size)
         for name, half_life, burst in self._windows():
             wn, wk = self._window_at(name, half_life, uniq, now)
@@ -266,11 +243,9 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         if n == 0:
             return DetectorOutput(scores, [])
         cfg = self.cfg
-        a = self.arrays
         ts = clean_ts(batch.ts)
-        sids = self.registry.ids_for_batch(batch, ("model", "model_version", "gateway"), ts)
-        self._ensure_capacity()
-        a = self.arrays
+        sids = self.st.ids(batch, ts)
+        a = self.st.arrays
         findings: list[Finding] = []
         now = float(ts.max())
         for r, rate in enumerate(RATES):
@@ -309,7 +284,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         baseline, and the window alone never crosses ``learn_gate``: the burst would be
         learned as normal. A batch that is itself hot keeps the baseline frozen.
         """
-        a = self.arrays
+        a = self.st.arrays
         uniq, inv = np.unique(slots, return_inverse=True)
         n = np.bincount(inv, minlength=uniq.size).astype(np.float64)
         k = np.bincount(inv, weights=hits, minlength=uniq.size).astype(np.float64)
@@ -353,7 +328,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
     def _freeze(self, slots: npt.NDArray[np.int64], stat: F64, now: float) -> None:
         """Stop the baseline learning series whose statistic is above ``learn_gate``; after
         ``max_freeze_s`` the window's rate becomes the baseline (the new normal)."""
-        a = self.arrays
+        a = self.st.arrays
         hot = np.unique(slots[stat >= self.cfg.learn_gate])
         cold = np.setdiff1d(np.unique(slots), hot)
         a["frozen_since"][cold] = np.nan
@@ -369,7 +344,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         self, slot: int, rate: str, now: float, culprit: Callable[[], str | None]
     ) -> list[Finding]:
         cfg = self.cfg
-        a = self.arrays
+        a = self.st.arrays
         base = self._baseline(a["slow_n"][[slot]], a["slow_k"][[slot]])
         stat = -np.inf
         for name, half_life, burst in self._windows():
@@ -379,7 +354,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
                 # The finding quotes the window that carries the verdict.
                 stat, n, k = w_stat, wn, wk
         anomalous = stat >= 1.0
-        labels = self.registry.labels(slot // len(RATES))
+        labels = self.st.labels(slot // len(RATES))
         expected = float(base[0])
         level = min(max(expected * cfg.rate_factor, expected + cfg.min_abs_rate), 1.0)
         # Recovery findings carry the same labels as the episode they end.
@@ -389,13 +364,9 @@ class ErrorRateDetector(Detector[InferenceColumns]):
             # The failures moved to another host (or spread out): a new episode.
             self.firing.firing.discard(slot)
             out.append(self._make(slot, rate, now, ended, False, stat, n, k, expected, level))
-
-        def make(is_anomalous: bool) -> Finding:
-            return self._make(slot, rate, now, series, is_anomalous, stat, n, k, expected, level)
-
-        f = self.firing.report(slot, anomalous, make)
-        if f is not None:
-            out.append(f)
+        verdict = self.firing.step(slot, anomalous)
+        if verdict is not None:
+            out.append(self._make(slot, rate, now, series, verdict, stat, n, k, expected, level))
         return out
 
     def _make(
@@ -411,7 +382,7 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         expected: float,
         level: float,
     ) -> Finding:
-        labels = self.registry.labels(slot // len(RATES))
+        labels = self.st.labels(slot // len(RATES))
         observed = float(k[0] / n[0]) if n[0] > 0 else 0.0
         text = (
             f"{rate} rate {observed:.1%} ({fmt(float(k[0]))} of {fmt(float(n[0]))} "
@@ -420,31 +391,25 @@ class ErrorRateDetector(Detector[InferenceColumns]):
         )
         if "host" in series:
             text += f", failures concentrated on host {series['host']}"
-        return Finding(
-            detector=self.name,
-            kind=f"error_rate.{rate}",
-            series=series,
-            ts=now,
-            score=float(squash(stat, 1.0)),
-            anomalous=is_anomalous,
+        return self.finding(
+            f"error_rate.{rate}",
+            series,
+            now,
+            float(squash(stat, 1.0)),
+            is_anomalous,
             observed=observed,
             expected=expected,
-            lower=None,
             upper=level,
-            severity=("error" if stat >= 2.0 else "warning") if is_anomalous else "info",
+            severity="error" if stat >= 2.0 else "warning",
             explanation=text,
-            scope=dict(series),
         )
 
     def _evict(self, now: float) -> None:
-        freed = self.registry.evict_idle(now)
-        if freed.size:
-            slots = (freed[:, None] * len(RATES) + np.arange(len(RATES))).ravel()
-            for name, fill in self._FILLS.items():
-                self.arrays[name][slots] = fill
-            gone = set(slots.tolist())
-            self.firing.forget(lambda key: key in gone)
-            for key in gone:
+        gone = self.st.evict(now)
+        if gone:
+            slots = set(self.st.rows(np.fromiter(gone, dtype=np.int64)).tolist())
+            self.firing.forget_series(slots, at=None)
+            for key in slots:
                 self.culprits.hosts.pop(key, None)
                 self.fail_hosts.pop(key, None)
                 self.fail_t.pop(key, None)

@@ -20,20 +20,29 @@ count (users getting happier is not an incident).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from detectors._tracking import FiringState, clean_ts, fmt, groups
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry, grow
+from detectors.base import (
+    Detector,
+    DetectorConfig,
+    DetectorOutput,
+    Finding,
+    Migration,
+    squash,
+)
+from detectors.registry import Column, SeriesState
 from schemas.columns import FeedbackColumns
 
-# Baseline mean score, baseline E[exp(-tilt x)], CUSUM, ratings seen, the sum and count
-# of ratings since the CUSUM last stood at 0 (the run it adds up), baseline E[exp(-2 tilt x)].
-_MEAN, _MGF, _S, _N, _RUN_SUM, _RUN_N, _MGF2 = range(7)
-_WIDTH = 7
+_LABELS = ("model", "model_version")
+# Per series: baseline mean score, baseline E[exp(-tilt x)] and E[exp(-2 tilt x)], the
+# CUSUM, ratings seen, and the sum and count of ratings since the CUSUM last stood at 0
+# (the run it adds up).
+_COLUMNS = {name: Column(0.0) for name in ("mean", "mgf", "s", "n", "run_sum", "run_n", "mgf2")}
 
 
 class FeedbackConfig(DetectorConfig):
@@ -87,27 +96,31 @@ class FeedbackConfig(DetectorConfig):
     )
 
 
-class FeedbackDetector(Detector[FeedbackColumns]):
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept a (series x 7) matrix with named row constants."""
+    state = dict(payload["state"])
+    old = np.asarray(state.pop("state_arr"))
+    st = SeriesState(_LABELS, _COLUMNS, ttl_s=1.0)
+    st.adopt(state.pop("registry"), {n: old[:, i] for i, n in enumerate(_COLUMNS)})
+    state["st"] = st
+    return {**payload, "state": state}
+
+
+class FeedbackDetector(Detector[FeedbackColumns, FeedbackConfig]):
     name: ClassVar[str] = "feedback"
     consumes: ClassVar[type[FeedbackColumns]] = FeedbackColumns
     Config: ClassVar[type[DetectorConfig]] = FeedbackConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.registry = SeriesRegistry(
-            ("model", "model_version"), ttl_s=self.cfg.series_ttl_s, initial_capacity=8
-        )
-        self.state_arr = np.zeros((self.registry.capacity, _WIDTH), dtype=np.float64)
+        self.st = SeriesState(_LABELS, _COLUMNS, ttl_s=self.cfg.series_ttl_s)
         self.firing = FiringState()
 
     @property
-    def cfg(self) -> FeedbackConfig:
-        assert isinstance(self.config, FeedbackConfig)
-        return self.config
-
-    @property
     def bytes_per_series(self) -> float:
-        return float(self.state_arr.itemsize * _WIDTH)
+        return float(self.st.bytes_per_series())
 
     def update(self, batch: FeedbackColumns) -> DetectorOutput:
         n = len(batch)
@@ -116,96 +129,83 @@ class FeedbackDetector(Detector[FeedbackColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for_batch(batch, ("model", "model_version"), ts)
-        self.state_arr = grow(self.state_arr, self.registry.capacity, 0.0)
+        ids = self.st.ids(batch, ts)
         values = np.clip(batch.score, -1.0, 1.0)
         findings: list[Finding] = []
+        arrays = self.st.arrays
         for sid, rows in groups(ids):
-            st = self.state_arr[sid].tolist()
+            v = {name: float(arr[sid]) for name, arr in arrays.items()}
             s_rows = np.zeros(rows.size)
             for j, x in enumerate(values[rows].tolist()):
                 if math.isfinite(x):
-                    self._learn(st, x)
-                s_rows[j] = st[_S]
-            self.state_arr[sid] = st
+                    self._learn(v, x)
+                s_rows[j] = v["s"]
+            for name, arr in arrays.items():
+                arr[sid] = v[name]
             scores[rows] = squash(s_rows, cfg.threshold)
-            findings.extend(self._finding(sid, st, float(ts[rows].max())))
-        self._evict(float(ts.max()))
+            findings.extend(self._finding(sid, v, float(ts[rows].max())))
+        self.firing.forget_series(self.st.evict(float(ts.max())), at=None)
         return DetectorOutput(scores, findings)
 
-    def _learn(self, st: list[float], x: float) -> None:
+    def _learn(self, v: dict[str, float], x: float) -> None:
         cfg = self.cfg
         e = math.exp(-cfg.tilt * x)
-        if st[_N] >= cfg.warmup:
+        if v["n"] >= cfg.warmup:
             # Capped, so an episode ends within a bounded number of normal ratings.
-            s = st[_S] - cfg.tilt * x - math.log(st[_MGF]) - self._margin(st)
-            st[_S] = min(max(0.0, s), 1.5 * cfg.threshold)
-            if st[_S] > 0.0:
-                st[_RUN_SUM] += x
-                st[_RUN_N] += 1
+            s = v["s"] - cfg.tilt * x - math.log(v["mgf"]) - self._margin(v)
+            v["s"] = min(max(0.0, s), 1.5 * cfg.threshold)
+            if v["s"] > 0.0:
+                v["run_sum"] += x
+                v["run_n"] += 1
             else:
-                st[_RUN_SUM] = st[_RUN_N] = 0.0
+                v["run_sum"] = v["run_n"] = 0.0
         # Warm-up averages plainly, then the baseline moves slowly.
-        a = max(cfg.slow_alpha, 1.0 / (st[_N] + 1))
-        if st[_S] >= cfg.threshold / 2:
+        a = max(cfg.slow_alpha, 1.0 / (v["n"] + 1))
+        if v["s"] >= cfg.threshold / 2:
             # Ratings during a decline teach the baseline slowly, so a decline stays
             # visible; a lasting one still becomes normal in time.
             a *= cfg.declined_learning
-        st[_MEAN] += a * (x - st[_MEAN])
-        st[_MGF] += a * (e - st[_MGF])
-        st[_MGF2] += a * (e * e - st[_MGF2])
-        st[_N] += 1
+        v["mean"] += a * (x - v["mean"])
+        v["mgf"] += a * (e - v["mgf"])
+        v["mgf2"] += a * (e * e - v["mgf2"])
+        v["n"] += 1
 
-    def _margin(self, st: list[float]) -> float:
+    def _margin(self, v: dict[str, float]) -> float:
         """``baseline_margin`` standard errors of log E0[exp(-tilt x)] (delta method)."""
         a = self.cfg.slow_alpha
-        n_eff = min(st[_N], (2 - a) / a)
-        rel_var = max(st[_MGF2] / (st[_MGF] * st[_MGF]) - 1.0, 0.0)
+        n_eff = min(v["n"], (2 - a) / a)
+        rel_var = max(v["mgf2"] / (v["mgf"] * v["mgf"]) - 1.0, 0.0)
         return self.cfg.baseline_margin * math.sqrt(rel_var / n_eff)
 
-    def _finding(self, sid: int, st: list[float], ts: float) -> list[Finding]:
+    def _finding(self, sid: int, v: dict[str, float], ts: float) -> list[Finding]:
         cfg = self.cfg
-        s = st[_S]
+        s = v["s"]
         # Hysteresis: once firing, the episode lasts until the evidence halves.
         was = sid in self.firing.firing
-        anomalous = s >= cfg.threshold or (was and s >= cfg.threshold / 2)
-        labels = self.registry.labels(sid)
+        verdict = self.firing.step(sid, s >= cfg.threshold or (was and s >= cfg.threshold / 2))
+        if verdict is None:
+            return []
+        labels = self.st.labels(sid)
         who = f"{labels['model']} {labels['model_version']}"
-        run_n = int(st[_RUN_N])
-        recent = st[_RUN_SUM] / run_n if run_n else st[_MEAN]
-
-        def make(anomalous: bool) -> Finding:
-            head = (
+        run_n = int(v["run_n"])
+        recent = v["run_sum"] / run_n if run_n else v["mean"]
+        text = f"user feedback for {who} is back to normal"
+        if verdict:
+            text = (
                 f"user feedback for {who} averaged {fmt(recent)} over the last {run_n} "
-                f"ratings against a baseline of {fmt(st[_MEAN])}"
+                f"ratings against a baseline of {fmt(v['mean'])}: a decline, evidence "
+                f"{s:.1f} (threshold {fmt(cfg.threshold)})"
             )
-            if anomalous:
-                text = f"{head}: a decline, evidence {s:.1f} (threshold {fmt(cfg.threshold)})"
-            else:
-                text = f"user feedback for {who} is back to normal"
-            return Finding(
-                detector=self.name,
-                kind="feedback.decline",
-                series=labels,
-                ts=ts,
+        return [
+            self.finding(
+                "feedback.decline",
+                labels,
+                ts,
                 # The episode holds (hysteresis) until the evidence halves: it stays hot.
-                score=max(float(squash(s, cfg.threshold)), 0.5 if anomalous else 0.0),
-                anomalous=anomalous,
+                max(float(squash(s, cfg.threshold)), 0.5 if verdict else 0.0),
+                verdict,
                 observed=recent,
-                expected=st[_MEAN],
-                lower=None,
-                upper=None,
-                severity="warning" if anomalous else "info",
+                expected=v["mean"],
                 explanation=text,
-                scope=dict(labels),
             )
-
-        f = self.firing.report(sid, anomalous, make)
-        return [] if f is None else [f]
-
-    def _evict(self, now: float) -> None:
-        freed = self.registry.evict_idle(now)
-        if freed.size:
-            self.state_arr[freed] = 0.0
-            gone = set(freed.tolist())
-            self.firing.forget(lambda k: k in gone)
+        ]

@@ -160,7 +160,7 @@ class _Host:
         self.score = 0.0
 
 
-class GpuHealthDetector(Detector[GpuColumns]):
+class GpuHealthDetector(Detector[GpuColumns, GpuHealthConfig]):
     name: ClassVar[str] = "gpu_health"
     consumes: ClassVar[type[GpuColumns]] = GpuColumns
     Config: ClassVar[type[DetectorConfig]] = GpuHealthConfig
@@ -178,11 +178,6 @@ class GpuHealthDetector(Detector[GpuColumns]):
             mask |= BITS_BY_NAME[reason]
         self._throttle_mask = mask
         self._fleet_fast_slope = 0.0
-
-    @property
-    def cfg(self) -> GpuHealthConfig:
-        assert isinstance(self.config, GpuHealthConfig)
-        return self.config
 
     @property
     def bytes_per_series(self) -> float:
@@ -352,35 +347,24 @@ class GpuHealthDetector(Detector[GpuColumns]):
         }
         out: list[Finding] = []
         for kind, (bad, stat, severity, observed, expected, text) in checks.items():
-
-            def make(
-                anomalous: bool,
-                kind: str = kind,
-                stat: float = stat,
-                sev: str = severity,
-                observed: float = observed,
-                expected: float = expected,
-                text: str = text,
-            ) -> Finding:
-                return Finding(
-                    detector=self.name,
-                    kind=f"gpu.{kind}",
-                    series=labels,
-                    ts=t,
-                    score=float(squash(stat, 1.0))
-                    if anomalous
-                    else min(float(squash(stat, 1.0)), 0.49),
-                    anomalous=anomalous,
+            verdict = self.firing.step((sid, kind), bad)
+            if verdict is None:
+                continue
+            score = float(squash(stat, 1.0))
+            out.append(
+                self.finding(
+                    f"gpu.{kind}",
+                    labels,
+                    t,
+                    score if verdict else min(score, 0.49),
+                    verdict,
                     observed=observed if math.isfinite(observed) else None,
                     expected=expected,
-                    severity=sev if anomalous else "info",
-                    explanation=text if anomalous else f"recovered: {text}",
+                    severity=severity,
+                    explanation=text if verdict else f"recovered: {text}",
                     scope={"host": labels["host"]},
                 )
-
-            f = self.firing.report((sid, kind), bad, make)
-            if f is not None:
-                out.append(f)
+            )
         return out
 
     def _update_hosts(self, b: GpuColumns, ts: npt.NDArray[np.float64]) -> dict[str, float]:
@@ -434,25 +418,18 @@ class GpuHealthDetector(Detector[GpuColumns]):
     def _host_findings(self, t: float) -> list[Finding]:
         out: list[Finding] = []
         for host, h in self.hosts.items():
-
-            def make(anomalous: bool, host: str = host, h: _Host = h) -> Finding:
-                state = "unusual" if anomalous else "back to usual"
-                return Finding(
-                    detector=self.name,
-                    kind="gpu.host_anomaly",
-                    series={"host": host},
-                    ts=t,
-                    score=h.score,
-                    anomalous=anomalous,
-                    severity="warning" if anomalous else "info",
-                    explanation=f"GPU telemetry of host {host} is {state} together "
-                    f"(temperature, power, utilisation, memory; HalfSpaceTrees)",
-                    scope={"host": host},
+            verdict = self.firing.step(("host", host), h.score >= 0.5)
+            if verdict is not None:
+                state = "unusual" if verdict else "back to usual"
+                text = (
+                    f"GPU telemetry of host {host} is {state} together "
+                    f"(temperature, power, utilisation, memory; HalfSpaceTrees)"
                 )
-
-            f = self.firing.report(("host", host), h.score >= 0.5, make)
-            if f is not None:
-                out.append(f)
+                out.append(
+                    self.finding(
+                        "gpu.host_anomaly", {"host": host}, t, h.score, verdict, explanation=text
+                    )
+                )
         return out
 
     def _evict(self, now: float) -> None:
@@ -461,7 +438,7 @@ class GpuHealthDetector(Detector[GpuColumns]):
             gone = set(freed.tolist())
             for sid in gone:
                 self.gpus.pop(sid, None)
-            self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)
+            self.firing.forget_series(gone)
             live = {g.host for g in self.gpus.values()}
             dead = {h for h in self.hosts if h not in live}
             for host in dead:

@@ -27,19 +27,19 @@ model's hosts is anomalous) names that host: a GPU alert there inhibits it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field, field_validator
 
-from detectors._quantile_baseline import QuantileBaseline, QuantileParams
+from detectors._quantile_baseline import QuantileBaseline, QuantileParams, SlotView
 from detectors._tracking import Culprits, FiringState, clean_ts, fmt, labels_of
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
 from schemas.columns import InferenceColumns
 from schemas.labels import label_codes
 
@@ -170,10 +170,19 @@ def _hosted_rows(batch: InferenceColumns) -> npt.NDArray[np.intp]:
     return np.flatnonzero(codes != keys.index(("",)))
 
 
-class LatencyDetector(Detector[InferenceColumns]):
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept each level's arrays as attributes of its baseline object."""
+    for level in payload["state"]["levels"].values():
+        level.upgrade_v1()
+    return payload
+
+
+class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
     name: ClassVar[str] = "latency"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = LatencyConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -216,23 +225,12 @@ class LatencyDetector(Detector[InferenceColumns]):
         self._ended: list[Finding] = []
 
     @property
-    def cfg(self) -> LatencyConfig:
-        assert isinstance(self.config, LatencyConfig)
-        return self.config
-
-    @property
     def bytes_per_series(self) -> float:
         """Learned array state per (model, model_version, gateway) with all its metrics."""
         return float(self.levels["version"].bytes_per_key())
 
     def active_series(self) -> int:
         return sum(len(level.registry) for level in self.levels.values())
-
-    def state(self) -> dict[str, Any]:
-        return copy.deepcopy(self.__dict__)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(copy.deepcopy(state))
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         n = len(batch)
@@ -279,7 +277,7 @@ class LatencyDetector(Detector[InferenceColumns]):
         when it touches thousands of hosts."""
         uniq = np.unique(sids)
         n_metrics = len(self.cfg.metrics)
-        z = level.last_z[uniq[:, None] * n_metrics + np.arange(n_metrics)]
+        z = level.st.last_z[uniq[:, None] * n_metrics + np.arange(n_metrics)]
         keep = z >= self.cfg.threshold_z
         held = [k[1:] for k in self.firing.firing if isinstance(k, tuple) and k[0] == level_name]
         if level_name == "version":
@@ -296,7 +294,6 @@ class LatencyDetector(Detector[InferenceColumns]):
     ) -> Finding | None:
         cfg = self.cfg
         v = level.view(sid, m)
-        metric = cfg.metrics[m]
         labels = level.registry.labels(sid)
         anomalous_now = v.z >= cfg.threshold_z
         if level_name == "host" and anomalous_now:
@@ -311,49 +308,58 @@ class LatencyDetector(Detector[InferenceColumns]):
                 lambda: None if not hot else next(iter(hot)) if len(hot) == 1 else "",
                 upgrade_only=True,
             )
-
-        def make(anomalous: bool, series: dict[str, str] = series) -> Finding:
-            qname = f"p{cfg.quantile * 100:g}"
-            where = (
-                f"{labels['model']} {labels['model_version']} on {labels['gateway']}"
-                if level_name == "version"
-                else f"{labels['model']} on host {labels['host']}"
-            )
-            if level_name == "version" and "host" in series:
-                where += f", concentrated on host {series['host']}"
-            text = (
-                f"{qname} {_NAMES[metric]} {_ms(v.observed)} vs baseline {_ms(v.expected)} "
-                f"(normal range {_ms(v.lower)} to {_ms(v.upper)}) for {where}"
-            )
-            if not anomalous:
-                text += " (back to normal)"
-            elif not math.isnan(v.frozen_since):
-                text += f"; baseline frozen since {fmt(now - v.frozen_since)} s"
-            return Finding(
-                detector=self.name,
-                kind=f"latency.{_NAMES[metric].lower()}_{qname}",
-                series=series,
-                ts=now,
-                score=float(squash(max(v.z, 0.0), cfg.threshold_z)),
-                anomalous=anomalous,
-                observed=_finite(v.observed),
-                expected=v.expected,
-                lower=v.lower,
-                upper=v.upper,
-                severity=("error" if v.z >= 2 * cfg.threshold_z else "warning")
-                if anomalous
-                else "info",
-                explanation=text,
-                scope=dict(series),
-            )
-
         key = (level_name, sid, m)
         if ended is not None:
             # Localised once the slow host's own verdict came in: the unlocalised
             # episode ends here (a recovery for its labels) and the localised one starts.
             self.firing.firing.discard(key)
-            self._ended.append(make(False, series=ended))
-        return self.firing.report(key, anomalous_now, make)
+            self._ended.append(self._make(level_name, labels, ended, v, m, now, False))
+        verdict = self.firing.step(key, anomalous_now)
+        return (
+            None if verdict is None else self._make(level_name, labels, series, v, m, now, verdict)
+        )
+
+    def _make(
+        self,
+        level_name: str,
+        labels: dict[str, str],
+        series: dict[str, str],
+        v: SlotView,
+        m: int,
+        now: float,
+        anomalous: bool,
+    ) -> Finding:
+        cfg = self.cfg
+        metric = cfg.metrics[m]
+        qname = f"p{cfg.quantile * 100:g}"
+        where = (
+            f"{labels['model']} {labels['model_version']} on {labels['gateway']}"
+            if level_name == "version"
+            else f"{labels['model']} on host {labels['host']}"
+        )
+        if level_name == "version" and "host" in series:
+            where += f", concentrated on host {series['host']}"
+        text = (
+            f"{qname} {_NAMES[metric]} {_ms(v.observed)} vs baseline {_ms(v.expected)} "
+            f"(normal range {_ms(v.lower)} to {_ms(v.upper)}) for {where}"
+        )
+        if not anomalous:
+            text += " (back to normal)"
+        elif not math.isnan(v.frozen_since):
+            text += f"; baseline frozen since {fmt(now - v.frozen_since)} s"
+        return self.finding(
+            f"latency.{_NAMES[metric].lower()}_{qname}",
+            series,
+            now,
+            float(squash(max(v.z, 0.0), cfg.threshold_z)),
+            anomalous,
+            observed=_finite(v.observed),
+            expected=v.expected,
+            lower=v.lower,
+            upper=v.upper,
+            severity="error" if v.z >= 2 * cfg.threshold_z else "warning",
+            explanation=text,
+        )
 
 
 def _in_level(key: object, level: str, sids: set[int]) -> bool:

@@ -7,7 +7,8 @@ ids were recycled from ``evict_idle`` and reset their slots.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -249,3 +250,123 @@ class SeriesRegistry:
         self.capacity = int(state["capacity"])
         self.last_seen = np.array(state["last_seen"], dtype=np.float64)
         self._ids = {k: i for i, k in enumerate(self._keys) if k is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One named per-series array: its value for a fresh series, dtype and cell shape."""
+
+    fill: Any = 0.0
+    dtype: Any = np.float64
+    shape: tuple[int, ...] = ()
+
+
+def _fresh(col: Column, rows: int) -> npt.NDArray[Any]:
+    shape = (rows, *col.shape)
+    if np.ndim(col.fill) == 0 and col.fill == 0:
+        return np.zeros(shape, dtype=col.dtype)  # calloc'd: unresident until used
+    return np.full(shape, col.fill, dtype=col.dtype)
+
+
+class SeriesState:
+    """A registry and the named state arrays of its series: the one way a detector keeps
+    per-series state. ``slots`` rows per series (row ``sid * slots + k``, e.g. one per
+    metric, so kernels see flat arrays). Arrays grow with the registry, freed ids are
+    reset to their fill, and ``state``/``set_state`` snapshot them by name. Read an
+    array as an attribute (``st.mean``) and write it in place (``st.mean[rows] = x``).
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        columns: Mapping[str, Column],
+        *,
+        ttl_s: float,
+        slots: int = 1,
+        initial_capacity: int = 8,
+    ) -> None:
+        self.registry = SeriesRegistry(labels, ttl_s=ttl_s, initial_capacity=initial_capacity)
+        self.columns = dict(columns)
+        self.slots = slots
+        rows = self.registry.capacity * slots
+        self.arrays = {name: _fresh(c, rows) for name, c in self.columns.items()}
+
+    def __getattr__(self, name: str) -> npt.NDArray[Any]:
+        arrays = self.__dict__.get("arrays")
+        if arrays is None or name not in arrays:
+            raise AttributeError(name)
+        out: npt.NDArray[Any] = arrays[name]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.registry)
+
+    def ids(
+        self,
+        batch: Any,
+        ts: npt.NDArray[np.float64] | None = None,
+        rows: npt.NDArray[np.intp] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """Series ids of ``batch``'s rows (optionally only ``rows``), registering new
+        series and growing the arrays for them."""
+        ids = self.registry.ids_for_batch(batch, self.registry.label_names, ts, rows)
+        self.grow()
+        return ids
+
+    def ids_for(
+        self, columns: Sequence[npt.NDArray[Any]], ts: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.int64]:
+        """``ids`` from label columns (``SeriesRegistry.ids_for``)."""
+        ids = self.registry.ids_for(columns, ts)
+        self.grow()
+        return ids
+
+    def grow(self) -> None:
+        rows = self.registry.capacity * self.slots
+        for name, c in self.columns.items():
+            self.arrays[name] = grow(self.arrays[name], rows, c.fill)
+
+    def rows(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Every row (slot) of the series ``ids``."""
+        out: npt.NDArray[np.int64] = (ids[:, None] * self.slots + np.arange(self.slots)).ravel()
+        return out
+
+    def reset(self, ids: npt.NDArray[np.int64]) -> None:
+        """Set series ``ids`` to the fresh state."""
+        if ids.size:
+            rows = self.rows(ids)
+            for name, c in self.columns.items():
+                self.arrays[name][rows] = c.fill
+
+    def evict(self, now: float) -> set[int]:
+        """Forget series idle past the TTL and reset their rows; returns the freed ids."""
+        freed = self.registry.evict_idle(now)
+        self.reset(freed)
+        return set(freed.tolist())
+
+    def labels(self, sid: int) -> dict[str, str]:
+        return self.registry.labels(sid)
+
+    def bytes_per_series(self, names: Sequence[str] | None = None) -> int:
+        """Array bytes per series (of ``names``, default all)."""
+        chosen = self.columns if names is None else names
+        per_row = sum(
+            np.dtype(self.columns[n].dtype).itemsize * int(np.prod(self.columns[n].shape))
+            for n in chosen
+        )
+        return int(per_row * self.slots)
+
+    def adopt(self, registry: SeriesRegistry, arrays: Mapping[str, npt.ArrayLike]) -> None:
+        """Take over an older layout's registry and arrays (a snapshot migration)."""
+        self.registry = registry
+        self.load(arrays)
+
+    def load(self, arrays: Mapping[str, npt.ArrayLike]) -> None:
+        """Arrays by name (from an older layout); a column missing from them starts fresh."""
+        rows = self.registry.capacity * self.slots
+        for name, c in self.columns.items():
+            got = arrays.get(name)
+            self.arrays[name] = (
+                _fresh(c, rows) if got is None else np.asarray(got, dtype=c.dtype).copy()
+            )
+        self.grow()

@@ -10,25 +10,20 @@ gives significance, the short one makes the alert reset quickly after recovery.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from detectors._tracking import (
-    Culprits,
-    FiringState,
-    clean_ts,
-    dominant,
-    fmt,
-    labels_of,
-)
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry, grow
+from detectors._tracking import Culprits, FiringState, clean_ts, dominant, fmt, labels_of
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.registry import Column, SeriesState
 from schemas.columns import STATUS_CODES, InferenceColumns
 
 SLOS = ("availability", "latency")
+_LABELS = ("model", "gateway")
 _NEVER = 2**62
 _CHUNK = 16_384
 _SEVERITY_RANK = {"critical": 3, "error": 2, "warning": 1, "info": 0}
@@ -136,10 +131,37 @@ class SloBurnConfig(DetectorConfig):
         return v
 
 
-class SloBurnDetector(Detector[InferenceColumns]):
+def _columns(bins: int, tiers: int) -> dict[str, Column]:
+    """Per series, one ring of bins per tier side by side (cells: total, failed, slow),
+    the newest bin each ring holds (a slot's bin is implied by it), and the first bucket
+    seen."""
+    return {
+        "counts": Column(0, np.uint32, (bins, 3)),
+        "head": Column(-_NEVER, np.int64, (tiers,)),
+        "first_bucket": Column(_NEVER, np.int64),
+    }
+
+
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept the arrays beside the registry. The older one-minute ring
+    layout (no ``head``) cannot be read: its windows refill from new data."""
+    state = dict(payload["state"])
+    if "head" not in state:
+        return {**payload, "state": {}}
+    counts, head = state["counts"], state.pop("head")
+    st = SeriesState(_LABELS, _columns(counts.shape[1], head.shape[1]), ttl_s=1.0)
+    arrays = {"counts": state.pop("counts"), "head": head}
+    st.adopt(state.pop("registry"), arrays | {"first_bucket": state.pop("first_bucket")})
+    state["st"] = st
+    return {**payload, "state": state}
+
+
+class SloBurnDetector(Detector[InferenceColumns, SloBurnConfig]):
     name: ClassVar[str] = "slo_burn"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = SloBurnConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -165,15 +187,8 @@ class SloBurnDetector(Detector[InferenceColumns]):
         # One spare bin per tier so rows of the previous bin still count as of their own time.
         self.n_bins = self.span + 1
         self.offset = np.concatenate(([0], np.cumsum(self.n_bins)[:-1])).astype(np.int64)
-        self.registry = SeriesRegistry(
-            ("model", "gateway"), ttl_s=cfg.series_ttl_s, initial_capacity=8
-        )
-        cap = self.registry.capacity
-        # Per series, one ring of bins per tier side by side (columns: total, failed, slow),
-        # and the newest bin each ring holds; a slot's bin is implied by that head.
-        self.counts = np.zeros((cap, int(self.n_bins.sum()), 3), dtype=np.uint32)
-        self.head = np.full((cap, self.mult.size), -_NEVER, dtype=np.int64)
-        self.first_bucket = np.full(cap, _NEVER, dtype=np.int64)
+        columns = _columns(int(self.n_bins.sum()), self.mult.size)
+        self.st = SeriesState(_LABELS, columns, ttl_s=cfg.series_ttl_s)
         self.firing = FiringState()
         self.culprits = Culprits()
         bad = [STATUS_CODES[s] for s in cfg.bad_statuses]
@@ -184,46 +199,30 @@ class SloBurnDetector(Detector[InferenceColumns]):
         return "TTFT" if self.cfg.latency_metric == "ttft_ms" else "latency"
 
     @property
-    def cfg(self) -> SloBurnConfig:
-        assert isinstance(self.config, SloBurnConfig)
-        return self.config
-
-    @property
     def bytes_per_series(self) -> float:
-        return float(self.counts[0].nbytes + self.head[0].nbytes + 8)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        if "head" not in state:
-            # A snapshot of the old one-minute ring layout: its windows refill from new data.
-            return
-        super().set_state(state)
-
-    def _ensure_capacity(self) -> None:
-        cap = self.registry.capacity
-        if self.counts.shape[0] < cap:
-            self.counts = grow(self.counts, cap, 0)
-            self.head = grow(self.head, cap, -_NEVER)
-            self.first_bucket = grow(self.first_bucket, cap, _NEVER)
+        return float(self.st.bytes_per_series())
 
     def _add(self, sids: npt.NDArray[np.int64], bucket: int, add: npt.NDArray[np.int64]) -> None:
         """Count ``add`` (per series: total, failed, slow) into every tier's bin of ``bucket``."""
         kept_any = np.zeros(sids.size, dtype=np.bool_)
         for t in range(self.mult.size):
             b, n, off = bucket // int(self.mult[t]), int(self.n_bins[t]), int(self.offset[t])
-            old = self.head[sids, t]
+            old = self.st.head[sids, t]
             adv = b > old
             if adv.any():
                 # Bins between the old head and the new one are emptied before reuse.
                 moved, steps = sids[adv], np.minimum(b - old[adv], n)
                 rep = np.repeat(moved, steps)
                 back = np.arange(rep.size) - np.repeat(np.cumsum(steps) - steps, steps)
-                self.counts[rep, off + (b - back) % n] = 0
-                self.head[moved, t] = b
+                self.st.counts[rep, off + (b - back) % n] = 0
+                self.st.head[moved, t] = b
             # Rows older than the ring are too late to count in this tier.
-            kept = b > self.head[sids, t] - n
+            kept = b > self.st.head[sids, t] - n
             kept_any |= kept
-            self.counts[sids[kept], off + b % n] += add[kept].astype(np.uint32)
-        self.first_bucket[sids[kept_any]] = np.minimum(self.first_bucket[sids[kept_any]], bucket)
+            self.st.counts[sids[kept], off + b % n] += add[kept].astype(np.uint32)
+        self.st.first_bucket[sids[kept_any]] = np.minimum(
+            self.st.first_bucket[sids[kept_any]], bucket
+        )
 
     def _burns(self, sids: npt.NDArray[np.int64], bucket: int) -> npt.NDArray[np.float64]:
         """As of ``bucket``: (series, SLO, rule, [long burn, short burn, short requests])."""
@@ -232,12 +231,12 @@ class SloBurnDetector(Detector[InferenceColumns]):
         for t in range(self.mult.size):
             b, n, off = bucket // int(self.mult[t]), int(self.n_bins[t]), int(self.offset[t])
             back = np.arange(int(self.span[t]))
-            got = self.counts[sids[:, None], off + (b - back) % n].astype(np.int64)
+            got = self.st.counts[sids[:, None], off + (b - back) % n].astype(np.int64)
             # A slot whose bin fell out of the ring (behind a newer head) holds other data.
-            got[(b - back)[None, :] <= self.head[sids, t][:, None] - n] = 0
+            got[(b - back)[None, :] <= self.st.head[sids, t][:, None] - n] = 0
             cum.append(np.cumsum(got, axis=1))
         budgets = np.array([1 - cfg.availability_target, 1 - cfg.latency_target])
-        covered = (bucket - self.first_bucket[sids] + 1) * cfg.bucket_s
+        covered = (bucket - self.st.first_bucket[sids] + 1) * cfg.bucket_s
         out = np.zeros((sids.size, len(SLOS), len(cfg.rules), 3))
         for r, (rule, ((lt, lk), (st, sk))) in enumerate(zip(cfg.rules, self.windows, strict=True)):
             long_c, short_c = cum[lt][:, lk - 1], cum[st][:, sk - 1]
@@ -275,8 +274,7 @@ class SloBurnDetector(Detector[InferenceColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for_batch(batch, ("model", "gateway"), ts)
-        self._ensure_capacity()
+        ids = self.st.ids(batch, ts)
         buckets = np.floor(ts / cfg.bucket_s).astype(np.int64)
         failed = np.isin(batch.status, self._bad_codes)
         lat = getattr(batch, cfg.latency_metric)
@@ -336,7 +334,7 @@ class SloBurnDetector(Detector[InferenceColumns]):
         hosts: npt.NDArray[Any],
         bad: dict[str, npt.NDArray[np.bool_]],
     ) -> list[Finding]:
-        labels = self.registry.labels(sid)
+        labels = self.st.labels(sid)
         burns = {
             slo: [(float(lb), float(sb), int(n)) for lb, sb, n in burn_arr[i]]
             for i, slo in enumerate(SLOS)
@@ -363,67 +361,60 @@ class SloBurnDetector(Detector[InferenceColumns]):
                 functools.partial(dominant, labels_of((hosts[bad[slo]],))[0]),
             )
 
-            def make(
-                anomalous: bool,
-                slo: str = slo,
-                ref: Any = ref,
-                stat: float = stat,
-                fired: bool = worst is not None,
-                series: dict[str, str] = series,
-            ) -> Finding:
-                rule, lb, sb = ref
-                target = (
-                    self.cfg.availability_target
-                    if slo == "availability"
-                    else self.cfg.latency_target
-                )
-                what = (
-                    "requests failing"
-                    if slo == "availability"
-                    else f"requests with {self._latency_name} over "
-                    f"{fmt(self.cfg.latency_threshold_ms)} ms"
-                )
-                verdict = "burning" if fired else "back under"
-                text = (
-                    f"{slo} SLO {target:.3%} for {labels['model']} via {labels['gateway']}: "
-                    f"{verdict} error budget at {fmt(lb)}x over {_dur(rule.long_s)} and "
-                    f"{fmt(sb)}x over {_dur(rule.short_s)} ({what}); "
-                    f"threshold {fmt(rule.factor)}x"
-                )
-                if "host" in series:
-                    text += f"; concentrated on host {series['host']}"
-                return Finding(
-                    detector=self.name,
-                    kind=f"slo_burn.{slo}",
-                    series=series,
-                    ts=ts,
-                    score=float(squash(stat, 1.0)),
-                    anomalous=anomalous,
-                    observed=lb,
-                    expected=rule.factor,
-                    lower=None,
-                    upper=rule.factor,
-                    severity=rule.severity if anomalous else "info",
-                    explanation=text,
-                    scope=dict(series),
-                )
-
             if ended is not None:
                 self.firing.firing.discard((sid, slo))
-                out.append(make(False, series=ended, fired=False))
-            f = self.firing.report((sid, slo), worst is not None, make)
-            if f is not None:
-                out.append(f)
+                out.append(self._make(labels, ended, slo, ref, stat, ts, False, False))
+            verdict = self.firing.step((sid, slo), worst is not None)
+            if verdict is not None:
+                out.append(
+                    self._make(labels, series, slo, ref, stat, ts, worst is not None, verdict)
+                )
         return out
 
+    def _make(
+        self,
+        labels: dict[str, str],
+        series: dict[str, str],
+        slo: str,
+        ref: Any,
+        stat: float,
+        ts: float,
+        fired: bool,
+        anomalous: bool,
+    ) -> Finding:
+        cfg = self.cfg
+        rule, lb, sb = ref
+        target = cfg.availability_target if slo == "availability" else cfg.latency_target
+        what = (
+            "requests failing"
+            if slo == "availability"
+            else f"requests with {self._latency_name} over {fmt(cfg.latency_threshold_ms)} ms"
+        )
+        text = (
+            f"{slo} SLO {target:.3%} for {labels['model']} via {labels['gateway']}: "
+            f"{'burning' if fired else 'back under'} error budget at {fmt(lb)}x over "
+            f"{_dur(rule.long_s)} and {fmt(sb)}x over {_dur(rule.short_s)} ({what}); "
+            f"threshold {fmt(rule.factor)}x"
+        )
+        if "host" in series:
+            text += f"; concentrated on host {series['host']}"
+        return self.finding(
+            f"slo_burn.{slo}",
+            series,
+            ts,
+            float(squash(stat, 1.0)),
+            anomalous,
+            observed=lb,
+            expected=rule.factor,
+            upper=rule.factor,
+            severity=rule.severity,
+            explanation=text,
+        )
+
     def _evict(self, now: float) -> None:
-        freed = self.registry.evict_idle(now)
-        if freed.size:
-            self.counts[freed] = 0
-            self.head[freed] = -_NEVER
-            self.first_bucket[freed] = _NEVER
-            gone = set(freed.tolist())
-            self.firing.forget(lambda k: isinstance(k, tuple) and k[0] in gone)
+        gone = self.st.evict(now)
+        if gone:
+            self.firing.forget_series(gone)
             for key in [k for k in self.culprits.hosts if k[0] in gone]:  # type: ignore[index]
                 del self.culprits.hosts[key]
 

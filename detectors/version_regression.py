@@ -13,8 +13,8 @@ version's error rate is (Wilson lower bound) above ``max(3 x old, old + 2 %)``.
 
 from __future__ import annotations
 
-import copy
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,13 +22,14 @@ from pydantic import Field
 
 from detectors import kernels
 from detectors._tracking import FiringState, clean_ts, fmt, groups
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry, grow
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.registry import Column, SeriesState
 from schemas.columns import STATUS_CODES, InferenceColumns
 
 _GAMMA = 1.03 / 0.97
 _NB = 64
 _HL = 3600.0
+_LABELS = ("model", "route", "gateway", "model_version")
 _FLOAT_FILLS = {
     "mean": 0.0,
     "var": 0.0,
@@ -47,6 +48,11 @@ _FLOAT_FILLS = {
     "ref_sd": np.nan,
     "ref_rate": np.nan,
     "ref_p95": np.nan,
+}
+# Per series: the floats above, and a latency sketch (bucket counts and offset).
+_COLUMNS = {k: Column(v) for k, v in _FLOAT_FILLS.items()} | {
+    "counts": Column(0.0, np.float32, (_NB,)),
+    "offset": Column(0, np.int64),
 }
 
 
@@ -101,54 +107,41 @@ class VersionRegressionConfig(DetectorConfig):
     )
 
 
-class VersionRegressionDetector(Detector[InferenceColumns]):
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept a registry, a dict of float arrays and the sketch arrays."""
+    state = dict(payload["state"])
+    st = SeriesState(_LABELS, _COLUMNS, ttl_s=1.0)
+    arrays = {**state.pop("f"), "counts": state.pop("counts"), "offset": state.pop("offset")}
+    st.adopt(state.pop("registry"), arrays)
+    state["st"] = st
+    return {**payload, "state": state}
+
+
+class VersionRegressionDetector(Detector[InferenceColumns, VersionRegressionConfig]):
     name: ClassVar[str] = "version_regression"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = VersionRegressionConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.registry = SeriesRegistry(
-            ("model", "route", "gateway", "model_version"),
-            ttl_s=self.cfg.series_ttl_s,
-            initial_capacity=8,
-        )
-        cap = self.registry.capacity
-        self.f = {k: np.full(cap, v) for k, v in _FLOAT_FILLS.items()}
-        self.counts = np.zeros((cap, _NB), dtype=np.float32)
-        self.offset = np.zeros(cap, dtype=np.int64)
+        self.st = SeriesState(_LABELS, _COLUMNS, ttl_s=self.cfg.series_ttl_s)
         self.current: dict[tuple[str, ...], int] = {}  # group -> current version sid
         self.ref_version: dict[int, str] = {}
         self.firing = FiringState()
 
     @property
-    def cfg(self) -> VersionRegressionConfig:
-        assert isinstance(self.config, VersionRegressionConfig)
-        return self.config
-
-    @property
     def bytes_per_series(self) -> float:
-        return float(8 * len(_FLOAT_FILLS) + 4 * _NB + 8)
-
-    def state(self) -> dict[str, Any]:
-        return copy.deepcopy(self.__dict__)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(copy.deepcopy(state))
-
-    def _grow(self) -> None:
-        cap = self.registry.capacity
-        self.f = {k: grow(self.f[k], cap, _FLOAT_FILLS[k]) for k in self.f}
-        self.counts = grow(self.counts, cap, 0.0)
-        self.offset = grow(self.offset, cap, 0)
+        return float(self.st.bytes_per_series())
 
     def _p95(self, sid: int, now: float) -> tuple[float, float]:
         q, eff = kernels.sketch_quantiles(
             np.array([sid]),
-            self.counts,
-            self.offset,
-            self.f["total"],
-            self.f["ref_t"],
+            self.st.counts,
+            self.st.offset,
+            self.st.total,
+            self.st.arrays["ref_t"],
             now,
             _HL,
             _GAMMA,
@@ -158,12 +151,12 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
 
     def _adopt(self, sid: int, prev: int, now: float) -> None:
         """Copy the previous version's numbers as ``sid``'s reference."""
-        f = self.f
+        f = self.st.arrays
         f["ref_mean"][sid] = f["mean"][prev]
         f["ref_sd"][sid] = max(math.sqrt(f["var"][prev]), self.cfg.min_log_sd)
         f["ref_rate"][sid] = (f["err_k"][prev] + 0.5) / (f["err_n"][prev] + 1.0)
         f["ref_p95"][sid] = self._p95(prev, now)[0]
-        self.ref_version[sid] = self.registry.key(prev)[3]
+        self.ref_version[sid] = self.st.registry.key(prev)[3]
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         n = len(batch)
@@ -172,14 +165,12 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
             return DetectorOutput(scores, [])
         cfg = self.cfg
         ts = clean_ts(batch.ts)
-        names = ("model", "route", "gateway", "model_version")
-        sids = self.registry.ids_for_batch(batch, names, ts)
-        self._grow()
-        f = self.f  # after _grow, which replaces the arrays
+        sids = self.st.ids(batch, ts)
+        f = self.st.arrays  # after ids(), which may grow the arrays
         for sid, rows in groups(sids):
             if math.isnan(f["first_seen"][sid]):
                 f["first_seen"][sid] = float(ts[rows].min())
-                group = self.registry.key(sid)[:3]
+                group = self.st.registry.key(sid)[:3]
                 prev = self.current.get(group)
                 if prev is not None and prev != sid and f["weight"][prev] >= cfg.min_reference:
                     self._adopt(sid, prev, float(ts[rows].min()))
@@ -205,8 +196,8 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
             sids,
             ts,
             batch.latency_ms,
-            self.counts,
-            self.offset,
+            f["counts"],
+            f["offset"],
             f["total"],
             f["ref_t"],
             _GAMMA,
@@ -239,11 +230,12 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
 
     def _judge(self, sid: int, now: float) -> Finding | None:
         cfg = self.cfg
-        f = self.f
+        f = self.st.arrays
         if math.isnan(f["ref_mean"][sid]):
             return None
         p95, count = self._p95(sid, now)
-        ratio = p95 / f["ref_p95"][sid] if f["ref_p95"][sid] > 0 else 1.0
+        ref_p95 = float(f["ref_p95"][sid])
+        ratio = p95 / ref_p95 if ref_p95 > 0 else 1.0
         n, k = np.array([f["err_n"][sid]]), np.array([f["err_k"][sid]])
         lower = float(kernels.wilson_lower(k, n, cfg.confidence_z)[0])
         ref_rate = float(f["ref_rate"][sid])
@@ -252,33 +244,24 @@ class VersionRegressionDetector(Detector[InferenceColumns]):
         slow = bool(f["s_hi"][sid] >= cfg.cusum_h and ratio >= cfg.min_ratio)
         failing = lower > level
         stat = max(f["s_hi"][sid] / cfg.cusum_h if ratio >= cfg.min_ratio else 0.0, lower / level)
-        model, route, gateway, version = self.registry.key(sid)
+        verdict = self.firing.step(sid, bool(active and (slow or failing)))
+        if verdict is None:
+            return None
+        model, route, gateway, version = self.st.registry.key(sid)
         old = self.ref_version.get(sid, "?")
-        labels = self.registry.labels(sid)
-
-        def make(anom: bool) -> Finding:
-            text = (
-                f"{model} {version} vs {old} on {gateway} {route}: p95 latency "
-                f"{fmt(p95)} ms vs {fmt(float(f['ref_p95'][sid]))} ms ({ratio - 1:+.0%}), "
-                f"error rate >= {lower:.1%} vs {ref_rate:.1%}"
-            )
-            return Finding(
-                detector=self.name,
-                kind="version_regression.latency"
-                if slow or not failing
-                else "version_regression.errors",
-                series=labels,
-                ts=now,
-                score=float(squash(stat, 1.0)),
-                anomalous=anom,
-                observed=p95 if math.isfinite(p95) else None,
-                expected=float(f["ref_p95"][sid]) if math.isfinite(f["ref_p95"][sid]) else None,
-                upper=float(f["ref_p95"][sid] * cfg.min_ratio)
-                if math.isfinite(f["ref_p95"][sid])
-                else None,
-                severity="error" if anom else "info",
-                explanation=text,
-                scope={"model": model, "model_version": version, "gateway": gateway},
-            )
-
-        return self.firing.report(sid, bool(active and (slow or failing)), make)
+        known = math.isfinite(ref_p95)
+        return self.finding(
+            "version_regression.latency" if slow or not failing else "version_regression.errors",
+            self.st.labels(sid),
+            now,
+            float(squash(stat, 1.0)),
+            verdict,
+            observed=p95 if math.isfinite(p95) else None,
+            expected=ref_p95 if known else None,
+            upper=float(f["ref_p95"][sid] * cfg.min_ratio) if known else None,
+            severity="error",
+            explanation=f"{model} {version} vs {old} on {gateway} {route}: p95 latency "
+            f"{fmt(p95)} ms vs {fmt(ref_p95)} ms ({ratio - 1:+.0%}), "
+            f"error rate >= {lower:.1%} vs {ref_rate:.1%}",
+            scope={"model": model, "model_version": version, "gateway": gateway},
+        )

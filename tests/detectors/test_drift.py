@@ -185,8 +185,8 @@ def test_snapshot_from_before_the_stacked_state_restores() -> None:
     same = DriftDetector()
     feed(same, _two_versions(0, 30))
     # Equal up to summation order (sums are added per window run since).
-    assert np.allclose(restored.table[:2], same.table[:2], rtol=1e-12, equal_nan=True)
-    assert restored.windows[:2].tolist() == same.windows[:2].tolist()
+    assert np.allclose(restored.st.table[:2], same.st.table[:2], rtol=1e-12, equal_nan=True)
+    assert restored.st.window[:2].tolist() == same.st.window[:2].tolist()
     later = _two_versions(30, 60, scale=3.0)
     got, want = feed(restored, later), feed(same, later)
     assert [f.explanation for f in got] == [f.explanation for f in want]
@@ -224,8 +224,8 @@ def test_batched_open_windows_match_one_series_at_a_time(
 
     fast, f_fast, s_fast = run(True)
     slow, f_slow, s_slow = run(False)
-    assert np.array_equal(fast.table, slow.table, equal_nan=True)
-    assert fast.windows.tolist() == slow.windows.tolist()
+    assert np.array_equal(fast.st.table, slow.st.table, equal_nan=True)
+    assert fast.st.window.tolist() == slow.st.window.tolist()
     assert all(np.array_equal(a, b) for a, b in zip(s_fast, s_slow, strict=True))
     assert [(f.explanation, f.ts, f.anomalous) for f in f_fast] == [
         (f.explanation, f.ts, f.anomalous) for f in f_slow

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import pickle
+from pathlib import Path
 
 import numpy as np
 from cases import inference_columns
@@ -178,13 +180,13 @@ def test_burst_window_needs_its_stricter_confidence_on_a_busy_series() -> None:
 
 
 def test_state_saved_before_the_burst_window_loads() -> None:
-    det = ErrorRateDetector()
-    det.update(inference_columns(1.7e9 + np.arange(20.0)))
-    state = det.state()
+    # A state version 1 snapshot (the dict-of-arrays layout) from before the burst window.
+    data = Path(__file__).parent / "snapshots" / "error_rate_before_state_helper.snapshot"
+    payload = pickle.loads(data.read_bytes())
     for name in ("burst_n", "burst_k", "burst_t"):
-        del state["arrays"][name]
-    fresh = ErrorRateDetector()
-    fresh.set_state(state)
-    assert fresh.arrays["burst_n"].size == fresh.arrays["fast_n"].size
+        del payload["state"]["arrays"][name]
+    fresh = ErrorRateDetector.restore(pickle.dumps(payload))
+    assert fresh.st.arrays["burst_n"].size == fresh.st.arrays["fast_n"].size
+    assert not fresh.st.arrays["burst_n"].any() and fresh.st.arrays["fast_n"].any()
     out = fresh.update(inference_columns(1.7e9 + 20 + np.arange(5.0)))
     assert out.scores.shape == (5,)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from cases import inference_columns, obj
@@ -201,7 +203,9 @@ def test_burns_in_slices_match_one_gather(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_snapshot_of_the_old_minute_ring_layout_starts_afresh() -> None:
-    det = SloBurnDetector(rules=ONE_RULE)
-    det.set_state({"bucket_id": np.zeros((8, 61)), "counts": np.zeros((8, 61, 3))})
+    old = {"bucket_id": np.zeros((8, 61)), "counts": np.zeros((8, 61, 3))}
+    payload = {"format": 1, "name": "slo_burn", "params": {"rules": ONE_RULE}, "state": old}
+    det = SloBurnDetector.restore(pickle.dumps(payload))
+    assert det.active_series() == 0 and det.st.counts.shape[1:] == (37, 3)
     feed(det, traffic(0, 3600, seed=1))
     assert any(f.anomalous for f in feed(det, traffic(3600, 4200, error_rate=0.3, seed=2)))
