@@ -37,6 +37,7 @@ from stream.kafka09 import (
 from stream.metrics import WorkerMetrics
 from stream.worker.consumer import BatchConsumer, BatchTransport, Fetched, Inbox
 from stream.worker.engines import EnginePool
+from stream.worker.home import add_home
 from stream.worker.ingest import BatchProcessor
 from stream.worker.recovery_guard import RecoveryGuard
 from stream.worker.resets import OffsetResets
@@ -322,4 +323,5 @@ def create_app(
             await checkpoint_now(sorted(set(pool.dirty()) | set(progress.held())))
 
     add_views(app, processor, metrics, progress, owned, busy=busy, inbox=inbox, resets=lost)
+    add_home(app, settings.console_url, settings.notify_web_port)  # / links the console
     return app

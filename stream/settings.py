@@ -218,6 +218,13 @@ class Settings(BaseSettings):
             "secret is set, plus the console."
         ),
     )  # routing tree + receivers YAML (LLMWATCH_NOTIFY_CONFIG)
+    console_url: str = Field(
+        "",
+        description=(
+            "Where people open the notifier's web console; the worker's / links there "
+            "(default: the same host, port notify_web_port)."
+        ),
+    )
     api_token: SecretStr | None = Field(
         None,
         description=(
@@ -271,6 +278,14 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(problem)
         return v
+
+    @field_validator("console_url")
+    @classmethod
+    def _console(cls, v: str) -> str:
+        problem = http_url_problem(v) if v.strip() else None
+        if problem:
+            raise ValueError(problem)
+        return v.strip()
 
     @field_validator("log_level", mode="before")
     @classmethod
