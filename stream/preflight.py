@@ -65,8 +65,8 @@ def check_reachable(
     if not up:
         why = "; ".join(f"{a}: {err}" for a, err in errors.items())
         raise BrokerUnreachable(
-            f"LLMWATCH_BOOTSTRAP_SERVERS: no Kafka broker answers ({why}); start the broker, "
-            "fix the address, or leave it unset for the embedded broker"
+            f"LLMWATCH_BOOTSTRAP_SERVERS: no Kafka broker answers ({why}); start the broker "
+            "or fix the address"
         )
     return up
 

@@ -134,6 +134,9 @@ def run_tail(args: argparse.Namespace) -> int:
         raise ValueError(
             "bootstrap_servers: set LLMWATCH_BOOTSTRAP_SERVERS to the broker the worker printed"
         )
+    from stream.preflight import check_brokers
+
+    check_brokers(settings)  # one line and exit code 2, not librdkafka's log
     enough = threading.Event()
     shown = 0
 

@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             "bootstrap_servers: set LLMWATCH_BOOTSTRAP_SERVERS to the broker the worker uses"
         )
+    from stream.preflight import check_brokers
+
+    check_brokers(settings)  # one line and exit code 2, not librdkafka's log
     return asyncio.run(_serve(NotifierService(settings, config), args))
 
 

@@ -85,14 +85,15 @@ def test_a_running_broker_passes(embedded_broker: str) -> None:
     check_brokers(load_settings(bootstrap_servers=embedded_broker), wait_s=0)
 
 
-def test_worker_against_an_unreachable_broker_exits_2_with_one_line() -> None:
+@pytest.mark.parametrize("command", [["worker"], ["notify"], ["alerts", "tail"]], ids=" ".join)
+def test_an_unreachable_broker_exits_2_with_one_line(command: list[str]) -> None:
     env = {
         **os.environ,
         "LLMWATCH_BOOTSTRAP_SERVERS": f"127.0.0.1:{_closed_port()}",
         "LLMWATCH_CONNECT_TIMEOUT_S": "0s",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "worker"],
+        [sys.executable, "-m", "stream.cli", *command],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -102,7 +103,9 @@ def test_worker_against_an_unreachable_broker_exits_2_with_one_line() -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("llmwatch worker: error: LLMWATCH_BOOTSTRAP_SERVERS: no Kafka")
+    assert lines[0].startswith(
+        f"llmwatch {command[0]}: error: LLMWATCH_BOOTSTRAP_SERVERS: no Kafka"
+    )
     assert "Traceback" not in done.stdout + done.stderr
 
 
