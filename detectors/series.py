@@ -5,14 +5,17 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 * robust location and scale: a Huber-clipped exponentially weighted level and mean
   absolute deviation, so one wild point moves neither;
 * a daily profile (``profile_slots`` slots, level and scale per slot) learned online
-  and used only while its residuals are clearly smaller than the plain level's:
-  seasonality is detected, not assumed;
+  and used only while its residuals are clearly smaller than the plain level's, and
+  weekday offsets (from day means) used once they explain at least half of the
+  day-to-day spread after two weeks: seasonality is detected, not assumed;
 * a likelihood-style score in the spirit of HTM's anomaly likelihood: the point
-  statistic ``log1p(|z|)``, its short moving average (is the recent window unusual?)
+  statistic ``log1p(|z|)``, its short moving average (is the recent window unusual?),
+  the share of recent rows beyond the point tail (bursts denser or longer than usual)
   and, without a profile, the drift of the level from its slow average, each against
   a streaming extreme-value tail of the series' own history (``detectors.budget``);
-  the score is 0.5 exactly where the rarest of them meets the alert budget
-  (``false_alerts_per_series_week``, default 0.5, overridable per series label);
+  the score is 0.5 exactly where the rarest of them, corrected for testing several,
+  meets the alert budget (``false_alerts_per_series_week``, default 0.5, overridable
+  per series label); a series that used more than its budget lately gets stricter;
 * the firing decision is the detector's own: an episode starts at the first row at
   or over 0.5 and ends after ``clear_after_samples`` rows under it, so a burst is one
   finding; after ``rebase_after_samples`` rows a lasting change becomes the new
@@ -20,9 +23,9 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 * a gap of more than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level instead of alerting on whatever the series restarted at.
 
-State: ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float profile and five tails
-of ``TAIL_COLUMNS`` floats per series (1,184 bytes at the default 48 slots). The first
-``warmup_samples`` rows of a series are learned but not scored.
+State: ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float profile, 7 weekday
+offsets and six tails of ``TAIL_COLUMNS`` floats per series (1,352 bytes at the default
+48 slots). The first ``warmup_samples`` rows of a series are learned but not scored.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from detectors.registry import SeriesRegistry
 from schemas.columns import MetricColumns
 
 F64 = npt.NDArray[np.float64]
+# Per-series state arrays, one column per series: scalars, daily profile level and scale,
+# weekday offsets, tails.
+_ARRAYS = ("st", "pl", "ps", "pw", "tails")
 
 
 class SeriesConfig(BudgetedConfig):
@@ -83,6 +89,7 @@ class SeriesDetector(Detector[MetricColumns]):
         self.st: F64 = np.zeros((k.SERIES_COLUMNS, cap))
         self.pl: F64 = np.zeros((self.cfg.profile_slots, cap))
         self.ps: F64 = np.zeros((self.cfg.profile_slots, cap))
+        self.pw: F64 = np.zeros((k.WEEKDAYS, cap))
         self.tails: F64 = np.zeros((TAIL_COLUMNS * k.TAILS, cap))
         self.firing = FiringState()
 
@@ -93,7 +100,7 @@ class SeriesDetector(Detector[MetricColumns]):
 
     @property
     def bytes_per_series(self) -> float:
-        rows = k.SERIES_COLUMNS + 2 * self.cfg.profile_slots + TAIL_COLUMNS * k.TAILS
+        rows = k.SERIES_COLUMNS + 2 * self.cfg.profile_slots + k.WEEKDAYS + TAIL_COLUMNS * k.TAILS
         return float(8 * rows)
 
     def _params(self) -> F64:
@@ -118,13 +125,14 @@ class SeriesDetector(Detector[MetricColumns]):
                 c.seasonal_ratio + 0.1,  # profile dropped above this residual ratio
                 3.0,  # scale update clip, in scales
                 2.0,  # alert-rate feedback exponent
-                1.0,  # Bonferroni weight over the channels
+                0.5,  # Bonferroni weight: the channels are correlated, sqrt(n) not n
+                1.0 / 36.0,  # burst-density window (0 = off)
             ]
         )
 
     def _grow(self) -> None:
         cap = self.registry.capacity
-        for name in ("st", "pl", "ps", "tails"):
+        for name in _ARRAYS:
             arr = getattr(self, name)
             if arr.shape[1] < cap:
                 new = np.zeros((arr.shape[0], cap))
@@ -146,7 +154,7 @@ class SeriesDetector(Detector[MetricColumns]):
         was_in = self.st[k.S_EP_LEN] > 0.0  # per series, before this batch
         peak0 = self.st[k.S_EP_PEAK].copy()
         score, expected, scale, zq, episode = k.series_step(
-            ids, ts, x, self.st, self.pl, self.ps, self.tails, self._params()
+            ids, ts, x, self.st, self.pl, self.ps, self.pw, self.tails, self._params()
         )
         out = (score, expected, scale, zq)
         findings: list[Finding] = []
@@ -222,8 +230,8 @@ class SeriesDetector(Detector[MetricColumns]):
     def _evict(self, now: float) -> None:
         freed = self.registry.evict_idle(now)
         if freed.size:
-            for arr in (self.st, self.pl, self.ps, self.tails):
-                arr[:, freed] = 0.0
+            for name in _ARRAYS:
+                getattr(self, name)[:, freed] = 0.0
             gone = set(freed.tolist())
             self.firing.forget(lambda key: key in gone)
 
@@ -233,6 +241,7 @@ class SeriesDetector(Detector[MetricColumns]):
             "st": self.st.copy(),
             "pl": self.pl.copy(),
             "ps": self.ps.copy(),
+            "pw": self.pw.copy(),
             "tails": self.tails.copy(),
             "firing": set(self.firing.firing),
         }
@@ -242,7 +251,7 @@ class SeriesDetector(Detector[MetricColumns]):
         if state is None:  # migrated from a layout nothing can be kept from: warm up again
             return
         self.registry.set_state(state["registry"])
-        for name in ("st", "pl", "ps", "tails"):
+        for name in _ARRAYS:
             setattr(self, name, np.array(state[name], dtype=np.float64))
         self.firing.firing = set(state["firing"])
 

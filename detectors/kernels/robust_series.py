@@ -1,25 +1,30 @@
-"""The generic series detector's per-row step: robust baselines, daily profile, tail scores.
+"""The generic series detector's per-row step: robust baselines, seasonality, tail scores.
 
-Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; two tail
-estimates in ``tp``/``tw``, see ``detectors.kernels.tail``):
+Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
+offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail``):
 
 * a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
   absolute deviation (a robust location and scale that one wild point cannot move);
 * a daily profile of ``K`` slots (level and scale per slot, read and learned with
   linear interpolation between slot centres, learned over ``slot_days`` of time),
-  used in place of the level only while its residuals are clearly smaller
+  used in place of the level only while its residuals are clearly smaller, plus
+  weekday offsets from day means once they explain the day-to-day spread
   (seasonality detected, not assumed);
-* the raw anomaly statistic ``u = log1p(|z|)`` (the log keeps heavy tails tame) and,
-  as in HTM's anomaly likelihood, its short exponentially weighted mean: each goes
-  through its own streaming peaks-over-threshold tail, and the smaller tail
-  probability (Bonferroni: times 2) against the per-row budget ``q`` gives the score
+* statistics: ``u = log1p(|z|)`` (the log keeps heavy tails tame), its short moving
+  mean (as in HTM's anomaly likelihood), the share of recent rows beyond the point
+  tail's threshold, and the level's drift from its slow average; each goes through its
+  own streaming peaks-over-threshold tail, and the smallest tail probability (times
+  ``n ** bonf`` for ``n`` statistics) against the per-row budget ``q`` gives the score
   ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
-* an episode: starts at the first row at or over 0.5, ends after ``clear_after``
-  rows under it; its rows are not learned, and after ``rebase_after`` rows the
-  baseline moves to the episode's mean residual (one alert per level shift, then a
-  new baseline) and learning resumes;
+* an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
+  rows under it; its rows are not learned; once its recent residual has stayed beyond
+  3 scales for ``rebase_after`` rows the baseline moves there (one alert per level
+  shift, then a new baseline) and learning resumes;
 * a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level on the next row instead of scoring it.
+
+Numba caches each kernel by its own file: after editing ``tail.py`` alone, clear
+``__pycache__`` so this module's cached code picks the change up.
 """
 
 from __future__ import annotations
@@ -65,12 +70,21 @@ from detectors.kernels.tail import (
     S_WIN_S,
     S_EPC,
     S_EP_REBASED,
-) = range(22)
-SERIES_COLUMNS = 22
+    S_DENS,
+    S_WEEK,
+    S_RW,
+    S_DAY,
+    S_DAY_SUM,
+    S_DAY_N,
+    S_WMEAN,
+    S_RD,
+) = range(30)
+SERIES_COLUMNS = 30
+WEEKDAYS = 7
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, and the drift of the level from its slow average.
-TAILS = 5
-_TA, _TAW, _TS, _TSW, _TD = range(TAILS)
+TAILS = 6
+_TA, _TAW, _TS, _TSW, _TD, _TDN = range(TAILS)
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 _SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
@@ -105,6 +119,35 @@ def tail_u_at(logp: float, st: A, sid: int) -> float:
 
 
 @_jit
+def _weekday_step(st: A, pw: A, sid: int, t: float, v: float) -> None:
+    """Weekday offsets from day means of the raw values (untouched by episodes and
+    rebases): each weekday's mean minus the running mean of day means, folded in with
+    weight 1/2 per week; used once they explain at least half of the day-to-day spread."""
+    today = math.floor(t / DAY_S)
+    if today != st[S_DAY, sid]:
+        n_days = st[S_DAY_N, sid]
+        if n_days > 0.0:
+            d = int(st[S_DAY, sid] + 3) % WEEKDAYS
+            dev = st[S_DAY_SUM, sid] / n_days - st[S_WMEAN, sid]
+            if st[S_RD, sid] > 0.0 or st[S_RW, sid] > 0.0:
+                st[S_RW, sid] += (abs(dev - pw[d, sid]) - st[S_RW, sid]) / 7.0
+                st[S_RD, sid] += (abs(dev) - st[S_RD, sid]) / 7.0
+            else:
+                st[S_RW, sid] = st[S_RD, sid] = abs(dev) + 1e-300
+            pw[d, sid] += 0.5 * (dev - pw[d, sid])
+            st[S_WMEAN, sid] += dev / 7.0
+            if today - st[S_FIRST_T, sid] / DAY_S >= 14.0:
+                st[S_WEEK, sid] = 1.0 if st[S_RW, sid] < 0.5 * st[S_RD, sid] else 0.0
+        elif st[S_DAY, sid] == 0.0:
+            st[S_WMEAN, sid] = v
+        st[S_DAY, sid] = today
+        st[S_DAY_SUM, sid] = 0.0
+        st[S_DAY_N, sid] = 0.0
+    st[S_DAY_SUM, sid] += v
+    st[S_DAY_N, sid] += 1.0
+
+
+@_jit
 def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
     st[S_N, sid] = 1.0
     st[S_LAST_T, sid] = t
@@ -123,6 +166,7 @@ def series_step(
     st: A,
     pl: A,
     ps: A,
+    pw: A,
     tails: A,
     params: A,
 ) -> tuple[A, A, A, A, A]:
@@ -133,7 +177,7 @@ def series_step(
     min_n, rebase_after, clear_after, gap_factor, slot_days, seas_ratio = params[6:12]
     use_drift, ctl = params[12], params[13]
     win_clip, seas_off, sc_clip, ctl_pow = params[14], params[15], params[16], params[17]
-    bonf = params[18]
+    bonf, a_dens = params[18], params[19]
     n_rows = ids.size
     k = pl.shape[0]
     score = np.zeros(n_rows)
@@ -167,7 +211,11 @@ def series_step(
         sc_a = max(_SD_PER_MAD * st[S_SC, sid], floor)
         e_a = v - lvl
         i0, i1, f = _profile_at(t, k)
-        pred_s = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
+        dow = int(math.floor(t / DAY_S) + 3) % WEEKDAYS  # 0 = Monday
+        _weekday_step(st, pw, sid, t, v)
+        w_off = pw[dow, sid] if st[S_WEEK, sid] > 0.5 else 0.0
+        daily = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
+        pred_s = daily + w_off
         sc_s = max(_SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
         e_s = v - pred_s
         # The profile is used once it is detected and its own tails have learned enough.
@@ -196,11 +244,17 @@ def series_step(
         st[S_EPC, sid] = epc
         if ctl > 0.0 and epc > budget:
             log_q += ctl_pow * math.log(budget / epc)
+        # Burst density: the share of recent rows beyond the active point tail's threshold,
+        # over a longer window (bursts that come more often or last longer than usual).
+        t_pt = _TS if seasonal else _TA
+        t_thr = tails[t_pt * TAIL_COLUMNS + T_THRESH, sid]
+        beyond = 1.0 if (u_s if seasonal else u_a) > t_thr else 0.0
+        dens = st[S_DENS, sid] + a_dens * (beyond - st[S_DENS, sid])
+        st[S_DENS, sid] = dens
         s = 0.0
         if warm:
-            t_pt = _TS if seasonal else _TA
             if seasonal:
-                lp = min(_lp(u_s, tails, _TS, sid), _lp(win_s, tails, _TSW, sid)) + bonf * _LOG2
+                lp = min(_lp(u_s, tails, _TS, sid), _lp(win_s, tails, _TSW, sid))
                 n_ch = 2.0
             else:
                 lp = min(_lp(u_a, tails, _TA, sid), _lp(win_a, tails, _TAW, sid))
@@ -208,7 +262,10 @@ def series_step(
                 if use_drift > 0.0:
                     lp = min(lp, _lp(u_d, tails, _TD, sid))
                     n_ch = 3.0
-                lp += bonf * math.log(n_ch)
+            if a_dens > 0.0:
+                lp = min(lp, _lp(dens, tails, _TDN, sid))
+                n_ch += 1.0
+            lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
             uq = tail_u_at(
@@ -253,7 +310,7 @@ def series_step(
             st[S_EP_REBASED, sid] = 1.0
             st[S_LVL, sid] += st[S_EP_RA, sid]
             st[S_SLOW, sid] = st[S_LVL, sid]
-            pl[:, sid] += st[S_EP_RS, sid]
+            pl[:, sid] += st[S_EP_RS, sid]  # the weekday offsets stay relative to it
             st[S_WIN, sid] = min(st[S_WIN, sid], tails[_TAW * TAIL_COLUMNS + T_THRESH, sid])
             st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[_TSW * TAIL_COLUMNS + T_THRESH, sid])
         if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
@@ -266,7 +323,7 @@ def series_step(
         # lasted so long that whatever it is has become the series' normal.
         if learn:
             _learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
-                       u_s, win_s, u_d, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
+                       u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
                        slot_days, seas_ratio, min_n, seas_off, sc_clip)  # fmt: skip
         st[S_N, sid] = n + 1.0
     return score, expected, scale, zq, episode
@@ -276,7 +333,7 @@ def series_step(
 def _learn_row(
     st: A, pl: A, ps: A, tails: A, sid: int, n: float, t: float, gap: float, v: float,
     e_a: float, e_s: float, sc_a: float, sc_s: float, u_a: float, win_a: float,
-    u_s: float, win_s: float, u_d: float,
+    u_s: float, win_s: float, u_d: float, dens: float,
     i0: int, i1: int, f: float, a_lvl: float, a_sc: float, tail_p: float, rate_a: float,
     peak_a: float, slot_days: float, seas_ratio: float, min_n: float, seas_off: float,
     sc_clip: float,
@@ -317,6 +374,7 @@ def _learn_row(
     _tl(u_a, tails, _TA, sid, tail_p, rate_a, peak_a)
     _tl(win_a, tails, _TAW, sid, tail_p, rate_a, peak_a)
     _tl(u_d, tails, _TD, sid, tail_p, rate_a, peak_a)
+    _tl(dens, tails, _TDN, sid, tail_p, rate_a, peak_a)
     if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
         _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
         _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)

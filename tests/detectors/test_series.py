@@ -165,3 +165,25 @@ def test_version_1_snapshot_migrates_to_a_fresh_warm_up() -> None:
     out = det.update(_cols(T0 + 300.0 * np.arange(5), np.ones(5)))
     assert out.scores.shape == (5,)
     assert SeriesDetector.restore(det.snapshot()).state()["st"].shape == det.st.shape
+
+
+def test_weekly_pattern_is_learned_when_present() -> None:
+    from detectors.kernels import robust_series as k
+
+    rng = np.random.default_rng(21)
+    per_day = 96  # 15-minute samples
+    n = 6 * 7 * per_day
+    t = 1_700_438_400.0 + 900.0 * np.arange(n)  # a Monday, 00:00 UTC
+    day = np.floor(t / 86400.0)
+    weekend = ((day + 3) % 7) >= 5
+    v = 50 + 10 * np.sin(2 * np.pi * (t % 86400) / 86400) - 25 * weekend + rng.normal(0, 1, n)
+    wed = day == day[0] + 37  # a Wednesday in week 6 that looks like a Sunday
+    v[wed] -= 25
+    det = SeriesDetector()
+    _, findings = _feed(det, t, v, step=8)
+    assert det.st[k.S_WEEK, 0] == 1.0 and det.st[k.S_SEAS, 0] == 1.0
+    # Once the weekday offsets are in use, weekends page no more; the odd Wednesday does
+    # (and its return to normal the next morning is a second change).
+    late = [f for f in _episodes(findings) if f.ts >= t[0] + 22 * 86400]
+    assert late and late[0].ts == pytest.approx(t[wed][0], abs=3600)
+    assert all(t[wed][0] <= f.ts <= t[wed][-1] + 86400 for f in late)
