@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.durations import Duration
 from stream.alerting.inhibit import InhibitRule, default_inhibit_rules
 from stream.alerting.route import Route, receivers_named
+from stream.settings import http_url_problem
 
 # Receiver fields that would hold a secret; inline values are refused.
 _INLINE_SECRETS = ("routing_key", "url", "token", "hmac_secret")
@@ -44,6 +53,15 @@ class _Receiver(BaseModel):
                         f"use {key}_file or the LLMWATCH_* environment variable"
                     )
         return data
+
+    @field_validator("api_url", "client_url", "api_base_url", "external_url", check_fields=False)
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        # notify --check must catch a mistyped endpoint, not the first failed delivery.
+        problem = http_url_problem(v) if v else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class PagerDutyReceiver(_Receiver):

@@ -74,3 +74,23 @@ def test_a_bad_notifier_file_reports_every_problem_one_per_line_as_the_docs_show
     doc = (ROOT / "docs" / "notifier.md").read_text()
     assert "\n".join(err) in doc  # the page shows what the command prints
     assert "`alertname` (the title)" not in doc
+
+
+@pytest.mark.parametrize(
+    ("receiver", "field"),
+    [
+        ("{name: pd, type: pagerduty, api_url: events.pagerduty.com/v2/enqueue}", "api_url"),
+        ("{name: pd, type: pagerduty, client_url: 'ftp://console'}", "client_url"),
+        ("{name: sb, type: slack_bot, channel: c, api_base_url: 'slack.com/api/'}", "api_base_url"),
+        ("{name: wh, type: webhook, external_url: 'http://'}", "external_url"),
+    ],
+)
+def test_notify_check_refuses_a_receiver_url_that_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], receiver: str, field: str
+) -> None:
+    conf = tmp_path / "notify.yaml"
+    name = receiver.split(",")[0].split(":")[1].strip()
+    conf.write_text(f"receivers:\n  - {receiver}\nroute: {{receiver: {name}}}\n")
+    assert main(["notify", "--check", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err
+    assert f"receivers[0].{field}: must be an http" in err, err
