@@ -293,7 +293,8 @@ def _batches(total: int, seed: int) -> Iterator[tuple[str, list[Any], int]]:
                 batch[rng.randrange(size)] = rng.choice(
                     [bytearray(b"{}"), memoryview(b"[]"), "{}", None, 5]
                 )
-        if rng.random() < 0.0001 * size:  # a few 10 MB strings, parsed (not just over the limit)
+        # A few 10 MB strings (the first batch always has one), parsed, not just over the limit.
+        if made == 0 or rng.random() < 0.0001 * size:
             event = _good(kind, rng)
             event[rng.choice([*event, "request_id"])] = "x" * 10_000_000
             batch[rng.randrange(size)] = _dump(event, rng)
