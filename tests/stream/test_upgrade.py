@@ -148,5 +148,5 @@ def test_newer_state_than_this_release_is_refused_by_name() -> None:
     det = TrafficDetector()
     payload = pickle.loads(det.snapshot())
     payload["state_version"] = TrafficDetector.state_version + 1
-    with pytest.raises(StateVersionError, match="'traffic'.*newer than this release"):
+    with pytest.raises(StateVersionError, match=r"'traffic'.*newer than this release"):
         TrafficDetector.restore(pickle.dumps(payload))
