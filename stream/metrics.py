@@ -173,7 +173,8 @@ class WorkerMetrics:
         self.engine_failures = Counter(
             "llmwatch_engine_batch_failures",
             "Batches the engine raised on, by outcome: retried (the one retry on a rebuilt "
-            "engine succeeded) or bisected (cut down to the rows that fail)",
+            "engine succeeded) or bisected (cut down to the rows that fail); outcome=tick "
+            "(no topic): advancing a quiet partition's event time raised",
             ["topic", "outcome"],
             registry=r,
         )

@@ -218,7 +218,16 @@ class BatchProcessor:
             idle = wall - last_wall
             if idle < self.idle_after_s:
                 continue
-            step = eng.advance(last_mark + idle)
+            try:
+                step = eng.advance(last_mark + idle)
+            except Exception:
+                # Not input: state that a detector's tick cannot handle. Keep the worker
+                # and the other partitions running, loudly; the partition's next batch
+                # (or a restart) tries again.
+                log.exception("partition %d: advancing event time failed", p)
+                self.metrics.engine_failures.labels("", "tick").inc()
+                self.pool.rebuild(p)
+                continue
             self.pool.journal.advanced(p, last_mark + idle)
             if step:
                 self.pool.touched(p)

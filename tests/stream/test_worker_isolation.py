@@ -177,3 +177,24 @@ def test_decode_poison_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -
     poison = _value(metrics, "llmwatch_poison_messages_total", topic="m", stage="decode")
     logged = [r for r in caplog.records if r.getMessage().startswith("poison message")]
     assert poison == len(logged)
+
+
+def test_a_tick_that_raises_is_logged_and_the_partition_rebuilt(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [T0 + 10_000]
+    metrics = WorkerMetrics()
+    proc = BatchProcessor(EnginePool(LlmwatchConfig()), metrics, clock=lambda: clock[0])
+    proc.process(kind="metric", topic="m", partition=0, raws=[_msg(i, 1.0) for i in range(3)])
+
+    def broken(self: Counting, now: float) -> list[Any]:
+        self.rows += 1000  # a half-done tick must not stay in the state
+        raise Boom("tick")
+
+    monkeypatch.setattr(Counting, "tick", broken)
+    clock[0] += 60
+    with caplog.at_level(logging.ERROR, logger="llmwatch.worker"):
+        assert proc.advance_idle() == []
+    assert "advancing event time failed" in caplog.text
+    assert _value(metrics, "llmwatch_engine_batch_failures_total", topic="", outcome="tick") == 1
+    assert _state(proc).rows == 3
