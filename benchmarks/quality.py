@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.replay.pipeline import notifications
 from stream.replay.readers import open_source
 from stream.replay.runner import Replayer
 from stream.replay.scoring import load_labels, summarize
@@ -76,6 +77,8 @@ def run_fleet(fleet: dict[str, Any], duration: float, rate: float, work: Path) -
         result.alerts, load_labels(files.labels), n_series=result.n_series, span_s=result.span_s
     )
     summary["rows_per_s"] = result.n_rows / result.elapsed_s
+    # What a person would receive: the notifier's stages over these alerts (event time).
+    summary["notifications"] = notifications(result.alerts, len(incs))
     return summary
 
 
@@ -111,6 +114,11 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         else None,
         "firing_alerts": firing,
         "false_alerts": firing - matched,
+        "notifications": sum(p["notifications"]["pages"] for p in parts),
+        "notifications_per_incident": (
+            sum(p["notifications"]["pages"] for p in parts) / len(results) if results else None
+        ),
+        "held_by_inhibition": sum(p["notifications"]["held_by_inhibition"] for p in parts),
     }
     passed = {
         "recall": (overall["recall"] or 0) >= TARGETS["recall"],
