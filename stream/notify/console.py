@@ -32,6 +32,7 @@ table{border-collapse:collapse;width:100%}
 td,th{border-top:1px solid #eceff3;padding:.35em .5em;text-align:left;vertical-align:top}
 .state{font-weight:600;text-transform:uppercase;font-size:.8em}
 .firing{color:#b42318}.silenced{color:#6b7280}.acknowledged{color:#175cd3}
+.inhibited{color:#b54708}
 .resolved{color:#067647}
 .labels code{background:#eef1f5;border-radius:3px;padding:0 .3em;margin-right:.2em}
 .muted{color:#6b7280;font-size:.9em}
@@ -77,11 +78,22 @@ async function call(method, path, body) {
   if (!resp.ok) throw new Error(data.error || resp.statusText);
   return data;
 }
+// The pipeline's view (Alertmanager v2 groups): fingerprint -> {status, group, receiver}.
+let pipeline = {};
+function inhibitors(item) {
+  const seen = pipeline[item.alert.fingerprint];
+  return seen ? seen.status.inhibitedBy || [] : [];
+}
 function stateOf(item) {
   if (item.alert.status === "resolved") return "resolved";
+  if (inhibitors(item).length) return "inhibited";  // the pipeline's order: inhibit, then silence
   if (item.silenced_by) return "silenced";
   if (item.acknowledged) return "acknowledged";
   return "firing";
+}
+function titleOf(fp) {
+  const seen = pipeline[fp];
+  return seen ? seen.labels.alertname || fp : fp;
 }
 function silenceForm(item) {
   const labels = Object.entries(item.alert.labels || {}).sort();
@@ -127,6 +139,13 @@ function alertRow(item) {
       " (bounds " + num(b.lower) + " .. " + num(b.upper) + ")"),
     el("div", {class: "muted"}, a.explanation || a.summary || ""));
   const note = el("div", {class: "muted note"});
+  for (const fp of inhibitors(item)) {
+    const cause = pipeline[fp] ? pipeline[fp].labels : {};
+    const shared = Object.entries(cause).filter(([k, v]) => k !== "alertname" &&
+      (a.labels || {})[k] === v).map(([k, v]) => k + "=" + v).join(", ");
+    note.append("inhibited by ", el("a", {href: "#alert-" + fp, class: "cause"}, titleOf(fp)),
+      shared ? " (" + shared + ") " : " ");
+  }
   if (item.silenced_by) note.append("silenced by " + item.silenced_by);
   if (item.acknowledged) note.append(" acknowledged by " + item.acknowledged.by +
     (item.acknowledged.comment ? ": " + item.acknowledged.comment : ""));
@@ -154,6 +173,25 @@ function silenceRow(s) {
     el("td", {}, when(s.starts_at) + " .. " + when(s.ends_at)),
     el("td", {}, s.created_by + (s.comment ? ": " + s.comment : "")), el("td", {}, expire));
 }
+function groupRow(g) {
+  const counts = {};
+  for (const a of g.alerts) {
+    const st = a.status.inhibitedBy.length ? "inhibited" : a.status.silencedBy.length ?
+      "silenced" : "active";
+    counts[st] = (counts[st] || 0) + 1;
+  }
+  const members = el("div", {});
+  for (const a of g.alerts) {
+    const name = a.labels.alertname || a.fingerprint;
+    members.append(el("a", {href: "#alert-" + a.fingerprint}, name), " ");
+  }
+  return el("tr", {class: "group"},
+    el("td", {class: "labels"},
+      ...Object.entries(g.labels).sort().map(([k, v]) => el("code", {}, k + "=" + v))),
+    el("td", {}, g.receiver.name),
+    el("td", {}, Object.entries(counts).map(([k, n]) => n + " " + k).join(", ")),
+    el("td", {}, members));
+}
 function keepFocus(render) {
   // A redraw must not eat what someone is typing into a form.
   const active = document.activeElement;
@@ -163,16 +201,23 @@ function keepFocus(render) {
 let lastSeen = "";
 async function refresh() {
   try {
-    const [alerts, silences] = await Promise.all([
-      fetch("/api/alerts").then((r) => r.json()), fetch("/api/silences").then((r) => r.json())]);
+    const [alerts, silences, groups] = await Promise.all([
+      fetch("/api/alerts").then((r) => r.json()), fetch("/api/silences").then((r) => r.json()),
+      // Groups and inhibition come from the Alertmanager-dialect API; without it, none.
+      fetch("/api/v2/alerts/groups").then((r) => (r.ok ? r.json() : [])).catch(() => [])]);
     // Redraw only what changed: no flicker, and a form being used is not replaced.
-    const seen = JSON.stringify([alerts, silences]);
+    const seen = JSON.stringify([alerts, silences, groups]);
     if (seen !== lastSeen && keepFocus(() => {
-      const order = {firing: 0, acknowledged: 1, silenced: 2, resolved: 3};
+      pipeline = {};
+      for (const g of groups) {
+        for (const a of g.alerts) pipeline[a.fingerprint] = {...a, group: g.labels};
+      }
+      const order = {firing: 0, acknowledged: 1, inhibited: 2, silenced: 3, resolved: 4};
       alerts.sort((x, y) => order[stateOf(x)] - order[stateOf(y)] ||
         x.alert.starts_at.localeCompare(y.alert.starts_at));
       document.getElementById("alerts").replaceChildren(...alerts.map(alertRow));
       document.getElementById("silences").replaceChildren(...silences.map(silenceRow));
+      document.getElementById("groups").replaceChildren(...groups.map(groupRow));
       document.getElementById("counts").textContent = alerts.length + " alerts, " +
         silences.length + " silences";
     })) lastSeen = seen;
@@ -200,6 +245,9 @@ def render(title: str = "llmwatch notifier") -> str:
 <section><h2>Alerts</h2>
 <table><thead><tr><th>state</th><th>alert</th><th>when</th><th>actions</th></tr></thead>
 <tbody id="alerts"></tbody></table></section>
+<section><h2>Notification groups</h2>
+<table><thead><tr><th>group</th><th>receiver</th><th>alerts</th><th>members</th></tr></thead>
+<tbody id="groups"></tbody></table></section>
 <section><h2>Silences</h2>
 <table><thead><tr><th>id</th><th>matchers</th><th>state</th><th>window</th><th>by</th><th></th>
 </tr></thead><tbody id="silences"></tbody></table></section>

@@ -1,6 +1,7 @@
 """The notifier's web console, in a real headless Chromium, against a running notifier
-fed through the embedded broker: it shows the alerts, silences one from its labels,
-acknowledges another, expires the silence, and updates without a reload."""
+fed through the embedded broker: it shows the alerts and their groups, names the cause
+of an inhibited one, silences one from its labels, acknowledges another, expires the
+silence, and updates without a reload."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ def notifier(embedded_broker: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     config = config_for(
         [{"name": "console", "type": "console", "path": str(tmp_path / "console.log")}],
         {"receiver": "console"},
+        # An XID error on a host explains that host's latency: the console names the cause.
+        inhibit_rules=[
+            {
+                "source_matchers": ['alertname="gpu.xid"'],
+                "target_matchers": ['alertname=~"latency.*"'],
+                "equal": ["host"],
+            }
+        ],
     )
     started: list[str] = []
     ready = threading.Event()
@@ -104,8 +113,23 @@ def test_console_in_a_real_browser(
             labels={"model": "llama-8b", "gateway": "gw-us-1", "host": "node-2"},
         ),
     ]
+    node9 = {"host": "node-9", "gateway": "gw-eu-1"}
+    alerts += [
+        make_alert(
+            alert_id="a-xid",
+            fingerprint="fpxid",
+            title="gpu.xid on node-9",
+            labels={"alertname": "gpu.xid", **node9},
+        ),
+        make_alert(
+            alert_id="a-lat",
+            fingerprint="fplat",
+            title="latency.ttft_p99 on node-9",
+            labels={"alertname": "latency.ttft_p99", "model": "llama-70b", **node9},
+        ),
+    ]
     publish(embedded_broker, settings.topic_alerts, alerts)
-    _until(lambda: len(_get(f"{url}/api/alerts")) == 2, "the notifier to hold both alerts")
+    _until(lambda: len(_get(f"{url}/api/alerts")) == 4, "the notifier to hold the 4 alerts")
 
     browser = _browser()
     try:
@@ -119,6 +143,14 @@ def test_console_in_a_real_browser(
                 return None
 
         _until(lambda: state("fpslow") == "firing" and state("fperr") == "firing", "2 firing")
+        # The pipeline's view: the latency alert on node-9 is held by the XID there.
+        _until(lambda: state("fplat") == "inhibited", "the latency alert to show inhibited")
+        assert state("fpxid") == "firing"
+        cause = browser.find_element(By.CSS_SELECTOR, "#alert-fplat a.cause")
+        assert cause.text == "gpu.xid" and cause.get_attribute("href").endswith("#alert-fpxid")
+        assert "host=node-9" in browser.find_element(By.ID, "alert-fplat").text
+        groups = browser.find_elements(By.CSS_SELECTOR, "#groups tr.group")
+        assert len(groups) >= 3 and any("1 inhibited" in g.text for g in groups)
         row = browser.find_element(By.ID, "alert-fpslow")
         assert "observed 2.400 vs expected 0.9000" in row.text
         assert "EWMA z-score 6.1 over 5 min" in row.text  # the explanation
