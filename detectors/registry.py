@@ -290,6 +290,12 @@ class SeriesState:
         self.slots = slots
         rows = self.registry.capacity * slots
         self.arrays = {name: _fresh(c, rows) for name, c in self.columns.items()}
+        self._publish()
+
+    def _publish(self) -> None:
+        # Each array is also an instance attribute, so ``st.mean`` is a plain lookup in
+        # per-series loops (``__getattr__`` only types them and is rarely reached).
+        self.__dict__.update(self.arrays)
 
     def __getattr__(self, name: str) -> npt.NDArray[Any]:
         arrays = self.__dict__.get("arrays")
@@ -323,8 +329,11 @@ class SeriesState:
 
     def grow(self) -> None:
         rows = self.registry.capacity * self.slots
+        if next(iter(self.arrays.values())).shape[0] >= rows:
+            return
         for name, c in self.columns.items():
             self.arrays[name] = grow(self.arrays[name], rows, c.fill)
+        self._publish()
 
     def rows(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Every row (slot) of the series ``ids``."""
@@ -369,4 +378,5 @@ class SeriesState:
             self.arrays[name] = (
                 _fresh(c, rows) if got is None else np.asarray(got, dtype=c.dtype).copy()
             )
+        self._publish()
         self.grow()

@@ -15,7 +15,7 @@ the last closed bin.
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,8 +24,8 @@ from pydantic import Field
 
 from detectors import kernels
 from detectors._tracking import FiringState, clean_ts, fmt, groups
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, squash
-from detectors.registry import SeriesRegistry, grow
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.registry import Column, SeriesState
 from schemas.columns import InferenceColumns
 
 F64 = npt.NDArray[np.float64]
@@ -97,91 +97,78 @@ class TrafficConfig(DetectorConfig):
     )
 
 
+# Per series (and per gateway): last event time, and the expected gap and its weight.
+_HEARTBEAT = {"last_t": Column(-np.inf), "gap_mean": Column(0.0), "gap_w": Column(0.0)}
+# Per series: the open bin and its count, the last closed bin's drop z, and the
+# hour-of-week (b_*) and overall (g_*) baselines of the stabilised counts.
+_RATE = {
+    "cur_bin": Column(-1, np.int64),
+    "cur_count": Column(0.0),
+    "drop_z": Column(0.0),
+    "b_mean": Column(0.0, np.float64, (_H,)),
+    "b_var": Column(0.0, np.float64, (_H,)),
+    "b_w": Column(0.0, np.float64, (_H,)),
+    "g_mean": Column(0.0),
+    "g_var": Column(0.0),
+    "g_w": Column(0.0),
+}
+
+
 class _Heartbeat:
-    def __init__(self, labels: tuple[str, ...], ttl_s: float) -> None:
-        self.registry = SeriesRegistry(labels, ttl_s=ttl_s, initial_capacity=8)
-        cap = self.registry.capacity
-        self.last_t = np.full(cap, -np.inf)
-        self.gap_mean = np.zeros(cap)
-        self.gap_w = np.zeros(cap)
-
-    def grow(self) -> None:
-        cap = self.registry.capacity
-        self.last_t = grow(self.last_t, cap, -np.inf)
-        self.gap_mean = grow(self.gap_mean, cap, 0.0)
-        self.gap_w = grow(self.gap_w, cap, 0.0)
+    """State version 1's heartbeat (a registry and three arrays); only unpickled."""
 
 
-class TrafficDetector(Detector[InferenceColumns]):
+def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 1 kept the per-series arrays as attributes (grown with setattr)."""
+    state = dict(payload["state"])
+    series = SeriesState(("model", "gateway"), _HEARTBEAT | _RATE, ttl_s=1.0)
+    old = state.pop("series").__dict__
+    series.adopt(old["registry"], {**old, **{k: state.pop(k) for k in _RATE}})
+    gateways = SeriesState(("gateway",), _HEARTBEAT, ttl_s=1.0)
+    gateways.adopt(state["gateways"].registry, state.pop("gateways").__dict__)
+    return {**payload, "state": {**state, "series": series, "gateways": gateways}}
+
+
+class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
     name: ClassVar[str] = "traffic"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = TrafficConfig
+    state_version: ClassVar[int] = 2
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         ttl = self.cfg.series_ttl_s
-        self.series = _Heartbeat(("model", "gateway"), ttl)
-        self.gateways = _Heartbeat(("gateway",), ttl)
-        cap = self.series.registry.capacity
-        self.cur_bin = np.full(cap, -1, dtype=np.int64)
-        self.cur_count = np.zeros(cap)
-        self.drop_z = np.zeros(cap)
-        self.b_mean = np.zeros((cap, _H))
-        self.b_var = np.zeros((cap, _H))
-        self.b_w = np.zeros((cap, _H))
-        self.g_mean = np.zeros(cap)
-        self.g_var = np.zeros(cap)
-        self.g_w = np.zeros(cap)
+        self.series = SeriesState(("model", "gateway"), _HEARTBEAT | _RATE, ttl_s=ttl)
+        self.gateways = SeriesState(("gateway",), _HEARTBEAT, ttl_s=ttl)
         self.firing = FiringState()
         self._due: float | None = None  # next_deadline, until update or tick changes it
 
     @property
-    def cfg(self) -> TrafficConfig:
-        assert isinstance(self.config, TrafficConfig)
-        return self.config
-
-    @property
     def bytes_per_series(self) -> float:
-        return float(8 * (3 * _H + 9))
-
-    def active_series(self) -> int:
-        return len(self.series.registry) + len(self.gateways.registry)
-
-    def state(self) -> dict[str, Any]:
-        return copy.deepcopy(self.__dict__)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(copy.deepcopy(state))
-
-    def _grow(self) -> None:
-        self.series.grow()
-        self.gateways.grow()
-        cap = self.series.registry.capacity
-        self.cur_bin = grow(self.cur_bin, cap, -1)
-        for name in ("cur_count", "drop_z", "g_mean", "g_var", "g_w", "b_mean", "b_var", "b_w"):
-            setattr(self, name, grow(getattr(self, name), cap, 0.0))
+        return float(self.series.bytes_per_series())
 
     def _close_bins(self, sid: int, upto: int) -> None:
         """Close bins [cur_bin, upto) of one series: learn and score their counts."""
-        cur = int(self.cur_bin[sid])
+        cur = int(self.series.cur_bin[sid])
         if cur < 0 or upto <= cur:
             return
         cfg = self.cfg
         bins = np.arange(max(cur, upto - cfg.max_empty_bins), upto, dtype=np.int64)
         counts = np.zeros(bins.size)
         if bins[0] == cur:
-            counts[0] = self.cur_count[sid]
+            counts[0] = self.series.cur_count[sid]
         y = 2.0 * np.sqrt(counts + 0.375)
         z, _, _ = kernels.seasonal_update(
             np.full(bins.size, sid, dtype=np.int64),
             bins * cfg.bin_s,
             y,
-            self.b_mean,
-            self.b_var,
-            self.b_w,
-            self.g_mean,
-            self.g_var,
-            self.g_w,
+            self.series.b_mean,
+            self.series.b_var,
+            self.series.b_w,
+            self.series.g_mean,
+            self.series.g_var,
+            self.series.g_w,
             cfg.seasonal_alpha,
             cfg.level_alpha,
             cfg.min_bins,
@@ -189,9 +176,9 @@ class TrafficDetector(Detector[InferenceColumns]):
             -cfg.threshold_z,
             np.inf,
         )
-        self.drop_z[sid] = max(-float(z[-1]), 0.0)
-        self.cur_bin[sid] = upto
-        self.cur_count[sid] = 0.0
+        self.series.drop_z[sid] = max(-float(z[-1]), 0.0)
+        self.series.cur_bin[sid] = upto
+        self.series.cur_count[sid] = 0.0
 
     def update(self, batch: InferenceColumns) -> DetectorOutput:
         self._due = None
@@ -202,12 +189,10 @@ class TrafficDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         ts = clean_ts(batch.ts)
         order = np.argsort(ts, kind="stable")
-        sids = self.series.registry.ids_for_batch(batch, ("model", "gateway"), ts)
-        beats = [(self.series, sids)]
+        beats = [(self.series, self.series.ids(batch, ts))]
         if cfg.gateway_level:
-            gids = self.gateways.registry.ids_for_batch(batch, ("gateway",), ts)
-            beats.append((self.gateways, gids))
-        self._grow()
+            beats.append((self.gateways, self.gateways.ids(batch, ts)))
+        sids = beats[0][1]
         for hb, ids in beats:
             ratio = kernels.heartbeat_update(
                 ids[order],
@@ -223,13 +208,15 @@ class TrafficDetector(Detector[InferenceColumns]):
         bins = np.floor(ts / cfg.bin_s).astype(np.int64)
         for sid, rows in groups(sids):
             rows = rows[np.argsort(ts[rows], kind="stable")]
-            if self.cur_bin[sid] < 0:
-                self.cur_bin[sid] = bins[rows[0]]
+            if self.series.cur_bin[sid] < 0:
+                self.series.cur_bin[sid] = bins[rows[0]]
             for b, sub in _runs(bins[rows], rows):
-                if b > self.cur_bin[sid]:
+                if b > self.series.cur_bin[sid]:
                     self._close_bins(sid, b)
-                scores[sub] = np.maximum(scores[sub], squash(self.drop_z[sid], cfg.threshold_z))
-                self.cur_count[sid] += sub.size if b == self.cur_bin[sid] else 0
+                scores[sub] = np.maximum(
+                    scores[sub], squash(self.series.drop_z[sid], cfg.threshold_z)
+                )
+                self.series.cur_count[sid] += sub.size if b == self.series.cur_bin[sid] else 0
         return DetectorOutput(scores, self._findings(float(ts.max()), set(sids.tolist())))
 
     def tick(self, now: float) -> list[Finding]:
@@ -252,7 +239,7 @@ class TrafficDetector(Detector[InferenceColumns]):
         cfg = self.cfg
         due = float("inf")
         ids = self.series.registry.active_ids()
-        cur = self.cur_bin[ids] if ids.size else ids
+        cur = self.series.cur_bin[ids] if ids.size else ids
         cur = cur[cur >= 0]
         if cur.size:
             nxt = int(cur.min()) + 1
@@ -266,7 +253,7 @@ class TrafficDetector(Detector[InferenceColumns]):
         self._due = due
         return due
 
-    def _silence_due(self, name: str, hb: _Heartbeat) -> float:
+    def _silence_due(self, name: str, hb: SeriesState) -> float:
         """When the first series not yet reported silent becomes silent (possibly in
         the past: data moved event time on without a tick, and the engine ticks now)."""
         cfg = self.cfg
@@ -323,67 +310,54 @@ class TrafficDetector(Detector[InferenceColumns]):
                     else f"{labels['model']} on {labels['gateway']}"
                 )
 
-                def make(
-                    anom: bool,
-                    r: float = r,
-                    idle: float = idle,
-                    who: str = who,
-                    labels: dict[str, str] = labels,
-                    expected: float = expected,
-                    name: str = name,
-                ) -> Finding:
-                    text = (
-                        f"no requests for {fmt(idle)} s from {who}; expected one every "
-                        f"{fmt(expected)} s ({fmt(r)}x)"
-                        if anom
-                        else f"requests from {who} resumed"
-                    )
-                    return Finding(
-                        detector=self.name,
-                        kind=f"traffic.{name}_silent",
-                        series=labels,
-                        ts=now,
-                        score=float(squash(r, cfg.silence_factor)),
-                        anomalous=anom,
+                verdict = self.firing.step((name, sid), silent)
+                if verdict is None:
+                    continue
+                text = (
+                    f"no requests for {fmt(idle)} s from {who}; expected one every "
+                    f"{fmt(expected)} s ({fmt(r)}x)"
+                    if verdict
+                    else f"requests from {who} resumed"
+                )
+                out.append(
+                    self.finding(
+                        f"traffic.{name}_silent",
+                        labels,
+                        now,
+                        float(squash(r, cfg.silence_factor)),
+                        verdict,
                         observed=idle,
                         expected=expected,
                         upper=expected * cfg.silence_factor,
-                        severity=("critical" if name == "gateway" else "error") if anom else "info",
+                        severity="critical" if name == "gateway" else "error",
                         explanation=text,
-                        scope={"gateway": labels["gateway"]} if name == "gateway" else dict(labels),
+                        scope={"gateway": labels["gateway"]} if name == "gateway" else None,
                     )
-
-                f = self.firing.report((name, sid), silent, make)
-                if f is not None:
-                    out.append(f)
-        for sid in sorted(touched):
-            z = float(self.drop_z[sid])
-            labels = self.series.registry.labels(sid)
-
-            def make_drop(anom: bool, z: float = z, labels: dict[str, str] = labels) -> Finding:
-                text = (
-                    f"request rate of {labels['model']} on {labels['gateway']} "
-                    f"{fmt(z)} sd below its usual level for this hour"
-                    + ("" if anom else " (back to normal)")
                 )
-                return Finding(
-                    detector=self.name,
-                    kind="traffic.rate_drop",
-                    series=labels,
-                    ts=now,
-                    score=float(squash(z, cfg.threshold_z)),
-                    anomalous=anom,
+        for sid in sorted(touched):
+            z = float(self.series.drop_z[sid])
+            verdict = self.firing.step(("drop", sid), z >= cfg.threshold_z)
+            if verdict is None:
+                continue
+            labels = self.series.labels(sid)
+            text = (
+                f"request rate of {labels['model']} on {labels['gateway']} "
+                f"{fmt(z)} sd below its usual level for this hour"
+                + ("" if verdict else " (back to normal)")
+            )
+            out.append(
+                self.finding(
+                    "traffic.rate_drop",
+                    labels,
+                    now,
+                    float(squash(z, cfg.threshold_z)),
+                    verdict,
                     observed=-z,
                     expected=0.0,
                     lower=-cfg.threshold_z,
-                    severity="warning" if anom else "info",
                     explanation=text,
-                    scope=dict(labels),
                 )
-
-            f = self.firing.report(("drop", sid), z >= cfg.threshold_z, make_drop)
-            if f is not None:
-                out.append(f)
+            )
         return out
 
 
