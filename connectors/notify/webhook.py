@@ -46,7 +46,8 @@ def _ts(value: Any) -> str:
 def _alert(item: GroupAlert, external_url: str) -> dict[str, Any]:
     a = item.alert
     generator = safe_url(a.links.dashboard) or (
-        f"{external_url.rstrip('/')}/api/alerts?fingerprint={a.fingerprint}" if external_url else ""
+        # The notifier's web console, scrolled to this alert (stream/notify/console.py).
+        f"{external_url.rstrip('/')}/#alert-{a.fingerprint}" if external_url else ""
     )
     return {
         "status": str(a.status),

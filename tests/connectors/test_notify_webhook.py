@@ -63,7 +63,7 @@ def test_alertmanager_payload_and_signature() -> None:
         a, b = firing["alerts"]
         # No dashboard link on the second: generatorURL points at the console; a
         # javascript: runbook never becomes a link.
-        assert b["generatorURL"] == "https://llmwatch.example/api/alerts?fingerprint=fp0002"
+        assert b["generatorURL"] == "https://llmwatch.example/#alert-fp0002"  # the console
         assert a["generatorURL"] == "https://grafana.example/d/llm"
         assert set(a) == {
             "status",
