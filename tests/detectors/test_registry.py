@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 import pytest
 
-from detectors.registry import SeriesRegistry, grow
+from detectors.registry import Column, SeriesRegistry, SeriesState, grow
 
 
 def col(*values: str) -> np.ndarray:
@@ -181,3 +182,44 @@ def test_missing_label_is_the_empty_label() -> None:
     nan_gw = np.empty(2, dtype=object)
     nan_gw[:] = [None, float("nan")]  # NaN defeats grouping by hash: exact path
     assert reg.ids_for([col("m", "m"), nan_gw]).tolist() == [0, 2]
+
+
+def _state() -> SeriesState:
+    cols = {
+        "n": Column(0.0),
+        "t": Column(-np.inf),
+        "head": Column(-1, np.int64, (2,)),
+    }
+    return SeriesState(("model",), cols, ttl_s=10.0, slots=3, initial_capacity=2)
+
+
+def test_series_state_names_grows_and_resets() -> None:
+    st = _state()
+    assert st.n.shape == (6,) and st.head.shape == (6, 2) and st.head.dtype == np.int64
+    assert np.isneginf(st.t).all() and (st.head == -1).all()
+    ids = st.ids_for([col("a", "b", "c")], np.array([0.0, 0.0, 5.0]))
+    assert ids.tolist() == [0, 1, 2] and st.n.shape == (12,)  # capacity doubled to 4
+    assert np.isneginf(st.t[6:]).all() and (st.head[6:] == -1).all()
+    st.n[st.rows(ids)] = 1.0
+    st.head[st.rows(np.array([1]))] = 7
+    assert st.rows(np.array([1])).tolist() == [3, 4, 5]
+    # a and b idle past the TTL: freed and reset to their fills, c kept.
+    assert st.evict(12.0) == {0, 1}
+    assert st.n[:6].tolist() == [0.0] * 6 and (st.head[:6] == -1).all()
+    assert st.n[6:9].tolist() == [1.0] * 3
+    assert len(st) == 1 and st.bytes_per_series() == 3 * (8 + 8 + 16)
+    assert st.bytes_per_series(["n"]) == 24
+
+
+def test_series_state_adopts_an_older_layout() -> None:
+    st = _state()
+    reg = SeriesRegistry(("model",), ttl_s=10.0, initial_capacity=2)
+    reg.ids_for([col("a")])
+    # An older snapshot without "head": it starts fresh, the rest is copied.
+    st.adopt(reg, {"n": np.arange(6.0), "t": np.zeros(6)})
+    assert st.registry is reg and st.n.tolist() == list(range(6))
+    assert (st.head == -1).all() and st.head.shape == (6, 2)
+    round_trip = pickle.loads(pickle.dumps(st))
+    assert round_trip.n.tolist() == st.n.tolist() and round_trip.registry.labels(0) == {
+        "model": "a"
+    }
