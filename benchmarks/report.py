@@ -237,6 +237,37 @@ def why_not(b: dict[str, Any]) -> list[str]:
     return out
 
 
+def real_rows(b: dict[str, Any]) -> list[str]:
+    """benchmarks.quality_real: NAB scores and false alerts per series-week, per folder."""
+    q = dig(b, "quality_real", "result")
+    if not q:
+        return []
+    lines = [
+        "## Real labelled series (`benchmarks.quality_real`, nab_dev)",
+        "",
+        "Targets: NAB standard score >= 70 from alert onsets and from per-row scores; "
+        "<= 0.5 false alerts per series-week outside windows and on series without anomalies.",
+        "",
+        "| Group | NAB onsets | NAB per-row (best thr) | NAB per-row @0.5 | FA/series-week "
+        "outside windows | FA/series-week no-anomaly series | Recall | Median delay |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    groups = {"overall": q.get("overall", {}), **(q.get("per_folder") or {})}
+    for name, g in groups.items():
+        fa = g.get("false_alerts_per_series_week") or {}
+        cells = [
+            fmt(g.get("nab_onset")),
+            fmt(g.get("nab_rows_best")),
+            fmt(g.get("nab_rows_at_0_5")),
+            fmt(fa.get("outside_windows")),
+            fmt(fa.get("series_without_anomalies")),
+            fmt(g.get("incident_recall")),
+            fmt(g.get("median_delay_s"), " s"),
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render(run: dict[str, Any]) -> str:
     b = run["benchmarks"]
     m = run["machine"]
@@ -255,6 +286,9 @@ def render(run: dict[str, Any]) -> str:
         lines += ["**Quick (smoke) run: figures are not meaningful.**", ""]
     lines += ["## Targets", "", "| Figure | Value | Target | Verdict |", "|---|---|---|---|"]
     lines += [f"| {a} | {v} | {t} | {x} |" for a, v, t, x in target_rows(b)]
+    real = real_rows(b)
+    if real:
+        lines += ["", *real]
     missed = why_not(b)
     if missed:
         lines += ["", "## Why the missed targets are out of reach here", "", *missed]
