@@ -76,8 +76,10 @@ def test_spike_scores_high_and_does_not_move_the_baseline() -> None:
         lambda rng, n: rng.standard_t(2.5, n) * 3 + 50,  # heavy-tailed
         lambda rng, n: np.where(rng.random(n) < 0.05, rng.lognormal(3, 1, n), 0.0),  # bursts
         lambda rng, n: 100 + 0.01 * np.arange(n) + rng.normal(0, 2, n),  # trend
+        lambda rng, n: 100 + 30 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 3, n),
+        lambda rng, n: 20 + 60 * ((np.arange(n) % 288) > 144) + rng.normal(0, 2, n),  # square
     ],
-    ids=["heavy_tailed", "bursty", "trending"],
+    ids=["heavy_tailed", "bursty", "trending", "daily_sine", "daily_square"],
 )
 def test_quiet_within_budget_on_normal_series(make) -> None:  # type: ignore[no-untyped-def]
     # 4 weeks at 5 min; the budget is 0.5 false alerts a week: allow 3x the budget
@@ -187,3 +189,17 @@ def test_weekly_pattern_is_learned_when_present() -> None:
     late = [f for f in _episodes(findings) if f.ts >= t[0] + 22 * 86400]
     assert late and late[0].ts == pytest.approx(t[wed][0], abs=3600)
     assert all(t[wed][0] <= f.ts <= t[wed][-1] + 86400 for f in late)
+
+
+def test_step_changes_page_once_each() -> None:
+    rng = np.random.default_rng(200)
+    n = 4 * 2016
+    t = T0 + 300.0 * np.arange(n)
+    jump = np.zeros(n)
+    at = [2083, 3851, 4637, 7826]
+    jump[at] = [18.6, -9.0, 32.9, -12.4]  # 4.5 to 16 noise sds
+    v = 100 + np.cumsum(jump) + rng.normal(0, 2, n)
+    _, findings = _feed(SeriesDetector(), t, v, step=16)
+    rows = [round((f.ts - T0) / 300.0) for f in _episodes(findings)]
+    assert len(rows) == len(at)
+    assert all(0 <= r - a <= 5 for r, a in zip(rows, at, strict=True))
