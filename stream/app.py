@@ -206,7 +206,11 @@ def create_app(
         for dl in dead:
             await dead_topic.send(key=None, value=dump_json(dl))
         for alert in alerts:
-            await alerts_topic.send(key=alert.fingerprint.encode(), value=dump_json(alert))
+            # Keyed by alert name: a notifier group (group_by holds alertname, or "...")
+            # lives on one partition, so one notifier replica owns all of it; one
+            # fingerprint stays in order (same name, same partition).
+            key = alert.labels.get("alertname", alert.title).encode()
+            await alerts_topic.send(key=key, value=dump_json(alert))
 
     def checkpoint(partitions: Iterable[int]) -> list[int]:
         """Snapshot engines into the table and its changelog; returns the partitions

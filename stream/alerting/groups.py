@@ -82,5 +82,8 @@ class Groups:
         if not grp.members and not grp.told:
             self._groups.pop(grp.key, None)
 
+    def drop(self, key: str) -> None:
+        self._groups.pop(key, None)
+
     def next_due(self) -> float | None:
         return min((g.next_flush for g in self._groups.values()), default=None)

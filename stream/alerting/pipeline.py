@@ -139,6 +139,18 @@ class Pipeline:
             out.append(grp)
         return out
 
+    def forget(self, fingerprints: Iterable[str]) -> None:
+        """Drop these alerts (their partition went to another replica, which owns them now)."""
+        for fp in fingerprints:
+            ep = self.episodes.pop(fp, None)
+            if ep is None:
+                continue
+            self._forget(ep)
+            for key in ep.group_keys:
+                grp = self.groups.get(key)
+                if grp is not None and not grp.members and not grp.told and not grp.resolved:
+                    self.groups.drop(key)
+
     def restore(self, alerts: Iterable[Alert], now: float) -> None:
         """Firing alerts this notifier had told before a restart (its active-alerts file):
         their groups come back as told, so an ack or a resolve finds them and nothing is

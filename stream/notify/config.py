@@ -135,6 +135,9 @@ class NotifyConfig(BaseModel):
     inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
     # Where webhook externalURL/generatorURL and PagerDuty client_url point (the console).
     external_url: str = ""
+    # Extra librdkafka properties for the alerts consumer, e.g. session.timeout.ms: how
+    # soon another replica takes over the partitions of one that died.
+    consumer_properties: dict[str, str] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     # Alerts consumed but not yet finished by every receiver; past it, consumption pauses.
     max_in_flight: int = Field(10_000, ge=1, le=1_000_000)

@@ -39,6 +39,8 @@ class AlertConsumer:
         self.assigned: set[int] = set()
         # Partitions assigned without a committed offset -> where their history ends.
         self.history_end: dict[int, int] = {}
+        # Partitions taken away since the service last looked (another replica owns them).
+        self.revoked: set[int] = set()
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -80,6 +82,7 @@ class AlertConsumer:
             for tp in parts:
                 self.book.revoke(tp.partition)
                 self.assigned.discard(tp.partition)
+                self.revoked.add(tp.partition)
 
     async def start(self) -> None:
         def subscribe() -> None:

@@ -56,6 +56,19 @@ class AsyncProducer:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, self._send, topic, key, value, timeout_s)
 
+    def produce_nowait(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """Queue one record without waiting (shared notifier state: best effort, logged)."""
+
+        def done(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                log.warning("write to %s failed: %s", topic, err.str())
+
+        try:
+            self._producer.produce(topic, key=key, value=value, on_delivery=done)
+            self._producer.poll(0)
+        except (BufferError, KafkaException) as exc:
+            log.warning("write to %s not queued: %s", topic, exc)
+
     def ensure_topic(self, topic: str, timeout_s: float = 10.0) -> list[int]:
         """Partition ids of ``topic`` (a metadata request auto-creates it where allowed)."""
         deadline = time.monotonic() + timeout_s

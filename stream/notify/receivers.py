@@ -22,6 +22,7 @@ from connectors.notify import (
     WebhookConfig,
     WebhookNotifier,
 )
+from connectors.notify.stores import MessageStore
 from stream.settings import Settings
 
 from .config import (
@@ -35,6 +36,7 @@ from .config import (
     WebhookReceiver,
     read_secret,
 )
+from .shared import SharedMessageStore, SharedState
 
 
 def _set(secret: SecretStr | None) -> SecretStr | None:
@@ -66,7 +68,11 @@ def env_receivers(settings: Settings) -> list[Receiver]:
 
 
 def build_notifier(
-    spec: Receiver, settings: Settings, state_dir: Path, clock: Clock | None
+    spec: Receiver,
+    settings: Settings,
+    state_dir: Path,
+    clock: Clock | None,
+    shared: SharedState | None = None,
 ) -> Notifier:
     where = f"receivers[{spec.name}]"
     if isinstance(spec, PagerDutyReceiver):
@@ -102,7 +108,9 @@ def build_notifier(
             timeout_s=spec.timeout_s,
         )
         # Remembers the message per fingerprint so a restart updates instead of reposting.
-        store = JsonFileMessageStore(state_dir / f"slack-{spec.name}.json")
+        store: MessageStore = JsonFileMessageStore(state_dir / f"slack-{spec.name}.json")
+        if shared is not None:  # other replicas' messages too, so none is posted twice
+            store = SharedMessageStore(spec.name, store, shared)
         return SlackBotNotifier(spec.name, bot, store=store, clock=clock)
     if isinstance(spec, WebhookReceiver):
         url = _secret(spec.url_file, settings.webhook_url, f"{where}.url", "LLMWATCH_WEBHOOK_URL")

@@ -47,6 +47,7 @@ from .kafka_io import AsyncProducer, KafkaIOError, TopicFollower
 from .pipeline_metrics import PipelineMetrics
 from .receivers import build_notifier, known_secrets
 from .recent import RecentAlerts
+from .shared import SharedLedger, SharedState
 
 log = logging.getLogger("llmwatch.notify")
 
@@ -76,11 +77,14 @@ class NotifierService:
         )
         self.flow = PipelineMetrics(self.metrics.registry, self.pipeline.stats)
         self.settler = Settler(self._done)
+        # Deliveries and Slack messages of every replica, over the silences topic.
+        self.shared = SharedState(self._publish_shared)
+        self._partition_of: dict[str, int] = {}  # fingerprint -> partition it came from
         self.catchup = CatchUp()
         self.redact = Redactor(known_secrets(settings, list(config.receivers)))
         self._kafka = kafka_client_config(settings)
         # Extra librdkafka properties for the alerts consumer (e.g. session.timeout.ms).
-        self._consumer_config = dict(consumer_config or {})
+        self._consumer_config = {**config.consumer_properties, **(consumer_config or {})}
         self.dispatcher: Dispatcher | None = None
         self.recent: RecentAlerts | None = None
         self.consumer: AlertConsumer | None = None
@@ -94,14 +98,15 @@ class NotifierService:
     # -- start / stop -------------------------------------------------------------------
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.producer = AsyncProducer(self._kafka)
         notifiers: list[Notifier] = [
-            build_notifier(spec, self.settings, self.state_dir, self.clock)
+            build_notifier(spec, self.settings, self.state_dir, self.clock, self.shared)
             for spec in self.config.receivers
         ]
         retry = self.config.retry
         self.dispatcher = Dispatcher(
             notifiers,
-            JsonFileLedger(self.state_dir / "ledger.jsonl"),
+            SharedLedger(JsonFileLedger(self.state_dir / "ledger.jsonl"), self.shared),
             clock=self.clock,
             policy=RetryPolicy(base_s=retry.base_s, cap_s=retry.cap_s, deadline_s=retry.deadline_s),
         )
@@ -110,7 +115,6 @@ class NotifierService:
         self.recent = RecentAlerts(self.state_dir / "active-alerts.json")
         # What was firing before a restart: its groups come back as already told.
         self.pipeline.restore(self.recent.told_of(), self.clock.now())
-        self.producer = AsyncProducer(self._kafka)
         topic = self.settings.topic_silences
         loop = asyncio.get_running_loop()
         parts = await loop.run_in_executor(None, self.producer.ensure_topic, topic)
@@ -153,8 +157,9 @@ class NotifierService:
             await asyncio.gather(*self._loops, return_exceptions=True)
         if self.dispatcher is not None:
             await self.dispatcher.close()
-            if isinstance(self.dispatcher.ledger, JsonFileLedger):
-                self.dispatcher.ledger.close()
+            local = getattr(self.dispatcher.ledger, "local", self.dispatcher.ledger)
+            if isinstance(local, JsonFileLedger):
+                local.close()
         if self.recent is not None:
             self.recent.flush()
         for task in list(self._tasks):
@@ -169,6 +174,9 @@ class NotifierService:
 
     # -- silences and acks ----------------------------------------------------------------
     def apply_record(self, key: str, value: bytes | None) -> None:
+        if SharedState.owns(key):  # another replica's delivery or Slack message
+            self.shared.apply(key, value)
+            return
         skipped = self.state.skipped
         change = self.state.apply(key, value)
         if self.state.skipped > skipped:
@@ -178,6 +186,10 @@ class NotifierService:
             # The ack's groups are looked at on the next flush: a group whose firing
             # alerts are all acknowledged tells PagerDuty and Slack so.
             self.pipeline.touch(change.ack.fingerprint, self.clock.now())
+
+    def _publish_shared(self, key: str, value: bytes | None) -> None:
+        if self.producer is not None:
+            self.producer.produce_nowait(self.settings.topic_silences, key.encode(), value)
 
     def _refresh_state_gauges(self) -> None:
         now = self.clock.now()
@@ -215,11 +227,13 @@ class NotifierService:
                     self._handle(msg)
                 else:
                     log.warning("alerts topic: %s", msg.error())
+            self._drop_revoked()
             self.flush(self.clock.now())
             await self.consumer.commit()
 
     async def _prune(self, now: float) -> None:
         """Forget long-expired silences, here and (tombstones) on the compacted topic."""
+        self.shared.prune(now)
         for sid in self.state.prune(now):
             try:
                 await self.publish_state(silence_key(sid), None)
@@ -266,7 +280,24 @@ class NotifierService:
         assert self.recent is not None
         now = self.clock.now()
         self.recent.seen(alert, self.state.silenced_by(alert_labels(alert), now))
+        self._partition_of[alert.fingerprint] = token[0]
         self.settler.hold(token, self.pipeline.ingest(alert, now, token))
+
+    def _drop_revoked(self) -> None:
+        """Partitions another replica took over: their alerts and groups are its now."""
+        assert self.consumer is not None
+        with self.consumer.lock:
+            gone, self.consumer.revoked = self.consumer.revoked - self.consumer.assigned, set()
+        if not gone:
+            return
+        fps = [fp for fp, p in self._partition_of.items() if p in gone]
+        self.pipeline.forget(fps)
+        for fp in fps:
+            del self._partition_of[fp]
+        for p in gone:
+            self.settler.forget_partition(p)
+            self.catchup.drop_partition(p)
+        log.info("alerts: partitions %s revoked; %d alert(s) handed over", sorted(gone), len(fps))
 
     def flush(self, now: float) -> None:
         """Send what the groups due at ``now`` have to say; settle what they held."""
