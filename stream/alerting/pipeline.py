@@ -58,6 +58,13 @@ class Stats:
         """Notifications that tell someone something new fires (initial, update, repeat)."""
         return sum(n for r, n in self.notifications.items() if r in ("initial", "update", "repeat"))
 
+    def trim(self, live: set[str]) -> None:
+        """Forget alert ids that are no longer firing (a long-running notifier's memory);
+        the counts then describe the alerts firing now."""
+        for ids in self.held.values():
+            ids &= live
+        self.notified &= live
+
     def held_only(self, reason: str) -> int:
         """Alert episodes held for ``reason`` and never notified as firing."""
         return len(self.held[reason] - self.notified)

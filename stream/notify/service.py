@@ -234,6 +234,10 @@ class NotifierService:
     async def _prune(self, now: float) -> None:
         """Forget long-expired silences, here and (tombstones) on the compacted topic."""
         self.shared.prune(now)
+        live = self.pipeline.episodes
+        self.pipeline.stats.trim({ep.alert.alert_id for ep in live.values()})
+        for fp in [fp for fp in self._partition_of if fp not in live]:
+            del self._partition_of[fp]
         for sid in self.state.prune(now):
             try:
                 await self.publish_state(silence_key(sid), None)

@@ -232,3 +232,17 @@ def test_notifications_are_capped_and_count_the_rest() -> None:
         p.ingest(alert(f"f{i:05d}", "latency.p99", host=f"h{i}"), T0)
     (n,) = notes(p, T0)
     assert len(n.alerts) == mod.MAX_ALERTS and n.truncated_alerts == 5
+
+
+def test_forget_hands_alerts_over_and_trim_bounds_the_stats() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    p.ingest(alert("b", "latency.p99", host="h2"), T0)
+    notes(p, T0 + 30)
+    p.forget(["a"])  # its partition went to another replica
+    assert sorted(p.episodes) == ["b"] and len(p.groups) == 1
+    p.ingest(alert("b", "latency.p99", "resolved", T0 + 60, host="h2"), T0 + 60)
+    notes(p, T0 + 400)
+    assert p.stats.notified == {"a-1", "b-1"}
+    p.stats.trim({ep.alert.alert_id for ep in p.episodes.values()})
+    assert p.stats.notified == set() and len(p.groups) == 0
