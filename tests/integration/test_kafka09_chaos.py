@@ -138,12 +138,23 @@ def _changelog(broker: Kafka09, topic: str, partition: int) -> list[tuple[bytes,
     return out
 
 
+def _manifest(broker: Kafka09, topic: str, partition: int) -> dict[str, Any] | None:
+    value = dict(_changelog(broker, topic, partition)).get(f"engine-{partition}".encode())
+    return None if value is None else dict(orjson.loads(value))
+
+
+def _two_generations(broker: Kafka09, topic: str) -> bool:
+    found = [_manifest(broker, topic, p) for p in range(PARTITIONS)]
+    return all(m is not None and "previous" in m for m in found)
+
+
 def _tear_newest(broker: Kafka09, producer: Any, topic: str, partition: int) -> dict[str, int]:
     """Overwrite the head of the newest snapshot's first chunk (a torn write: the
     digest no longer matches); returns the offsets the generation before covers."""
+    manifest = _manifest(broker, topic, partition)
+    assert manifest is not None
     table = dict(_changelog(broker, topic, partition))
-    manifest = orjson.loads(table[f"engine-{partition}".encode()] or b"null")
-    previous = manifest["previous"]
+    previous = manifest.get("previous", {"offsets": {}})  # none: nothing to fall back to
     newest = f"engine-{partition}@{manifest['generation']}#0".encode()
     chunk = table[newest] or b""
     producer.produce(topic, key=newest, value=bytes(16) + chunk[16:], partition=partition)
@@ -168,6 +179,8 @@ def test_torn_snapshot_then_restart_skips_no_event(
         assert producer.flush(30) == 0
         marks = ends(broker, settings)
         wait_for(lambda: covered([first], marks), WAIT_S, "phase 1 consumed", first)
+        saved = lambda: _two_generations(broker, changelog)  # noqa: E731
+        wait_for(saved, WAIT_S, "two snapshot generations per partition", first)
         # Mid-stream kill, so the two kept snapshots cover different offsets.
         start = first.events_in()
         pacer = threading.Thread(target=paced, args=(producer, settings, during), daemon=True)
