@@ -112,6 +112,11 @@ class Detector(abc.ABC, Generic[C, K]):
     name: ClassVar[str]
     consumes: ClassVar[type[Columns]]
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+    # True when ``update`` reports what each row alone would (a finding per row that is
+    # anomalous, one recovery, each at its row's ``ts``), however rows are batched: the
+    # engine then hands findings to the lifecycle at their own times, and replay feeds
+    # such detectors whole files in large batches instead of a slice of time at a time.
+    row_findings: ClassVar[bool] = False
     # Bump when ``state()`` changes layout or meaning, and register a migration from the
     # previous version in ``state_migrations`` (version -> function) where one exists.
     # Without one, an older snapshot starts this detector fresh (a warm-up, see
@@ -173,6 +178,16 @@ class Detector(abc.ABC, Generic[C, K]):
     def tick(self, now: float) -> list[Finding]:
         """Let event time pass without data (absence detectors override this)."""
         return []
+
+    def next_deadline(self, now: float) -> float:
+        """The earliest event time at which ``tick`` may report something it did not
+        report at ``now`` (a silence begins, a bin closes); +inf when nothing can change
+        without data. The engine ticks at these times, not every second, so a detector
+        that overrides ``tick`` overrides this too; one that does not is ticked every
+        second of event time, as before."""
+        if type(self).tick is Detector.tick:
+            return float("inf")
+        return float(now) + 1.0
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments, so that ``clone`` and snapshots can rebuild the detector."""
