@@ -6,7 +6,13 @@ labels with the replay matching rule (stream.replay.scoring) and prints one JSON
 object: per incident kind and overall recall, alert precision, median detection
 delay (event time) and false alerts per 100 series-hours, with the targets.
 
-    .venv/bin/python -m benchmarks.quality [--duration S] [--rate R]
+    .venv/bin/python -m benchmarks.quality [--duration S] [--rate R] [--alerts-out DIR]
+
+``--alerts-out`` writes each fleet's alerts (one JSON per line, alerts_<seed>.jsonl) so
+two revisions can be compared alert for alert (a refactor must leave them identical).
+``recall_by_detector`` per incident kind says which detector catches what on its own:
+an incident counts as detected as soon as any detector's alert matches it, so a kind's
+recall can hide that its own detector (feedback for feedback_decline) misses it.
 """
 
 from __future__ import annotations
@@ -66,13 +72,19 @@ def incidents(spec: FleetSpec, rounds: int = 2) -> list[Incident]:
     return out
 
 
-def run_fleet(fleet: dict[str, Any], duration: float, rate: float, work: Path) -> dict[str, Any]:
+def run_fleet(
+    fleet: dict[str, Any], duration: float, rate: float, work: Path, alerts_out: Path | None = None
+) -> dict[str, Any]:
     fields = {k: v for k, v in fleet.items() if k != "rate_factor"}
     spec = FleetSpec(duration_s=duration, rate=rate * fleet["rate_factor"], **fields)
     incs = incidents(spec)
     files = write(spec, incs, work / str(spec.seed))
     assert files.events is not None
     result = Replayer().run([open_source(files.events)])
+    if alerts_out is not None:
+        alerts_out.mkdir(parents=True, exist_ok=True)
+        lines = "".join(a.model_dump_json() + "\n" for a in result.alerts)
+        (alerts_out / f"alerts_{spec.seed}.jsonl").write_text(lines)
     summary = summarize(
         result.alerts, load_labels(files.labels), n_series=result.n_series, span_s=result.span_s
     )
@@ -97,6 +109,10 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "recall": len(d) / len(mine),
             "median_delay_s": float(np.median(d)) if d else None,
             "detected_by": sorted({x for r in mine for x in r["detectors"]}),
+            "recall_by_detector": {
+                det: sum(det in r["detectors"] for r in mine) / len(mine)
+                for det in sorted({x for r in mine for x in r["detectors"]})
+            },
         }
     per_detector: dict[str, dict[str, int]] = {}
     for p in parts:
@@ -141,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--duration", type=float, default=2400.0, help="event seconds per fleet")
     ap.add_argument("--rate", type=float, default=100.0, help="inference events/s (base)")
+    ap.add_argument("--alerts-out", type=Path, default=None, help="write each fleet's alerts")
     args = ap.parse_args(argv)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llmwatch-quality-") as tmp:
-        parts = [run_fleet(f, args.duration, args.rate, Path(tmp)) for f in FLEETS]
+        parts = [run_fleet(f, args.duration, args.rate, Path(tmp), args.alerts_out) for f in FLEETS]
     out = combine(parts)
     out["fleets"] = [
         {

@@ -143,3 +143,22 @@ def test_warmup_scores_zero() -> None:
 def test_bad_config_names_the_field() -> None:
     with pytest.raises(ValidationError, match="tilt"):
         FeedbackDetector(tilt=0.0)
+
+
+def test_findings_do_not_depend_on_batching() -> None:
+    # Judged at every rating (row_findings): a decline that crosses and recovers inside
+    # one batch is reported at the rating that crossed, as rating-by-rating feeding does.
+    cols = FeedbackColumns.concat(
+        [
+            stars(400, 0.0, seed=3),
+            stars(60, 0.9, start=1200, seed=4),
+            stars(300, 0.0, start=1400, seed=5),
+        ]
+    )
+
+    def run(size: int) -> list[tuple[bool, float, float]]:
+        return [(f.anomalous, f.ts, f.score) for f in feed(FeedbackDetector(), cols, size=size)]
+
+    one_by_one = run(1)
+    assert any(a for a, _, _ in one_by_one) and not one_by_one[-1][0]  # fired, recovered
+    assert run(len(cols)) == one_by_one == run(37)

@@ -32,7 +32,7 @@ def test_snapshot_from_before_the_state_helper_restores(name: str) -> None:
     mid = len(batches) // 2
     data = (SNAPSHOTS / f"{name}_before_state_helper.snapshot").read_bytes()
     restored = cls.restore(data)
-    whole = cls()
+    whole = cls(**restored.params())  # a snapshot keeps the params it was taken with
     run(whole, batches[:mid])
     assert restored.active_series() == whole.active_series() > 0
     assert_same(run(restored, batches[mid:]), run(whole, batches[mid:]))
