@@ -130,6 +130,13 @@ def detail_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
         ("pydantic decode ev/s", fmt(dec.get("pydantic_events_per_s"))),
         ("decode speedup vs pydantic", fmt(dec.get("speedup"), "x")),
         (
+            "OTLP GenAI spans/s, proto / json (vs llmwatch JSON ev/s, same requests)",
+            " / ".join(
+                fmt(dig(b, "otlp_decode", "result", k))
+                for k in ("otlp_proto_spans_per_s", "otlp_json_spans_per_s", "json_events_per_s")
+            ),
+        ),
+        (
             "replay JSONL decode-only rows/s",
             fmt(dig(b, "replay_speed", "result", "jsonl", "decode_only_rows_per_s")),
         ),

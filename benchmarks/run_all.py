@@ -42,6 +42,7 @@ class Bench:
 BENCHES = (
     Bench("kernels", quick=()),
     Bench("decode_speed", quick=("--events", "5000", "--repeat", "2")),
+    Bench("otlp_decode", quick=("--spans", "5000", "--repeat", "2")),
     Bench("replay_speed", quick=("--events", "20000", "--csv-rows", "20000")),
     Bench("service_throughput", ("--limit-s", "75")),
     Bench(

@@ -1,0 +1,129 @@
+"""OTLP GenAI spans (the Collector's Kafka exporter topic) -> ``InferenceEvent``s on
+``llmwatch.inference``, keyed by model.
+
+Why a bridge in front of the worker rather than another worker source: a worker keeps
+one engine per partition and needs all of a model's events on one partition
+(``schemas.keys``), while the Collector's exporter partitions by trace id, or not at
+all. The bridge decodes each batch (``schemas.otlp``: spans -> events through the same
+columnar checks as JSON events), re-keys the events by model, and the worker reads them
+as any gateway's events. Bridges scale out in their own consumer group.
+
+Nothing is lost silently: a payload that does not decode, and one whose GenAI spans
+are partly invalid, goes to the dead-letter topic with the reason (the valid spans of
+the latter are published); non-GenAI spans are counted in ``stats.skipped``. Delivery
+is at least once: a batch's offsets are committed only after the broker acknowledged
+every event and dead letter of it; if any was not, ``BridgeError`` stops the bridge
+uncommitted, and a restart reads the batch again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.kafka import KeyedProducer
+from schemas.decode import to_dead_letter
+from schemas.otlp import ENCODINGS, decode_otlp
+
+DEFAULT_SOURCE_TOPIC = "otlp_spans"  # the Collector's Kafka exporter default
+DEFAULT_GROUP = "llmwatch-otlp-bridge"
+
+
+class BridgeError(RuntimeError):
+    """The broker did not take a batch's output; its offsets were not committed."""
+
+
+@dataclass
+class BridgeStats:
+    messages: int = 0
+    spans: int = 0
+    events: int = 0  # published to the inference topic
+    skipped: int = 0  # spans that are not GenAI inferences
+    invalid_spans: int = 0
+    dead_lettered: int = 0  # messages
+
+
+class OtlpBridge:
+    """``poll_once`` is one batch; ``run`` loops until stopped."""
+
+    def __init__(
+        self,
+        client: Mapping[str, str],
+        *,
+        source_topic: str = DEFAULT_SOURCE_TOPIC,
+        encoding: str = "otlp_proto",
+        inference_topic: str = "llmwatch.inference",
+        deadletter_topic: str = "llmwatch.deadletter",
+        group: str = DEFAULT_GROUP,
+        clock: Callable[[], float] = time.time,
+        consumer_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding: expected one of {ENCODINGS}, got {encoding!r}")
+        from confluent_kafka import Consumer
+
+        self.encoding = encoding
+        self.inference_topic = inference_topic
+        self.deadletter_topic = deadletter_topic
+        self.clock = clock
+        self.stats = BridgeStats()
+        conf: dict[str, Any] = {
+            **client,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **(consumer_overrides or {}),
+        }
+        self._consumer = Consumer(conf)
+        self._consumer.subscribe([source_topic])
+        self._producer = KeyedProducer(
+            client, {"linger.ms": 20, "queue.buffering.max.messages": 1_000_000}
+        )
+
+    def poll_once(self, max_messages: int = 200, timeout_s: float = 1.0) -> int:
+        """Consume up to ``max_messages``, publish their events and dead letters, commit."""
+        msgs = [m for m in self._consumer.consume(max_messages, timeout_s) if not m.error()]
+        if not msgs:
+            return 0
+        now = self.clock()
+        batch = decode_otlp([m.value() or b"" for m in msgs], encoding=self.encoding, now=now)
+        before = self._producer.stats()
+        for key, value in batch.events:
+            self._producer.send_raw(self.inference_topic, key, value)
+        for rej in batch.rejects:
+            src = msgs[rej.index]
+            topic = src.topic() or ""
+            dead = to_dead_letter(
+                rej, topic=topic, now=now, partition=src.partition(), offset=src.offset()
+            )
+            self._producer.send(self.deadletter_topic, f"{topic}/{src.partition()}", dead)
+        left = self._producer.flush(30.0)
+        after = self._producer.stats()
+        lost = (after.failed - before.failed) + (after.dropped - before.dropped)
+        if left or lost:
+            raise BridgeError(
+                f"{left} messages unacknowledged, {lost} failed ({after.last_error}); "
+                "offsets not committed: a restart reads this batch again"
+            )
+        self._consumer.commit(asynchronous=False)
+        s = self.stats
+        s.messages += len(msgs)
+        s.spans += batch.spans
+        s.events += len(batch.events)
+        s.skipped += batch.skipped
+        s.invalid_spans += batch.invalid
+        s.dead_lettered += len(batch.rejects)
+        return len(msgs)
+
+    def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> None:
+        halt = stop if stop is not None else threading.Event()
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while not halt.is_set() and (end is None or time.monotonic() < end):
+            self.poll_once()
+
+    def close(self) -> None:
+        self._producer.close(10.0)
+        self._consumer.close()
