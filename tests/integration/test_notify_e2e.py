@@ -388,3 +388,62 @@ def test_ack_sends_pagerduty_acknowledge_and_updates_the_slack_message(
         _report("acknowledged", sent=sent, retried=0, deduplicated=dedup, dead_lettered=0, lost=0)
 
     asyncio.run(main())
+
+
+def test_a_cause_within_group_wait_holds_its_symptoms_end_to_end(
+    embedded_broker: str, tmp_path: Path
+) -> None:
+    """The demo's XID case through the real notifier: three error_rate symptoms on a host,
+    then the GPU alert of that host; after group_wait one page, for the GPU."""
+
+    async def main() -> None:
+        clock = SteppedClock()
+        pd = FakePagerDuty(PD_KEY, clock)
+        async with pd.running() as pd_url:
+            settings = settings_for(embedded_broker, tmp_path / "state")
+            route = {"receiver": "pd", "group_by": ["alertname"], "group_wait": "30s"}
+            config = config_for(_pd_receivers(pd_url), route)
+            symptoms = [
+                make_alert(
+                    alert_id=f"e{i}",
+                    fingerprint=f"fperr{i}",
+                    detector="error_rate",
+                    title="error_rate.error",
+                    labels={"alertname": "error_rate.error", "host": "h2", "gateway": f"g{i}"},
+                )
+                for i in range(3)
+            ]
+            cause = make_alert(
+                alert_id="x1",
+                fingerprint="fpxid",
+                detector="gpu_health",
+                title="gpu.xid",
+                labels={"alertname": "gpu.xid", "host": "h2", "gpu_uuid": "GPU-1"},
+            )
+            async with running(settings, config, clock) as svc:
+                publish(embedded_broker, settings.topic_alerts, symptoms)
+                await until(lambda: svc.consumed() == 3, what="the symptoms")
+                clock.advance(10.0)  # the GPU alert comes 10 s later, inside group_wait
+                publish(embedded_broker, settings.topic_alerts, [cause])
+                await until(lambda: svc.consumed() == 4, what="the cause")
+                clock.advance(21.0)  # the symptoms' group is due: held, nothing sent
+                await until(
+                    lambda: (
+                        svc.metric(
+                            "llmwatch_notify_held_total", {"receiver": "pd", "reason": "inhibited"}
+                        )
+                        == 3
+                    ),
+                    what="the symptoms held",
+                )
+                assert pd.events == []
+                clock.advance(10.0)  # the cause's group is due
+                await until(lambda: svc.in_flight() == 0, what="both groups flushed")
+                held = svc.metric(
+                    "llmwatch_notify_held_total", {"receiver": "pd", "reason": "inhibited"}
+                )
+            assert [group_of(e) for e in pd.events] == [["fpxid"]]
+            assert held == 3
+        _report("cause_within_group_wait", sent=1, held_by_inhibition=3, symptom_pages=0)
+
+    asyncio.run(main())
