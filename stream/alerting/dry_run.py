@@ -50,6 +50,8 @@ class DryRun:
             "alerts_seen_firing": firing,
             "held_by_inhibition": self.stats.held_only("inhibited"),
             "held_by_silences": self.stats.held_only("silenced"),
+            # Alerts told without a page of their own: they joined another's notification.
+            "folded_by_grouping": max(0, len(self.stats.notified) - pages),
             "incidents": incidents,
             "pages_per_incident": pages / incidents if incidents else None,
         }

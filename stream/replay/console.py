@@ -133,5 +133,5 @@ def _notified(n: dict[str, Any] | None) -> str:
     return (
         f"; notifications {n['pages']} ({per_text} per incident), "
         f"{n['held_by_inhibition']} alerts held by inhibition, "
-        f"{n['held_by_silences']} by silences"
+        f"{n['held_by_silences']} by silences, {n.get('folded_by_grouping', 0)} folded by grouping"
     )

@@ -37,6 +37,7 @@ def test_pages_are_counted_per_group_and_held_symptoms_are_not() -> None:
     # error_rate symptoms on h2 arrive with the cause and are held.
     assert summary["pages"] == 2 and summary["pages_per_incident"] == 1.0
     assert summary["held_by_inhibition"] == 3 and summary["alerts_notified"] == 2
+    assert summary["folded_by_grouping"] == 0
     one_per_alert = dispatch(
         _incidents(), Route.model_validate({"receiver": "c", "group_by": ["..."]}), []
     )
