@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 from river import drift as _river_drift
 
 from detectors._drift_state import (
@@ -27,6 +26,7 @@ from detectors._drift_state import (
     _NO_WINDOW,
     _ROWS,
     _SUMS,
+    DriftConfig,
     _ph_reset,
     _ph_update,
     _Series,
@@ -62,98 +62,6 @@ __all__ = ["METRICS", "_ROWS", "DriftConfig", "DriftDetector", "_Series", "_ph_r
 # A rate's standard deviation never counts as below this: a metric that was always 0
 # should not turn 1 % into an infinite effect.
 _MIN_RATE_SD = 0.05
-
-
-class DriftConfig(DetectorConfig):
-    window_s: float = Field(
-        30.0,
-        gt=0,
-        description=(
-            "Event-time window each series' events are folded into; one drift check per "
-            "closed window."
-        ),
-    )
-    # Page-Hinkley confirms a 2 sd shift within ~5 windows; ADWIN needs ~13.
-    method: Literal["adwin", "kswin", "page_hinkley"] = Field(
-        "page_hinkley",
-        description=(
-            "River drift detector that decides: Page-Hinkley confirms a 2 sd shift within "
-            "~5 windows, ADWIN needs ~13."
-        ),
-    )
-    effect_threshold: float = Field(
-        1.0,
-        gt=0,
-        description=(
-            "Effect size (window mean vs baseline, in baseline standard deviations) that "
-            "scores 0.5."
-        ),
-    )  # baseline standard deviations
-    baseline_alpha: float = Field(
-        0.05, gt=0, le=1, description="Learning rate of the slow baseline, per closed window."
-    )  # per closed window
-    drifted_learning: float = Field(
-        0.1,
-        ge=0,
-        le=1,
-        description=(
-            "Factor on baseline_alpha while a drift is confirmed, so an ongoing drift is "
-            "absorbed slowly."
-        ),
-    )  # baseline_alpha factor while drifted
-    warmup_windows: int = Field(
-        5, ge=1, description="Closed windows a series' baseline learns from before it is scored."
-    )
-    min_events: int = Field(
-        20,
-        ge=1,
-        description=(
-            "Events a window needs for a full-weight score; thinner windows score "
-            "proportionally less."
-        ),
-    )  # per window, for a full-weight score
-    hold_windows: int = Field(
-        5, ge=1, description="Windows a River drift stays confirmed after it was detected."
-    )  # a River drift stays confirmed this long
-    adwin_delta: float = Field(
-        0.002,
-        gt=0,
-        lt=1,
-        description="ADWIN's confidence parameter (method adwin); smaller detects less.",
-    )
-    kswin_alpha: float = Field(
-        0.005,
-        gt=0,
-        lt=1,
-        description="KSWIN's significance level (method kswin); smaller detects less.",
-    )
-    ph_threshold: float = Field(
-        8.0,
-        gt=0,
-        description=(
-            "Page-Hinkley threshold (method page_hinkley), in baseline standard deviations."
-        ),
-    )  # in baseline standard deviations
-    # A window whose mean is this many standard errors off the baseline (and at least
-    # effect_threshold sd) is a drift on its own: River's multi-window confirmation is
-    # for small shifts; a prompt mix that tripled is certain within one window.
-    confirm_z: float = Field(
-        8.0,
-        gt=0,
-        description=(
-            "A window mean this many standard errors off the baseline (and at least "
-            "effect_threshold) is a drift on its own, without River's multi-window "
-            "confirmation."
-        ),
-    )
-    seed: int = Field(
-        0, description="Random seed of the River detectors, for reproducible replays."
-    )
-    series_ttl_s: float = Field(
-        7 * 86400.0,
-        gt=0,
-        description="A series with no events for this long is forgotten (state freed).",
-    )
 
 
 def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:

@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, field_validator
 from river import anomaly
 
 from detectors._gpu_state import (
     BITS_BY_NAME,
     CRITICAL_XIDS,
     HARDWARE_THROTTLES,
+    GpuHealthConfig,
     GpuState,
     decode_reasons,
 )
@@ -35,114 +35,6 @@ KINDS = ("throttle", "xid", "ecc_dbe", "memory_leak", "util_collapse")
 _HST_FEATURES = ("temp", "power", "sm_util", "mem_util", "mem_used")
 # Score statistic for a single event that is an incident on its own (XID, DBE).
 _EVENT_Z = {"critical": 20.0, "warning": 1.5}
-
-
-class GpuHealthConfig(DetectorConfig):
-    # Not sw_power_cap: a busy GPU at its power limit is doing its job (NVML sets the bit
-    # whenever the power governor trims clocks); HW power brake is the trouble signal.
-    throttle_reasons: tuple[str, ...] = Field(
-        (
-            "hw_slowdown",
-            "sw_thermal_slowdown",
-            "hw_thermal_slowdown",
-            "hw_power_brake_slowdown",
-        ),
-        description=(
-            "NVML clocks-event reasons that count as throttling (sw_power_cap is left "
-            "out: a busy GPU at its power limit is fine)."
-        ),
-    )
-    throttle_window: int = Field(
-        20, ge=1, description="Samples the throttled fraction is averaged over."
-    )  # samples the throttled fraction averages over
-    throttle_fraction: float = Field(
-        0.5, gt=0, le=1, description="Throttled fraction of the window that is an incident."
-    )
-    event_hold_s: float = Field(
-        600.0, ge=0, description="An XID error or ECC double-bit error stays an incident this long."
-    )  # an XID or DBE stays an incident this long
-    leak_window: int = Field(
-        60, ge=3, description="Samples in the long memory-growth trend."
-    )  # samples
-    leak_min_r2: float = Field(
-        0.8, ge=0, le=1, description="R^2 the long memory trend needs to count as a leak."
-    )
-    # A fast leak fills a GPU in minutes, before the long trend is clean: a short trend
-    # also counts when it outgrows the median GPU's short trend (load grows every GPU's
-    # KV cache together; a leak is one process) by fast_leak_pct_per_min of total memory.
-    fast_leak_window: int = Field(
-        20, ge=3, description="Samples in the short memory-growth trend (a fast leak)."
-    )  # samples
-    fast_leak_min_r2: float = Field(
-        0.7, ge=0, le=1, description="R^2 the short memory trend needs to count."
-    )
-    fast_leak_pct_per_min: float = Field(
-        3.0,
-        ge=0,
-        description=(
-            "A short trend counts when it outgrows the median GPU's by this share of "
-            "total memory per minute."
-        ),
-    )
-    leak_horizon_s: float = Field(
-        3600.0,
-        gt=0,
-        description="A leak alerts when the trend fills the GPU's memory within this long.",
-    )  # alert when full within this
-    util_busy_pct: float = Field(
-        50.0,
-        gt=0,
-        le=100,
-        description="Utilisation (smoothed, %) above which a GPU counts as busy.",
-    )
-    util_collapse_pct: float = Field(
-        5.0, ge=0, le=100, description="Utilisation (%) a busy GPU collapsing below is an incident."
-    )
-    util_fast_alpha: float = Field(
-        0.5, gt=0, le=1, description="Learning rate of the fast utilisation average, per sample."
-    )
-    util_slow_alpha: float = Field(
-        0.02, gt=0, le=1, description="Learning rate of the slow utilisation average, per sample."
-    )
-    util_warmup: int = Field(10, ge=1, description="Samples before utilisation collapse is judged.")
-    # Off by default: an untuned multivariate model pages on ordinary load swings;
-    # enable it once `llmwatch tune` has set hst_threshold on your own fleet's history.
-    hst_enabled: bool = Field(
-        False,
-        description=(
-            "Run the per-host multivariate HalfSpaceTrees check; off until tuned on your "
-            "fleet's history."
-        ),
-    )
-    hst_interval_s: float = Field(
-        30.0, gt=0, description="Event time between two samples fed to the per-host model."
-    )
-    hst_trees: int = Field(10, ge=1, description="Trees in the HalfSpaceTrees model.")
-    hst_height: int = Field(6, ge=1, description="Height of each tree.")
-    hst_window: int = Field(
-        50, ge=2, description="Window size of the HalfSpaceTrees model, in samples."
-    )
-    hst_threshold: float = Field(
-        0.5, gt=0, le=1, description="Anomaly score that is an incident (normal hosts score ~0.05)."
-    )  # normal hosts score ~0.05
-    seed: int = Field(
-        0, description="Random seed of the HalfSpaceTrees model, for reproducible replays."
-    )
-    series_ttl_s: float = Field(
-        86400.0, gt=0, description="A GPU with no samples for this long is forgotten (state freed)."
-    )
-
-    @field_validator("throttle_reasons")
-    @classmethod
-    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(v) - set(BITS_BY_NAME))
-        if unknown:
-            raise ValueError(
-                f"unknown clocks-event reasons {unknown}; known: {sorted(BITS_BY_NAME)}"
-            )
-        if "gpu_idle" in v:
-            raise ValueError("gpu_idle is not a throttle")
-        return v
 
 
 class _Host:
