@@ -27,7 +27,6 @@ from faust.types import TP
 from schemas.models import Alert, DeadLetter, dump_json
 from stream import compat
 from stream.config import LlmwatchConfig
-from stream.engine import Engine
 from stream.kafka09 import (
     TopicSpec,
     faust_broker_options,
@@ -170,9 +169,7 @@ def create_app(
         metrics.state_restore_failures.labels(reason).inc()
         pool.restore_failed.add(partition)
 
-    state = EngineStateTable(
-        table, check=lambda snap: Engine.restore(snap, cfg), on_failure=restore_failed
-    )
+    state = EngineStateTable(table, check=pool.check, on_failure=restore_failed)
     processor = BatchProcessor(pool, metrics, load=state.load, idle_after_s=opt.idle_after_s)
     parts = WorkerParts(
         settings, cfg, metrics, pool, processor, state, Progress(state), sources(settings)

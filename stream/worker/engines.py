@@ -73,6 +73,9 @@ class EnginePool:
         every_s: float = 10.0,
     ) -> None:
         self.config = config
+        # Engines already restored while their snapshot was checked (EngineStateTable's
+        # ``check``), so a takeover restores each one once.
+        self.checked: dict[int, Engine] = {}
         self.every_batches = max(1, int(every_batches))
         self.every_s = float(every_s)
         self.engines: dict[int, Engine] = {}
@@ -90,7 +93,7 @@ class EnginePool:
             base = None
             if saved is not None:
                 try:
-                    eng = Engine.restore(saved, self.config)
+                    eng = self.checked.pop(partition, None) or Engine.restore(saved, self.config)
                     base = saved
                     self.restored.add(partition)
                 except Exception:
@@ -105,6 +108,11 @@ class EnginePool:
             self._dirty_batches[partition] = 0
             self._saved_at[partition] = wall
         return eng
+
+    def check(self, partition: int, snapshot: bytes) -> None:
+        """Restore ``snapshot`` (raising if this build cannot) and keep the engine for
+        the partition's first batch."""
+        self.checked[partition] = Engine.restore(snapshot, self.config)
 
     def touched(self, partition: int) -> None:
         self._dirty_batches[partition] = self._dirty_batches.get(partition, 0) + 1
@@ -149,6 +157,7 @@ class EnginePool:
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.engines.pop(p, None)
+            self.checked.pop(p, None)
             self.journal.drop(p)
             self.restored.discard(p)
             self._dirty_batches.pop(p, None)

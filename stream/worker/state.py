@@ -84,9 +84,9 @@ class EngineStateTable:
     deleted once the new manifest is out), and ``Progress`` commits offsets only as
     far as the older one covers: a newest generation found torn or corrupt at load
     falls back to the previous one, and the consumer re-reads what it lacks.
-    ``check`` (the engine's own restore) rejects a snapshot that passes the digest but
-    cannot be read. Every generation passed over is logged at ERROR and reported to
-    ``on_failure(partition, reason)``.
+    ``check(partition, snapshot)`` (the engine's own restore) rejects a snapshot that
+    passes the digest but cannot be read. Every generation passed over is logged at
+    ERROR and reported to ``on_failure(partition, reason)``.
     """
 
     def __init__(
@@ -95,7 +95,7 @@ class EngineStateTable:
         chunk_bytes: int = CHUNK_BYTES,
         send: ChangelogSend | None = None,
         *,
-        check: Callable[[bytes], object] | None = None,
+        check: Callable[[int, bytes], object] | None = None,
         on_failure: Callable[[int, str], None] | None = None,
     ) -> None:
         self.table = table
@@ -138,7 +138,7 @@ class EngineStateTable:
             raise Unloadable("decompress", f"generation {gen}: {exc}") from exc
         if self.check is not None:
             try:
-                self.check(snapshot)
+                self.check(partition, snapshot)
             except Exception as exc:
                 detail = f"generation {gen}: {type(exc).__name__}: {str(exc)[:200]}"
                 raise Unloadable("engine", detail) from exc

@@ -105,7 +105,7 @@ def test_a_snapshot_the_engine_cannot_read_falls_back_too() -> None:
     state.save(0, b"good", {"t": 1})
     state.save(0, b"unreadable", {"t": 2})
 
-    def check(snap: bytes) -> None:
+    def check(partition: int, snap: bytes) -> None:
         if snap != b"good":
             raise ValueError("engine snapshot format 99 is not 1")
 
@@ -154,3 +154,18 @@ def test_a_quiet_partition_is_saved_once_more_so_its_commits_catch_up() -> None:
     assert pool.settled([0, 1], wall=105.0) == []  # not a whole interval yet
     assert pool.settled([0, 1], wall=110.0) == [0]
     assert pool.settled([2], wall=100.0) == [2]  # no engine (only rejects): nothing to save
+
+
+def test_the_engine_restored_by_the_check_is_the_one_the_pool_uses() -> None:
+    from stream.config import LlmwatchConfig
+    from stream.engine import Engine
+    from stream.worker.engines import EnginePool
+
+    pool = EnginePool(LlmwatchConfig())
+    table = RecordingTable()
+    EngineStateTable(table).save(0, Engine().snapshot(), {"t": 3})
+    state = EngineStateTable(table, check=pool.check)
+    assert state.trusted_offsets(0) == {"t": 3}
+    checked = pool.checked[0]
+    assert pool.get(0, state.load, wall=0.0) is checked  # restored once, not twice
+    assert pool.checked == {} and 0 in pool.restored
