@@ -63,21 +63,15 @@ class SeriesConfig(BudgetedConfig):
     series_ttl_s: float = Field(7 * 86400.0, gt=0)
 
 
-def _migrate_v1(payload: dict[str, Any]) -> dict[str, Any]:
-    # Version 1 kept an EWMA mean/variance and CUSUM sums: nothing the robust baselines,
-    # profile and tails can start from. The series re-learn (warm-up) from fresh state.
-    old = payload.get("params", {})
-    keep = {n: old[n] for n in ("enabled", "series_ttl_s") if n in old}
-    return {**payload, "params": keep, "state": None}
-
-
 class SeriesDetector(Detector[MetricColumns]):
     name: ClassVar[str] = "series"
     consumes: ClassVar[type[MetricColumns]] = MetricColumns
     Config: ClassVar[type[DetectorConfig]] = SeriesConfig
+    # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
+    # from: no migration, so an engine restoring a version-1 snapshot starts this detector
+    # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
     state_version: ClassVar[int] = 2
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
-    state_migrations: ClassVar[dict[int, Any]] = {1: _migrate_v1}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -246,10 +240,8 @@ class SeriesDetector(Detector[MetricColumns]):
             "firing": set(self.firing.firing),
         }
 
-    def set_state(self, state: dict[str, Any] | None) -> None:
+    def set_state(self, state: dict[str, Any]) -> None:
         self._fresh_state()
-        if state is None:  # migrated from a layout nothing can be kept from: warm up again
-            return
         self.registry.set_state(state["registry"])
         for name in _ARRAYS:
             setattr(self, name, np.array(state[name], dtype=np.float64))

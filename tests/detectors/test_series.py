@@ -155,18 +155,23 @@ def test_explain_text() -> None:
     assert "no longer anomalous" in explain("m", "s", 2.5, 2.0, 1.0, 3.0, False)
 
 
-def test_version_1_snapshot_migrates_to_a_fresh_warm_up() -> None:
+def test_version_1_snapshot_is_refused_so_the_engine_starts_it_fresh() -> None:
+    from detectors.base import StateVersionError
+
     old = {
         "format": 1,
         "name": "series",
         "params": {"enabled": True, "half_life_s": 21600.0, "series_ttl_s": 3600.0},
         "state": {"registry": {}, "st": np.zeros((8, 4)), "firing": set()},
     }
-    det = SeriesDetector.restore(pickle.dumps(old))
-    assert det.cfg.series_ttl_s == 3600.0 and det.active_series() == 0
-    out = det.update(_cols(T0 + 300.0 * np.arange(5), np.ones(5)))
-    assert out.scores.shape == (5,)
-    assert SeriesDetector.restore(det.snapshot()).state()["st"].shape == det.st.shape
+    with pytest.raises(StateVersionError, match=r"'series'.*version 1 has no migration"):
+        SeriesDetector.restore(pickle.dumps(old))
+    det = SeriesDetector(series_ttl_s=3600.0)
+    det.update(_cols(T0 + 300.0 * np.arange(5), np.ones(5)))
+    back = SeriesDetector.restore(det.snapshot())
+    assert back.cfg.series_ttl_s == 3600.0 and back.active_series() == 1
+    for name in ("st", "pl", "ps", "pw", "tails"):
+        np.testing.assert_array_equal(back.state()[name], det.state()[name])
 
 
 def test_weekly_pattern_is_learned_when_present() -> None:
