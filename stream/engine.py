@@ -145,14 +145,20 @@ class Engine:
 
     def _run_due(self, until: float) -> list[Alert]:
         """Tick at every deadline before ``until``, in order (one at most per instant:
-        a deadline already past, since data moved event time on, runs at the watermark)."""
+        a deadline already past, since data moved event time on, runs at the watermark).
+
+        Nothing ticks at or after ``until``: when the watermark is already there (another
+        topic of this partition ran ahead, or the batch is late), a tick at the watermark
+        would judge this batch's series by time their own stream has not reached, and
+        every inference series would look silent behind a GPU topic that was read first.
+        Those deadlines wait for a later batch or the idle advance."""
         alerts: list[Alert] = []
         last = float("-inf")
         while True:
             due = self.next_deadline()
-            if due >= until:
-                return alerts
             t = max(due, self.watermark)
+            if t >= until:
+                return alerts
             if t <= last:  # the tick did not clear it; it runs again with the next event
                 return alerts
             last = t

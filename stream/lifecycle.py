@@ -65,6 +65,8 @@ class Lifecycle:
         # fingerprint -> learned sampling interval, kept between episodes (bounded).
         self._intervals: dict[str, float] = {}
         self._soonest = float("inf")  # min due time over the states
+        # fingerprint -> when its last episode resolved (bounded): no onset before it.
+        self._ended: dict[str, float] = {}
         self._kept = float("-inf")  # last housekeeping
 
     # -- public API ---------------------------------------------------------------
@@ -123,19 +125,25 @@ class Lifecycle:
         else:
             cond = "band"
         labels, fp = self._identity(f)
+        # The finding's own event time: the clock may be ahead of its series (another
+        # topic of the partition was read further), and a sample or an onset is when
+        # the series showed it, not when the lifecycle heard of it.
+        # Not before this fingerprint's last episode ended: alert ids (fingerprint plus
+        # onset) stay unique however old a finding is.
+        at = max(f.ts if f.ts < now else now, self._ended.get(fp, -math.inf))
         st = self._states.get(fp)
         if st is None:
             if cond != "hot":
                 return
-            st = AlertState(fp, labels, f.detector, f.kind, "pending", now, now, now, cond, score)
+            st = AlertState(fp, labels, f.detector, f.kind, "pending", at, now, now, cond, score)
             st.interval = self._intervals.get(fp, math.nan)
             if sampled:
-                st.sample(now)
+                st.sample(at)
             self._states[fp] = st
         elif cond == "clear" and st.state == "pending":
             del self._states[fp]  # never fired: nothing to tell anyone
             return
-        elif sampled and st.sample(now) and cond != "clear":
+        elif sampled and st.sample(at) and cond != "clear":
             st.samples += 1
         st.last_seen = now
         if cond == "clear" and st.condition != "clear":
@@ -215,6 +223,9 @@ class Lifecycle:
         for st, _ in resolved:
             del self._states[st.fingerprint]
             self._remember_interval(st)
+            if len(self._ended) >= _ID_CACHE_SIZE:
+                self._ended.clear()
+            self._ended[st.fingerprint] = now
         self._soonest = min((self._due(st) for st in self._states.values()), default=math.inf)
         # Resolving alerts are asked about (their event records what muted them) but
         # can no longer mute anything themselves.
@@ -304,6 +315,7 @@ class Lifecycle:
             "starts": self._starts,
             "last_id": self._last_id,
             "intervals": self._intervals,
+            "ended": self._ended,
         }
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
@@ -320,6 +332,7 @@ class Lifecycle:
         lc._starts = {fp: [float(t) for t in ts] for fp, ts in payload["starts"].items()}
         lc._last_id = dict(payload["last_id"])
         lc._intervals = {fp: float(v) for fp, v in payload.get("intervals", {}).items()}
+        lc._ended = {fp: float(v) for fp, v in payload.get("ended", {}).items()}
         lc._soonest = min((lc._due(st) for st in lc._states.values()), default=math.inf)
         # Older snapshots also hold "store" (silences) and "groups": the notifier's now.
         firing = {fp: st.labels for fp, st in lc._states.items() if st.state == "firing"}

@@ -17,6 +17,7 @@ import numpy as np
 from schemas.columns import Columns
 from schemas.decode import DecodePaths, Reject, decode_columns, to_dead_letter
 from schemas.models import Alert, DeadLetter
+from stream.event_slices import event_slices
 from stream.metrics import WorkerMetrics, reason_class
 from stream.worker.engines import EnginePool, Loader
 from stream.worker.isolation import isolate
@@ -104,21 +105,13 @@ class BatchProcessor:
         out.accepted = len(columns)
         if out.accepted:
             self.metrics.fleet.observe(columns)
-            engine = self.pool.get(partition, self.load, wall)
+            self.pool.get(partition, self.load, wall)
             t0 = time.perf_counter()
-            try:
-                out.alerts = engine.process(columns).alerts
-                self.pool.journal.processed(partition, columns)
-            except Exception:
-                log.warning(
-                    "%s/%d: the engine raised on a batch of %d; retrying it once, then "
-                    "isolating the messages that fail",
-                    topic,
-                    partition,
-                    len(columns),
-                    exc_info=True,
-                )
-                self._isolate(out, columns, rejects, raws, topic, partition, offsets, wall)
+            # A backlog is judged in the event-time slices replay uses (stream/event_slices).
+            ts = np.asarray(columns.ts, dtype=np.float64)  # type: ignore[attr-defined]
+            for a, b in event_slices(ts):
+                part = columns if (a, b) == (0, len(columns)) else columns.take(slice(a, b))
+                self._step(out, part, a, rejects, raws, topic, partition, offsets, wall)
             m.detector_seconds.observe(time.perf_counter() - t0)
             m.events_accepted.inc(out.accepted)
             self.pool.touched(partition)
@@ -127,10 +120,38 @@ class BatchProcessor:
         m.batch_seconds.observe(time.perf_counter() - began)
         return out
 
+    def _step(
+        self,
+        out: Outcome,
+        part: Columns,
+        first: int,
+        rejects: Sequence[Reject],
+        raws: Sequence[bytes],
+        topic: str,
+        partition: int,
+        offsets: Sequence[int | None] | None,
+        wall: float,
+    ) -> None:
+        """One engine step: accepted rows ``first``.. of the batch, as ``part``."""
+        try:
+            out.alerts.extend(self.pool.engines[partition].process(part).alerts)
+            self.pool.journal.processed(partition, part)
+        except Exception:
+            log.warning(
+                "%s/%d: the engine raised on %d events of a batch; retrying them once, "
+                "then isolating the messages that fail",
+                topic,
+                partition,
+                len(part),
+                exc_info=True,
+            )
+            self._isolate(out, part, first, rejects, raws, topic, partition, offsets, wall)
+
     def _isolate(
         self,
         out: Outcome,
         columns: Columns,
+        first: int,
         rejects: Sequence[Reject],
         raws: Sequence[bytes],
         topic: str,
@@ -141,13 +162,13 @@ class BatchProcessor:
         got = isolate(self.pool, partition, columns)
         outcome = "retried" if got.retried_ok else "bisected"
         self.metrics.engine_failures.labels(topic, outcome).inc()
-        out.alerts = got.alerts
+        out.alerts.extend(got.alerts)
         if not got.poison:
             return
         # Accepted rows are the messages that were not rejected, in order.
         kept = np.setdiff1d(np.arange(len(raws)), [r.index for r in rejects])
         for p in got.poison:
-            index = int(kept[p.row])
+            index = int(kept[first + p.row])
             rej = Reject(index, bytes(raws[index]), f"engine: {p.reason}", "$", p.exception)
             self._dead_letter(out, rej, "engine", topic, partition, offsets, wall)
         out.accepted -= len(got.poison)

@@ -19,7 +19,7 @@ def finding(
     kind: str = "latency.ttft_p99",
     series: dict[str, str] | None = None,
     scope: dict[str, str] | None = None,
-    ts: float = T0,
+    ts: float = float("nan"),  # no time of its own: the lifecycle takes it at ``now``
     **kw: Any,
 ) -> Finding:
     return Finding(
