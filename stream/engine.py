@@ -49,6 +49,9 @@ class Engine:
             raise ValueError(f"detector names must be unique, got {names}")
         self.lifecycle = Lifecycle(self.config.lifecycle)
         self.watermark = float("-inf")  # max event time seen so far
+        # Per detector: the event time its own stream has reached (a batch of another
+        # topic of the partition moves the watermark, not this).
+        self._reached: dict[str, float] = {}
         # Set by restore: detectors that started fresh although the snapshot had them
         # (name -> why), e.g. a state version this release cannot migrate.
         self.fresh_detectors: dict[str, str] = {}
@@ -63,17 +66,17 @@ class Engine:
         findings: list[Finding] = []
         alerts: list[Alert] = []
         hi = float("-inf")
+        dets = self.detectors_for(batch)
         if n:
             ts = np.asarray(batch.ts, dtype=np.float64)  # type: ignore[attr-defined]
             finite = ts[np.isfinite(ts)]
             if finite.size:
                 # Timers that fell due before this batch's first event run at their time.
-                alerts = self._run_due(float(finite.min()))
+                alerts = self._run_due(float(finite.min()), dets)
                 hi = float(finite.max())
-        dets = self.detectors_for(batch)
         if dets and all(d.row_findings for d in dets):
             return self._process_rows(batch, dets, hi, alerts)
-        self.watermark = max(self.watermark, hi)
+        self._reach(dets, hi)
         for det in dets:
             out = det.update(batch)
             per[det.name] = s = self._scores(det, out.scores, n)
@@ -106,12 +109,12 @@ class Engine:
             j = i
             while j < len(timed) and timed[j].ts == t:
                 j += 1
-            alerts.extend(self._run_due(t))
-            self.watermark = max(self.watermark, t)
+            alerts.extend(self._run_due(t, dets))
+            self._reach(dets, t)
             alerts.extend(self.lifecycle.observe(timed[i:j], self.watermark))
             i = j
-        alerts.extend(self._run_due(hi))
-        self.watermark = max(self.watermark, hi)
+        alerts.extend(self._run_due(hi, dets))
+        self._reach(dets, hi)
         rest = [f for f in findings if not np.isfinite(f.ts)]
         now = self._now(rest)
         if now is not None:
@@ -132,9 +135,15 @@ class Engine:
         next timer) is visited at its own time, then everything ticks at ``now``; so one
         call across an hour gives the alerts, with the timestamps, that a tick every
         second would."""
-        alerts = self._run_due(float(now))
-        alerts.extend(self._tick(max(self.watermark, float(now))))
+        alerts = self._run_due(float(now), self.detectors)
+        alerts.extend(self._tick(self.detectors, max(self.watermark, float(now))))
         return alerts
+
+    def reach(self, now: float) -> list[Alert]:
+        """Every stream has reached ``now`` (a source merged in event-time order, as
+        replay reads): what falls due before it runs, for every detector, without the
+        tick at ``now`` that ``advance`` adds."""
+        return self._run_due(float(now), self.detectors)
 
     def next_deadline(self) -> float:
         """The earliest event time at which something happens without data."""
@@ -143,32 +152,41 @@ class Engine:
             due = min(due, det.next_deadline(self.watermark))
         return due
 
-    def _run_due(self, until: float) -> list[Alert]:
-        """Tick at every deadline before ``until``, in order (one at most per instant:
-        a deadline already past, since data moved event time on, runs at the watermark).
+    def _reach(self, dets: Sequence[Detector[Any]], t: float) -> None:
+        self.watermark = max(self.watermark, t)
+        for det in dets:
+            self._reached[det.name] = max(self._reached.get(det.name, float("-inf")), t)
 
-        Nothing ticks at or after ``until``: when the watermark is already there (another
-        topic of this partition ran ahead, or the batch is late), a tick at the watermark
-        would judge this batch's series by time their own stream has not reached, and
-        every inference series would look silent behind a GPU topic that was read first.
-        Those deadlines wait for a later batch or the idle advance."""
+    def _run_due(self, until: float, dets: Sequence[Detector[Any]]) -> list[Alert]:
+        """Tick ``dets`` (those whose stream has reached ``until``) at every deadline
+        before ``until``, in order (one at most per instant: a deadline already past,
+        since data moved their stream on, runs at the time that stream reached).
+
+        Only the batch's own stream: a GPU or feedback batch read further than the
+        inference topic of the partition must not judge inference series by time their
+        own stream has not reached (every one would look silent). Nothing ticks at or
+        after ``until`` either (a late batch). Those deadlines wait for the stream's
+        next batch, or ``advance`` (the partition idle) or ``reach`` (replay)."""
         alerts: list[Alert] = []
         last = float("-inf")
+        at = max((self._reached.get(d.name, float("-inf")) for d in dets), default=self.watermark)
         while True:
-            due = self.next_deadline()
-            t = max(due, self.watermark)
+            due = self.lifecycle.next_deadline()
+            for det in dets:
+                due = min(due, det.next_deadline(at))
+            t = max(due, at)
             if t >= until:
                 return alerts
             if t <= last:  # the tick did not clear it; it runs again with the next event
                 return alerts
-            last = t
-            alerts.extend(self._tick(t))
+            last = at = t
+            alerts.extend(self._tick(dets, t))
 
-    def _tick(self, now: float) -> list[Alert]:
-        self.watermark = max(self.watermark, now)
+    def _tick(self, dets: Sequence[Detector[Any]], now: float) -> list[Alert]:
+        self._reach(dets, now)
         findings: list[Finding] = []
-        for det in self.detectors:
-            findings.extend(det.tick(self.watermark))
+        for det in dets:
+            findings.extend(det.tick(now))
         return self.lifecycle.observe(findings, self.watermark, sampled=False)
 
     def _now(self, findings: list[Finding]) -> float | None:
@@ -184,6 +202,7 @@ class Engine:
             "watermark": None if self.watermark == float("-inf") else self.watermark,
             "detectors": {d.name: base64.b64encode(d.snapshot()).decode() for d in self.detectors},
             "lifecycle": self.lifecycle.snapshot().decode(),
+            "reached": {k: v for k, v in sorted(self._reached.items()) if np.isfinite(v)},
         }
         return orjson.dumps(payload)
 
@@ -212,6 +231,9 @@ class Engine:
         eng.lifecycle = Lifecycle.restore(payload["lifecycle"].encode(), eng.config.lifecycle)
         wm = payload["watermark"]
         eng.watermark = float("-inf") if wm is None else float(wm)
+        # Older snapshots kept one clock: every stream had reached the watermark.
+        old = {d.name: eng.watermark for d in eng.detectors} if wm is not None else {}
+        eng._reached = {k: float(v) for k, v in payload.get("reached", old).items()}
         return eng
 
     def _restore_one(self, fresh: Detector[Any], blob: str) -> Detector[Any]:

@@ -300,6 +300,13 @@ class Replayer:
     def _step(self, kind: str, part: Part) -> None:
         if not self.engine.detectors_for(part.columns):
             self._uncovered.add(kind)
+        ts = _ts(part.columns)
+        ts = ts[np.isfinite(ts)]
+        if len(ts):
+            # Sources merged in event-time order: every stream has reached this part's
+            # start, so what falls due before it runs for every detector (the engine
+            # alone only ticks the part's own stream).
+            self._emit(self.engine.reach(float(ts.min())))
         out = self.engine.process(part.columns)
         self._emit(out.alerts)
         if len(self.findings) < _MAX_FINDINGS:

@@ -60,6 +60,8 @@ def _fired(alerts: list[Alert], detector: str) -> list[Alert]:
         ("feedback", "inference", "gpu"),
         ("gpu", "feedback", "inference"),
         ("inference",),
+        # GPU samples and ratings read further than inference, half-way through it.
+        ("inference:1", "gpu", "feedback", "inference:2"),
     ],
 )
 def test_a_burst_inside_one_backlog_batch_fires_while_it_is_processed(
