@@ -7,24 +7,30 @@ match the series shaded blue. Then a table of every alert with its explanation.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
 
 from detectors.base import Finding
 from schemas.models import Alert, AlertStatus
 
+from .plot_parts import (
+    alert_view,
+    drawn_band,
+    firing_spans,
+    format_time,
+    legend_outside,
+    png_b64,
+    shade_incidents,
+    when,
+)
 from .readers import SeriesTable
 from .runner import ReplayResult
-from .scoring import Incident, firing_alerts, labels_match, match
+from .scoring import Incident, firing_alerts, match
 
 MAX_PLOTS = 24
 _GAP_S = 30.0
@@ -36,53 +42,12 @@ def _dt(ts: Any) -> Any:
     return ms.astype("datetime64[ms]")
 
 
-def _when(t: float) -> datetime:
-    return datetime.fromtimestamp(t, tz=UTC)
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _img(b64: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
 def _series_labels(a: Alert) -> dict[str, str]:
     return {k: v for k, v in a.labels.items() if k not in _META}
-
-
-def _shade(ax: Any, incidents: Sequence[Incident], labels: dict[str, str]) -> None:
-    for inc in incidents:
-        if labels_match(labels, inc.target):
-            ax.axvspan(
-                _when(inc.start),
-                _when(inc.end),
-                color="tab:blue",
-                alpha=0.15,
-                label=f"incident {inc.kind}",
-            )
-
-
-def _firing_spans(ax: Any, spans: list[tuple[float, float]]) -> None:
-    for a, b in spans:
-        ax.axvspan(_when(a), _when(max(b, a + 1.0)), color="tab:red", alpha=0.18, label="firing")
-
-
-def _dedupe_legend(ax: Any) -> None:
-    handles, names = ax.get_legend_handles_labels()
-    seen: dict[str, Any] = {}
-    for h, n in zip(handles, names, strict=True):
-        seen.setdefault(n, h)
-    if seen:
-        ax.legend(seen.values(), seen.keys(), loc="upper left", fontsize=7)
-
-
-def _format_time(ax: Any) -> None:
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
-    ax.tick_params(labelsize=7)
 
 
 def _spans(alerts: Sequence[Alert], last_ts: float) -> dict[str, list[tuple[float, float]]]:
@@ -113,16 +78,17 @@ def _findings_for(a: Alert, findings: Sequence[Finding]) -> list[Finding]:
     ]
 
 
-def _alert_plot(
+def alert_figure(
     a: Alert,
     findings: list[Finding],
     spans: list[tuple[float, float]],
     incidents: Sequence[Incident],
-) -> str:
+) -> Figure:
     fig = Figure(figsize=(9, 2.6))
-    ax = fig.subplots()
+    ax: Any = fig.subplots()
     pts = sorted(findings, key=lambda f: f.ts)
-    t = [_when(f.ts) for f in pts]
+    view = alert_view(pts, spans) if pts or spans else None
+    t = [when(f.ts) for f in pts]
     obs = [np.nan if f.observed is None else f.observed for f in pts]
     exp = [np.nan if f.expected is None else f.expected for f in pts]
     lo = [np.nan if f.lower is None else f.lower for f in pts]
@@ -132,27 +98,27 @@ def _alert_plot(
     for i in reversed(gaps):
         for arr in (obs, exp, lo, hi):
             arr.insert(i, np.nan)
-        t.insert(i, _when((pts[i].ts + pts[i - 1].ts) / 2))
+        t.insert(i, when((pts[i].ts + pts[i - 1].ts) / 2))
     if pts:
+        band_lo, band_hi = drawn_band(
+            np.where(np.isnan(lo), exp, lo), np.where(np.isnan(hi), exp, hi), obs + exp
+        )
         ax.fill_between(
-            t,
-            np.where(np.isnan(lo), exp, lo),
-            np.where(np.isnan(hi), exp, hi),
-            color="0.6",
-            alpha=0.35,
-            step="post",
-            label="baseline band",
+            t, band_lo, band_hi, color="0.6", alpha=0.35, step="post", label="baseline band"
         )
         ax.plot(t, exp, color="0.3", lw=1, ls="--", label="expected")
-        ax.plot(t, obs, color="black", lw=1.2, marker=".", ms=3, label="observed")
+        # On top of the shaded spans, and marked: a finding alone has no line to draw.
+        ax.plot(t, obs, color="black", lw=1.6, marker="o", ms=3.5, zorder=5, label="observed")
     elif a.observed is not None:
-        ax.scatter([a.starts_at], [a.observed], color="black", label="observed")
-    _firing_spans(ax, spans)
-    _shade(ax, incidents, _series_labels(a))
+        ax.scatter([a.starts_at], [a.observed], color="black", zorder=5, label="observed")
+    firing_spans(ax, spans)
+    shade_incidents(ax, incidents, _series_labels(a), view)
+    if view is not None:
+        ax.set_xlim(when(view[0]), when(view[1]))
     ax.set_title(a.title, fontsize=9)
-    _format_time(ax)
-    _dedupe_legend(ax)
-    return _png(fig)
+    format_time(ax)
+    legend_outside(ax)
+    return fig
 
 
 def _table_plot(
@@ -166,24 +132,27 @@ def _table_plot(
     order = rows[np.argsort(table.ts[rows], kind="stable")]
     t = _dt(table.ts[order])
     fig = Figure(figsize=(9, 3.4))
-    ax, bx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    axes: Any = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax, bx = axes
     ax.plot(t, table.value[order], color="black", lw=0.8, label=name)
     mine = [a for a in firing_alerts(alerts) if a.labels.get("series", name) == name]
     for a in mine:
-        _firing_spans(ax, spans.get(a.fingerprint, []))
-    _shade(ax, incidents, {"series": name})
+        firing_spans(ax, spans.get(a.fingerprint, []))
+    shade_incidents(ax, incidents, {"series": name})
     bx.plot(t, np.nan_to_num(table.scores[order]), color="tab:red", lw=0.8)
     bx.set_ylim(0, 1)
     bx.set_ylabel("score", fontsize=7)
+    ax.set_ylabel("value", fontsize=7)
+    ax.tick_params(labelsize=7)
     ax.set_title(f"{name} ({table.path.name})", fontsize=9)
-    _format_time(bx)
-    _dedupe_legend(ax)
-    return _png(fig)
+    format_time(bx)
+    legend_outside(ax)
+    return png_b64(fig)
 
 
 def _overview(result: ReplayResult, alerts: Sequence[Alert], incidents: Sequence[Incident]) -> str:
     fig = Figure(figsize=(9, 2.6))
-    ax = fig.subplots()
+    ax: Any = fig.subplots()
     tl = result.timeline
     kinds = np.asarray(tl.kind, dtype=object)
     for kind in sorted(set(tl.kind)):
@@ -191,8 +160,8 @@ def _overview(result: ReplayResult, alerts: Sequence[Alert], incidents: Sequence
         ax.plot(_dt(np.asarray(tl.ts)[m]), np.asarray(tl.p99_score)[m], lw=0.8, label=kind)
     for inc in incidents:
         ax.axvspan(
-            _when(inc.start),
-            _when(inc.end),
+            when(inc.start),
+            when(inc.end),
             color="tab:blue",
             alpha=0.12,
             label="labelled incident",
@@ -202,9 +171,9 @@ def _overview(result: ReplayResult, alerts: Sequence[Alert], incidents: Sequence
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("p99 row score", fontsize=7)
     ax.set_title("Fleet overview", fontsize=9)
-    _format_time(ax)
-    _dedupe_legend(ax)
-    return _png(fig)
+    format_time(ax)
+    legend_outside(ax)
+    return png_b64(fig)
 
 
 def _fmt(v: float | None) -> str:
@@ -298,7 +267,9 @@ def write_report(
             f"<p><b>No detector consumes {', '.join(result.uncovered_kinds)} rows</b>: "
             "their scores are 0 and they cannot raise alerts.</p>"
         )
-    if result.timeline.ts:
+    # One timeline point (a CSV read in one part) is a dot on an axis spanning years:
+    # the per-series plots below say everything then.
+    if len(result.timeline.ts) > 1:
         body.append(_img(_overview(result, alerts, incidents), "fleet overview"))
     plots = 0
     for table in result.tables:
@@ -314,7 +285,9 @@ def write_report(
         if a.labels.get("series") is not None and result.tables:
             continue  # drawn with its CSV series above
         fs = _findings_for(a, result.findings)
-        body.append(_img(_alert_plot(a, fs, spans.get(a.fingerprint, []), incidents), a.title))
+        body.append(
+            _img(png_b64(alert_figure(a, fs, spans.get(a.fingerprint, []), incidents)), a.title)
+        )
         plots += 1
     body.append(
         "<h2>Alerts</h2><table><tr><th>starts</th><th>status</th><th>severity</th>"

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from stream.config import LlmwatchConfig, dump_config, parse_config
 
@@ -35,6 +34,7 @@ from .labelled import evaluate_runs, load_folder, replay_series
 from .readers import BadRow, Chunk, CsvSource, Source, open_source
 from .runner import Replayer
 from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
+from .tune_report import write_tune_report
 
 DELAY_WEIGHT = 0.002  # 0.1 of F1 per 50 s of median delay
 FALSE_WEIGHT = 0.01  # 0.01 of F1 per false alert per series-day
@@ -281,35 +281,5 @@ def write_results(out: Path, best: LlmwatchConfig, rows: list[dict[str, Any]]) -
         "trials": rows,
     }
     paths["trials"].write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    fig = Figure(figsize=(9, 3))
-    ax, bx = fig.subplots(1, 2)
-    p = [r["precision"] or 0.0 for r in rows]
-    r_ = [r["recall"] or 0.0 for r in rows]
-    d = [r["delay_p50_s"] if r["delay_p50_s"] is not None else float("nan") for r in rows]
-    o = [r["objective"] for r in rows]
-    sc = ax.scatter(r_, p, c=o, cmap="viridis")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    fig.colorbar(sc, ax=ax, label="objective")
-    bx.scatter(d, o)
-    bx.set_xlabel("median delay (s)")
-    bx.set_ylabel("objective")
-    fig.savefig(paths["plot"], dpi=90, bbox_inches="tight")
-    body = "".join(
-        f"<tr><td>{r['trial']}</td><td>{r['objective']:.3f}</td><td>{_f(r['precision'])}</td>"
-        f"<td>{_f(r['recall'])}</td><td>{_f(r['delay_p50_s'])}</td>"
-        f"<td><code>{json.dumps(r['params'])}</code></td></tr>"
-        for r in sorted(rows, key=lambda r: -r["objective"])
-    )
-    paths["report"].write_text(
-        "<!doctype html><meta charset='utf-8'><title>llmwatch tune</title>"
-        "<h1>llmwatch tune</h1><img src='tradeoff.png' alt='trade-off'>"
-        "<table border=1><tr><th>trial</th><th>objective</th><th>precision</th><th>recall</th>"
-        f"<th>median delay (s)</th><th>params</th></tr>{body}</table>",
-        encoding="utf-8",
-    )
+    write_tune_report(paths["plot"], paths["report"], rows, formula)
     return paths
-
-
-def _f(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3g}"

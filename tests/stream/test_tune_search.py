@@ -54,4 +54,4 @@ def test_tune_cli_writes_loadable_best_yaml(tmp_path: Path) -> None:
     assert [t["trial"] for t in trials] == [0, 1]
     assert trials[0]["params"] == {}  # trial 0 is the base config
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
-    assert "tradeoff.png" in (out / "tune.html").read_text()
+    assert "data:image/png;base64," in (out / "tune.html").read_text()  # embedded
