@@ -79,6 +79,10 @@ class AlertState:
         for k, empty in (("last_sample", -math.inf), ("cleared_at", math.nan)):
             d[k] = empty if d.get(k) is None else float(d[k])
         d["interval"] = math.nan if d.get("interval") is None else float(d["interval"])
+        if d.get("condition") == "clear" and math.isnan(d["cleared_at"]):
+            # Snapshots before due-time timers counted keep_firing_for from the last
+            # active finding; without this a cleared alert's timer would be NaN.
+            d["cleared_at"] = float(d.get("last_active", d.get("last_seen", 0.0)))
         return cls(**d)
 
     def sample(self, now: float) -> bool:
