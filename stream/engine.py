@@ -128,16 +128,29 @@ class Engine:
             raise ValueError(f"detector {det.name} returned {s.shape} scores for {n} rows")
         return s
 
-    def advance(self, now: float) -> list[Alert]:
+    def advance(self, now: float, stream: type[Columns] | None = None) -> list[Alert]:
         """Let event time reach ``now`` with no data: absence checks and lifecycle timers.
+        ``stream``: only the detectors of that batch type (its topic went quiet while
+        the partition's others flow); every stream by default.
 
         Every deadline before ``now`` (a detector's ``next_deadline``, the lifecycle's
         next timer) is visited at its own time, then everything ticks at ``now``; so one
         call across an hour gives the alerts, with the timestamps, that a tick every
         second would."""
-        alerts = self._run_due(float(now), self.detectors)
-        alerts.extend(self._tick(self.detectors, max(self.watermark, float(now))))
+        dets = self.detectors if stream is None else self._of(stream)
+        alerts = self._run_due(float(now), dets)
+        alerts.extend(self._tick(dets, max(self.reached(stream), float(now))))
         return alerts
+
+    def _of(self, stream: type[Columns]) -> list[Detector[Any]]:
+        return [d for d in self.detectors if issubclass(stream, d.consumes)]
+
+    def reached(self, stream: type[Columns] | None = None) -> float:
+        """The event time ``stream`` (a batch type) has reached; the watermark for None."""
+        if stream is None:
+            return self.watermark
+        marks = [self._reached.get(d.name, float("-inf")) for d in self._of(stream)]
+        return max(marks, default=float("-inf"))
 
     def reach(self, now: float) -> list[Alert]:
         """Every stream has reached ``now`` (a source merged in event-time order, as

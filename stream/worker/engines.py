@@ -34,7 +34,8 @@ class Journal:
 
     def __init__(self) -> None:
         self.base: dict[int, bytes | None] = {}
-        self.steps: dict[int, list[Columns | float]] = {}
+        # A batch, or an advance: event time reached (and the stream, None for all).
+        self.steps: dict[int, list[Columns | tuple[float, type[Columns] | None]]] = {}
 
     def start(self, partition: int, snapshot: bytes | None) -> None:
         self.base[partition] = snapshot
@@ -43,16 +44,16 @@ class Journal:
     def processed(self, partition: int, batch: Columns) -> None:
         self.steps.setdefault(partition, []).append(batch)
 
-    def advanced(self, partition: int, now: float) -> None:
-        self.steps.setdefault(partition, []).append(float(now))
+    def advanced(self, partition: int, now: float, stream: type[Columns] | None = None) -> None:
+        self.steps.setdefault(partition, []).append((float(now), stream))
 
     def rebuild(self, partition: int, config: LlmwatchConfig) -> Engine:
         """The engine as it was after the last step that succeeded."""
         base = self.base.get(partition)
         eng = Engine(config) if base is None else Engine.restore(base, config)
         for step in self.steps.get(partition, []):
-            if isinstance(step, float):
-                eng.advance(step)
+            if isinstance(step, tuple):
+                eng.advance(*step)
             else:
                 eng.process(step)
         return eng

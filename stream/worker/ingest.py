@@ -74,8 +74,9 @@ class BatchProcessor:
         self.load = load
         self.clock = clock
         self.idle_after_s = float(idle_after_s)
-        # partition -> (wall time of its last batch, engine watermark then)
-        self._last_seen: dict[int, tuple[float, float]] = {}
+        # partition -> stream (batch type; None: all, for an engine restored and quiet)
+        # -> (wall time of its last batch, the event time that stream had reached then)
+        self._last_seen: dict[int, dict[type[Columns] | None, tuple[float, float]]] = {}
         self._by_topic: dict[str, _TopicMetrics] = {}
 
     def process(
@@ -115,7 +116,10 @@ class BatchProcessor:
             m.detector_seconds.observe(time.perf_counter() - t0)
             m.events_accepted.inc(out.accepted)
             self.pool.touched(partition)
-            self._last_seen[partition] = (wall, self.pool.engines[partition].watermark)
+            streams = self._last_seen.setdefault(partition, {})
+            streams.pop(None, None)
+            kind_of = type(columns)
+            streams[kind_of] = (wall, self.pool.engines[partition].reached(kind_of))
         self._count(out.alerts)
         m.batch_seconds.observe(time.perf_counter() - began)
         return out
@@ -225,34 +229,46 @@ class BatchProcessor:
         return m
 
     def advance_idle(self) -> list[Alert]:
-        """Let event time pass on partitions with no batch for ``idle_after_s`` of wall time."""
+        """Let event time pass on partitions with no batch for ``idle_after_s`` of wall
+        time, and on each stream (topic) of one whose other topics still flow, from the
+        time that stream itself had reached: a topic gone quiet is noticed while the
+        others flow, and a topic read further than another never drags it along."""
         wall = self.clock()
         alerts: list[Alert] = []
         for p, eng in sorted(self.pool.engines.items()):
-            seen = self._last_seen.get(p)
-            if seen is None:
+            streams = self._last_seen.get(p)
+            if not streams:
                 # Restored and quiet since: start the idle clock now.
                 if eng.watermark != float("-inf"):
-                    self._last_seen[p] = (wall, eng.watermark)
+                    self._last_seen[p] = {None: (wall, eng.watermark)}
                 continue
-            last_wall, last_mark = seen
-            idle = wall - last_wall
-            if idle < self.idle_after_s:
-                continue
-            try:
-                step = eng.advance(last_mark + idle)
-            except Exception:
-                # Not input: state that a detector's tick cannot handle. Keep the worker
-                # and the other partitions running, loudly; the partition's next batch
-                # (or a restart) tries again.
-                log.exception("partition %d: advancing event time failed", p)
-                self.metrics.engine_failures.labels("", "tick").inc()
-                self.pool.rebuild(p)
-                continue
-            self.pool.journal.advanced(p, last_mark + idle)
-            if step:
-                self.pool.touched(p)
-            alerts.extend(step)
+            last_wall = max(w for w, _ in streams.values())
+            if wall - last_wall >= self.idle_after_s:
+                # All quiet: the whole partition, from its watermark then (one clock).
+                last_mark = max(m for _, m in streams.values())
+                todo: list[tuple[type[Columns] | None, tuple[float, float]]] = [
+                    (None, (last_wall, last_mark))
+                ]
+            else:
+                todo = list(streams.items())
+            for stream, (last_wall, last_mark) in todo:
+                idle = wall - last_wall
+                if idle < self.idle_after_s or last_mark == float("-inf"):
+                    continue
+                try:
+                    step = eng.advance(last_mark + idle, stream)
+                except Exception:
+                    # Not input: state that a detector's tick cannot handle. Keep the
+                    # worker and the other partitions running, loudly; the partition's
+                    # next batch (or a restart) tries again.
+                    log.exception("partition %d: advancing event time failed", p)
+                    self.metrics.engine_failures.labels("", "tick").inc()
+                    self.pool.rebuild(p)
+                    break
+                self.pool.journal.advanced(p, last_mark + idle, stream)
+                if step:
+                    self.pool.touched(p)
+                alerts.extend(step)
         self._count(alerts)
         return alerts
 

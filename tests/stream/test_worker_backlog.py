@@ -5,6 +5,7 @@ fire while the backlog is processed, as it does when the same events arrive live
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 import numpy as np
 import orjson
@@ -92,3 +93,31 @@ def test_slices_are_contiguous_and_cut_at_event_time() -> None:
     ]
     sparse = np.arange(0.0, 600.0, 10.0)  # at most 60 s wide
     assert len(event_slices(sparse, slice_s=5.0, min_rows=512)) == 10
+
+
+def test_a_topic_gone_quiet_is_found_while_the_partitions_other_topics_flow() -> None:
+    """Inference stops half-way; GPU samples keep coming (wall time follows event time):
+    the idle timer advances the inference stream alone, and its series go silent."""
+    stop = SPEC.start.timestamp() + 120
+    wall = [SPEC.start.timestamp()]
+    pool = EnginePool(LlmwatchConfig(), every_batches=50, every_s=60)
+    proc = BatchProcessor(pool, WorkerMetrics(), clock=lambda: wall[0], idle_after_s=5)
+    alerts: list[Alert] = []
+    for chunk in simulate(SPEC, []):
+        by_kind: dict[str, list[bytes]] = defaultdict(list)
+        for event in chunk:
+            t = datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+            if not (event["kind"] == "inference" and t >= stop):
+                by_kind[event["kind"]].append(orjson.dumps(event))
+            wall[0] = max(wall[0], t)
+        for kind, raws in by_kind.items():
+            alerts += proc.process(kind=kind, topic=kind, partition=0, raws=raws).alerts
+        alerts += proc.advance_idle()
+    silent = [
+        a
+        for a in alerts
+        if a.labels.get("alertname") == "traffic.series_silent" and a.status is AlertStatus.FIRING
+    ]
+    assert len(silent) == 9  # every (model, gateway) series of the fleet
+    # Found from the inference stream's own time, while the GPU topic still flowed.
+    assert all(stop < a.starts_at.timestamp() < stop + 60 for a in silent)
