@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, Self, cast
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from typing_extensions import TypeVar
 
 from detectors.registry import SeriesRegistry, SeriesState
@@ -33,7 +33,9 @@ class DetectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="Run this detector; false leaves its findings and state out entirely."
+    )
 
     @field_validator("*", mode="before")
     @classmethod
