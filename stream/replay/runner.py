@@ -29,6 +29,7 @@ from schemas.columns import Columns
 from schemas.models import Alert
 from stream.config import LlmwatchConfig
 from stream.engine import Engine
+from stream.event_slices import slice_width
 
 from .readers import BadRow, Chunk, CsvSource, Part, SeriesTable, Source
 
@@ -241,14 +242,7 @@ class Replayer:
         # Sparse data (a 1 Hz CSV series) in 5 s slices would be all per-call overhead:
         # widen the slice, on the same grid, until it holds min_rows (up to max_slice_s).
         n_rows = sum(len(ts) for _, ts in sorted_parts.values())
-        per_slice = n_rows * self.slice_s / max(hi - lo, self.slice_s)
-        mult = int(
-            min(
-                max(1.0, np.ceil(self.min_rows / max(per_slice, 1.0))),
-                max(1.0, self.max_slice_s // self.slice_s),
-            )
-        )
-        width = self.slice_s * mult
+        width = slice_width(n_rows, hi - lo, self.slice_s, self.min_rows, self.max_slice_s)
         if all(self._whole(part.columns) for part, _ in sorted_parts.values()):
             width = max(hi - lo, 0.0) + self.slice_s  # one slice, cut by max_rows only
         k0 = int(np.floor((lo - origin) / width))
