@@ -81,15 +81,19 @@ class RecentAlerts:
     def flush(self) -> None:
         """Write the active alerts if they changed (the caller batches: at most every second)."""
         if self._dirty and self._path is not None:
-            self._dirty = False
             live = {a.alert_id for a in self.active.values()}
             self.told &= live
-            atomic_write(
-                self._path,
-                {
-                    "alerts": [
-                        a.model_dump(mode="json", exclude_none=True) for a in self.active.values()
-                    ],
-                    "told": sorted(self.told),
-                },
-            )
+            data = {
+                "alerts": [
+                    a.model_dump(mode="json", exclude_none=True) for a in self.active.values()
+                ],
+                "told": sorted(self.told),
+            }
+            try:
+                atomic_write(self._path, data)
+            except OSError as exc:
+                # A full disk must not stop the consume loop that calls this: the cache
+                # stays dirty and is written on a later flush (the old file is intact).
+                log.error("could not write %s (%s); will retry", self._path, exc)
+                return
+            self._dirty = False
