@@ -128,3 +128,18 @@ def test_kafka_init_creates_every_topic_as_strimzi_declares(tmp_path: Path) -> N
         for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "strimzi-topics.yaml").read_text())
     }
     assert created == strimzi
+
+
+def test_otlp_bridge_reads_a_created_topic_without_an_http_healthcheck() -> None:
+    cfg = _resolved()["services"]
+    bridge = cfg["otlp-bridge"]
+    args = bridge["command"]
+    assert args[0] == "otlp-bridge"
+    assert args[args.index("--topic") + 1] == "otlp_spans"
+    assert args[args.index("--encoding") + 1] in ("otlp_proto", "otlp_json")
+    assert bridge["environment"]["LLMWATCH_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # The image's HEALTHCHECK polls the worker's /healthz; the bridge serves no HTTP.
+    # docker-compose normalises `disable: true` to `test: [NONE]`.
+    assert bridge["healthcheck"].get("test") == ["NONE"] or bridge["healthcheck"].get("disable")
+    init = " ".join(yaml.safe_load(COMPOSE.read_text())["services"]["kafka-init"]["command"])
+    assert "t otlp_spans " in init  # auto-create is off: the topic must exist

@@ -260,3 +260,25 @@ def test_history_and_silence_topics_are_compacted() -> None:
         "llmwatch.feedback",
         "llmwatch.deadletter",
     } <= set(topics)
+
+
+def _arg(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_otlp_bridge_reads_a_declared_topic_in_one_group() -> None:
+    from connectors.otlp_bridge import DEFAULT_GROUP, DEFAULT_SOURCE_TOPIC
+
+    assert "otlp-bridge.yaml" in _kind("Kustomization")[0]["resources"]
+    bridge = _named("Deployment", "llmwatch-otlp-bridge")
+    args = bridge["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "otlp-bridge"
+    topics = {t["spec"]["topicName"]: t["spec"]["partitions"] for t in _kind("KafkaTopic")}
+    source = _arg(args, "--topic")
+    assert source == DEFAULT_SOURCE_TOPIC  # the Collector exporter's default
+    # Stateless: several replicas share one group, each needs a partition to do anything.
+    assert 2 <= bridge["spec"]["replicas"] <= topics[source]
+    assert _arg(args, "--group") == DEFAULT_GROUP
+    # It must not join the workers' group: the bridge reads none of their topics.
+    worker = _named("StatefulSet", "llmwatch-worker")
+    assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker"]
