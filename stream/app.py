@@ -34,6 +34,7 @@ from stream.kafka09 import (
     required_topics,
 )
 from stream.metrics import WorkerMetrics
+from stream.settings import kafka_client_config
 from stream.worker.consumer import BatchConsumer, BatchTransport, Fetched, Inbox
 from stream.worker.engines import EnginePool
 from stream.worker.home import add_home
@@ -41,6 +42,7 @@ from stream.worker.ingest import BatchProcessor
 from stream.worker.recovery_guard import RecoveryGuard
 from stream.worker.resets import OffsetResets
 from stream.worker.state import EngineStateTable, Progress
+from stream.worker.warmup import HistoryWarmup, read_history
 from stream.worker.watchdog import TrackedLock, Watchdog
 from stream.worker.web import add_views
 
@@ -171,6 +173,13 @@ def create_app(
 
     state = EngineStateTable(table, check=pool.check, on_failure=restore_failed)
     processor = BatchProcessor(pool, metrics, load=state.load, idle_after_s=opt.idle_after_s)
+    pool.warm = HistoryWarmup(
+        read_history(kafka_client_config(settings)),
+        {s.topic: s.kind for s in sources(settings)},
+        state.trusted_offsets,
+        max_rows=settings.warmup_max_rows,
+        counter=metrics.warmup_rows,
+    )
     parts = WorkerParts(
         settings, cfg, metrics, pool, processor, state, Progress(state), sources(settings)
     )

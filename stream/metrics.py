@@ -187,6 +187,12 @@ class WorkerMetrics:
         )
         for reason in ("manifest", "chunk_missing", "digest", "decompress", "engine"):
             self.state_restore_failures.labels(reason)  # 0 until one fails: rules see it
+        self.warmup_rows = Counter(
+            "llmwatch_warmup_rows",
+            "History rows a detector that restored fresh re-learned from (upgrade warm-up)",
+            ["detector"],
+            registry=r,
+        )
         self.offset_resets = Counter(
             "llmwatch_offset_resets",
             "Offset-out-of-range resets of a source partition (retention overran the worker)",

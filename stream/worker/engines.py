@@ -85,6 +85,8 @@ class EnginePool:
         self._dirty_batches: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
         self.journal = Journal()
+        # Re-learns a restored engine's fresh detectors from history (stream.worker.warmup).
+        self.warm: Callable[[int, Engine], object] | None = None
 
     def get(self, partition: int, load: Loader, wall: float) -> Engine:
         eng = self.engines.get(partition)
@@ -97,6 +99,8 @@ class EnginePool:
                     eng = self.checked.pop(partition, None) or Engine.restore(saved, self.config)
                     base = saved
                     self.restored.add(partition)
+                    if eng.fresh_detectors and self.warm is not None:
+                        base = self._warm(partition, eng)
                 except Exception:
                     # A snapshot this version cannot read (e.g. detector parameters
                     # changed in an upgrade): relearn rather than stop the partition.
@@ -109,6 +113,18 @@ class EnginePool:
             self._dirty_batches[partition] = 0
             self._saved_at[partition] = wall
         return eng
+
+    def _warm(self, partition: int, eng: Engine) -> bytes:
+        """Warm ``eng``'s fresh detectors; the journal's base is then the warmed state,
+        so a rebuild after a failed step keeps what the warm-up learned."""
+        assert self.warm is not None
+        try:
+            self.warm(partition, eng)
+        except Exception:
+            # History unreadable (broker down, topic gone): those detectors learn from
+            # live events; what they learned before it failed is kept (each row once).
+            log.exception("partition %d: warm-up from history failed", partition)
+        return eng.snapshot()
 
     def check(self, partition: int, snapshot: bytes) -> None:
         """Restore ``snapshot`` (raising if this build cannot) and keep the engine for
