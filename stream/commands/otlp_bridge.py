@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Any
 
 from schemas.durations import duration_arg
@@ -59,11 +61,16 @@ def run(args: argparse.Namespace) -> int:
         group=args.group,
     )
     print(f"llmwatch otlp-bridge: {args.topic} ({args.encoding})", file=sys.stderr, flush=True)
+    # Containers stop with SIGTERM: finish the batch in hand (acked, committed), leave the
+    # group (its partitions move at once, not after the session timeout), print the counts.
+    halt = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: halt.set())
     try:
-        bridge.run(args.duration)
+        bridge.run(args.duration, stop=halt)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bridge.close()
         s = bridge.stats
         print(
