@@ -103,6 +103,11 @@ class Lifecycle:
     def pending(self) -> list[str]:
         return sorted(fp for fp, st in self._states.items() if st.state == "pending")
 
+    def pending_states(self) -> list[AlertState]:
+        """The pending alerts themselves (never events: only transitions are), for the
+        worker's /api/pending; read-only by convention."""
+        return [st for _, st in sorted(self._states.items()) if st.state == "pending"]
+
     # -- state machine ------------------------------------------------------------
     def _clock(self, now: float) -> float:
         self._now = max(self._now, float(now))

@@ -237,6 +237,13 @@ class Settings(BaseSettings):
             "(default: the same host, port notify_web_port)."
         ),
     )
+    worker_url: str = Field(
+        "",
+        description=(
+            "Base URL of a worker's web port (e.g. http://worker:6066); the notifier's "
+            "console reads pending alerts and series charts from it (none: not shown)."
+        ),
+    )
     api_token: SecretStr | None = Field(
         None,
         description=(
@@ -291,7 +298,7 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         return v
 
-    @field_validator("console_url")
+    @field_validator("console_url", "worker_url")
     @classmethod
     def _console(cls, v: str) -> str:
         problem = http_url_problem(v) if v.strip() else None

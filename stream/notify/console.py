@@ -8,8 +8,11 @@ the tab's session storage only. Each alert has an anchor (``/#alert-<fingerprint
 that links can point at.
 
 What it shows is what the API exposes: active alerts with their explanation,
-observed vs expected and bounds, since when, silenced (by which silence) or
-acknowledged (by whom, why), and where they were delivered.
+observed vs expected and bounds, since when, a chart of its recent points when the
+worker has them (``/api/series``, proxied from ``LLMWATCH_WORKER_URL``), silenced
+(by which silence) or acknowledged (by whom, why), and where they were delivered;
+and, from the worker, the alerts still pending (``/api/pending``), which never reach
+the notifier as events.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ td,th{border-top:1px solid #eceff3;padding:.35em .5em;text-align:left;vertical-a
 form.inline{display:flex;gap:.4em;flex-wrap:wrap;margin-top:.4em}
 form.inline input[type=text]{min-width:14em}
 #status.error{color:#b42318}
+.pending{color:#7a5af8}
+svg.spark{display:block;margin-top:.3em}
+svg.spark .band{fill:#dbe4ff}svg.spark .exp{stroke:#6b7280;stroke-dasharray:3 2;fill:none}
+svg.spark .obs{stroke:#b42318;fill:none;stroke-width:1.5}
 """
 
 # Plain DOM calls only; text goes in through textContent, never innerHTML.
@@ -137,7 +144,7 @@ function alertRow(item) {
   const detail = el("div", {}, el("strong", {}, a.title), labels,
     el("div", {}, "observed " + num(a.observed) + " vs expected " + num(a.expected) +
       " (bounds " + num(b.lower) + " .. " + num(b.upper) + ")"),
-    el("div", {class: "muted"}, a.explanation || a.summary || ""));
+    el("div", {class: "muted"}, a.explanation || a.summary || ""), chartFor(a.fingerprint));
   const note = el("div", {class: "muted note"});
   for (const fp of inhibitors(item)) {
     const cause = pipeline[fp] ? pipeline[fp].labels : {};
@@ -192,6 +199,71 @@ function groupRow(g) {
     el("td", {}, Object.entries(counts).map(([k, n]) => n + " " + k).join(", ")),
     el("td", {}, members));
 }
+// The series around an alert, when the worker has it: observed over the expected band.
+const SVG = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+function sparkline(points) {
+  const W = 220, H = 44, P = 2;
+  const ts = points.map((p) => p.ts);
+  const ys = points.flatMap((p) => [p.observed, p.expected, p.lower, p.upper])
+    .filter((v) => v !== null && v !== undefined && isFinite(v));
+  if (points.length < 2 || !ys.length) return null;
+  const t0 = Math.min(...ts), t1 = Math.max(...ts), lo = Math.min(...ys), hi = Math.max(...ys);
+  const x = (t) => (P + (W - 2 * P) * (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5)).toFixed(1);
+  const y = (v) => (H - P - (H - 2 * P) * (hi > lo ? (v - lo) / (hi - lo) : 0.5)).toFixed(1);
+  const has = (v) => v !== null && v !== undefined;
+  const line = (key) => points.filter((p) => has(p[key])).map((p) => x(p.ts) + "," + y(p[key]));
+  const svg = svgEl("svg", {class: "spark", width: W, height: H, viewBox: "0 0 " + W + " " + H,
+    role: "img", "aria-label": "observed vs expected, last " + points.length + " points"});
+  const banded = points.filter((p) => has(p.lower) && has(p.upper));
+  if (banded.length > 1) {
+    const top = banded.map((p) => x(p.ts) + "," + y(p.upper));
+    const bottom = banded.slice().reverse().map((p) => x(p.ts) + "," + y(p.lower));
+    svg.append(svgEl("polygon", {class: "band", points: top.concat(bottom).join(" ")}));
+  }
+  const exp = line("expected"), obs = line("observed");
+  if (exp.length > 1) svg.append(svgEl("polyline", {class: "exp", points: exp.join(" ")}));
+  if (obs.length > 1) svg.append(svgEl("polyline", {class: "obs", points: obs.join(" ")}));
+  const title = svgEl("title", {});
+  title.textContent = "observed (red) vs expected (dashed) and its band, " +
+    when(t0) + " .. " + when(t1);
+  svg.append(title);
+  return svg;
+}
+let series = {};  // fingerprint -> points, from the worker through /api/series
+function chartFor(fp) {
+  const pts = series[fp];
+  return pts ? sparkline(pts) || "" : "";
+}
+function pendingRow(p) {
+  const b = p.bounds || {};
+  const labels = el("div", {class: "labels"},
+    ...Object.entries(p.labels || {}).sort().map(([k, v]) => el("code", {}, k + "=" + v)));
+  return el("tr", {id: "pending-" + p.fingerprint, "data-state": "pending", class: "alert"},
+    el("td", {}, el("span", {class: "state pending"}, "pending"),
+      el("div", {class: "muted"}, p.severity)),
+    el("td", {}, el("strong", {}, (p.labels || {}).alertname || p.kind), labels,
+      el("div", {}, "observed " + num(p.observed) + " vs expected " + num(p.expected) +
+        " (bounds " + num(b.lower) + " .. " + num(b.upper) + ")"),
+      el("div", {class: "muted"}, p.explanation || ""), chartFor(p.fingerprint)),
+    el("td", {}, "since " + p.since.slice(0, 19).replace("T", " ")));
+}
+async function readWorker(fps) {
+  // Pending alerts and charts come from the worker, through this notifier; without one
+  // configured (or reachable), those parts are simply not shown.
+  const pend = await fetch("/api/pending").then((r) => r.json()).catch(() => ({}));
+  const got = {};
+  if (!pend.configured || pend.error) return [pend, got];
+  const all = [...new Set([...fps, ...pend.pending.map((p) => p.fingerprint)])].slice(0, 50);
+  await Promise.all(all.map((fp) => fetch("/api/series?fingerprint=" + encodeURIComponent(fp))
+    .then((r) => (r.ok ? r.json() : null)).then((b) => { if (b) got[fp] = b.points; })
+    .catch(() => null)));
+  return [pend, got];
+}
 function keepFocus(render) {
   // A redraw must not eat what someone is typing into a form.
   const active = document.activeElement;
@@ -205,10 +277,17 @@ async function refresh() {
       fetch("/api/alerts").then((r) => r.json()), fetch("/api/silences").then((r) => r.json()),
       // Groups and inhibition come from the Alertmanager-dialect API; without it, none.
       fetch("/api/v2/alerts/groups").then((r) => (r.ok ? r.json() : [])).catch(() => [])]);
+    const [pend, points] = await readWorker(alerts.map((i) => i.alert.fingerprint));
     // Redraw only what changed: no flicker, and a form being used is not replaced.
-    const seen = JSON.stringify([alerts, silences, groups]);
+    const seen = JSON.stringify([alerts, silences, groups, pend, points]);
     if (seen !== lastSeen && keepFocus(() => {
       pipeline = {};
+      series = points;
+      const pending = pend.pending || [];
+      document.getElementById("pending-section").hidden = !pend.configured;
+      document.getElementById("pending-note").textContent = pend.error ?
+        "worker unreachable: " + pend.error : pending.length ? "" : "none";
+      document.getElementById("pending").replaceChildren(...pending.map(pendingRow));
       for (const g of groups) {
         for (const a of g.alerts) pipeline[a.fingerprint] = {...a, group: g.labels};
       }
@@ -245,6 +324,10 @@ def render(title: str = "llmwatch notifier") -> str:
 <section><h2>Alerts</h2>
 <table><thead><tr><th>state</th><th>alert</th><th>when</th><th>actions</th></tr></thead>
 <tbody id="alerts"></tbody></table></section>
+<section id="pending-section" hidden><h2>Pending <span id="pending-note" class="muted">
+</span></h2>
+<table><thead><tr><th>state</th><th>alert</th><th>since</th></tr></thead>
+<tbody id="pending"></tbody></table></section>
 <section><h2>Notification groups</h2>
 <table><thead><tr><th>group</th><th>receiver</th><th>alerts</th><th>members</th></tr></thead>
 <tbody id="groups"></tbody></table></section>

@@ -25,6 +25,7 @@ from .api_models import AckRequest, SilenceRequest, describe
 from .console import add_console
 from .kafka_io import KafkaIOError
 from .service import NotifierService
+from .worker_proxy import WorkerProxy
 
 log = logging.getLogger("llmwatch.notify")
 
@@ -56,6 +57,8 @@ class NotifierAPI:
         from .am_api import AlertmanagerAPI
 
         AlertmanagerAPI(self.service, self.guard).register(app)
+        # Pending alerts and series charts, from the worker that has them.
+        WorkerProxy(self.service.settings.worker_url).register(app)
         add_console(app)  # the web console at /, over the routes above
         return app
 

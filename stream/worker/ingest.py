@@ -21,6 +21,7 @@ from stream.event_slices import event_slices
 from stream.metrics import WorkerMetrics, reason_class
 from stream.worker.engines import EnginePool, Loader
 from stream.worker.isolation import isolate
+from stream.worker.recent_series import RecentSeries
 
 Clock = Callable[[], float]
 log = logging.getLogger("llmwatch.worker")
@@ -78,6 +79,8 @@ class BatchProcessor:
         # -> (wall time of its last batch, the event time that stream had reached then)
         self._last_seen: dict[int, dict[type[Columns] | None, tuple[float, float]]] = {}
         self._by_topic: dict[str, _TopicMetrics] = {}
+        # Recent points per alert fingerprint, for the console's charts (/api/series).
+        self.recent = RecentSeries()
 
     def process(
         self,
@@ -138,7 +141,8 @@ class BatchProcessor:
     ) -> None:
         """One engine step: accepted rows ``first``.. of the batch, as ``part``."""
         try:
-            out.alerts.extend(self.pool.engines[partition].process(part).alerts)
+            step = self.pool.engines[partition].process(part)
+            out.alerts.extend(step.alerts)
             self.pool.journal.processed(partition, part)
         except Exception:
             log.warning(
@@ -150,6 +154,8 @@ class BatchProcessor:
                 exc_info=True,
             )
             self._isolate(out, part, first, rejects, raws, topic, partition, offsets, wall)
+        else:
+            self.recent.record(step.findings)  # outside the try: never a reason to retry
 
     def _isolate(
         self,

@@ -1,4 +1,5 @@
-"""The worker's HTTP views: /healthz, /metrics (Prometheus) and /alerts (active alerts)."""
+"""The worker's HTTP views: /healthz, /metrics (Prometheus), /alerts (active alerts),
+/api/pending (pending alerts) and /api/series (an alert's recent points)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 from stream.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 from stream.worker.consumer import Inbox
 from stream.worker.ingest import BatchProcessor
+from stream.worker.recent_series import pending_alerts, series_body
 from stream.worker.resets import OffsetResets
 from stream.worker.state import Progress
 from stream.worker.watchdog import TrackedLock
@@ -72,3 +74,13 @@ def add_views(
             a.model_dump(mode="json", exclude_none=True) for a in processor.pool.active_alerts()
         ]
         return web.bytes(orjson.dumps(alerts), content_type="application/json")
+
+    @app.page("/api/pending")
+    async def pending(web: Any, request: Any) -> Any:
+        lifecycles = {p: e.lifecycle for p, e in processor.pool.engines.items()}
+        return web.bytes(orjson.dumps(pending_alerts(lifecycles)), content_type="application/json")
+
+    @app.page("/api/series")
+    async def series(web: Any, request: Any) -> Any:
+        status, body = series_body(processor.recent, request.query.get("fingerprint", ""))
+        return web.json(body, status=status)

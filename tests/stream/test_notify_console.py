@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from detectors.base import Finding
+from stream.lifecycle import Lifecycle
 from stream.notify.console import render
+from stream.worker.recent_series import RecentSeries, pending_alerts, series_body
 from tests.connectors.notify_fakes import make_alert
 from tests.connectors.notify_harness import API_TOKEN, config_for, publish, running, settings_for
 
@@ -28,6 +32,40 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
     assert page.startswith("<!doctype html>")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
     assert "innerHTML" not in page  # API text goes in as text, never as markup
+
+
+def _finding(ts: float, observed: float) -> Finding:
+    return Finding(
+        "ewma", "latency.tpot_p99", {"model": "llama-8b"}, ts, 0.9, True, observed, 1.0, 0.6, 1.4
+    )
+
+
+def _worker_app() -> web.Application:
+    """A worker's /api/pending and /api/series (the functions its pages call), holding one
+    pending alert with its points, and points for the firing alert fpslow."""
+    lc, rs = Lifecycle(), RecentSeries()
+    findings = [_finding(1000.0 + i, 1.0 + 0.2 * i) for i in range(12)]
+    lc.observe(findings, findings[-1].ts)
+    rs.record(findings)
+    slow = [
+        {"ts": 900.0 + i, "observed": 0.9 + 0.1 * i, "expected": 0.9, "lower": 0.7, "upper": 1.1}
+        for i in range(20)
+    ]
+
+    async def pending(request: web.Request) -> web.Response:
+        return web.json_response(pending_alerts({0: lc}))
+
+    async def series(request: web.Request) -> web.Response:
+        fp = request.query.get("fingerprint", "")
+        if fp == "fpslow":
+            return web.json_response({"fingerprint": fp, "points": slow})
+        status, body = series_body(rs, fp)
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_get("/api/pending", pending)
+    app.router.add_get("/api/series", series)
+    return app
 
 
 @pytest.fixture
@@ -52,10 +90,19 @@ def notifier(embedded_broker: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     stop = asyncio.Event()
 
     async def serve() -> None:
-        async with running(settings, config) as svc:
-            started.append(svc.url)
-            ready.set()
-            await stop.wait()
+        worker = web.AppRunner(_worker_app(), access_log=None)
+        await worker.setup()
+        await web.TCPSite(worker, "127.0.0.1", 0).start()
+        worker_url = f"http://127.0.0.1:{worker.addresses[0][1]}"
+        try:
+            async with running(
+                settings.model_copy(update={"worker_url": worker_url}), config
+            ) as svc:
+                started.append(svc.url)
+                ready.set()
+                await stop.wait()
+        finally:
+            await worker.cleanup()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
@@ -153,6 +200,19 @@ def test_console_in_a_real_browser(
         assert len(groups) >= 3 and any("1 inhibited" in g.text for g in groups)
         row = browser.find_element(By.ID, "alert-fpslow")
         assert "observed 2.400 vs expected 0.9000" in row.text
+        # From the worker (through the notifier): the pending alert, and charts of the
+        # series it holds points for; none for an alert whose series it does not hold.
+        pend = _until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#pending tr.alert"), "a pending row"
+        )
+        assert len(pend) == 1 and pend[0].get_attribute("data-state") == "pending"
+        assert "latency.tpot_p99" in pend[0].text and "model=llama-8b" in pend[0].text
+        assert pend[0].find_elements(By.CSS_SELECTOR, "svg.spark polyline.obs")
+        spark = _until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#alert-fpslow svg.spark"), "a chart"
+        )
+        assert spark[0].find_elements(By.CSS_SELECTOR, "polygon.band")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#alert-fperr svg.spark")
         assert "EWMA z-score 6.1 over 5 min" in row.text  # the explanation
         token = browser.find_element(By.ID, "token")
         token.send_keys(API_TOKEN)
