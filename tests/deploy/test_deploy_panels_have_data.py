@@ -287,7 +287,19 @@ def _worker_has(worker: WorkerProc, needles: list[str]) -> list[str]:
     return [n for n in needles if n not in text]
 
 
-def test_every_panel_and_rule_metric_has_data(embedded_broker: str, tmp_path: Path) -> None:
+@pytest.fixture
+def own_broker() -> Iterator[str]:
+    """A private embedded broker: this test publishes to the default topic names, which
+    on the shared session broker would reach every later worker test reading them."""
+    from stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as bootstrap:
+        yield bootstrap
+
+
+def test_every_panel_and_rule_metric_has_data(own_broker: str, tmp_path: Path) -> None:
+    embedded_broker = own_broker
+
     async def main() -> tuple[int, str]:
         hook = _webhook()
         async with hook.running() as hook_url:
