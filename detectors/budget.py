@@ -41,18 +41,31 @@ class AlertBudget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    false_alerts_per_series_week: float = Field(0.5, gt=0, le=1000)
+    false_alerts_per_series_week: float = Field(
+        0.5,
+        gt=0,
+        le=1000,
+        description="False alerts one series may raise per week on average: the firing "
+        "threshold (score 0.5) is set from each series' own score tails to this rate.",
+    )
 
 
 class BudgetOverride(AlertBudget):
-    match: dict[str, str] = Field(min_length=1)
+    match: dict[str, str] = Field(
+        min_length=1, description="Series labels (all must equal) this budget applies to."
+    )
 
 
 class BudgetedConfig(DetectorConfig):
     """A detector config with an alert budget, overridable per series label."""
 
-    alert_budget: AlertBudget = Field(default_factory=AlertBudget)
-    alert_budget_overrides: list[BudgetOverride] = Field(default_factory=list)
+    alert_budget: AlertBudget = Field(
+        default_factory=AlertBudget, description="The detector's default alert budget."
+    )
+    alert_budget_overrides: list[BudgetOverride] = Field(
+        default_factory=list,
+        description="Budgets for series whose labels match; the first match wins.",
+    )
 
     def budget_for(self, labels: Mapping[str, str]) -> float:
         for o in self.alert_budget_overrides:

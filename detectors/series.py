@@ -51,16 +51,44 @@ _ARRAYS = ("st", "pl", "ps", "pw", "tails")
 
 
 class SeriesConfig(BudgetedConfig):
-    warmup_samples: int = Field(400, ge=10)  # rows learned before a series is scored
-    window_samples: float = Field(10.0, ge=1)  # the "recent window" of the likelihood score
-    level_samples: float = Field(32.0, ge=2)  # memory of the robust level, in rows
-    rebase_after_samples: int = Field(12, ge=1)  # a change this long is the new baseline
-    clear_after_samples: int = Field(3, ge=1)  # rows under 0.5 that end an episode
-    gap_factor: float = Field(12.0, gt=1)  # a gap of this many intervals re-anchors the level
-    profile_slots: int = Field(48, ge=12, le=288)  # daily profile resolution
-    profile_days: float = Field(3.0, gt=0)  # how many days of its own time a slot remembers
-    seasonal_ratio: float = Field(0.7, gt=0, lt=1)  # profile used below this residual ratio
-    series_ttl_s: float = Field(7 * 86400.0, gt=0)
+    warmup_samples: int = Field(
+        400, ge=10, description="Rows a series learns from before it is scored at all."
+    )
+    window_samples: float = Field(
+        10.0, ge=1, description="Rows in the recent window the likelihood score averages over."
+    )
+    level_samples: float = Field(
+        32.0, ge=2, description="Memory of the robust level, in rows (the scale remembers 2x)."
+    )
+    rebase_after_samples: int = Field(
+        12,
+        ge=1,
+        description="Rows a shift must hold (beyond 3 scales) before it becomes the new baseline.",
+    )
+    clear_after_samples: int = Field(
+        3, ge=1, description="Consecutive rows scoring under 0.5 that end an anomaly episode."
+    )
+    gap_factor: float = Field(
+        12.0,
+        gt=1,
+        description="A gap of this many sampling intervals (and an hour) re-anchors the level.",
+    )
+    profile_slots: int = Field(
+        48, ge=12, le=288, description="Slots of the daily profile (48 = half-hour slots)."
+    )
+    profile_days: float = Field(
+        3.0, gt=0, description="How many days of its own time one profile slot remembers."
+    )
+    seasonal_ratio: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="The daily profile is used while its residuals are below this share of "
+        "the plain level's (seasonality detected, not assumed).",
+    )
+    series_ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="A series with no data for this long is forgotten."
+    )
 
 
 class SeriesDetector(Detector[MetricColumns]):
