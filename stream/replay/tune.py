@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,30 @@ def load_datasets(events: Sequence[Path], labels: Sequence[Path]) -> list[Datase
     ]
 
 
+def _search(
+    base: LlmwatchConfig | None,
+    trials: int,
+    seed: int,
+    trial: Callable[[LlmwatchConfig], tuple[float, dict[str, Any]]],
+) -> tuple[LlmwatchConfig, list[dict[str, Any]]]:
+    """Random search over ``usable_space``: trial 0 is the base config itself; ``trial``
+    scores one config (objective, row of figures). Returns the best and every row."""
+    base_cfg = base if base is not None else LlmwatchConfig()
+    space = usable_space(base_cfg)
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, LlmwatchConfig] | None = None
+    for n in range(max(1, trials)):
+        params = {} if n == 0 else {p: rng.choice(v) for p, v in space.items()}
+        cfg = apply(base_cfg, params)
+        score, figures = trial(cfg)
+        rows.append({"trial": n, "params": params, "objective": score, **figures})
+        if best is None or score > best[0]:
+            best = (score, cfg)
+    assert best is not None
+    return best[1], rows
+
+
 def tune(
     datasets: Sequence[Dataset],
     *,
@@ -182,32 +206,18 @@ def tune(
     grace_s: float = DEFAULT_GRACE_S,
 ) -> tuple[LlmwatchConfig, list[dict[str, Any]]]:
     """Random search; returns the best config and every trial's parameters and scores."""
-    base_cfg = base if base is not None else LlmwatchConfig()
-    space = usable_space(base_cfg)
-    rng = random.Random(seed)
-    rows: list[dict[str, Any]] = []
-    best: tuple[float, LlmwatchConfig] | None = None
-    for n in range(max(1, trials)):
-        params = {} if n == 0 else {p: rng.choice(v) for p, v in space.items()}
-        cfg = apply(base_cfg, params)
+
+    def trial(cfg: LlmwatchConfig) -> tuple[float, dict[str, Any]]:
         s = evaluate(cfg, datasets, grace_s)
-        score = objective(s, grace_s)
-        rows.append(
-            {
-                "trial": n,
-                "params": params,
-                "objective": score,
-                "precision": s["precision"],
-                "recall": s["recall"],
-                "f1": s["f1"],
-                "delay_p50_s": s["delay_s"]["p50"],
-                "false_alerts_per_series_day": s["false_alerts_per_series_day"],
-            }
-        )
-        if best is None or score > best[0]:
-            best = (score, cfg)
-    assert best is not None
-    return best[1], rows
+        return objective(s, grace_s), {
+            "precision": s["precision"],
+            "recall": s["recall"],
+            "f1": s["f1"],
+            "delay_p50_s": s["delay_s"]["p50"],
+            "false_alerts_per_series_day": s["false_alerts_per_series_day"],
+        }
+
+    return _search(base, trials, seed, trial)
 
 
 def evaluate_labelled(config: LlmwatchConfig, folder: Path) -> dict[str, Any]:
@@ -225,35 +235,22 @@ def tune_labelled(
     seed: int = 0,
 ) -> tuple[LlmwatchConfig, list[dict[str, Any]]]:
     """Random search on labelled CSV series; objective = NAB score from alert onsets."""
-    base_cfg = base if base is not None else LlmwatchConfig()
-    space = usable_space(base_cfg)
-    rng = random.Random(seed)
-    rows: list[dict[str, Any]] = []
-    best: tuple[float, LlmwatchConfig] | None = None
-    for n in range(max(1, trials)):
-        params = {} if n == 0 else {p: rng.choice(v) for p, v in space.items()}
-        cfg = apply(base_cfg, params)
+
+    def trial(cfg: LlmwatchConfig) -> tuple[float, dict[str, Any]]:
         o = evaluate_labelled(cfg, folder)
         score = float(o["nab_onset"] if o["nab_onset"] is not None else -o["false_alerts"])
         alerts = o["alerts"]
-        rows.append(
-            {
-                "trial": n,
-                "params": params,
-                "objective": score,
-                "nab_onset": o["nab_onset"],
-                "nab_rows_best": o["nab_rows_best"],
-                "precision": (alerts - o["false_alerts"]) / alerts if alerts else None,
-                "recall": o["incident_recall"],
-                "delay_p50_s": o["median_delay_s"],
-                # The alert budget this trial achieves, as the config's own setting reads.
-                "false_alerts_per_series_week": o["false_alerts_per_series_week"],
-            }
-        )
-        if best is None or score > best[0]:
-            best = (score, cfg)
-    assert best is not None
-    return best[1], rows
+        return score, {
+            "nab_onset": o["nab_onset"],
+            "nab_rows_best": o["nab_rows_best"],
+            "precision": (alerts - o["false_alerts"]) / alerts if alerts else None,
+            "recall": o["incident_recall"],
+            "delay_p50_s": o["median_delay_s"],
+            # The alert budget this trial achieves, as the config's own setting reads.
+            "false_alerts_per_series_week": o["false_alerts_per_series_week"],
+        }
+
+    return _search(base, trials, seed, trial)
 
 
 def write_results(out: Path, best: LlmwatchConfig, rows: list[dict[str, Any]]) -> dict[str, Path]:
