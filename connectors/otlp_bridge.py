@@ -44,6 +44,8 @@ class BridgeStats:
     skipped: int = 0  # spans that are not GenAI inferences
     invalid_spans: int = 0
     dead_lettered: int = 0  # messages
+    produce_failures: int = 0  # events and dead letters failed or unacknowledged
+    last_commit: float = 0.0  # clock() of the last offset commit; 0: none yet
 
 
 class OtlpBridge:
@@ -70,6 +72,7 @@ class OtlpBridge:
         self.deadletter_topic = deadletter_topic
         self.clock = clock
         self.stats = BridgeStats()
+        self.running = False  # the consume loop is live (/healthz)
         conf: dict[str, Any] = {
             **client,
             "group.id": group,
@@ -104,12 +107,14 @@ class OtlpBridge:
         after = self._producer.stats()
         lost = (after.failed - before.failed) + (after.dropped - before.dropped)
         if left or lost:
+            self.stats.produce_failures += left + lost
             raise BridgeError(
                 f"{left} messages unacknowledged, {lost} failed ({after.last_error}); "
                 "offsets not committed: a restart reads this batch again"
             )
         self._consumer.commit(asynchronous=False)
         s = self.stats
+        s.last_commit = self.clock()
         s.messages += len(msgs)
         s.spans += batch.spans
         s.events += len(batch.events)
@@ -121,8 +126,12 @@ class OtlpBridge:
     def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> None:
         halt = stop if stop is not None else threading.Event()
         end = None if duration_s is None else time.monotonic() + duration_s
-        while not halt.is_set() and (end is None or time.monotonic() < end):
-            self.poll_once()
+        self.running = True
+        try:
+            while not halt.is_set() and (end is None or time.monotonic() < end):
+                self.poll_once()
+        finally:
+            self.running = False
 
     def close(self) -> None:
         self._producer.close(10.0)

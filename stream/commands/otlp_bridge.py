@@ -41,11 +41,32 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--bootstrap", default=None, help="host:port[,...] (default: LLMWATCH_BOOTSTRAP_SERVERS)"
     )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="/metrics and /healthz port (default: LLMWATCH_BRIDGE_PORT or 6068; 0: any free)",
+    )
     p.set_defaults(func=run)
+
+
+def _port(args: argparse.Namespace) -> int:
+    import os
+
+    from stream.otlp_bridge_web import DEFAULT_PORT
+
+    if args.port is not None:
+        return int(args.port)
+    raw = os.environ.get("LLMWATCH_BRIDGE_PORT", "")
+    try:
+        return int(raw) if raw else DEFAULT_PORT
+    except ValueError:
+        raise ValueError(f"LLMWATCH_BRIDGE_PORT: expected a port number, got {raw!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from connectors.otlp_bridge import OtlpBridge
+    from stream.otlp_bridge_web import bridge_registry, serve
     from stream.settings import kafka_client_config, load_settings
 
     overrides = {"bootstrap_servers": args.bootstrap} if args.bootstrap else {}
@@ -60,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
         deadletter_topic=settings.topic_deadletter,
         group=args.group,
     )
-    print(f"llmwatch otlp-bridge: {args.topic} ({args.encoding})", file=sys.stderr, flush=True)
+    server = serve(bridge_registry(lambda: bridge.stats), lambda: bridge.running, _port(args))
+    port = server.server_address[1]
+    print(
+        f"llmwatch otlp-bridge: {args.topic} ({args.encoding}), /metrics on port {port}",
+        file=sys.stderr,
+        flush=True,
+    )
     # Containers stop with SIGTERM: finish the batch in hand (acked, committed), leave the
     # group (its partitions move at once, not after the session timeout), print the counts.
     halt = threading.Event()
@@ -72,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         bridge.close()
+        server.shutdown()
         s = bridge.stats
         print(
             f"llmwatch otlp-bridge: {s.messages} messages, {s.spans} spans, {s.events} events, "
