@@ -19,8 +19,6 @@ from prometheus_client.registry import Collector
 from connectors.otlp_bridge import BridgeStats
 from stream.metrics import CONTENT_TYPE_LATEST, render
 
-DEFAULT_PORT = 6068
-
 
 class BridgeCollector(Collector):
     """Prometheus families over a bridge's ``BridgeStats`` (read when scraped)."""

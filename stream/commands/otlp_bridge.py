@@ -10,6 +10,10 @@ from typing import Any
 
 from schemas.durations import duration_arg
 
+# The worker serves on 6066 and the notifier on 6067; the bridge's default is the next one
+# (not in stream.otlp_bridge_web: --help must not import prometheus_client).
+DEFAULT_PORT = 6068
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -44,24 +48,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--port",
         type=int,
-        default=None,
-        help="/metrics and /healthz port (default: LLMWATCH_BRIDGE_PORT or 6068; 0: any free)",
+        default=DEFAULT_PORT,
+        help="/metrics and /healthz port (default: %(default)s; 0: any free one)",
     )
     p.set_defaults(func=run)
-
-
-def _port(args: argparse.Namespace) -> int:
-    import os
-
-    from stream.otlp_bridge_web import DEFAULT_PORT
-
-    if args.port is not None:
-        return int(args.port)
-    raw = os.environ.get("LLMWATCH_BRIDGE_PORT", "")
-    try:
-        return int(raw) if raw else DEFAULT_PORT
-    except ValueError:
-        raise ValueError(f"LLMWATCH_BRIDGE_PORT: expected a port number, got {raw!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         deadletter_topic=settings.topic_deadletter,
         group=args.group,
     )
-    server = serve(bridge_registry(lambda: bridge.stats), lambda: bridge.running, _port(args))
+    server = serve(bridge_registry(lambda: bridge.stats), lambda: bridge.running, args.port)
     port = server.server_address[1]
     print(
         f"llmwatch otlp-bridge: {args.topic} ({args.encoding}), /metrics on port {port}",

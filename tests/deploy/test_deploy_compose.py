@@ -130,7 +130,7 @@ def test_kafka_init_creates_every_topic_as_strimzi_declares(tmp_path: Path) -> N
     assert created == strimzi
 
 
-def test_otlp_bridge_reads_a_created_topic_without_an_http_healthcheck() -> None:
+def test_otlp_bridge_reads_a_created_topic_and_is_checked_on_its_own_port() -> None:
     cfg = _resolved()["services"]
     bridge = cfg["otlp-bridge"]
     args = bridge["command"]
@@ -138,8 +138,13 @@ def test_otlp_bridge_reads_a_created_topic_without_an_http_healthcheck() -> None
     assert args[args.index("--topic") + 1] == "otlp_spans"
     assert args[args.index("--encoding") + 1] in ("otlp_proto", "otlp_json")
     assert bridge["environment"]["LLMWATCH_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    # The image's HEALTHCHECK polls the worker's /healthz; the bridge serves no HTTP.
-    # docker-compose normalises `disable: true` to `test: [NONE]`.
-    assert bridge["healthcheck"].get("test") == ["NONE"] or bridge["healthcheck"].get("disable")
+    # The image's HEALTHCHECK polls the worker's port: the bridge's overrides it with its own.
+    port = args[args.index("--port") + 1]
+    assert port in [str(p) for p in bridge["expose"]]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(bridge["healthcheck"]["test"])
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "llmwatch-otlp-bridge")
+    assert job["dns_sd_configs"][0] == {**job["dns_sd_configs"][0], "names": ["otlp-bridge"]}
+    assert str(job["dns_sd_configs"][0]["port"]) == port
     init = " ".join(yaml.safe_load(COMPOSE.read_text())["services"]["kafka-init"]["command"])
     assert "t otlp_spans " in init  # auto-create is off: the topic must exist

@@ -279,6 +279,15 @@ def test_otlp_bridge_reads_a_declared_topic_in_one_group() -> None:
     # Stateless: several replicas share one group, each needs a partition to do anything.
     assert 2 <= bridge["spec"]["replicas"] <= topics[source]
     assert _arg(args, "--group") == DEFAULT_GROUP
+    # /metrics and /healthz on the port the probes, the Service and the ServiceMonitor name.
+    container = bridge["spec"]["template"]["spec"]["containers"][0]
+    port = int(_arg(args, "--port"))
+    assert container["ports"] == [{"name": "web", "containerPort": port}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "web"}
+    service = _named("Service", "llmwatch-otlp-bridge")
+    assert service["spec"]["ports"][0]["name"] == "web"  # what the ServiceMonitor scrapes
+    assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "llmwatch"
     # It must not join the workers' group: the bridge reads none of their topics.
     worker = _named("StatefulSet", "llmwatch-worker")
     assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker"]
