@@ -1,6 +1,7 @@
 """The notifier's API in Alertmanager's v2 dialect, for amtool, karma and Grafana.
 
-``/api/v2/status``, ``GET /api/v2/alerts``, ``/api/v2/alerts/groups``,
+``/api/v2/status``, ``/api/v2/receivers``, ``GET``/``POST /api/v2/alerts`` (posted
+alerts go onto the alerts topic: see am_post), ``/api/v2/alerts/groups``,
 ``GET``/``POST /api/v2/silences`` and ``GET``/``DELETE /api/v2/silence/{id}``, shaped as
 ``../shared/specs/alertmanager-api-v2.openapi.yaml`` says. Alerts and groups are the
 pipeline's (what is firing now, and whether inhibition or a silence holds it);
@@ -21,11 +22,12 @@ import yaml
 from aiohttp import web
 from pydantic import ValidationError
 
-from schemas.models import AlertStatus
+from schemas.models import AlertStatus, dump_json
 from stream.alerting.groups import Episode
 from stream.alerting.matchers import Matcher, compile_regex, match_all, parse_matchers
 from stream.alerting.silences import Silence, new_silence_id, silence_key
 
+from .am_post import postable_alerts, topic_key
 from .api_models import describe
 from .service import NotifierService
 
@@ -86,7 +88,9 @@ class AlertmanagerAPI:
     def register(self, app: web.Application) -> None:
         r = app.router
         r.add_get("/api/v2/status", self.status)
+        r.add_get("/api/v2/receivers", self.receivers)
         r.add_get("/api/v2/alerts", self.alerts)
+        r.add_post("/api/v2/alerts", self._guard(self.post_alerts))
         r.add_get("/api/v2/alerts/groups", self.groups)
         r.add_get("/api/v2/silences", self.silences)
         r.add_post("/api/v2/silences", self._guard(self.post_silence))
@@ -112,7 +116,33 @@ class AlertmanagerAPI:
             }
         )
 
+    async def receivers(self, request: web.Request) -> web.Response:
+        return web.json_response([{"name": r.name} for r in self.service.config.receivers])
+
     # -- alerts ---------------------------------------------------------------------------
+    async def post_alerts(self, request: web.Request) -> web.StreamResponse:
+        from .kafka_io import KafkaIOError
+
+        try:
+            data = await request.json()
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return _error(400, "body: not valid JSON")
+        try:
+            alerts = postable_alerts(data, self.service.clock.now())
+        except ValueError as exc:
+            return _error(400, str(exc))
+        topic, producer = self.service.settings.topic_alerts, self.service.producer
+        if producer is None:
+            return _error(503, "the notifier is not started; try again")
+        try:
+            for alert in alerts:
+                await producer.send(topic, topic_key(alert), dump_json(alert))
+        except KafkaIOError:
+            # Those before the failure are on the topic; a retry repeats them, and the
+            # ledger and the pipeline's fingerprint dedup absorb the repeat.
+            return _error(503, "could not write the alerts to the alerts topic; try again")
+        return web.Response(status=200)
+
     def _alert_json(self, ep: Episode, now: float) -> dict[str, Any]:
         pipeline = self.service.pipeline
         a = ep.alert
