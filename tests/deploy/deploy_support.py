@@ -77,6 +77,12 @@ def populated_registry() -> CollectorRegistry:
     n.oldest_undelivered.set(0)
     n.paused.set(0)
     n.active_silences.set(1)
+    from connectors.otlp_bridge import BridgeStats
+    from stream.otlp_bridge_web import bridge_registry
+
+    bridge = BridgeStats(messages=10, spans=40, events=30, skipped=8, invalid_spans=2)
+    bridge.dead_lettered, bridge.last_commit = 1, 1.7e9
+    bridge_registry(lambda: bridge, w.registry)
     return w.registry
 
 

@@ -4,7 +4,8 @@ A real ``llmwatch worker`` process consumes a simulated fleet (one error burst, 
 malformed messages) from the embedded broker; a real notifier (in-process, its real
 HTTP server) delivers the worker's alerts plus three of the test's to a local webhook
 that makes one retry, one dead letter, and one silenced by an API silence; the Debian
-``prometheus`` binary scrapes both with the shipped rule files. Then every panel query
+``prometheus`` binary scrapes both, and a real OTLP bridge over a few OTLP messages
+(``bridge_support``), with the shipped rule files. Then every panel query
 of both dashboards (template variables resolved from Prometheus, as Grafana would)
 and every metric name in the rules is evaluated against that Prometheus, and each
 must return series. Nothing sets a metric by hand.
@@ -26,6 +27,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
+from bridge_support import running_bridge
 from confluent_kafka import Producer
 from deploy_support import (
     ALIAS_RULES,
@@ -118,9 +120,9 @@ def _publish_fleet(broker: str, settings: Settings) -> int:
 
 
 class Prom:
-    """The Debian prometheus binary, scraping the worker and the notifier every second."""
+    """The Debian prometheus binary, scraping the worker, the notifier and an OTLP bridge."""
 
-    def __init__(self, tmp: Path, worker_port: int, notifier_port: int) -> None:
+    def __init__(self, tmp: Path, worker_port: int, notifier_port: int, bridge_port: int) -> None:
         self.port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -136,6 +138,10 @@ class Prom:
                     "scrape_interval": "3s",
                     "scrape_timeout": "3s",
                     "static_configs": [{"targets": [f"127.0.0.1:{notifier_port}"]}],
+                },
+                {
+                    "job_name": "llmwatch-otlp-bridge",
+                    "static_configs": [{"targets": [f"127.0.0.1:{bridge_port}"]}],
                 },
             ],
         }
@@ -319,7 +325,10 @@ def test_every_panel_and_rule_metric_has_data(own_broker: str, tmp_path: Path) -
             worker.start()
             try:
                 async with running(settings, config) as svc:
-                    return await _scenario(svc, worker, hook, settings, tmp_path, embedded_broker)
+                    with running_bridge(embedded_broker) as bridge_port:
+                        return await _scenario(
+                            svc, worker, hook, settings, tmp_path, embedded_broker, bridge_port
+                        )
             finally:
                 worker.stop()
 
@@ -330,6 +339,7 @@ def test_every_panel_and_rule_metric_has_data(own_broker: str, tmp_path: Path) -
         settings: Settings,
         tmp: Path,
         broker: str,
+        bridge_port: int,
     ) -> tuple[int, str]:
         status, _ = await svc.post(
             "/api/silences",
@@ -345,7 +355,7 @@ def test_every_panel_and_rule_metric_has_data(own_broker: str, tmp_path: Path) -
         await asyncio.to_thread(worker.wait_healthy, 60)
         print(f"worker healthy after {time.monotonic() - began:.1f} s")
         notifier_port = int(svc.url.rsplit(":", 1)[1])
-        prom = Prom(tmp, worker.port, notifier_port)
+        prom = Prom(tmp, worker.port, notifier_port, bridge_port)
         try:
             await asyncio.to_thread(_publish_fleet, broker, settings)
             await asyncio.to_thread(publish, broker, settings.topic_alerts, _test_alerts())
