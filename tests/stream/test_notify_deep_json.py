@@ -53,7 +53,9 @@ def _post(url: str, body: bytes) -> tuple[int, Any]:
 
 def test_the_api_answers_400_to_deeply_nested_json() -> None:
     # Only what the handlers touch before the body is refused.
-    service: Any = SimpleNamespace(settings=SimpleNamespace(api_token=SecretStr("t0ken")))
+    service: Any = SimpleNamespace(
+        settings=SimpleNamespace(api_token=SecretStr("t0ken"), worker_url="")
+    )
 
     async def main() -> list[tuple[int, Any]]:
         runner = web.AppRunner(NotifierAPI(service).app())
