@@ -81,6 +81,9 @@ class EnginePool:
         self.every_s = float(every_s)
         self.engines: dict[int, Engine] = {}
         self.restored: set[int] = set()
+        # Partitions whose engine has been written to the state store since it started
+        # here: a crash now restores them rather than relearning (shown on /healthz).
+        self.saved_once: set[int] = set()
         self.restore_failed: set[int] = set()
         self._dirty_batches: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
@@ -164,6 +167,7 @@ class EnginePool:
         self._saved_at[partition] = wall
         eng = self.engines.get(partition)
         if eng is not None:
+            self.saved_once.add(partition)
             self.journal.start(partition, snapshot if snapshot is not None else eng.snapshot())
 
     def rebuild(self, partition: int) -> Engine:
@@ -177,6 +181,7 @@ class EnginePool:
             self.checked.pop(p, None)
             self.journal.drop(p)
             self.restored.discard(p)
+            self.saved_once.discard(p)
             self._dirty_batches.pop(p, None)
             self._saved_at.pop(p, None)
 

@@ -39,6 +39,8 @@ def add_views(
             "assigned": sorted(owned) if owned is not None else engines,
             # Engines resumed from a saved snapshot rather than started fresh.
             "restored": sorted(p for p in pool.restored if p in pool.engines),
+            # Engines saved to the state store at least once here: a crash resumes them.
+            "saved": sorted(p for p in pool.saved_once if p in pool.engines),
             # Snapshots that could not be read (the engine started fresh): alert on this.
             "restore_failed": sorted(pool.restore_failed),
         }

@@ -48,6 +48,11 @@ def _partitions(w: WorkerProc) -> set[int]:
     return set(health["partitions"]) if health else set()
 
 
+def _saved(w: WorkerProc) -> set[int]:
+    health = w.healthz()
+    return set(health["saved"]) if health else set()
+
+
 def test_two_workers_share_partitions_and_survive_a_kill(
     kafka09_fresh: Kafka09, tmp_path: Path, k09_producer: Any
 ) -> None:
@@ -82,7 +87,10 @@ def test_two_workers_share_partitions_and_survive_a_kill(
         # Phase 2 puts only ~100 events on one's partitions in all (PARTITIONS=2, model
         # keys), so a few dozen prove it is flowing while the pacer still runs.
         wait_for(lambda: one.events_in() >= start_count + 20, WAIT_S, "phase 2 flowing", one)
-        taken = _partitions(one)
+        # Kill once every engine of one's has been saved (one started less than a
+        # checkpoint interval ago would rightly start fresh on the survivor).
+        wait_for(lambda: _partitions(one) <= _saved(one), WAIT_S, "one's engines saved", one)
+        taken = _saved(one)
         open_at_kill = {a.alert_id for w in both for a in w.get_alerts()}
         one.kill()
         pacer.join(WAIT_S)
