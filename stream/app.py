@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,8 @@ class WorkerApp(faust.App):
 
     # (source topics, inbox, fetch wait ms, Kafka 0.9 offsets on the consumer)
     diverted: tuple[set[str], Inbox, int, bool] | None = None
+    # Called with the monotonic start of each commit that succeeded (BatchConsumer).
+    on_committed: Callable[[float], None] | None = None
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
@@ -66,6 +68,7 @@ class WorkerApp(faust.App):
         consumer = super()._new_consumer()
         if self.diverted is not None:
             consumer.divert(*self.diverted)
+        consumer.on_committed = self.on_committed
         return consumer
 
 
@@ -200,6 +203,7 @@ def create_app(
         # Subscribed so the group assigns them; their records never reach the conductor.
         app.topics.add(app.topic(src.topic, schema=RAW))
     app.diverted = (set(kinds), inbox, settings.fetch_wait_ms, is_legacy(settings))
+    app.on_committed = pool.flushed
 
     def ack(topic: str, partition: int, offset: int) -> None:
         consumer = app.consumer

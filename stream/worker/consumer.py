@@ -24,7 +24,8 @@ per-record cost this class exists to remove.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_topics: frozenset[str] = frozenset()
         self._inbox: Inbox | None = None
         self._through: dict[TP, int] = {}  # partition -> last offset done, not yet committed
+        # Called with the monotonic start of each commit that succeeded (the worker marks
+        # the engine snapshots saved before it as flushed to the changelog).
+        self.on_committed: Callable[[float], None] | None = None
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -182,6 +186,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 compat.mark_read(self, tp, recs[-1].offset)
                 inbox.add(Fetched(tp, [r.value for r in recs], [r.offset for r in recs]))
         return rest, active
+
+    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        started = time.monotonic()
+        did = bool(await super().commit(topics, start_new_transaction=start_new_transaction))
+        if did and self.on_committed is not None:
+            self.on_committed(started)
+        return did
 
     def ack_through(self, tp: TP, offset: int) -> None:
         """Everything of ``tp`` up to ``offset`` is done; commit past it at the next commit."""

@@ -11,6 +11,7 @@ both series hash to that partition.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from schemas.columns import Columns
@@ -82,8 +83,12 @@ class EnginePool:
         self.engines: dict[int, Engine] = {}
         self.restored: set[int] = set()
         # Partitions whose engine has been written to the state store since it started
-        # here: a crash now restores them rather than relearning (shown on /healthz).
+        # here and flushed to the changelog by a commit since: a crash now restores them
+        # rather than relearning (shown on /healthz as "saved").
         self.saved_once: set[int] = set()
+        # Saved, not yet known to be on the broker: partition -> monotonic time of the
+        # first save (the changelog send is buffered until the producer flushes).
+        self._unflushed: dict[int, float] = {}
         self.restore_failed: set[int] = set()
         self._dirty_batches: dict[int, int] = {}
         self._saved_at: dict[int, float] = {}
@@ -167,8 +172,18 @@ class EnginePool:
         self._saved_at[partition] = wall
         eng = self.engines.get(partition)
         if eng is not None:
-            self.saved_once.add(partition)
+            if partition not in self.saved_once:
+                self._unflushed.setdefault(partition, time.monotonic())
             self.journal.start(partition, snapshot if snapshot is not None else eng.snapshot())
+
+    def flushed(self, started: float) -> None:
+        """A commit that began at monotonic ``started`` succeeded: Faust flushes the
+        producer before committing, so every save made before then is on the broker."""
+        for p, at in list(self._unflushed.items()):
+            if at <= started:
+                del self._unflushed[p]
+                if p in self.engines:
+                    self.saved_once.add(p)
 
     def rebuild(self, partition: int) -> Engine:
         """Replace the partition's engine by its state after the last step that succeeded."""
@@ -182,13 +197,17 @@ class EnginePool:
             self.journal.drop(p)
             self.restored.discard(p)
             self.saved_once.discard(p)
+            self._unflushed.pop(p, None)
             self._dirty_batches.pop(p, None)
             self._saved_at.pop(p, None)
 
     def active_alerts(self) -> list[Alert]:
+        """Open alerts of every engine, including those restored and checked that wait
+        for their partition's first new event (a takeover shows what was open at once)."""
         out: list[Alert] = []
-        for p in sorted(self.engines):
-            out.extend(self.engines[p].lifecycle.active_alerts())
+        for p in sorted(set(self.engines) | set(self.checked)):
+            eng = self.engines.get(p) or self.checked[p]
+            out.extend(eng.lifecycle.active_alerts())
         return out
 
     def series_by_detector(self) -> dict[str, int]:

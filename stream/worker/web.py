@@ -37,8 +37,10 @@ def add_views(
             "partitions": engines,
             # Source partition numbers this worker is assigned (engines start on first use).
             "assigned": sorted(owned) if owned is not None else engines,
-            # Engines resumed from a saved snapshot rather than started fresh.
-            "restored": sorted(p for p in pool.restored if p in pool.engines),
+            # Engines resumed from a saved snapshot rather than started fresh, and those
+            # loaded and checked from one that wait for their first new event (all the
+            # events read since the restart were already in the snapshot).
+            "restored": sorted({p for p in pool.restored if p in pool.engines} | set(pool.checked)),
             # Engines saved to the state store at least once here: a crash resumes them.
             "saved": sorted(p for p in pool.saved_once if p in pool.engines),
             # Snapshots that could not be read (the engine started fresh): alert on this.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -165,3 +166,40 @@ def test_decode_paths_are_counted_per_topic(batches: list[tuple[str, list[bytes]
     assert count("columnar") == 50 + 5
     assert count("per_message") == 10
     assert count("reference") == 1
+
+
+def test_saved_shows_only_once_a_later_commit_flushed_the_changelog() -> None:
+    # The changelog send is buffered: a snapshot is on the broker (and a crash restores
+    # it) only once a commit that began after it succeeded, since Faust flushes the
+    # producer before it commits.
+    pool = EnginePool(LlmwatchConfig(), every_batches=3, every_s=30)
+    pool.get(0, lambda p: None, 1000.0)
+    pool.get(1, lambda p: None, 1000.0)
+    before = time.monotonic()
+    pool.saved(0, 1000.0)
+    assert pool.saved_once == set()
+    pool.flushed(before)  # that commit began before the save: proves nothing
+    assert pool.saved_once == set()
+    pool.flushed(time.monotonic())
+    assert pool.saved_once == {0}
+    pool.saved(1, 1001.0)
+    pool.drop([1])
+    pool.flushed(time.monotonic())
+    assert pool.saved_once == {0}
+
+
+def test_a_checked_engine_shows_its_open_alerts_before_its_first_new_event(
+    batches: list[tuple[str, list[bytes]]],
+) -> None:
+    # After a takeover, a partition whose re-read events were all in its snapshot has
+    # an engine restored and checked but not yet started: its open alerts still show.
+    clock = Clock(T_END + 10)
+    first = _processor(clock)
+    for kind, raws in batches[: len(batches) * 3 // 4]:
+        first.process(kind=kind, topic=kind, partition=0, raws=raws)
+    open_ids = {a.alert_id for a in first.pool.active_alerts()}
+    assert open_ids
+    second = EnginePool(LlmwatchConfig())
+    second.check(0, first.pool.engines[0].snapshot())
+    assert second.engines == {}
+    assert {a.alert_id for a in second.active_alerts()} == open_ids
