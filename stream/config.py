@@ -7,6 +7,7 @@ the field, e.g. ``detectors.latency.half_life_s: Input should be greater than 0`
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detectors.config import detectors_config_model
-from stream.lifecycle_config import LifecycleConfig
+from stream.lifecycle_config import IGNORED, LifecycleConfig
+
+log = logging.getLogger(__name__)
 
 DetectorsConfig = detectors_config_model()
 
@@ -49,9 +52,13 @@ def parse_config(data: Any, source: str = "config") -> LlmwatchConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
     try:
-        return LlmwatchConfig.model_validate(data)
+        config = LlmwatchConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+    for what in config.lifecycle.ignored():
+        # Loud, not fatal: an upgrade must not stop a worker over a setting it outgrew.
+        log.warning("%s: ignored setting %s", source, what)
+    return config
 
 
 def load_config(path: str | Path | None = None) -> LlmwatchConfig:
@@ -78,4 +85,6 @@ def load_config(path: str | Path | None = None) -> LlmwatchConfig:
 def dump_config(config: LlmwatchConfig) -> str:
     """YAML for ``config`` (every field written out), readable by ``load_config``."""
     data = config.model_dump(mode="json")
+    for name in IGNORED:  # a dumped file sets only what something reads
+        data["lifecycle"].pop(name, None)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -192,6 +192,15 @@ class GroupingConfig(_Section):
     )
 
 
+# Accepted so older files load, read by nothing: the notifier owns these (docs/notifier.md).
+IGNORED = {
+    "grouping": "grouping is the notifier's (its route's group_by, group_wait, group_interval, "
+    "repeat_interval)",
+    "ack_ttl_s": "acknowledgements are the notifier's (default_ack_ttl_s in its config)",
+    "silence_retention_s": "silences are the notifier's (the compacted silences topic)",
+}
+
+
 class LifecycleConfig(_Section):
     defaults: AlertRule = Field(
         default_factory=AlertRule,
@@ -263,6 +272,14 @@ class LifecycleConfig(_Section):
         5 * 86400.0,
         description="Unused (silences belong to the notifier); kept so older files load.",
     )
+
+    def ignored(self) -> list[str]:
+        """Settings this file sets that nothing reads any more (kept so it still loads)."""
+        return [
+            f"lifecycle.{name}: {why}"
+            for name, why in IGNORED.items()
+            if name in self.model_fields_set
+        ]
 
     def rule_for(self, detector: str) -> AlertRule:
         override = self.rules.get(detector)

@@ -144,7 +144,6 @@ def test_dump_then_load_gives_the_same_config(tmp_path: Path) -> None:
             "lifecycle": {
                 "defaults": {"for_s": 12.5, "dashboard_url": "https://d/{model}"},
                 "rules": {"gpu_health": {"for_s": 0}},
-                "grouping": {"group_by": ["..."]},
                 "inhibit_rules": [
                     {
                         "source_matchers": ['a="1"'],
@@ -188,3 +187,21 @@ def test_config_rules_lay_over_the_shipped_rules_field_by_field() -> None:
     for other in shipped.keys() - {name}:
         assert rules[other] == shipped[other]
     assert parse_config({}).lifecycle.rules == shipped
+
+
+def test_settings_nothing_reads_load_with_a_warning_each_and_are_not_dumped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = tmp_path / "old.yaml"
+    p.write_text("lifecycle:\n  grouping: {group_by: [host]}\n  ack_ttl_s: 60\n")
+    with caplog.at_level("WARNING", logger="stream.config"):
+        cfg = load_config(p)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned
+    assert "lifecycle.grouping: grouping is the notifier's" in warned[0]
+    assert "lifecycle.ack_ttl_s" in warned[1] and str(p) in warned[1]
+    assert "grouping" not in dump_config(cfg) and "ack_ttl_s" not in dump_config(cfg)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stream.config"):
+        load_config(REPO / "llmwatch.example.yaml")
+    assert not caplog.records
