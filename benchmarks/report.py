@@ -275,6 +275,18 @@ def real_rows(b: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+# Figures measured by hand (before/after of a change, one command each) live below this
+# line in RESULTS.md; a new run rewrites everything above it and keeps them.
+HAND_MARK = "<!-- measured by hand: make bench keeps everything below this line -->"
+
+
+def with_hand_section(rendered: str, previous: str | None) -> str:
+    """``rendered`` plus the hand-measured part of the ``previous`` RESULTS.md, if any."""
+    if not previous or HAND_MARK not in previous:
+        return rendered
+    return rendered.rstrip("\n") + "\n\n" + HAND_MARK + previous.split(HAND_MARK, 1)[1]
+
+
 def render(run: dict[str, Any]) -> str:
     b = run["benchmarks"]
     m = run["machine"]

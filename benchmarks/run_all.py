@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import render
+from benchmarks.report import render, with_hand_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -123,6 +123,11 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _write(path: Path, rendered: str) -> None:
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    path.write_text(with_hand_section(rendered, old), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="every benchmark's smoke run")
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.from_json is not None:
-        args.results.write_text(render(first_json(args.from_json.read_text())))
+        _write(args.results, render(first_json(args.from_json.read_text())))
         return 0
     wanted = {s for s in args.only.split(",") if s}
     unknown = wanted - {b.label for b in BENCHES}
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     out["total_s"] = round(time.perf_counter() - started, 1)
     sys.stdout.write(json.dumps(out) + "\n")
     if not args.no_write:
-        args.results.write_text(render(out))
+        _write(args.results, render(out))
         sys.stderr.write(f"wrote {args.results}\n")
     return 0
 

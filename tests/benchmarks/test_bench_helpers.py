@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,8 +10,8 @@ import pytest
 from benchmarks import _harness as h
 from benchmarks.detection_latency import first_alert
 from benchmarks.memory import series_batch
-from benchmarks.report import render, why_not
-from benchmarks.run_all import first_json
+from benchmarks.report import HAND_MARK, render, why_not
+from benchmarks.run_all import _write, first_json
 
 
 def test_first_json_skips_log_lines_and_trailing_table() -> None:
@@ -92,6 +93,19 @@ def test_render_marks_targets_met_missed_and_unmeasured() -> None:
     assert rows["End to end vs no-processing ceiling"].endswith("| met |")
     assert "not measured" in rows["Latency detector state per series"]
     assert "`m` (error: boom)" in md
+
+
+def test_a_new_run_keeps_the_hand_measured_section(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    _write(results, "# run 1\n")
+    assert results.read_text() == "# run 1\n"  # no section yet: nothing to keep
+    results.write_text(f"# run 1\n\n{HAND_MARK}\n\n## Before / after\n| a | b |\n")
+    _write(results, "# run 2\n")
+    text = results.read_text()
+    assert text.startswith("# run 2\n") and "# run 1" not in text
+    assert text.endswith(f"{HAND_MARK}\n\n## Before / after\n| a | b |\n")
+    _write(results, "# run 3\n")
+    assert results.read_text().count(HAND_MARK) == 1
 
 
 def test_feeder_keeps_lag_bounded(embedded_broker: str) -> None:
