@@ -46,6 +46,9 @@ class BridgeStats:
     dead_lettered: int = 0  # messages
     produce_failures: int = 0  # events and dead letters failed or unacknowledged
     last_commit: float = 0.0  # clock() of the last offset commit; 0: none yet
+    # Messages on the source topic not yet consumed, summed over the assigned partitions
+    # (high watermark of the last fetch minus position); -1: not known yet.
+    lag: int = -1
 
 
 class OtlpBridge:
@@ -90,6 +93,7 @@ class OtlpBridge:
         """Consume up to ``max_messages``, publish their events and dead letters, commit."""
         msgs = [m for m in self._consumer.consume(max_messages, timeout_s) if not m.error()]
         if not msgs:
+            self.stats.lag = self._lag()
             return 0
         now = self.clock()
         batch = decode_otlp([m.value() or b"" for m in msgs], encoding=self.encoding, now=now)
@@ -121,7 +125,23 @@ class OtlpBridge:
         s.skipped += batch.skipped
         s.invalid_spans += batch.invalid
         s.dead_lettered += len(batch.rejects)
+        s.lag = self._lag()
         return len(msgs)
+
+    def _lag(self) -> int:
+        """How far behind the source topic this bridge is, in messages (-1: unknown).
+
+        The high watermarks come from the last fetch (``cached``: no broker round trip)."""
+        total, known = 0, False
+        for tp in self._consumer.position(self._consumer.assignment()):
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                continue
+            # No position yet (nothing consumed): all that is left from the low mark.
+            at = tp.offset if tp.offset >= 0 else max(low, 0)
+            total += max(high - at, 0)
+            known = True
+        return total if known else -1
 
     def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> None:
         halt = stop if stop is not None else threading.Event()

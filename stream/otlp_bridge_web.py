@@ -57,6 +57,13 @@ class BridgeCollector(Collector):
             "was left uncommitted and the bridge stopped)",
             value=s.produce_failures,
         )
+        if s.lag >= 0:  # absent until the first fetch says where the topic ends
+            yield GaugeMetricFamily(
+                "llmwatch_otlp_consumer_lag_messages",
+                "Messages on the OTLP source topic not yet consumed by this bridge, summed "
+                "over its partitions (as of its last fetch)",
+                value=s.lag,
+            )
         yield GaugeMetricFamily(
             "llmwatch_otlp_last_commit_timestamp_seconds",
             "Unix time of the bridge's last offset commit (0: none yet)",

@@ -81,7 +81,7 @@ def populated_registry() -> CollectorRegistry:
     from stream.otlp_bridge_web import bridge_registry
 
     bridge = BridgeStats(messages=10, spans=40, events=30, skipped=8, invalid_spans=2)
-    bridge.dead_lettered, bridge.last_commit = 1, 1.7e9
+    bridge.dead_lettered, bridge.last_commit, bridge.lag = 1, 1.7e9, 0
     bridge_registry(lambda: bridge, w.registry)
     return w.registry
 

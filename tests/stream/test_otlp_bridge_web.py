@@ -70,3 +70,15 @@ def test_metrics_read_the_stats_at_scrape_time() -> None:
         assert line in body.splitlines(), (line, body)
     assert "llmwatch_otlp_events_published_total 7.0" in after
     assert "_created" not in body
+    # Lag is shown once a fetch has told the bridge where the topic ends, not before.
+    assert "llmwatch_otlp_consumer_lag_messages" not in body
+
+
+def test_lag_shows_once_known() -> None:
+    stats = BridgeStats(lag=42)
+    server = serve(bridge_registry(lambda: stats), lambda: True, 0, "127.0.0.1")
+    try:
+        body = _get(server.server_address[1], "/metrics")[1]
+    finally:
+        server.shutdown()
+    assert "llmwatch_otlp_consumer_lag_messages 42.0" in body.splitlines()
