@@ -226,7 +226,18 @@ class VersionRegressionDetector(Detector[InferenceColumns, VersionRegressionConf
             scores[idx] = squash(hi, cfg.cusum_h)
         now = float(ts.max())
         findings = [x for sid in np.unique(sids).tolist() if (x := self._judge(sid, now))]
+        self._evict(now)
         return DetectorOutput(scores, findings)
+
+    def _evict(self, now: float) -> None:
+        """Forget versions idle past ``series_ttl_s`` (a fleet rolls out new versions for
+        ever: without this a long-running worker keeps every version it ever saw)."""
+        gone = self.st.evict(now)
+        if gone:
+            self.current = {g: sid for g, sid in self.current.items() if sid not in gone}
+            for sid in gone:
+                self.ref_version.pop(sid, None)
+            self.firing.forget_series(gone, at=None)
 
     def _judge(self, sid: int, now: float) -> Finding | None:
         cfg = self.cfg
