@@ -275,6 +275,34 @@ def real_rows(b: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def budget_rows(b: dict[str, Any]) -> list[str]:
+    """benchmarks.budget_calibration: false alerts per series-week against the budget."""
+    q = dig(b, "budget_calibration", "result")
+    if not q:
+        return []
+    lines = [
+        "## Alert budget on series with nothing wrong (`benchmarks.budget_calibration`)",
+        "",
+        f"Budget {fmt(q.get('budget_per_series_week'))} false alerts per series-week; "
+        f"overall {fmt(q.get('overall_per_series_week'))} "
+        f"({fmt(q.get('overall_vs_budget'))}x), worst family {fmt(q.get('worst_vs_budget'))}x.",
+        "",
+        "| Family | Interval | Series-weeks | False alerts | Per series-week | vs budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in q.get("families") or []:
+        cells = [
+            r.get("family"),
+            fmt(r.get("period_s"), " s"),
+            fmt(r.get("series_weeks")),
+            fmt(r.get("false_alerts")),
+            fmt(r.get("per_series_week")),
+            fmt(r.get("vs_budget"), "x"),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return [*lines, ""]
+
+
 # Figures measured by hand (before/after of a change, one command each) live below this
 # line in RESULTS.md; a new run rewrites everything above it and keeps them.
 HAND_MARK = "<!-- measured by hand: make bench keeps everything below this line -->"
@@ -305,9 +333,9 @@ def render(run: dict[str, Any]) -> str:
         lines += ["**Quick (smoke) run: figures are not meaningful.**", ""]
     lines += ["## Targets", "", "| Figure | Value | Target | Verdict |", "|---|---|---|---|"]
     lines += [f"| {a} | {v} | {t} | {x} |" for a, v, t, x in target_rows(b)]
-    real = real_rows(b)
-    if real:
-        lines += ["", *real]
+    for section in (real_rows(b), budget_rows(b)):
+        if section:
+            lines += ["", *section]
     missed = why_not(b)
     if missed:
         lines += ["", "## Why the missed targets are out of reach here", "", *missed]

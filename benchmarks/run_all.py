@@ -60,6 +60,8 @@ BENCHES = (
     ),
     Bench("memory", ("--sizes", "10000,100000,1000000")),
     Bench("quality", quick=("--duration", "1800")),
+    # The alert budget on synthetic series with nothing wrong: false alerts per series-week.
+    Bench("budget_calibration"),
     # Real labelled series (../shared/data/nab_dev): NAB score, false alerts per series-week.
     Bench("quality_real", ("--jobs", "2"), quick=("--jobs", "2"), timeout_s=900.0),
 )

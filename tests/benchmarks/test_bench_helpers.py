@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks import _harness as h
@@ -150,3 +151,28 @@ def test_render_says_why_a_missed_target_is_out_of_reach() -> None:
     assert "80,000 ev/s on the embedded broker, below the target" in lines[0]
     # 1e6/100k - 1e6/200k = 5 us of budget; decode 4 us, batches 20 us per event
     assert "leaves 5.0 us" in lines[0] and "4.0 us" in lines[0] and "20.0 us" in lines[0]
+
+
+def test_budget_calibration_counts_episodes_and_reports_them() -> None:
+    from benchmarks.budget_calibration import episodes, run
+
+    rng = np.random.default_rng(5)
+    steady = rng.normal(50.0, 1.0, 3000)
+    stepped = steady.copy()
+    stepped[2000:] += 40.0  # a real change: it must open an episode, or the count is blind
+    assert episodes(stepped, 300.0) >= 1
+    assert episodes(steady, 300.0) <= 1  # ~10 days of plain noise: at most one
+    out = run(0.25, 1, (300.0,))
+    assert {r["family"] for r in out["families"]} >= {"gaussian", "heavy_tailed_t2.5"}
+    assert all(r["series_weeks"] == 0.25 and r["false_alerts"] >= 0 for r in out["families"])
+    md = render(
+        {
+            "date": "d",
+            "total_s": 1,
+            "quick": True,
+            "machine": {"cpu": "c", "cores": 2, "python": "3", "platform": "p",
+                        "load_avg_1m_at_start": 0},
+            "benchmarks": {"budget_calibration": {"command": "c", "result": out}},
+        }
+    )  # fmt: skip
+    assert "| gaussian | 300 s | 0.25 |" in md

@@ -1,0 +1,132 @@
+"""Does the alert budget hold? False alerts per series-week on series with nothing wrong.
+
+The ``series`` detector's firing threshold is set from each series' own tails to
+``false_alerts_per_series_week`` (default 0.5). This feeds it synthetic series of the
+shapes real metrics take (Gaussian, heavy-tailed, bursty, trending, daily-seasonal,
+strongly autocorrelated, low counts), with no anomaly in them, at a 5-minute and a
+15-second sampling interval, and counts the episodes it opens: each one would be a
+false page. One JSON object out; the ratio to the budget is the figure to read.
+
+    .venv/bin/python -m benchmarks.budget_calibration [--weeks 8] [--seeds 6] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.series import SeriesConfig, SeriesDetector
+from schemas.columns import MetricColumns, series_key
+
+F64 = npt.NDArray[np.float64]
+Maker = Callable[[np.random.Generator, int, float], F64]
+T0 = 1.7e9
+DAY_S = 86400.0
+WEEK_S = 7 * DAY_S
+
+
+def _ar1(rng: np.random.Generator, n: int, period: float) -> F64:
+    e = rng.normal(0.0, 1.0, n)
+    x = np.empty(n)
+    x[0] = 0.0
+    for i in range(1, n):
+        x[i] = 0.95 * x[i - 1] + e[i]
+    return x + 100.0
+
+
+FAMILIES: dict[str, Maker] = {
+    "gaussian": lambda rng, n, p: rng.normal(50.0, 1.0, n),
+    "heavy_tailed_t2.5": lambda rng, n, p: rng.standard_t(2.5, n) * 3.0 + 50.0,
+    "bursty": lambda rng, n, p: np.where(rng.random(n) < 0.05, rng.lognormal(3.0, 1.0, n), 0.0),
+    "trending": lambda rng, n, p: 100.0 + 3.0 * np.arange(n) * p / DAY_S + rng.normal(0, 2, n),
+    "daily_sine": lambda rng, n, p: (
+        100.0 + 30.0 * np.sin(2 * np.pi * np.arange(n) * p / DAY_S) + rng.normal(0, 3, n)
+    ),
+    "autocorrelated_ar1": _ar1,
+    "low_counts_poisson2": lambda rng, n, p: rng.poisson(2.0, n).astype(np.float64),
+}
+
+
+def _columns(t: F64, v: F64) -> MetricColumns:
+    n = t.size
+    name = np.full(n, "bench", dtype=object)
+    key = np.full(n, series_key("bench", {}), dtype=object)
+    labels = np.empty(n, dtype=object)
+    labels[:] = [{}] * n
+    return MetricColumns(ts=t, name=name, series=key, labels=labels, value=v)
+
+
+def episodes(values: F64, period_s: float, batch: int = 256) -> int:
+    """Episodes (alert onsets) the detector opens on one series."""
+    det = SeriesDetector()
+    t = T0 + period_s * np.arange(values.size)
+    opened, prev = 0, False
+    for i in range(0, values.size, batch):
+        out = det.update(_columns(t[i : i + batch], values[i : i + batch]))
+        for f in out.findings:
+            if f.anomalous and not prev:
+                opened += 1
+            prev = f.anomalous
+    return opened
+
+
+def run(weeks: float, seeds: int, periods: tuple[float, ...]) -> dict[str, Any]:
+    budget = SeriesConfig().alert_budget.false_alerts_per_series_week
+    rows: list[dict[str, Any]] = []
+    began = time.perf_counter()
+    for period in periods:
+        n = int(weeks * WEEK_S / period)
+        for name, make in FAMILIES.items():
+            count = sum(
+                episodes(make(np.random.default_rng(1000 + s), n, period), period)
+                for s in range(seeds)
+            )
+            per_week = count / (seeds * weeks)
+            rows.append(
+                {
+                    "family": name,
+                    "period_s": period,
+                    "series_weeks": seeds * weeks,
+                    "false_alerts": count,
+                    "per_series_week": round(per_week, 3),
+                    "vs_budget": round(per_week / budget, 2),
+                }
+            )
+    total = sum(r["false_alerts"] for r in rows)
+    weeks_all = sum(r["series_weeks"] for r in rows)
+    return {
+        "budget_per_series_week": budget,
+        "families": rows,
+        "overall_per_series_week": round(total / weeks_all, 3),
+        "overall_vs_budget": round(total / weeks_all / budget, 2),
+        "worst_vs_budget": max(r["vs_budget"] for r in rows),
+        "elapsed_s": round(time.perf_counter() - began, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weeks", type=float, default=8.0, help="weeks per series")
+    ap.add_argument("--seeds", type=int, default=6, help="series per family and interval")
+    ap.add_argument("--quick", action="store_true", help="1 week, 1 seed")
+    args = ap.parse_args(argv)
+    weeks, seeds = (1.0, 1) if args.quick else (args.weeks, args.seeds)
+    out = run(weeks, seeds, (300.0, 15.0))
+    sys.stdout.write(json.dumps(out) + "\n")
+    for r in out["families"]:
+        sys.stdout.write(
+            f"{r['family']:22s} {r['period_s']:5.0f} s  {r['per_series_week']:.2f}/series-week "
+            f"({r['vs_budget']:.2f}x budget)\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
