@@ -125,6 +125,15 @@ class Detector(abc.ABC, Generic[C, K]):
     # docs/operating.md "Upgrades"); the other detectors keep what they learned.
     state_version: ClassVar[int] = 1
     state_migrations: ClassVar[Mapping[int, Migration]] = {}
+    # Further batch types it reads besides ``consumes``: a join of topics keyed alike
+    # (feedback joins the inference events of the same model version). ``update`` then
+    # takes any of them; the engine and the warm-up route batches by ``reads``.
+    joins: ClassVar[tuple[type[Columns], ...]] = ()
+
+    @classmethod
+    def reads(cls, kind: type[Columns]) -> bool:
+        """Whether batches of ``kind`` go to this detector."""
+        return issubclass(kind, (cls.consumes, *cls.joins))
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.Config()

@@ -57,7 +57,7 @@ class Engine:
         self.fresh_detectors: dict[str, str] = {}
 
     def detectors_for(self, batch: Columns) -> list[Detector[Any]]:
-        return [d for d in self.detectors if isinstance(batch, d.consumes)]
+        return [d for d in self.detectors if d.reads(type(batch))]
 
     def process(self, batch: Columns) -> EngineStep:
         n = len(batch)
@@ -143,7 +143,7 @@ class Engine:
         return alerts
 
     def _of(self, stream: type[Columns]) -> list[Detector[Any]]:
-        return [d for d in self.detectors if issubclass(stream, d.consumes)]
+        return [d for d in self.detectors if d.reads(stream)]
 
     def reached(self, stream: type[Columns] | None = None) -> float:
         """The event time ``stream`` (a batch type) has reached; the watermark for None."""

@@ -59,7 +59,10 @@ class Incident(BaseModel):
     gpu_xid takes a GPU off the bus (detail: the XID code, default 79); gpu_memory_leak
     grows memory toward full by severity; prompt_drift scales prompts by 1 + 2 x severity;
     truncation_drift adds 30% x severity finish_reason=length; feedback_decline lowers
-    mean feedback by ~0.6 x severity.
+    mean feedback by ~0.6 x severity and, as a real quality regression of a version
+    does, shows in its requests too: refusals +2 points x severity (from 1.5%) and
+    finish_reason=length +2 points x severity (from 4%), drawn from the same random
+    numbers as ever (only the probabilities move), so every other row is unchanged.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -35,6 +35,13 @@ BASE_TIMEOUT_RATE = 0.001
 BASE_LENGTH_RATE = 0.04
 TOOL_CALL_RATE = 0.02
 REFUSAL_RATE = 0.015
+# A feedback_decline is a quality regression of one model version, and it shows in the
+# requests as well as in the ratings: per unit of severity, this many more of the
+# version's answers are refusals and this many more run into max_tokens (truncation).
+# Modest on purpose (1.5% -> ~3.5-4.5% refusals, 4% -> ~6-7% truncations): a few
+# dozen extra events a minute on a busy version, hard to see in any one signal.
+DECLINE_REFUSAL = 0.02
+DECLINE_LENGTH = 0.02
 TIMEOUT_MS = 120_000.0
 MAX_TOKENS = np.array([256, 512, 1024, 2048], dtype=np.int64)
 ROLLOUT_SHARE = 0.5
@@ -148,6 +155,7 @@ class Traffic:
         extra_queue = np.zeros(n)
         p_error = np.full(n, BASE_ERROR_RATE)
         p_length = np.full(n, BASE_LENGTH_RATE)
+        p_refusal = np.full(n, REFUSAL_RATE)
         cuda = np.zeros(n, dtype=bool)
         norm_shift = np.zeros(n)
         bad_mix = np.zeros(n)
@@ -187,6 +195,10 @@ class Traffic:
                 p_length[mask] += min(0.9, 0.3 * r.severity)
             elif r.kind is IncidentKind.FEEDBACK_DECLINE:
                 bad_mix[mask] = np.minimum(1.0, 0.55 * r.severity)
+                # Same draws as ever (only the probabilities move), so every other row
+                # and incident is exactly what it was.
+                p_refusal[mask] += DECLINE_REFUSAL * r.severity
+                p_length[mask] += DECLINE_LENGTH * r.severity
 
         finish = np.where(
             draw[2] < p_length,
@@ -216,7 +228,7 @@ class Traffic:
         finish[status == TIMEOUT] = ABORT
         completion[status != OK] = 0
 
-        refusal = rng.random(n) < REFUSAL_RATE
+        refusal = rng.random(n) < p_refusal
         embedding_norm = np.abs(rng.normal(1.0, 0.04, n) + norm_shift)
         gives = (status == OK) & (rng.random(n) < self._feedback_fraction)
         stars = np.where(

@@ -60,7 +60,7 @@ def warm_up(
     for kind, raws in [] if out.capped else batches:
         cols, rejects = decode_columns(raws, kind=kind, now=now)
         out.rejected += len(rejects)
-        dets = [d for d in detectors if isinstance(cols, d.consumes)]
+        dets = [d for d in detectors if d.reads(type(cols))]
         if not dets or not len(cols):
             continue
         if len(cols) > left:
@@ -195,8 +195,7 @@ class HistoryWarmup:
         wanted = [
             (topic, kind)
             for topic, kind in self.topics.items()
-            if topic in offsets
-            and any(issubclass(COLUMNS_BY_KIND[kind], d.consumes) for d in fresh)
+            if topic in offsets and any(d.reads(COLUMNS_BY_KIND[kind]) for d in fresh)
         ]
         log.warning(
             "partition %d: warming up detectors %s from the retained history of %s up "

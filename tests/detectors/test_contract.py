@@ -40,7 +40,7 @@ def case(name: str) -> tuple[list[Columns], list[npt.NDArray[np.bool_]]]:
     batches, labels = load_case_module(name).make_case(SEED)
     assert len(batches) == len(labels) >= 2, "a case needs at least two batches"
     for b, lab in zip(batches, labels, strict=True):
-        assert isinstance(b, CLASSES[name].consumes)
+        assert CLASSES[name].reads(type(b))
         assert lab.dtype == np.bool_ and lab.shape == (len(b),)
     return batches, labels
 
@@ -243,3 +243,26 @@ def test_active_series_counts_what_was_learned(name: str) -> None:
     assert few > 0
     det.update(many_series(batches[0], 50))
     assert det.active_series() > few
+
+
+def shifted(batch: Columns, dt: float) -> Columns:
+    """The batch ``dt`` seconds later."""
+    return type(batch)(**{f.name: getattr(batch, f.name) for f in fields(batch) if f.name != "ts"},
+                       ts=batch.ts + dt)  # fmt: skip
+
+
+@params
+def test_idle_series_are_forgotten_after_their_ttl(name: str) -> None:
+    """A long-running worker's memory stays bounded by the series that still report:
+    series idle past ``series_ttl_s`` are forgotten (the gauge counts only the rest)."""
+    batches, _ = case(name)
+    ttl = CLASSES[name]().config.series_ttl_s  # type: ignore[attr-defined]
+    det = CLASSES[name]()
+    det.update(batches[0])
+    assert det.active_series() > 0
+    span = float(np.nanmax(batches[0].ts) - np.nanmin(batches[0].ts))
+    later = many_series(shifted(batches[0], 3 * ttl + span + 1), 1)  # new series only
+    det.update(later)
+    alone = CLASSES[name]()
+    alone.update(later)
+    assert det.active_series() == alone.active_series() > 0

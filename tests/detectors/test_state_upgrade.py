@@ -15,14 +15,19 @@ from test_contract import CLASSES, assert_same, case, run
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 # series is not here: its state is its own (detectors/series.py, with its own versions).
+# feedback's fixture is checked in test_feedback_join.py: its state version 3 joins
+# requests to ratings, so what it learned from ratings carries over and the request
+# baselines start fresh (the outputs that follow cannot be the whole run's).
+OWN_CHECK = {"feedback"}
 NAMES = sorted(
-    p.name.split("_before_state_helper")[0]
+    name
     for p in SNAPSHOTS.glob("*_before_state_helper.snapshot")
+    if (name := p.name.split("_before_state_helper")[0]) not in OWN_CHECK
 )
 
 
 def test_every_migrated_detector_has_a_fixture() -> None:
-    assert set(NAMES) == set(CLASSES) - {"series"}
+    assert set(NAMES) == set(CLASSES) - {"series"} - OWN_CHECK
 
 
 @pytest.mark.parametrize("name", NAMES)
