@@ -217,7 +217,10 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
                     scores[sub], squash(self.series.drop_z[sid], cfg.threshold_z)
                 )
                 self.series.cur_count[sid] += sub.size if b == self.series.cur_bin[sid] else 0
-        return DetectorOutput(scores, self._findings(float(ts.max()), set(sids.tolist())))
+        now = float(ts.max())
+        findings = self._findings(now, set(sids.tolist()))
+        self._evict(now)
+        return DetectorOutput(scores, findings)
 
     def tick(self, now: float) -> list[Finding]:
         self._due = None
@@ -227,7 +230,20 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
         active = self.series.registry.active_ids()
         for sid in active.tolist():
             self._close_bins(sid, upto)
-        return self._findings(now, set(active.tolist()))
+        findings = self._findings(now, set(active.tolist()))
+        self._evict(now)
+        return findings
+
+    def _evict(self, now: float) -> None:
+        """Forget series (and gateways) silent past ``series_ttl_s``: a decommissioned
+        gateway stops being watched (its silence alert then resolves by timeout), and a
+        long-running worker does not keep every model/gateway pair it ever saw."""
+        for name, hb in (("series", self.series), ("gateway", self.gateways)):
+            gone = hb.evict(now)
+            if gone:
+                keys = {(name, sid) for sid in gone}  # firing keys are (level, series id)
+                self.firing.forget(keys.__contains__)
+                self._due = None
 
     def next_deadline(self, now: float) -> float:
         """The next bin to close or silence to begin: the only times ``tick`` can report
