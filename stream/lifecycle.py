@@ -21,10 +21,9 @@ due, so calling them once per deadline gives what calling them every second woul
 
 Only transitions are events. The worker evaluates rules; the notifier dispatches
 (stream/alerting: route, group, inhibit at group flush, silence, ack, receivers), as
-Prometheus and Alertmanager split it. Inhibition never changes the state machine: an
-event is annotated for the history (``inhibited_by=<fingerprint>`` and
-``inhibited_cause``; the cause carries ``inhibits``), with the notifier's own rule
-evaluator and the worker's ``inhibit_rules``; what is paged is the notifier's call.
+Prometheus and Alertmanager split it. Inhibition is the notifier's alone (its
+``inhibit_rules``): the worker neither evaluates nor annotates it, so one set of rules
+decides what is held and what the console and history say held it.
 
 Time is event time, passed in as ``now`` (epoch seconds); it never runs backwards here.
 """
@@ -40,7 +39,6 @@ import orjson
 from detectors.base import Finding
 from schemas.models import Alert, AlertStatus
 from stream.alert_state import AlertState, Condition
-from stream.alerting.inhibit import Inhibition, Inhibitor
 from stream.alerting.labels import finding_labels, fingerprint
 from stream.lifecycle_config import AlertRule, LifecycleConfig
 
@@ -58,8 +56,6 @@ class Lifecycle:
         # resolve so flapping and alert_id uniqueness survive between instances).
         self._starts: dict[str, list[float]] = {}
         self._last_id: dict[str, str] = {}
-        self._inhibited: dict[str, Inhibition] = {}
-        self._inhibitor = Inhibitor(self.config.inhibit_rules)
         self._rules: dict[str, AlertRule] = {}
         self._ids: dict[tuple[Any, ...], tuple[dict[str, str], str]] = {}
         # fingerprint -> learned sampling interval, kept between episodes (bounded).
@@ -232,11 +228,6 @@ class Lifecycle:
                 self._ended.clear()
             self._ended[st.fingerprint] = now
         self._soonest = min((self._due(st) for st in self._states.values()), default=math.inf)
-        # Resolving alerts are asked about (their event records what muted them) but
-        # can no longer mute anything themselves.
-        firing = {fp: st.labels for fp, st in self._states.items() if st.state == "firing"}
-        targets = {**firing, **{st.fingerprint: st.labels for st, _ in resolved}}
-        self._inhibited = self._inhibitor.evaluate(firing, targets)
         events: list[Alert] = []
         for st in fired:
             alert = self._render(st, AlertStatus.FIRING, now)
@@ -244,7 +235,6 @@ class Lifecycle:
         for st, why in resolved:
             alert = self._render(st, AlertStatus.RESOLVED, now, {"resolved_reason": why})
             events.append(alert)
-        self._inhibited = {fp: i for fp, i in self._inhibited.items() if fp in firing}
         self._housekeeping(now)
         return events
 
@@ -294,14 +284,6 @@ class Lifecycle:
         self, st: AlertState, status: AlertStatus, now: float, extra: dict[str, str] | None = None
     ) -> Alert:
         notes: dict[str, str] = {}
-        inh = self._inhibited.get(st.fingerprint)
-        if inh is not None:
-            notes["inhibited_by"] = inh.source
-            notes["inhibited_cause"] = inh.cause
-        explained = sorted(fp for fp, i in self._inhibited.items() if i.source == st.fingerprint)
-        if explained and status == AlertStatus.FIRING:
-            notes["inhibits"] = ",".join(explained)
-            notes["cause_of"] = f"{len(explained)} inhibited alert(s)"
         if st.flapping:
             notes["flapping"] = "true"
         notes.update(extra or {})
@@ -340,6 +322,4 @@ class Lifecycle:
         lc._ended = {fp: float(v) for fp, v in payload.get("ended", {}).items()}
         lc._soonest = min((lc._due(st) for st in lc._states.values()), default=math.inf)
         # Older snapshots also hold "store" (silences) and "groups": the notifier's now.
-        firing = {fp: st.labels for fp, st in lc._states.items() if st.state == "firing"}
-        lc._inhibited = lc._inhibitor.evaluate(firing, firing)
         return lc

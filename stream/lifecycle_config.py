@@ -34,8 +34,8 @@ from pydantic import (
 
 from schemas.durations import AS_DURATION
 
-# One inhibit rule type and one set of shipped defaults: the notifier's (stream/alerting).
-from stream.alerting.inhibit import InhibitRule, default_inhibit_rules
+# One inhibit rule type: the notifier's (stream/alerting); here only to validate old files.
+from stream.alerting.inhibit import InhibitRule
 
 # Seconds, also written as "90s", "1h30m", "2d" (schemas.durations).
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AS_DURATION]
@@ -198,6 +198,7 @@ IGNORED = {
     "repeat_interval)",
     "ack_ttl_s": "acknowledgements are the notifier's (default_ack_ttl_s in its config)",
     "silence_retention_s": "silences are the notifier's (the compacted silences topic)",
+    "inhibit_rules": "inhibition is the notifier's (inhibit_rules in its config, docs/notifier.md)",
 }
 
 
@@ -251,10 +252,10 @@ class LifecycleConfig(_Section):
         default_factory=GroupingConfig, description="How alerts are grouped into notifications."
     )
     inhibit_rules: list[InhibitRule] = Field(
-        default_factory=default_inhibit_rules,
+        default_factory=list,
         description=(
-            "Rules by which a firing alert mutes related ones (shipped: an unhealthy GPU "
-            "mutes latency, SLO and error alerts on its host)."
+            "Unused (inhibition belongs to the notifier: inhibit_rules in its config); "
+            "still validated, so older files load or fail naming the rule."
         ),
     )
     # Acknowledgements expire after this long unless the alert resolves first.

@@ -144,13 +144,6 @@ def test_dump_then_load_gives_the_same_config(tmp_path: Path) -> None:
             "lifecycle": {
                 "defaults": {"for_s": 12.5, "dashboard_url": "https://d/{model}"},
                 "rules": {"gpu_health": {"for_s": 0}},
-                "inhibit_rules": [
-                    {
-                        "source_matchers": ['a="1"'],
-                        "target_matchers": ["b!~x.*"],
-                        "equal": ["host", "model"],
-                    }
-                ],
             },
         }
     )
