@@ -41,6 +41,16 @@ class WarmupResult:
     rows: dict[str, int] = field(default_factory=dict)  # detector -> rows it learned
     rejected: int = 0  # history rows that did not decode (dead-lettered when first read)
     capped: bool = False  # stopped at max_rows
+    seconds: float = 0.0  # how long the partition waited for it
+
+    def summary(self) -> dict[str, Any]:
+        """What /healthz shows of it."""
+        return {
+            "rows": dict(self.rows),
+            "undecodable": self.rejected,
+            "capped": self.capped,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def warm_up(
@@ -217,6 +227,7 @@ class HistoryWarmup:
         return res
 
     def _report(self, partition: int, res: WarmupResult, seconds: float) -> None:
+        res.seconds = seconds
         self.last[partition] = res
         for name, n in res.rows.items():
             if self.counter is not None:

@@ -46,6 +46,11 @@ def add_views(
             # Snapshots that could not be read (the engine started fresh): alert on this.
             "restore_failed": sorted(pool.restore_failed),
         }
+        warmed = getattr(pool.warm, "last", None)
+        if warmed:
+            # Detectors that restored fresh (an upgrade changed their state) re-learnt
+            # from history before the partition's first batch: rows, time it waited.
+            body["warmup"] = {str(p): r.summary() for p, r in sorted(warmed.items())}
         if progress is not None:
             # Saved state that could not be loaded, per partition: what was wrong with
             # each generation passed over (the engine fell back or started fresh).

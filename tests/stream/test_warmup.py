@@ -138,6 +138,11 @@ def test_worker_pool_warms_a_restored_engine_without_alerts(
     assert 'llmwatch_warmup_rows_total{detector="series"} 900.0' in text
     # A rebuild after a failed step starts from the warmed state, not the snapshot.
     assert _series(pool.rebuild(3)).active_series() == 1
+    # What /healthz shows: the partition's last warm-up, rows per detector and its time.
+    assert isinstance(pool.warm, HistoryWarmup)
+    shown = pool.warm.last[3].summary()
+    assert shown["rows"] == {"series": 900} and shown["capped"] is False
+    assert shown["undecodable"] == 0 and shown["seconds"] > 0
 
 
 def test_a_failing_history_read_leaves_the_partition_running(
