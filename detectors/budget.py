@@ -22,6 +22,7 @@ The first override whose labels all match a series applies to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import DetectorConfig
+from detectors.kernels._base import _jit
 from detectors.kernels.tail import LOGP_FLOOR, TAIL_COLUMNS, tail_update
 
 WEEK_S = 7 * 86400.0
@@ -80,6 +82,18 @@ def row_log_q(budget_per_week: float | F64, interval_s: float | F64) -> F64:
     q = np.asarray(budget_per_week, dtype=np.float64) * np.asarray(interval_s) / WEEK_S
     out: F64 = np.log(np.clip(q, 1e-300, 0.25))
     return out
+
+
+@_jit
+def run_length_threshold(evals_per_week: float, budget_per_week: float, min_h: float) -> float:
+    """The threshold, in log-likelihood-ratio units, of a sequential test (CUSUM,
+    Page-Hinkley) evaluated ``evals_per_week`` times a series-week that raises at most
+    ``budget_per_week`` false alerts a week: ``h = log(evals_per_week / budget)``, the log
+    of the in-control run length the budget allows. When every increment ``l`` has
+    ``E0[exp(l)] <= 1`` the run length to a false alarm is at least ``exp(h)`` (Lorden).
+    Never below ``min_h`` (a series seen for a minute has no rate yet). Jitted: kernels
+    call it too."""
+    return max(math.log(max(evals_per_week / budget_per_week, 1.0)), min_h)
 
 
 def budget_score(log_p: F64, log_q: F64) -> F64:
@@ -153,4 +167,5 @@ __all__ = [
     "TailBank",
     "budget_score",
     "row_log_q",
+    "run_length_threshold",
 ]

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from detectors.budget import run_length_threshold
 from detectors.kernels._base import A, _jit
 
 WEEK_S = 7 * 86400.0
@@ -54,7 +55,7 @@ def _threshold(ev_n: float, ev_t0: float, t: float, budget: float, min_h: float)
     # in-control run length is at least exp(h) observations (Lorden).
     span = max(t - ev_t0, 60.0) if math.isfinite(ev_t0) else 60.0
     rate = max(ev_n / span, 1e-6)
-    return max(math.log(rate * WEEK_S / budget), min_h)
+    return run_length_threshold(rate * WEEK_S, budget, min_h)
 
 
 @_jit
