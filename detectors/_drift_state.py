@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from detectors.base import DetectorConfig
+from detectors.budget import BudgetedConfig
 
 N_METRICS = 6
 
@@ -121,15 +121,19 @@ def _window_sums(
 class PhParams(Protocol):
     @property
     def warmup_windows(self) -> int: ...
-    @property
-    def ph_threshold(self) -> float: ...
 
 
 def _ph_update(
-    st: npt.NDArray[np.float64], k: int, x: float, cfg: PhParams, alpha: float = 1 - 0.0001
+    st: npt.NDArray[np.float64],
+    k: int,
+    x: float,
+    cfg: PhParams,
+    threshold: float,
+    alpha: float = 1 - 0.0001,
 ) -> bool:
-    """River's PageHinkley(min_instances=warmup_windows, delta=0.5, mode="both").update,
-    operation for operation (so the same floats), on column ``k`` of ``st``."""
+    """River's PageHinkley(min_instances=warmup_windows, delta=0.5, threshold=threshold,
+    mode="both").update, operation for operation (so the same floats), on column ``k``
+    of ``st``."""
     if st[_PH_DRIFT, k]:
         _ph_reset(st, k)
     n = st[_PH_N, k] + 1.0
@@ -147,11 +151,11 @@ def _ph_update(
     if n >= cfg.warmup_windows:
         up = inc - st[_PH_MIN_INC, k]
         down = st[_PH_MAX_DEC, k] - dec
-        st[_PH_DRIFT, k] = float(up > cfg.ph_threshold or down > cfg.ph_threshold)
+        st[_PH_DRIFT, k] = float(up > threshold or down > threshold)
     return bool(st[_PH_DRIFT, k])
 
 
-class DriftConfig(DetectorConfig):
+class DriftConfig(BudgetedConfig):
     window_s: float = Field(
         30.0,
         gt=0,
@@ -214,13 +218,15 @@ class DriftConfig(DetectorConfig):
         lt=1,
         description="KSWIN's significance level (method kswin); smaller detects less.",
     )
-    ph_threshold: float = Field(
-        8.0,
+    ph_threshold: float | None = Field(
+        None,
         gt=0,
         description=(
-            "Page-Hinkley threshold (method page_hinkley), in baseline standard deviations."
+            "Fixed Page-Hinkley threshold (method page_hinkley), in baseline standard "
+            "deviations; unset (the default), it comes from the alert budget: the log of "
+            "the in-control run length, in windows, the budget allows."
         ),
-    )  # in baseline standard deviations
+    )
     # A window whose mean is this many standard errors off the baseline (and at least
     # effect_threshold sd) is a drift on its own: River's multi-window confirmation is
     # for small shifts; a prompt mix that tripled is certain within one window.

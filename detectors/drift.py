@@ -5,6 +5,22 @@ window's mean per metric goes to one River drift detector (ADWIN, KSWIN or
 Page-Hinkley), which decides; the score is the effect size of the window mean
 against a slow baseline, in baseline standard deviations (0.5 == ``effect_threshold``).
 River is called once per series per metric per window, never per event.
+
+Page-Hinkley's threshold comes from the alert budget (``run_length_threshold``, the
+feedback detector's helper): its input is a window mean over the baseline's event
+standard deviation, whose in-control spread is at most 1, and with ``delta`` 0.5 each
+increment then has ``E0[exp(l)] <= 1``, so a threshold ``h`` has an in-control run
+length of at least ``exp(h)`` windows (Lorden). A series runs two one-sided tests per
+metric, each one window per ``window_s``: ``h = log(12 x windows per week / budget)``
+(13.1 at 30 s windows and the default budget), per series' labels.
+
+Not budgeted, on purpose: ``effect_threshold`` is a practical-relevance floor (a
+shift under one standard deviation is not paged however certain); ``confirm_z`` is a
+"certain on its own" shortcut at 8 standard errors, far beyond any budget's per-window
+tail, because window means of real traffic are overdispersed against a Gaussian z
+(prompt mixes move within a day), so no Gaussian z can be calibrated to a rate; ADWIN's
+``adwin_delta`` and KSWIN's ``kswin_alpha`` (optional methods) keep their own per-check
+confidence.
 """
 
 from __future__ import annotations
@@ -35,6 +51,7 @@ from detectors._drift_state import (
 )
 from detectors._tracking import FiringState, clean_ts, fmt, runs
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.budget import WEEK_S, run_length_threshold
 from detectors.registry import Column, SeriesState
 from schemas.columns import FINISH_CODES, InferenceColumns
 
@@ -113,18 +130,24 @@ class DriftDetector(Detector[InferenceColumns, DriftConfig]):
         return _View(self.st.table, self.st.window, sid, rivers)
 
     def _river(self, k: int) -> Any:
+        """ADWIN or KSWIN (Page-Hinkley runs in place: ``_ph_update``)."""
         cfg = self.cfg
         if cfg.method == "adwin":
             return river_drift.ADWIN(
                 delta=cfg.adwin_delta, clock=1, grace_period=cfg.warmup_windows
             )
-        if cfg.method == "kswin":
-            return river_drift.KSWIN(
-                alpha=cfg.kswin_alpha, window_size=60, stat_size=20, seed=cfg.seed + k
-            )
-        return river_drift.PageHinkley(
-            min_instances=cfg.warmup_windows, delta=0.5, threshold=cfg.ph_threshold, mode="both"
+        return river_drift.KSWIN(
+            alpha=cfg.kswin_alpha, window_size=60, stat_size=20, seed=cfg.seed + k
         )
+
+    def _ph_h(self, sid: int) -> float:
+        """Page-Hinkley's threshold for series ``sid``: ``ph_threshold``, else the log of
+        the run length its budget allows over its 2 x metrics one-sided tests."""
+        cfg = self.cfg
+        if cfg.ph_threshold is not None:
+            return cfg.ph_threshold
+        tests = 2.0 * len(METRICS) * WEEK_S / cfg.window_s
+        return float(run_length_threshold(tests, cfg.budget_for(self.st.labels(sid)), 1.0))
 
     @staticmethod
     def _values(batch: InferenceColumns, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
@@ -184,6 +207,7 @@ class DriftDetector(Detector[InferenceColumns, DriftConfig]):
         cfg = self.cfg
         count, total, sq = s.sums
         s.last_effect = self._effect(s, s.sums)
+        h = self._ph_h(s.sid) if s.rivers is None else 0.0
         for k in range(len(METRICS)):
             if count[k] == 0:
                 continue
@@ -207,7 +231,7 @@ class DriftDetector(Detector[InferenceColumns, DriftConfig]):
             s.closed[k] += 1
             scale = math.sqrt(s.base_var[k]) or 1.0
             if s.rivers is None:
-                drifted = _ph_update(s.state, k, mean / scale, cfg)
+                drifted = _ph_update(s.state, k, mean / scale, cfg, h)
             else:
                 s.rivers[k].update(mean / scale)
                 drifted = s.rivers[k].drift_detected

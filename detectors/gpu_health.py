@@ -7,6 +7,20 @@ utilisation collapse of a busy GPU. Per host (off by default, ``hst_enabled``): 
 River HalfSpaceTrees over host aggregates, fed at most once per ``hst_interval_s`` of
 event time, for oddities no single rule names. Every finding is scoped to the
 host, so the lifecycle can inhibit latency alerts from requests served there.
+
+No decision here takes an alert budget (a false-alert rate), on purpose:
+
+* an XID or a double-bit ECC error increase is a categorical hardware fault, an
+  incident on its own: there is no in-control rate of them to tolerate, and one
+  healthy GPU never reports either, so a budget would only delay or drop real faults;
+* the throttle fraction, memory growth and utilisation collapse are judged against
+  physical and operational limits (throttled ``throttle_fraction`` of the time, memory
+  full within ``leak_horizon_s``, a busy GPU below ``util_collapse_pct``), not against
+  the GPU's own history: a tail learned per GPU would make a chronically throttled or
+  chronically idle GPU its own normal, which is the fault to report. Their noise is
+  handled where it arises (EWMA windows, the trend's R^2, the fleet's median slope).
+
+The optional host HalfSpaceTrees score (off by default) keeps its fixed threshold.
 """
 
 from __future__ import annotations

@@ -5,6 +5,15 @@ all requests, failed requests (availability SLO) and requests slower than the
 latency threshold (latency SLO). A rule fires when the error-budget burn rate is
 at or above its factor over both its long and its short window: the long window
 gives significance, the short one makes the alert reset quickly after recovery.
+
+No alert budget (a statistical false-alert rate) applies, on purpose: the thresholds
+are the user's SLO policy. A burn-rate rule pages when the error budget the user chose
+is being spent fast enough to matter (e.g. 2 % of a month's budget in an hour), whether
+or not that rate is unusual for the series: a service that always burns too fast is in
+breach, and one that never does must not page because its own history is calmer. The
+rules' windows and factors set the paging rate against the objective (Google SRE
+workbook, chapter 5), so calibrating them to a series' own distribution would change
+what the SLO means.
 """
 
 from __future__ import annotations

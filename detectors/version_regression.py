@@ -6,9 +6,22 @@ latency sketch (p50/p95) and decayed error counts. When a version first appears 
 version's numbers are copied as the new version's reference. For ``compare_window_s``
 after it appears, each new-version row's log latency is standardised against the
 reference and fed to a one-sided CUSUM (drift ``cusum_k``); the row score is
-``squash(cusum, cusum_h)``. A finding names both versions when the CUSUM is past
-``cusum_h`` and p95 is at least ``min_ratio`` times the old p95, or when the new
-version's error rate is (Wilson lower bound) above ``max(3 x old, old + 2 %)``.
+``squash(cusum, h)``. A finding names both versions when the CUSUM is past ``h`` and
+p95 is at least ``min_ratio`` times the old p95, or when the new version's error rate
+is (Wilson lower bound) above ``max(3 x old, old + 2 %)``.
+
+``h`` comes from the alert budget (``detectors.budget.run_length_threshold``, the helper
+the feedback detector uses): ``(z - k)`` is the log-likelihood ratio of "shifted by
+``2k``" against "as before" divided by ``2k`` for standardised Gaussian ``z``, so a CUSUM
+past ``log(ARL) / 2k`` has an in-control run length of at least ARL rows (Lorden). ARL
+is the rows the version is compared on in a series-week (its own request rate x
+``min(compare_window_s, 1 week)``) per budgeted false alert: a busy version and a quiet
+one page falsely at most at the budget. ``cusum_h``, when set, replaces it.
+
+Not budgeted, on purpose: ``min_ratio`` and ``min_abs_error_rate`` are physical floors
+(a regression too small to matter is not paged however certain), and the error-rate
+test is a Wilson bound at ``confidence_z`` on decayed counts re-read every batch, whose
+looks are not independent evaluations a run-length budget could count.
 """
 
 from __future__ import annotations
@@ -18,11 +31,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from detectors import kernels
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.budget import WEEK_S, BudgetedConfig, run_length_threshold
 from detectors.registry import Column, SeriesState
 from schemas.columns import STATUS_CODES, InferenceColumns
 
@@ -54,9 +69,12 @@ _COLUMNS = {k: Column(v) for k, v in _FLOAT_FILLS.items()} | {
     "counts": Column(0.0, np.float32, (_NB,)),
     "offset": Column(0, np.int64),
 }
+# The budget's threshold (log-likelihood-ratio units) never goes below this: a version
+# seen for a minute has no request rate yet.
+_MIN_LLR_H = 6.0
 
 
-class VersionRegressionConfig(DetectorConfig):
+class VersionRegressionConfig(BudgetedConfig):
     min_reference: float = Field(
         200.0,
         ge=1,
@@ -73,9 +91,14 @@ class VersionRegressionConfig(DetectorConfig):
         description=("How long after a version appears it is compared with the one it replaced."),
     )
     cusum_k: float = Field(
-        0.5, ge=0, description="CUSUM drift (slack) on standardised log latency."
+        0.5, gt=0, description="CUSUM drift (slack) on standardised log latency."
     )
-    cusum_h: float = Field(10.0, gt=0, description="CUSUM threshold that scores 0.5.")
+    cusum_h: float | None = Field(
+        None,
+        gt=0,
+        description="Fixed CUSUM threshold that scores 0.5; unset (the default), it comes "
+        "from the alert budget and the version's request rate.",
+    )
     min_ratio: float = Field(
         1.2, ge=1, description="New p95 latency must be at least this many times the old p95."
     )
@@ -223,11 +246,32 @@ class VersionRegressionDetector(Detector[InferenceColumns, VersionRegressionConf
             s = sids[idx]
             z = (logx[idx] - f["ref_mean"][s]) / f["ref_sd"][s]
             hi, _ = kernels.cusum_update(s, z, f["s_hi"], f["s_lo"], cfg.cusum_k, np.inf)
-            scores[idx] = squash(hi, cfg.cusum_h)
+            scores[idx] = squash(hi / self._thresholds(s), 1.0)
         now = float(ts.max())
         findings = [x for sid in np.unique(sids).tolist() if (x := self._judge(sid, now))]
         self._evict(now)
         return DetectorOutput(scores, findings)
+
+    def _thresholds(self, sids: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The CUSUM threshold per row's series (``cusum_h`` or the budget's)."""
+        uniq, inv = np.unique(sids, return_inverse=True)
+        return np.array([self._h(sid) for sid in uniq.tolist()])[inv]
+
+    def _h(self, sid: int) -> float:
+        """The CUSUM threshold of series ``sid``: ``log(ARL) / 2k`` with ARL the rows it
+        is compared on per series-week per budgeted false alert."""
+        cfg = self.cfg
+        if cfg.cusum_h is not None:
+            return cfg.cusum_h
+        f = self.st.arrays
+        # The EWMA weight is a count decayed by half per _HL: at a steady rate r it is
+        # r x _HL / ln 2 x (1 - 2^(-age / _HL)) after ``age`` seconds.
+        age = max(float(f["last_t"][sid] - f["first_seen"][sid]), 60.0)
+        span = _HL / math.log(2.0) * -math.expm1(-age * math.log(2.0) / _HL)
+        rate = max(float(f["weight"][sid]) / max(span, 60.0), 1e-6)
+        rows = rate * min(cfg.compare_window_s, WEEK_S)
+        budget = cfg.budget_for(self.st.labels(sid))
+        return float(run_length_threshold(rows, budget, _MIN_LLR_H)) / (2.0 * cfg.cusum_k)
 
     def _evict(self, now: float) -> None:
         """Forget versions idle past ``series_ttl_s`` (a fleet rolls out new versions for
@@ -252,9 +296,10 @@ class VersionRegressionDetector(Detector[InferenceColumns, VersionRegressionConf
         ref_rate = float(f["ref_rate"][sid])
         level = max(ref_rate * cfg.error_factor, ref_rate + cfg.min_abs_error_rate)
         active = now - f["first_seen"][sid] <= cfg.compare_window_s and count >= cfg.min_compared
-        slow = bool(f["s_hi"][sid] >= cfg.cusum_h and ratio >= cfg.min_ratio)
+        h = self._h(sid)
+        slow = bool(f["s_hi"][sid] >= h and ratio >= cfg.min_ratio)
         failing = lower > level
-        stat = max(f["s_hi"][sid] / cfg.cusum_h if ratio >= cfg.min_ratio else 0.0, lower / level)
+        stat = max(f["s_hi"][sid] / h if ratio >= cfg.min_ratio else 0.0, lower / level)
         verdict = self.firing.step(sid, bool(active and (slow or failing)))
         if verdict is None:
             return None

@@ -70,9 +70,12 @@ def test_completion_length_drift_is_found_and_explained() -> None:
 
 
 def test_truncation_and_refusal_rates_drift() -> None:
+    # Batches of a minute: Page-Hinkley at the budget's threshold (13.1) confirms this
+    # shift in its 12th window, and a confirmation holds for hold_windows (5) windows, so
+    # a 4-minute batch (500 rows) could end past the hold.
     det = DriftDetector()
-    feed(det, stream(0, 40))
-    findings = feed(det, stream(40, 60, truncation=0.4, refusal=0.4, seed=1))
+    feed(det, stream(0, 40), size=120)
+    findings = feed(det, stream(40, 60, truncation=0.4, refusal=0.4, seed=1), size=120)
     kinds = {f.kind for f in findings if f.anomalous}
     assert {"drift.truncation_rate", "drift.refusal_rate"} <= kinds
     assert "drift.completion_tokens" not in kinds
@@ -154,14 +157,14 @@ def test_in_place_page_hinkley_flags_exactly_where_river_does() -> None:
     # Calm, a shift up, calm, a shift down: several detections and resets.
     xs = np.concatenate([rng.normal(0, 1, 80), rng.normal(6, 1, 40), rng.normal(-5, 2, 60)])
     river = river_drift.PageHinkley(
-        min_instances=cfg.warmup_windows, delta=0.5, threshold=cfg.ph_threshold, mode="both"
+        min_instances=cfg.warmup_windows, delta=0.5, threshold=8.0, mode="both"
     )
     st = np.zeros((_ROWS, 1))
     _ph_reset(st, slice(None))
     flags = []
     for x in xs.tolist():
         river.update(x)
-        mine = _ph_update(st, 0, x, cfg)
+        mine = _ph_update(st, 0, x, cfg, 8.0)
         assert mine == river.drift_detected
         flags.append(mine)
     assert sum(flags) >= 2
