@@ -4,13 +4,14 @@ in place."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from detectors.budget import BudgetedConfig
+from detectors.budget import WEEK_S, BudgetedConfig, run_length_threshold
 
 N_METRICS = 6
 
@@ -206,17 +207,21 @@ class DriftConfig(BudgetedConfig):
     hold_windows: int = Field(
         5, ge=1, description="Windows a River drift stays confirmed after it was detected."
     )  # a River drift stays confirmed this long
-    adwin_delta: float = Field(
-        0.002,
+    adwin_delta: float | None = Field(
+        None,
         gt=0,
         lt=1,
-        description="ADWIN's confidence parameter (method adwin); smaller detects less.",
+        description="ADWIN's confidence parameter (method adwin); smaller detects less. "
+        "Unset (the default): the alert budget's share per check, budget / (metrics x "
+        "windows per week).",
     )
-    kswin_alpha: float = Field(
-        0.005,
+    kswin_alpha: float | None = Field(
+        None,
         gt=0,
         lt=1,
-        description="KSWIN's significance level (method kswin); smaller detects less.",
+        description="KSWIN's significance level (method kswin); smaller detects less. "
+        "Unset (the default): the alert budget's share per check, budget / (metrics x "
+        "windows per week).",
     )
     ph_threshold: float | None = Field(
         None,
@@ -247,3 +252,17 @@ class DriftConfig(BudgetedConfig):
         gt=0,
         description="A series with no events for this long is forgotten (state freed).",
     )
+
+    def page_hinkley_h(self, labels: Mapping[str, str]) -> float:
+        """Page-Hinkley's threshold for a series: ``ph_threshold``, else the log of the run
+        length its budget allows over its 2 x metrics one-sided tests, one per window."""
+        if self.ph_threshold is not None:
+            return self.ph_threshold
+        tests = 2.0 * N_METRICS * WEEK_S / self.window_s
+        return float(run_length_threshold(tests, self.budget_for(labels), 1.0))
+
+    def check_q(self, labels: Mapping[str, str]) -> float:
+        """The false-drift probability per check (one per metric per window) that keeps a
+        series within its budget: budget / (metrics x windows per week)."""
+        checks = N_METRICS * WEEK_S / self.window_s
+        return min(self.budget_for(labels) / checks, 0.25)

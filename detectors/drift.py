@@ -18,9 +18,11 @@ Not budgeted, on purpose: ``effect_threshold`` is a practical-relevance floor (a
 shift under one standard deviation is not paged however certain); ``confirm_z`` is a
 "certain on its own" shortcut at 8 standard errors, far beyond any budget's per-window
 tail, because window means of real traffic are overdispersed against a Gaussian z
-(prompt mixes move within a day), so no Gaussian z can be calibrated to a rate; ADWIN's
-``adwin_delta`` and KSWIN's ``kswin_alpha`` (optional methods) keep their own per-check
-confidence.
+(prompt mixes move within a day), so no Gaussian z can be calibrated to a rate.
+
+ADWIN and KSWIN (optional methods) test every window, each check with a false-drift
+probability of at most its ``delta`` / ``alpha``: unset, both are the budget's share per
+check, ``budget / (metrics x windows per week)``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ from detectors._drift_state import (
 )
 from detectors._tracking import FiringState, clean_ts, fmt, runs
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
-from detectors.budget import WEEK_S, run_length_threshold
 from detectors.registry import Column, SeriesState
 from schemas.columns import FINISH_CODES, InferenceColumns
 
@@ -126,28 +127,19 @@ class DriftDetector(Detector[InferenceColumns, DriftConfig]):
         if self.cfg.method != "page_hinkley":
             rivers = self.rivers.get(sid)
             if rivers is None:
-                rivers = self.rivers[sid] = [self._river(k) for k in range(len(METRICS))]
+                rivers = self.rivers[sid] = [self._river(sid, k) for k in range(len(METRICS))]
         return _View(self.st.table, self.st.window, sid, rivers)
 
-    def _river(self, k: int) -> Any:
-        """ADWIN or KSWIN (Page-Hinkley runs in place: ``_ph_update``)."""
+    def _river(self, sid: int, k: int) -> Any:
+        """ADWIN or KSWIN (Page-Hinkley runs in place: ``_ph_update``), at their set
+        confidence or else at the per-check probability the series' budget allows."""
         cfg = self.cfg
+        q = cfg.check_q(self.st.labels(sid))
         if cfg.method == "adwin":
-            return river_drift.ADWIN(
-                delta=cfg.adwin_delta, clock=1, grace_period=cfg.warmup_windows
-            )
-        return river_drift.KSWIN(
-            alpha=cfg.kswin_alpha, window_size=60, stat_size=20, seed=cfg.seed + k
-        )
-
-    def _ph_h(self, sid: int) -> float:
-        """Page-Hinkley's threshold for series ``sid``: ``ph_threshold``, else the log of
-        the run length its budget allows over its 2 x metrics one-sided tests."""
-        cfg = self.cfg
-        if cfg.ph_threshold is not None:
-            return cfg.ph_threshold
-        tests = 2.0 * len(METRICS) * WEEK_S / cfg.window_s
-        return float(run_length_threshold(tests, cfg.budget_for(self.st.labels(sid)), 1.0))
+            delta = q if cfg.adwin_delta is None else cfg.adwin_delta
+            return river_drift.ADWIN(delta=delta, clock=1, grace_period=cfg.warmup_windows)
+        alpha = q if cfg.kswin_alpha is None else cfg.kswin_alpha
+        return river_drift.KSWIN(alpha=alpha, window_size=60, stat_size=20, seed=cfg.seed + k)
 
     @staticmethod
     def _values(batch: InferenceColumns, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
@@ -207,7 +199,7 @@ class DriftDetector(Detector[InferenceColumns, DriftConfig]):
         cfg = self.cfg
         count, total, sq = s.sums
         s.last_effect = self._effect(s, s.sums)
-        h = self._ph_h(s.sid) if s.rivers is None else 0.0
+        h = cfg.page_hinkley_h(self.st.labels(s.sid)) if s.rivers is None else 0.0
         for k in range(len(METRICS)):
             if count[k] == 0:
                 continue
