@@ -26,12 +26,27 @@ Four guards keep ordinary life from paging:
   price of excusing less of a load surge. Only slowdowns are excused, never speed-ups;
 * effect size: a z above threshold also needs the quantile at least
   ``min_log_effect`` above its baseline, so a very steady series does not page on a
-  statistically clear but harmless change.
+  statistically clear but harmless change;
+* still produced (``confirm_s``, ``confirm_segments``): a decayed window remembers its
+  slow rows for several half-lives, so one short burst of slow requests (a host pushed
+  to saturation for a few seconds by a load spike, where queueing grows as
+  ``rho / (1 - rho)``; a GC pause) holds the window's p99 high for minutes after the
+  slow requests stopped. A slot over its threshold becomes anomalous only once the
+  rows that arrived *after* it crossed show the slowdown too: in each of
+  ``confirm_segments`` consecutive full segments of ``confirm_s`` (aligned to event
+  time), more of the fresh rows lie above the baseline's quantile than chance allows
+  (twice the quantile's tail share, 3 Poisson sd over it, and two rows). A window
+  quantile that is only decaying has its slow requests in the past; a fault keeps
+  producing them. Once anomalous, a slot stays so while its z is over the threshold.
+
+Thresholds: ``threshold_z`` (the detector's, from its default alert budget; also the
+learning gate) unless a slot's budget differs (an override: ``thr`` by slot).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +79,8 @@ class QuantileParams:
     common_quantile: float = 0.5
     min_log_effect: float = 0.0
     min_tail_count: float = 0.0
+    confirm_s: float = 0.0
+    confirm_segments: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,8 @@ class SlotView:
     lower: float
     upper: float
     frozen_since: float
+    threshold: float  # the slot's alert threshold (z)
+    hot: bool  # anomalous now: over the threshold and confirmed
 
 
 def _columns(n_buckets: int) -> dict[str, Column]:
@@ -98,7 +117,19 @@ def _columns(n_buckets: int) -> dict[str, Column]:
         "born": Column(np.nan),
         "excess": Column(np.nan),
         "excess_t": Column(-np.inf),
+        **CONFIRM_COLUMNS,
     }
+
+
+# Per slot (state version 3): the confirmation of a slowdown (0 idle, 1 over its
+# threshold in a partial segment, 2 + n with n full segments passed, -1 anomalous) and
+# the fresh rows, and fresh rows above the alert level, of the segment in progress.
+CONFIRM_COLUMNS = {
+    "conf": Column(0, np.int8),
+    "seg_n": Column(0.0, np.float32),
+    "seg_k": Column(0.0, np.float32),
+}
+IDLE, PARTIAL, COUNTING, HOT = 0, 1, 2, -1
 
 
 # Scratch of the last batch, not learned state (left out of bytes_per_key).
@@ -116,6 +147,14 @@ class QuantileBaseline:
         self.min_count = max(params.min_window_count, params.min_tail_count / (1 - params.quantile))
         self.n_metrics = n_metrics
         self.st = SeriesState(labels, _columns(params.n_buckets), ttl_s=ttl_s, slots=n_metrics)
+        self._fresh_confirmation()
+
+    def _fresh_confirmation(self) -> None:
+        # Thresholds of slots whose budget differs from the default (an override), and
+        # per metric the confirmation segment in progress (segments are aligned to
+        # multiples of confirm_s of event time, the same for every slot).
+        self.thr: dict[int, float] = {}
+        self.seg_id = [-1] * self.n_metrics
 
     @property
     def registry(self) -> SeriesRegistry:
@@ -129,6 +168,15 @@ class QuantileBaseline:
             old["registry"].label_names, _columns(self.p.n_buckets), ttl_s=1.0, slots=self.n_metrics
         )
         self.st.adopt(old["registry"], {k: old[k] for k in self.st.columns if k in old})
+        self._fresh_confirmation()
+
+    def upgrade_v2(self, params: QuantileParams) -> None:
+        """A baseline unpickled from state version 2: this release's parameters (the
+        pickled ones lack the confirmation fields) and fresh confirmation columns."""
+        self.p = params
+        self.st.columns = _columns(params.n_buckets)
+        self.st.load(self.st.arrays)
+        self._fresh_confirmation()
 
     def bytes_per_key(self) -> int:
         """Learned state per series key (all metrics): sketch plus baseline arrays."""
@@ -163,9 +211,12 @@ class QuantileBaseline:
             np.fmin.at(self.st.born, slots[fresh], ts[fresh])
         # Age at the batch's start: a slot is in or out of warm-up for the whole batch.
         warm = (ts.min() - self.st.born[slots]) >= p.warmup_s
+        shift = np.zeros(len(slots), dtype=np.float64)
         if p.common_mode:
-            y = y - self._common_mode(slots, ts, y, warm, metric)
+            shift = self._common_mode(slots, ts, y, warm, metric)
+            y = y - shift
         mean_before = self.st.mean[slots]
+        thr = self.thresholds(slots)
         z = np.zeros(len(slots), dtype=np.float64)
         for part, gate in ((warm, p.threshold_z), (~warm, np.inf)):
             if part.any():
@@ -174,7 +225,7 @@ class QuantileBaseline:
         z[~finite] = np.nan
         if p.min_log_effect > 0:
             small = (y - mean_before) < p.min_log_effect
-            z = np.where(small & (z > 0), np.minimum(z, p.threshold_z * 0.99), z)
+            z = np.where(small & (z > 0), np.minimum(z, thr * 0.99), z)
         ok = np.isfinite(z)
         if ok.any():
             # The last scored row of each slot is the slot's current verdict.
@@ -182,7 +233,72 @@ class QuantileBaseline:
             _, first = np.unique(rev_slots, return_index=True)
             self.st.last_z[rev_slots[first]] = z[ok][::-1][first]
             self.st.last_q[rev_slots[first]] = q[ok][::-1][first]
+        # A row is "slow" when its own value (less the common shift) is over the level
+        # at which the window quantile would score the slot's threshold.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            own = np.log(np.maximum(x, p.min_value)) - shift
+        self._confirm(slots, ts, own > mean_before, metric)
         return z
+
+    def thresholds(self, slots: I64) -> F64:
+        """Each slot's alert threshold (z): ``threshold_z`` unless its budget differs."""
+        thr = np.full(slots.shape, self.p.threshold_z)
+        if self.thr:
+            flat = thr.reshape(-1)  # a view: slots may be 2-d (series x metric)
+            for i, s in enumerate(slots.reshape(-1).tolist()):
+                flat[i] = self.thr.get(s, self.p.threshold_z)
+        return thr
+
+    def set_thresholds(self, sids: I64, metric: int, z_of: Callable[[int], float]) -> None:
+        """Record the threshold of slots of series ``sids`` not seen yet (``z_of(sid)``);
+        only called where some series may differ from the default (budget overrides)."""
+        for sid in np.unique(sids).tolist():
+            slot = sid * self.n_metrics + metric
+            if slot not in self.thr:
+                self.thr[slot] = z_of(sid)
+
+    def _confirm(self, slots: I64, ts: F64, slow: npt.NDArray[np.bool_], metric: int) -> None:
+        """Advance each slot's confirmation by this batch (see the module notes)."""
+        p, st = self.p, self.st
+        if p.confirm_segments <= 0:
+            uniq = np.unique(slots)
+            st.conf[uniq] = np.where(st.last_z[uniq] >= self.thresholds(uniq), HOT, IDLE)
+            return
+        seg = int(np.floor(float(ts.max()) / p.confirm_s))
+        if seg > self.seg_id[metric]:
+            self._close_segment(metric)
+            self.seg_id[metric] = seg
+        counting = st.conf[slots] >= COUNTING
+        if counting.any():
+            np.add.at(st.seg_n, slots[counting], 1.0)
+            np.add.at(st.seg_k, slots[counting & slow], 1.0)
+        uniq = np.unique(slots)
+        over = st.last_z[uniq] >= self.thresholds(uniq)
+        calm = uniq[~over]
+        st.conf[calm], st.seg_n[calm], st.seg_k[calm] = IDLE, 0.0, 0.0
+        starting = uniq[over & (st.conf[uniq] == IDLE)]
+        st.conf[starting] = PARTIAL
+
+    def _close_segment(self, metric: int) -> None:
+        """End the segment in progress for every confirming slot of ``metric``: a full
+        segment passes when at least half the quantile's tail share of its rows (and one
+        row) were above the alert level; enough passes in a row make the slot anomalous,
+        a failed one starts the count again."""
+        p, st = self.p, self.st
+        family = np.arange(metric, st.conf.shape[0], self.n_metrics)
+        live = family[st.conf[family] >= PARTIAL]
+        if live.size == 0:
+            return
+        n, k = st.seg_n[live].astype(np.float64), st.seg_k[live].astype(np.float64)
+        # Rows above the baseline's quantile: (1 - quantile) of them when nothing changed.
+        # A pass needs twice that and 3 Poisson sd more (and two rows), so a calm segment
+        # passes with a chance of about 1 %, two in a row about 1e-4.
+        e = (1.0 - p.quantile) * n
+        need = np.maximum(np.maximum(2.0 * e, e + 3.0 * np.sqrt(e)), 2.0)
+        passed = (k >= need) & (st.conf[live] >= COUNTING)
+        conf = np.where(passed, st.conf[live] + 1, COUNTING)
+        st.conf[live] = np.where(conf >= COUNTING + p.confirm_segments, HOT, conf)
+        st.seg_n[live], st.seg_k[live] = 0.0, 0.0
 
     def _ewma(self, slots: I64, ts: F64, y: F64, gate_hi: float) -> F64:
         p = self.p
@@ -234,7 +350,7 @@ class QuantileBaseline:
         s = sid * self.n_metrics + metric
         sd = math.sqrt(max(float(self.st.var[s]), self.p.min_log_spread**2))
         mu = float(self.st.mean[s])
-        thr = self.p.threshold_z
+        thr = float(self.thresholds(np.array([s]))[0])
         return SlotView(
             z=float(self.st.last_z[s]),
             observed=float(self.st.last_q[s]),
@@ -243,7 +359,13 @@ class QuantileBaseline:
             lower=math.exp(mu - thr * sd),
             upper=math.exp(mu + thr * sd),
             frozen_since=float(self.st.frozen_since[s]),
+            threshold=thr,
+            hot=bool(self.st.conf[s] == HOT),
         )
 
     def evict(self, now: float) -> set[int]:
-        return self.st.evict(now)
+        gone = self.st.evict(now)
+        if gone and self.thr:
+            for slot in [s for s in self.thr if s // self.n_metrics in gone]:
+                del self.thr[slot]
+        return gone

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,16 @@ def row_log_q(budget_per_week: float | F64, interval_s: float | F64) -> F64:
     q = np.asarray(budget_per_week, dtype=np.float64) * np.asarray(interval_s) / WEEK_S
     out: F64 = np.log(np.clip(q, 1e-300, 0.25))
     return out
+
+
+def budget_z(budget_per_week: float, interval_s: float) -> float:
+    """The one-sided Gaussian z whose tail probability is a budget's per-evaluation ``q``
+    at one independent evaluation per ``interval_s`` (a statistic's decorrelation time):
+    the threshold of a z-scored statistic while its own tail is unknown or near normal.
+    A threshold crossed with probability ``q`` per ``interval_s`` fires about
+    ``budget_per_week`` times a week."""
+    q = float(np.exp(row_log_q(budget_per_week, interval_s)))
+    return -NormalDist().inv_cdf(q)
 
 
 @_jit
@@ -166,6 +177,7 @@ __all__ = [
     "BudgetedConfig",
     "TailBank",
     "budget_score",
+    "budget_z",
     "row_log_q",
     "run_length_threshold",
 ]

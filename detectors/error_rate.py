@@ -19,6 +19,16 @@ two-minute window dilutes a sudden burst in the normal traffic it already holds 
 the window is full); the burst window sees it within a few hundred milliseconds, and
 its z of 5 keeps its few requests from paging on chance clusters.
 
+Alert budget (``alert_budget``, ``alert_budget_overrides``: ``detectors.budget``): each
+window is a sequential test whose counts renew about once per half-life, so a series
+makes one independent evaluation per ``window_half_life_s`` (``burst_half_life_s`` for
+the burst window). Its ``confidence_z`` is the z whose one-sided tail is the budget's
+share of those evaluations (0.5 false alerts a week: 3.72 for the 2-minute window, 4.46
+for the 5 s burst window), per series from its labels; ``confidence_z`` /
+``burst_confidence_z``, when set, fix it instead. The alert level stays a hard floor:
+however sure the bound, a rate is an alert only at ``rate_factor`` times its baseline
+and ``min_abs_rate`` above it, so a perfectly steady series never pages on noise.
+
 Localisation: while a series' rate is raised, the serving hosts of its failures are
 counted (fading with the window); when at least 80 % come from one host the finding
 names it (``host`` label), so a GPU alert on that host can inhibit it. If the failures
@@ -45,6 +55,7 @@ from detectors.base import (
     Migration,
     squash,
 )
+from detectors.budget import BudgetedConfig, budget_z
 from detectors.registry import Column, SeriesState
 from schemas.columns import STATUS_CODES, InferenceColumns
 
@@ -60,7 +71,7 @@ _COLUMNS = {
 } | {"frozen_since": Column(np.nan)}
 
 
-class ErrorRateConfig(DetectorConfig):
+class ErrorRateConfig(BudgetedConfig):
     window_half_life_s: float = Field(
         120.0,
         gt=0,
@@ -82,12 +93,12 @@ class ErrorRateConfig(DetectorConfig):
             "Alert level is at least the baseline rate plus this absolute rate (0.02 = 2 points)."
         ),
     )
-    confidence_z: float = Field(
-        3.0,
+    confidence_z: float | None = Field(
+        None,
         gt=0,
         description=(
-            "z of the Wilson lower bound on the window's rate; higher needs more evidence "
-            "from few requests."
+            "A fixed z of the Wilson lower bound on the window's rate for every series; "
+            "unset (the default): each series' z from its alert budget."
         ),
     )
     min_requests: float = Field(
@@ -102,11 +113,12 @@ class ErrorRateConfig(DetectorConfig):
             "failure bursts; 0 turns it off."
         ),
     )
-    burst_confidence_z: float = Field(
-        5.0,
+    burst_confidence_z: float | None = Field(
+        None,
         gt=0,
         description=(
-            "z of the Wilson lower bound for the burst window (stricter: it holds few requests)."
+            "A fixed z of the Wilson lower bound for the burst window; unset (the default): "
+            "from the alert budget at one evaluation per burst half-life."
         ),
     )
     burst_min_requests: float = Field(
@@ -140,6 +152,13 @@ class ErrorRateConfig(DetectorConfig):
     )
 
 
+def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 2 had no per-series thresholds (they are set again from the budget
+    as series show up)."""
+    state = {k: v for k, v in payload["state"].items() if k != "config"}  # params rule
+    return {**payload, "state": {**state, "z_of_slot": {}}}
+
+
 def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
     """State version 1 kept a registry and a dict of arrays (older ones without the
     burst window's, which start empty)."""
@@ -154,8 +173,8 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
     name: ClassVar[str] = "error_rate"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = ErrorRateConfig
-    state_version: ClassVar[int] = 2
-    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
+    state_version: ClassVar[int] = 3
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1, 2: _from_v2}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -164,6 +183,9 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
         self.culprits = Culprits()
         self.fail_hosts: dict[int, dict[str, float]] = {}
         self.fail_t: dict[int, float] = {}
+        # (fast, burst) z of slots whose budget may differ from the default (only kept
+        # where budget overrides are configured).
+        self.z_of_slot: dict[int, tuple[float, float]] = {}
 
     @property
     def bytes_per_series(self) -> float:
@@ -174,11 +196,38 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
         out: F64 = (k + cfg.prior_rate * cfg.prior_requests) / (n + cfg.prior_requests)
         return out
 
-    def _statistic(self, n: F64, k: F64, base: F64, burst: bool = False) -> F64:
+    def _budget_zs(self, budget: float) -> tuple[float, float]:
+        """(fast, burst) window z for a budget, unless fixed by the config."""
         cfg = self.cfg
-        z = cfg.burst_confidence_z if burst else cfg.confidence_z
+        fast = cfg.confidence_z or budget_z(budget, cfg.window_half_life_s)
+        burst = cfg.burst_confidence_z or budget_z(budget, max(cfg.burst_half_life_s, 1e-3))
+        return fast, burst
+
+    def _z(self, slots: npt.NDArray[np.int64], burst: bool) -> F64:
+        """Per slot, the window's z: the default budget's, or the one its labels select."""
+        cfg = self.cfg
+        default = self._budget_zs(cfg.alert_budget.false_alerts_per_series_week)[int(burst)]
+        z = np.full(slots.shape, default)
+        if not cfg.alert_budget_overrides:
+            return z
+        for i, slot in enumerate(slots.tolist()):
+            zs = self.z_of_slot.get(slot)
+            if zs is None:
+                labels = self.st.labels(slot // len(RATES))
+                zs = self.z_of_slot[slot] = self._budget_zs(cfg.budget_for(labels))
+            z[i] = zs[int(burst)]
+        return z
+
+    def _statistic(
+        self, n: F64, k: F64, base: F64, slots: npt.NDArray[np.int64], burst: bool = False
+    ) -> F64:
+        cfg = self.cfg
         enough = cfg.burst_min_requests if burst else cfg.min_requests
-        lower = kernels.wilson_lower(k, n, z)
+        z = self._z(slots, burst)
+        lower = np.zeros(z.shape)
+        for zi in np.unique(z).tolist():  # one z unless budget overrides differ
+            sel = z == zi
+            lower[sel] = kernels.wilson_lower(k[sel], n[sel], zi)
         level = np.minimum(np.maximum(base * cfg.rate_factor, base + cfg.min_abs_rate), 1.0)
         stat: F64 = np.where(n >= enough, lower / level, 0.0)
         return stat
@@ -226,7 +275,7 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
         stat = np.zeros(uniq.size)
         for name, half_life, burst in self._windows():
             wn, wk = self._window_at(name, half_life, uniq, now)
-            stat = np.maximum(stat, self._statistic(wn, wk, base, burst=burst))
+            stat = np.maximum(stat, self._statistic(wn, wk, base, uniq, burst=burst))
         # A margin, so the vector arithmetic's last bit never skips a slot _judge
         # (which decides, one slot at a time) would call anomalous.
         keep = stat >= 1.0 - 1e-9
@@ -256,7 +305,7 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
             stat = np.zeros(n, dtype=np.float64)
             for name, half_life, burst in self._windows():
                 wn, wk = self._window_counts(name, half_life, slots, ts, hits)
-                stat = np.maximum(stat, self._statistic(wn, wk, base, burst=burst))
+                stat = np.maximum(stat, self._statistic(wn, wk, base, slots, burst=burst))
             self._freeze(slots, np.maximum(stat, self._batch_statistic(slots, hits)), now)
             kernels.decayed_counts_update(
                 slots,
@@ -289,7 +338,7 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
         n = np.bincount(inv, minlength=uniq.size).astype(np.float64)
         k = np.bincount(inv, weights=hits, minlength=uniq.size).astype(np.float64)
         base = self._baseline(a["slow_n"][uniq], a["slow_k"][uniq])
-        out: F64 = self._statistic(n, k, base)[inv]
+        out: F64 = self._statistic(n, k, base, uniq)[inv]
         return out
 
     def _tally_hosts(
@@ -349,7 +398,8 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
         stat = -np.inf
         for name, half_life, burst in self._windows():
             wn, wk = self._window_at(name, half_life, slot, now)
-            w_stat = float(self._statistic(wn, wk, base, burst=burst)[0])
+            one = np.array([slot], dtype=np.int64)
+            w_stat = float(self._statistic(wn, wk, base, one, burst=burst)[0])
             if w_stat > stat:
                 # The finding quotes the window that carries the verdict.
                 stat, n, k = w_stat, wn, wk
@@ -413,3 +463,4 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
                 self.culprits.hosts.pop(key, None)
                 self.fail_hosts.pop(key, None)
                 self.fail_t.pop(key, None)
+                self.z_of_slot.pop(key, None)

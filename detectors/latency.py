@@ -9,8 +9,21 @@ serving host (so a throttling GPU shows up with a host label), each metric keeps
   baseline and its spread, floored at ``min_rel_spread`` so a very steady series does
   not page on noise.
 
-The row score is ``squash(z, threshold_z)`` of the window quantile's z against the
-baseline (slowdowns only). Freezing: while z is above ``threshold_z`` the baseline does
+Alert budget (``alert_budget``, ``alert_budget_overrides``: ``detectors.budget``): the
+window quantile decorrelates over about one window half-life, so a series makes about
+one independent evaluation per ``window_half_life_s``; its threshold is the z whose
+one-sided tail probability is the budget's share of those (0.5 false alerts a week at a
+60 s half-life: z 3.89), computed per series from its labels when it is first seen.
+``threshold_z``, when set, fixes it for every series instead. The z is against the
+series' own baseline spread (a log-normal fit of its window quantile), with the floors
+below for what physics says is not a fault however rare.
+
+The row score is ``squash(z, threshold)`` of the window quantile's z against the
+baseline (slowdowns only): 0.5 at the budgeted threshold. A slot over its threshold is
+anomalous once the slowdown is confirmed as still produced (``confirm_s``,
+``confirm_segments``, see ``_quantile_baseline``): a load spike that saturates one host
+for a few seconds leaves its window p99 high for minutes with no slow request since,
+and that is not a fault. Freezing: while z is above the threshold the baseline does
 not learn, so an ongoing incident is not absorbed. After ``max_freeze_s`` of continuous
 freeze the detector accepts the current level as the new normal: the baseline restarts
 from it, and the series recovers (one recovery finding). Choose ``max_freeze_s`` longer
@@ -40,6 +53,7 @@ from pydantic import Field, field_validator
 from detectors._quantile_baseline import QuantileBaseline, QuantileParams, SlotView
 from detectors._tracking import Culprits, FiringState, clean_ts, fmt, labels_of
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.budget import BudgetedConfig, budget_z
 from schemas.columns import InferenceColumns
 from schemas.labels import label_codes
 
@@ -52,7 +66,7 @@ LEVELS = {
 }
 
 
-class LatencyConfig(DetectorConfig):
+class LatencyConfig(BudgetedConfig):
     metrics: tuple[str, ...] = Field(
         METRICS, description="Event fields whose latency quantile is watched."
     )
@@ -65,8 +79,23 @@ class LatencyConfig(DetectorConfig):
     baseline_half_life_s: float = Field(
         3600.0, gt=0, description="Half-life of the slow baseline of the log quantile."
     )
-    threshold_z: float = Field(
-        4.0, gt=0, description="z of the window quantile against the baseline that scores 0.5."
+    threshold_z: float | None = Field(
+        None,
+        gt=0,
+        description="A fixed z of the window quantile against the baseline that scores 0.5 "
+        "for every series; unset (the default): each series' z from its alert budget.",
+    )
+    confirm_s: float = Field(
+        5.0,
+        ge=0,
+        description="Length of a confirmation segment: a slot over its threshold alerts once "
+        "the rows of confirm_segments consecutive segments show the slowdown too.",
+    )
+    confirm_segments: int = Field(
+        2,
+        ge=0,
+        description="Consecutive segments whose fresh rows must be slow before a slowdown "
+        "alerts (0: alert as soon as the window quantile is over the threshold).",
     )
     min_rel_spread: float = Field(
         0.05,
@@ -177,12 +206,23 @@ def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 2 had no per-slot thresholds or confirmations (they start fresh:
+    thresholds are set again from the budget as series show up)."""
+    fresh = LatencyDetector(**payload["params"]).levels
+    for name, level in payload["state"]["levels"].items():
+        level.upgrade_v2(fresh[name].p)
+    # The pickled config predates the budget fields: the one built from params stays.
+    state = {k: v for k, v in payload["state"].items() if k != "config"}
+    return {**payload, "state": state}
+
+
 class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
     name: ClassVar[str] = "latency"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = LatencyConfig
-    state_version: ClassVar[int] = 2
-    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
+    state_version: ClassVar[int] = 3
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1, 2: _from_v2}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -192,7 +232,7 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
             quantile=cfg.quantile,
             window_half_life_s=cfg.window_half_life_s,
             baseline_half_life_s=cfg.baseline_half_life_s,
-            threshold_z=cfg.threshold_z,
+            threshold_z=self._default_z(),
             min_log_spread=math.log1p(cfg.min_rel_spread),
             min_window_count=cfg.min_window_count,
             min_tail_count=cfg.min_tail_count,
@@ -205,6 +245,8 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
             min_peers=cfg.min_peers,
             common_quantile=cfg.common_quantile,
             min_log_effect=math.log1p(cfg.min_rel_effect),
+            confirm_s=cfg.confirm_s,
+            confirm_segments=cfg.confirm_segments,
         )
         levels = LEVELS if cfg.host_level else {"version": LEVELS["version"]}
         host_params = dataclasses.replace(params, min_tail_count=0.0)
@@ -223,6 +265,20 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
         # recoveries of episodes that were localised in this batch.
         self._hot: dict[tuple[str, int], set[str]] = {}
         self._ended: list[Finding] = []
+
+    def _default_z(self) -> float:
+        cfg = self.cfg
+        if cfg.threshold_z is not None:
+            return cfg.threshold_z
+        return budget_z(cfg.alert_budget.false_alerts_per_series_week, cfg.window_half_life_s)
+
+    def _z_for(self, level: QuantileBaseline, sid: int) -> float:
+        """A series' threshold: fixed, or from the budget its labels select."""
+        cfg = self.cfg
+        if cfg.threshold_z is not None:
+            return cfg.threshold_z
+        budget = cfg.budget_for(level.registry.labels(sid))
+        return budget_z(budget, cfg.window_half_life_s)
 
     @property
     def bytes_per_series(self) -> float:
@@ -250,9 +306,15 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
                 if rows.size == 0:
                     continue
             sids = level.ids_for_batch(batch, ts[rows], subset)
+            z_of = functools.partial(self._z_for, level)
             for m, metric in enumerate(cfg.metrics):
+                if cfg.threshold_z is None and cfg.alert_budget_overrides:
+                    level.set_thresholds(sids, m, z_of)
                 z = level.update(sids, m, ts[rows], getattr(batch, metric)[rows])
-                scores[rows] = np.maximum(scores[rows], squash(np.maximum(z, 0.0), cfg.threshold_z))
+                thr = level.thresholds(sids * len(cfg.metrics) + m)
+                # squash(z, thr) with a per-series thr: z / (z + thr) == squash(z / thr, 1).
+                z_rel = np.maximum(z, 0.0) / thr
+                scores[rows] = np.maximum(scores[rows], squash(z_rel, 1.0))
             now = float(ts[rows].max())
             for sid, m in self._to_report(level_name, level, sids):
                 f = self._finding(level_name, level, sid, m, now)
@@ -277,8 +339,8 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
         when it touches thousands of hosts."""
         uniq = np.unique(sids)
         n_metrics = len(self.cfg.metrics)
-        z = level.st.last_z[uniq[:, None] * n_metrics + np.arange(n_metrics)]
-        keep = z >= self.cfg.threshold_z
+        slots = uniq[:, None] * n_metrics + np.arange(n_metrics)
+        keep = level.st.last_z[slots] >= level.thresholds(slots)
         held = [k[1:] for k in self.firing.firing if isinstance(k, tuple) and k[0] == level_name]
         if level_name == "version":
             held += [k for k in self.culprits.hosts if isinstance(k, tuple)]
@@ -292,10 +354,9 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
     def _finding(
         self, level_name: str, level: QuantileBaseline, sid: int, m: int, now: float
     ) -> Finding | None:
-        cfg = self.cfg
         v = level.view(sid, m)
         labels = level.registry.labels(sid)
-        anomalous_now = v.z >= cfg.threshold_z
+        anomalous_now = v.hot
         if level_name == "host" and anomalous_now:
             self._hot.setdefault((labels["model"], m), set()).add(labels["host"])
         series, ended = labels, None
@@ -351,13 +412,13 @@ class LatencyDetector(Detector[InferenceColumns, LatencyConfig]):
             f"latency.{_NAMES[metric].lower()}_{qname}",
             series,
             now,
-            float(squash(max(v.z, 0.0), cfg.threshold_z)),
+            float(squash(max(v.z, 0.0), v.threshold)),
             anomalous,
             observed=_finite(v.observed),
             expected=v.expected,
             lower=v.lower,
             upper=v.upper,
-            severity="error" if v.z >= 2 * cfg.threshold_z else "warning",
+            severity="error" if v.z >= 2 * v.threshold else "warning",
             explanation=text,
         )
 

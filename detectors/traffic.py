@@ -2,15 +2,21 @@
 
 Per (model, gateway) and per gateway the detector learns the expected inter-arrival
 time (heartbeat kernel). Silence is ``(now - last event) / expected gap``: for Poisson
-traffic the chance of a gap ``silence_factor`` times the mean is ``exp(-factor)``, so the
-default 15 is about 3e-7. ``tick(now)`` checks it when no events arrive at all.
+traffic the chance of a gap ``f`` times the mean is ``exp(-f)``, and a series makes
+``week / mean gap`` gaps a week, so its alert budget (``alert_budget``, per series label
+``alert_budget_overrides``: ``detectors.budget``) sets ``f = ln(week / (mean gap x
+budget))``: 17.5 for a series with an event every 30 ms at 0.5 false alerts a week, 9.9
+for one a minute. ``silence_factor``, when set, fixes it instead; ``min_silence_s`` stays
+a hard floor (a fast series is not silent after a fraction of a second).
+``tick(now)`` checks it when no events arrive at all.
 
 Rate collapse: requests per (model, gateway) are counted in ``bin_s`` bins; each closed
 bin's count, variance-stabilised (Anscombe: ``2 * sqrt(c + 3/8)`` is about N(2 sqrt(rate),
 1)), is compared with an hour-of-week seasonal baseline (falling back to the series'
-overall level until a bucket has history). Bins more than ``threshold_z`` below are not
-learned. Row scores are the worst of the silence ratio before the row and the drop z of
-the last closed bin.
+overall level until a bucket has history). A drop alerts at the z whose one-sided tail
+is the budget's share of the week's bins (0.5 a week at 60 s bins: 3.89), unless
+``threshold_z`` fixes it. Bins more than that below are not learned. Row scores are
+the worst of the silence ratio before the row and the drop z of the last closed bin.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pydantic import Field
 from detectors import kernels
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration, squash
+from detectors.budget import WEEK_S, BudgetedConfig, budget_z
 from detectors.registry import Column, SeriesState
 from schemas.columns import InferenceColumns
 
@@ -32,12 +39,13 @@ F64 = npt.NDArray[np.float64]
 _H = kernels.HOURS_PER_WEEK
 
 
-class TrafficConfig(DetectorConfig):
-    silence_factor: float = Field(
-        15.0,
+class TrafficConfig(BudgetedConfig):
+    silence_factor: float | None = Field(
+        None,
         gt=1,
         description=(
-            "A series is silent after this many expected inter-arrival gaps without an event."
+            "A fixed number of expected inter-arrival gaps without an event after which a "
+            "series is silent; unset (the default): from each series' alert budget and gap."
         ),
     )
     min_silence_s: float = Field(
@@ -52,10 +60,13 @@ class TrafficConfig(DetectorConfig):
     bin_s: float = Field(
         60.0, gt=0, description="Width of the request-count bins the rate-collapse check uses."
     )
-    threshold_z: float = Field(
-        4.0,
+    threshold_z: float | None = Field(
+        None,
         gt=0,
-        description=("Drop (variance-stabilised z below the seasonal baseline) that scores 0.5."),
+        description=(
+            "A fixed drop (variance-stabilised z below the seasonal baseline) that scores 0.5; "
+            "unset (the default): from each series' alert budget at one test per bin."
+        ),
     )
     seasonal_alpha: float = Field(
         0.2, gt=0, le=1, description="Learning rate of the hour-of-week baseline, per bin."
@@ -118,6 +129,13 @@ class _Heartbeat:
     """State version 1's heartbeat (a registry and three arrays); only unpickled."""
 
 
+def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 2 predates budgets: the pickled config lacks them (the one built from
+    params stays) and no series has a budget of its own yet."""
+    state = {k: v for k, v in payload["state"].items() if k != "config"}
+    return {**payload, "state": {**state, "budgets": {}}}
+
+
 def _from_v1(payload: dict[str, Any]) -> dict[str, Any]:
     """State version 1 kept the per-series arrays as attributes (grown with setattr)."""
     state = dict(payload["state"])
@@ -133,8 +151,8 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
     name: ClassVar[str] = "traffic"
     consumes: ClassVar[type[InferenceColumns]] = InferenceColumns
     Config: ClassVar[type[DetectorConfig]] = TrafficConfig
-    state_version: ClassVar[int] = 2
-    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1}
+    state_version: ClassVar[int] = 3
+    state_migrations: ClassVar[Mapping[int, Migration]] = {1: _from_v1, 2: _from_v2}
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
@@ -143,6 +161,42 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
         self.gateways = SeriesState(("gateway",), _HEARTBEAT, ttl_s=ttl)
         self.firing = FiringState()
         self._due: float | None = None  # next_deadline, until update or tick changes it
+        # Budgets of series (by level and id) where budget overrides are configured.
+        self.budgets: dict[tuple[str, int], float] = {}
+
+    def _budget(self, name: str, hb: SeriesState, ids: npt.NDArray[np.int64]) -> F64:
+        """Per series ``ids`` of level ``name``: its alert budget (false alerts a week)."""
+        cfg = self.cfg
+        out = np.full(ids.shape, cfg.alert_budget.false_alerts_per_series_week)
+        if cfg.alert_budget_overrides:
+            for i, sid in enumerate(ids.tolist()):
+                b = self.budgets.get((name, sid))
+                if b is None:
+                    b = self.budgets[name, sid] = cfg.budget_for(hb.registry.labels(sid))
+                out[i] = b
+        return out
+
+    def _factor(self, name: str, hb: SeriesState, ids: npt.NDArray[np.int64]) -> F64:
+        """Per series: the silence factor, fixed or from its budget and expected gap."""
+        if self.cfg.silence_factor is not None:
+            return np.full(ids.shape, self.cfg.silence_factor)
+        gap = np.maximum(hb.gap_mean[ids], 1e-9)
+        out: F64 = np.maximum(np.log(WEEK_S / (gap * self._budget(name, hb, ids))), 1.0)
+        return out
+
+    def _drop_z(self, ids: npt.NDArray[np.int64]) -> F64:
+        """Per series: the rate-drop threshold, fixed or from its budget (a test a bin)."""
+        cfg = self.cfg
+        if cfg.threshold_z is not None:
+            return np.full(ids.shape, cfg.threshold_z)
+        budgets = self._budget("series", self.series, ids)
+        out: F64 = np.array([budget_z(b, cfg.bin_s) for b in budgets.tolist()])
+        return out
+
+    @property
+    def _clip(self) -> float:
+        """Gaps are winsorised at this many expected gaps when learned."""
+        return self.cfg.silence_factor or 15.0
 
     @property
     def bytes_per_series(self) -> float:
@@ -173,7 +227,7 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
             cfg.level_alpha,
             cfg.min_bins,
             1.0,
-            -cfg.threshold_z,
+            -float(self._drop_z(np.array([sid]))[0]),
             np.inf,
         )
         self.series.drop_z[sid] = max(-float(z[-1]), 0.0)
@@ -202,9 +256,12 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
                 hb.gap_w,
                 cfg.gap_alpha,
                 cfg.min_events,
-                cfg.silence_factor,
+                self._clip,
             )
-            scores[order] = np.maximum(scores[order], squash(ratio, cfg.silence_factor))
+            name = "series" if hb is self.series else "gateway"
+            factor = self._factor(name, hb, ids[order])
+            # squash(r, f) with a per-series f: r / (r + f) == squash(r / f, 1).
+            scores[order] = np.maximum(scores[order], squash(ratio / factor, 1.0))
         bins = np.floor(ts / cfg.bin_s).astype(np.int64)
         for sid, rows in groups(sids):
             rows = rows[np.argsort(ts[rows], kind="stable")]
@@ -213,9 +270,8 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
             for b, sub in _runs(bins[rows], rows):
                 if b > self.series.cur_bin[sid]:
                     self._close_bins(sid, b)
-                scores[sub] = np.maximum(
-                    scores[sub], squash(self.series.drop_z[sid], cfg.threshold_z)
-                )
+                thr = float(self._drop_z(np.array([sid]))[0])
+                scores[sub] = np.maximum(scores[sub], squash(self.series.drop_z[sid], thr))
                 self.series.cur_count[sid] += sub.size if b == self.series.cur_bin[sid] else 0
         now = float(ts.max())
         findings = self._findings(now, set(sids.tolist()))
@@ -243,6 +299,8 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
             if gone:
                 keys = {(name, sid) for sid in gone}  # firing keys are (level, series id)
                 self.firing.forget(keys.__contains__)
+                for key in keys:
+                    self.budgets.pop(key, None)
                 self._due = None
 
     def next_deadline(self, now: float) -> float:
@@ -289,13 +347,12 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
         if not warm.any():
             return float("inf")
         last, mean = last[warm], mean[warm]
-        t = last + np.maximum(cfg.silence_factor * mean, cfg.min_silence_s)
+        factor = self._factor(name, hb, ids[warm])
+        t = last + np.maximum(factor * mean, cfg.min_silence_s)
         # Nudge by ulps until the test _findings applies holds at t, so the engine's tick
         # at this time is the one that sees the silence.
         for _ in range(8):
-            ok = (np.maximum(t - last, 0.0) / mean >= cfg.silence_factor) & (
-                t - last >= cfg.min_silence_s
-            )
+            ok = (np.maximum(t - last, 0.0) / mean >= factor) & (t - last >= cfg.min_silence_s)
             if ok.all():
                 break
             t = np.where(ok, t, np.nextafter(t, np.inf))
@@ -311,10 +368,11 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
             ratio = kernels.silence_ratio(
                 ids, now, hb.last_t, hb.gap_mean, hb.gap_w, cfg.min_events
             )
-            for sid, r in zip(ids.tolist(), ratio.tolist(), strict=True):
+            factors = self._factor(name, hb, ids).tolist()
+            for sid, r, f in zip(ids.tolist(), ratio.tolist(), factors, strict=True):
                 labels = hb.registry.labels(sid)
                 idle = now - float(hb.last_t[sid])
-                silent = r >= cfg.silence_factor and idle >= cfg.min_silence_s
+                silent = r >= f and idle >= cfg.min_silence_s
                 if name == "series" and labels["gateway"] in silent_gw:
                     silent = False  # the gateway's finding covers it
                 if silent and name == "gateway":
@@ -340,11 +398,11 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
                         f"traffic.{name}_silent",
                         labels,
                         now,
-                        float(squash(r, cfg.silence_factor)),
+                        float(squash(r, f)),
                         verdict,
                         observed=idle,
                         expected=expected,
-                        upper=expected * cfg.silence_factor,
+                        upper=expected * f,
                         severity="critical" if name == "gateway" else "error",
                         explanation=text,
                         scope={"gateway": labels["gateway"]} if name == "gateway" else None,
@@ -352,7 +410,8 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
                 )
         for sid in sorted(touched):
             z = float(self.series.drop_z[sid])
-            verdict = self.firing.step(("drop", sid), z >= cfg.threshold_z)
+            thr = float(self._drop_z(np.array([sid]))[0])
+            verdict = self.firing.step(("drop", sid), z >= thr)
             if verdict is None:
                 continue
             labels = self.series.labels(sid)
@@ -366,11 +425,11 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
                     "traffic.rate_drop",
                     labels,
                     now,
-                    float(squash(z, cfg.threshold_z)),
+                    float(squash(z, thr)),
                     verdict,
                     observed=-z,
                     expected=0.0,
-                    lower=-cfg.threshold_z,
+                    lower=-thr,
                     explanation=text,
                 )
             )

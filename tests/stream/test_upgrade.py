@@ -86,8 +86,17 @@ def test_findings_after_restore_are_the_previous_releases(
     want = {(d, labels) for d, labels in exp["firing"] if d not in skip}
     got = _firing(res, skip)
     assert got == want, f"missing {sorted(want - got)}; new {sorted(got - want)}"
-    anomalous = {(f["detector"], f["kind"]) for f in exp["anomalous"] if f["detector"] not in skip}
+    # Anomalous findings that never became alerts may go where a detector's rule changed
+    # on purpose (the firing alerts above still must not): latency (issue 14) holds back
+    # a window p99 whose slow requests are in the past. The fixture's lone ttft_p99 blip
+    # on gpu-node-01 had 1 of 283 fresh rows above its baseline p99, its p99 falling.
+    changed = skip | {"latency"}
+    anomalous = {
+        (f["detector"], f["kind"]) for f in exp["anomalous"] if f["detector"] not in changed
+    }
     assert anomalous <= {(f.detector, f.kind) for f in res.findings if f.anomalous}
+    hot = {(f.detector, f.kind) for f in res.findings if f.anomalous}
+    assert ("latency", "latency.tpot_p99") in hot  # the slowdown that fired still does
 
 
 def test_each_incident_after_the_snapshot_is_caught(
