@@ -233,11 +233,7 @@ class QuantileBaseline:
             _, first = np.unique(rev_slots, return_index=True)
             self.st.last_z[rev_slots[first]] = z[ok][::-1][first]
             self.st.last_q[rev_slots[first]] = q[ok][::-1][first]
-        # A row is "slow" when its own value (less the common shift) is over the level
-        # at which the window quantile would score the slot's threshold.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            own = np.log(np.maximum(x, p.min_value)) - shift
-        self._confirm(slots, ts, own > mean_before, metric)
+        self._confirm(slots, ts, thr, metric, x, -(shift + mean_before))
         return z
 
     def thresholds(self, slots: I64) -> F64:
@@ -257,12 +253,22 @@ class QuantileBaseline:
             if slot not in self.thr:
                 self.thr[slot] = z_of(sid)
 
-    def _confirm(self, slots: I64, ts: F64, slow: npt.NDArray[np.bool_], metric: int) -> None:
-        """Advance each slot's confirmation by this batch (see the module notes)."""
+    def _confirm(
+        self,
+        slots: I64,
+        ts: F64,
+        thr: F64,
+        metric: int,
+        x: F64,
+        offset: F64,
+    ) -> None:
+        """Advance each slot's confirmation by this batch (see the module notes). A row
+        is above the baseline quantile when ``log(x) + offset > 0`` (``offset``: minus the
+        common shift and the baseline); rows are looked at only for slots being confirmed."""
         p, st = self.p, self.st
+        over = st.last_z[slots] >= thr  # per row, the slot's verdict after the batch
         if p.confirm_segments <= 0:
-            uniq = np.unique(slots)
-            st.conf[uniq] = np.where(st.last_z[uniq] >= self.thresholds(uniq), HOT, IDLE)
+            st.conf[slots] = np.where(over, HOT, IDLE)
             return
         seg = int(np.floor(float(ts.max()) / p.confirm_s))
         if seg > self.seg_id[metric]:
@@ -270,14 +276,15 @@ class QuantileBaseline:
             self.seg_id[metric] = seg
         counting = st.conf[slots] >= COUNTING
         if counting.any():
-            np.add.at(st.seg_n, slots[counting], 1.0)
-            np.add.at(st.seg_k, slots[counting & slow], 1.0)
-        uniq = np.unique(slots)
-        over = st.last_z[uniq] >= self.thresholds(uniq)
-        calm = uniq[~over]
+            rows = slots[counting]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                above = np.log(np.maximum(x[counting], p.min_value)) + offset[counting] > 0
+            size = st.seg_n.shape[0]
+            st.seg_n += np.bincount(rows, minlength=size).astype(np.float32)
+            st.seg_k += np.bincount(rows[above], minlength=size).astype(np.float32)
+        calm = slots[~over]
         st.conf[calm], st.seg_n[calm], st.seg_k[calm] = IDLE, 0.0, 0.0
-        starting = uniq[over & (st.conf[uniq] == IDLE)]
-        st.conf[starting] = PARTIAL
+        st.conf[slots[over & (st.conf[slots] == IDLE)]] = PARTIAL
 
     def _close_segment(self, metric: int) -> None:
         """End the segment in progress for every confirming slot of ``metric``: a full
