@@ -318,6 +318,23 @@ def create_app(
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         owned.update(tp.partition for tp in assigned if tp.topic in kinds)
 
+    @app.on_rebalance_complete.connect
+    async def on_recovered(sender: Any, **kwargs: Any) -> None:
+        # Tables are recovered: load and check every owned partition's snapshot now, so
+        # a takeover shows at once what was open (/alerts, /healthz "restored") and an
+        # unreadable snapshot is reported at assignment, not at the next event.
+        # The assignment, not ``owned``: Faust may finish a short recovery before it
+        # sends on_partitions_assigned.
+        mine = {tp.partition for tp in app.consumer.assignment() if tp.topic in kinds}
+        async with busy.held("rebalance"):
+            for p in sorted(mine):
+                if p in pool.engines or p in pool.checked:
+                    continue
+                try:
+                    state.resolve(p)
+                except Exception:  # it is retried, and reported, at the partition's first batch
+                    log.exception("partition %d: loading saved engine state failed", p)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         gone = sorted({tp.partition for tp in revoked if tp.topic in kinds})
