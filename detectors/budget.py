@@ -22,6 +22,7 @@ The first override whose labels all match a series applies to it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from statistics import NormalDist
@@ -85,6 +86,7 @@ def row_log_q(budget_per_week: float | F64, interval_s: float | F64) -> F64:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def budget_z(budget_per_week: float, interval_s: float) -> float:
     """The one-sided Gaussian z whose tail probability is a budget's per-evaluation ``q``
     at one independent evaluation per ``interval_s`` (a statistic's decorrelation time):

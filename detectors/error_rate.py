@@ -223,11 +223,15 @@ class ErrorRateDetector(Detector[InferenceColumns, ErrorRateConfig]):
     ) -> F64:
         cfg = self.cfg
         enough = cfg.burst_min_requests if burst else cfg.min_requests
-        z = self._z(slots, burst)
-        lower = np.zeros(z.shape)
-        for zi in np.unique(z).tolist():  # one z unless budget overrides differ
-            sel = z == zi
-            lower[sel] = kernels.wilson_lower(k[sel], n[sel], zi)
+        if self.cfg.alert_budget_overrides:
+            z = self._z(slots, burst)
+            lower = np.zeros(z.shape)
+            for zi in np.unique(z).tolist():  # the z of each budget present
+                sel = z == zi
+                lower[sel] = kernels.wilson_lower(k[sel], n[sel], zi)
+        else:
+            default = self.cfg.alert_budget.false_alerts_per_series_week
+            lower = kernels.wilson_lower(k, n, self._budget_zs(default)[int(burst)])
         level = np.minimum(np.maximum(base * cfg.rate_factor, base + cfg.min_abs_rate), 1.0)
         stat: F64 = np.where(n >= enough, lower / level, 0.0)
         return stat

@@ -184,14 +184,15 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
         out: F64 = np.maximum(np.log(WEEK_S / (gap * self._budget(name, hb, ids))), 1.0)
         return out
 
-    def _drop_z(self, ids: npt.NDArray[np.int64]) -> F64:
-        """Per series: the rate-drop threshold, fixed or from its budget (a test a bin)."""
+    def _drop_z(self, sid: int) -> float:
+        """A series' rate-drop threshold, fixed or from its budget (one test a bin)."""
         cfg = self.cfg
         if cfg.threshold_z is not None:
-            return np.full(ids.shape, cfg.threshold_z)
-        budgets = self._budget("series", self.series, ids)
-        out: F64 = np.array([budget_z(b, cfg.bin_s) for b in budgets.tolist()])
-        return out
+            return cfg.threshold_z
+        budget = cfg.alert_budget.false_alerts_per_series_week
+        if cfg.alert_budget_overrides:
+            budget = float(self._budget("series", self.series, np.array([sid]))[0])
+        return budget_z(budget, cfg.bin_s)  # cached
 
     @property
     def _clip(self) -> float:
@@ -227,7 +228,7 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
             cfg.level_alpha,
             cfg.min_bins,
             1.0,
-            -float(self._drop_z(np.array([sid]))[0]),
+            -self._drop_z(sid),
             np.inf,
         )
         self.series.drop_z[sid] = max(-float(z[-1]), 0.0)
@@ -270,7 +271,7 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
             for b, sub in _runs(bins[rows], rows):
                 if b > self.series.cur_bin[sid]:
                     self._close_bins(sid, b)
-                thr = float(self._drop_z(np.array([sid]))[0])
+                thr = self._drop_z(sid)
                 scores[sub] = np.maximum(scores[sub], squash(self.series.drop_z[sid], thr))
                 self.series.cur_count[sid] += sub.size if b == self.series.cur_bin[sid] else 0
         now = float(ts.max())
@@ -410,7 +411,7 @@ class TrafficDetector(Detector[InferenceColumns, TrafficConfig]):
                 )
         for sid in sorted(touched):
             z = float(self.series.drop_z[sid])
-            thr = float(self._drop_z(np.array([sid]))[0])
+            thr = self._drop_z(sid)
             verdict = self.firing.step(("drop", sid), z >= thr)
             if verdict is None:
                 continue
