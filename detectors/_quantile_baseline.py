@@ -280,8 +280,8 @@ class QuantileBaseline:
             with np.errstate(invalid="ignore", divide="ignore"):
                 above = np.log(np.maximum(x[counting], p.min_value)) + offset[counting] > 0
             size = st.seg_n.shape[0]
-            st.seg_n += np.bincount(rows, minlength=size).astype(np.float32)
-            st.seg_k += np.bincount(rows[above], minlength=size).astype(np.float32)
+            st.seg_n[:] += np.bincount(rows, minlength=size).astype(np.float32)
+            st.seg_k[:] += np.bincount(rows[above], minlength=size).astype(np.float32)
         calm = slots[~over]
         st.conf[calm], st.seg_n[calm], st.seg_k[calm] = IDLE, 0.0, 0.0
         st.conf[slots[over & (st.conf[slots] == IDLE)]] = PARTIAL
