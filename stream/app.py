@@ -203,12 +203,13 @@ def create_app(
         # Subscribed so the group assigns them; their records never reach the conductor.
         app.topics.add(app.topic(src.topic, schema=RAW))
     app.diverted = (set(kinds), inbox, settings.fetch_wait_ms, is_legacy(settings))
-    app.on_committed = pool.flushed
+    app.on_committed = lambda started: pool.flushed(started, lambda p: not state.unconfirmed(p))
 
     def ack(topic: str, partition: int, offset: int) -> None:
         consumer = app.consumer
         if isinstance(consumer, BatchConsumer):
-            consumer.ack_through(TP(topic, partition), offset)
+            # Not before the snapshots that make the offset safe are on the broker.
+            consumer.ack_through(TP(topic, partition), offset, state.unconfirmed(partition))
 
     progress.ack = ack
 

@@ -24,8 +24,9 @@ per-record cost this class exists to remove.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from stream import compat
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -119,6 +122,44 @@ def merge(items: list[Fetched]) -> list[Fetched]:
     return list(by_tp.values())
 
 
+class PendingAcks:
+    """Per partition, offsets acked and not committed yet, each with the futures of
+    the sends that must reach the broker first."""
+
+    def __init__(self) -> None:
+        self._queues: dict[Any, list[tuple[int, list[Any]]]] = {}
+
+    def add(self, tp: Any, offset: int, after: Iterable[Any] = ()) -> None:
+        queue = self._queues.setdefault(tp, [])
+        if queue and offset <= queue[-1][0]:
+            return
+        queue.append((offset, [f for f in after if not f.done()]))
+
+    def partitions(self) -> list[Any]:
+        return list(self._queues)
+
+    def confirmed(self, tp: Any) -> int | None:
+        """Pop and return the highest offset of ``tp`` whose sends all succeeded (None:
+        nothing new). An offset whose sends are still in flight holds those after it."""
+        queue = self._queues.get(tp, [])
+        done: int | None = None
+        while queue and all(f.done() for f in queue[0][1]):
+            offset, sent = queue.pop(0)
+            failed = [f for f in sent if f.cancelled() or f.exception() is not None]
+            if failed:
+                # That snapshot may be missing on the broker: keep this offset uncommitted;
+                # a later ack, made safe by a later snapshot that did arrive, moves past it.
+                why = "cancelled" if failed[0].cancelled() else repr(failed[0].exception())
+                log.error(
+                    "%s: changelog send failed (%s); offset %d not committed", tp, why, offset
+                )
+                continue
+            done = offset
+        if not queue:
+            self._queues.pop(tp, None)
+        return done
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread; its aiokafka consumer takes the fetch wait we set, and
     the Kafka 0.9 offset calls where the broker is that old."""
@@ -145,7 +186,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._batch_topics: frozenset[str] = frozenset()
         self._inbox: Inbox | None = None
-        self._through: dict[TP, int] = {}  # partition -> last offset done, not yet committed
+        self._through = PendingAcks()
         # Called with the monotonic start of each commit that succeeded (the worker marks
         # the engine snapshots saved before it as flushed to the changelog).
         self.on_committed: Callable[[float], None] | None = None
@@ -177,15 +218,34 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if not records or inbox is None:
             return records, active
         rest: dict[TP, Any] = {}
+        unread: dict[TP, int] = {}
         for tp, recs in records.items():
             if tp.topic not in self._batch_topics:
                 rest[tp] = recs
-            elif recs and self.flow_active and (active is None or tp in active):
+            elif not recs or not self.flow_active:
                 # Not handed over while a rebalance holds the flow: Faust seeks back to
                 # the committed offsets afterwards, so these records come again.
+                continue
+            elif active is None or tp in active:
                 compat.mark_read(self, tp, recs[-1].offset)
                 inbox.add(Fetched(tp, [r.value for r in recs], [r.offset for r in recs]))
+            else:
+                unread[tp] = recs[0].offset
+        for tp, offset in unread.items():
+            await self._unread(tp, offset)
         return rest, active
+
+    async def _unread(self, tp: TP, offset: int) -> None:
+        """Put back a fetch of a partition paused since it was asked for.
+
+        Faust passes its live set of active partitions to the fetch, so a pause while
+        it waits (table recovery after an assignment) makes its records arrive for a
+        partition no longer active. aiokafka's position is already past them and no
+        seek follows, so dropping them skipped those offsets for good (seen as a
+        takeover that read a partition from 100 when its snapshot covered 89)."""
+        if tp not in self.assignment():
+            return  # revoked: the next owner reads them
+        await self.seek(tp, offset)
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         started = time.monotonic()
@@ -194,20 +254,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self.on_committed(started)
         return did
 
-    def ack_through(self, tp: TP, offset: int) -> None:
-        """Everything of ``tp`` up to ``offset`` is done; commit past it at the next commit."""
-        if offset > self._through.get(tp, -1):
-            self._through[tp] = offset
+    def ack_through(self, tp: TP, offset: int, after: Iterable[Any] = ()) -> None:
+        """Everything of ``tp`` up to ``offset`` is done; commit past it at the first
+        commit once every future in ``after`` (the changelog sends that make it safe)
+        has succeeded."""
+        self._through.add(tp, offset, after)
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         yield from super()._filter_tps_with_pending_acks(topics)
-        for tp in list(self._through):
+        for tp in self._through.partitions():
             if topics is None or tp in topics or tp.topic in topics:
                 yield tp
 
     def _new_offset(self, tp: TP) -> int | None:
         if tp.topic in self._batch_topics:
-            offset = self._through.pop(tp, None)
+            offset = self._through.confirmed(tp)
             return None if offset is None else offset + 1
         return super()._new_offset(tp)  # type: ignore[no-any-return]
 

@@ -176,11 +176,12 @@ class EnginePool:
                 self._unflushed.setdefault(partition, time.monotonic())
             self.journal.start(partition, snapshot if snapshot is not None else eng.snapshot())
 
-    def flushed(self, started: float) -> None:
-        """A commit that began at monotonic ``started`` succeeded: Faust flushes the
-        producer before committing, so every save made before then is on the broker."""
+    def flushed(self, started: float, confirmed: Callable[[int], bool] = lambda p: True) -> None:
+        """A commit that began at monotonic ``started`` succeeded. Faust's flush before
+        it gives up after 0.1 s without progress, so a save made before then counts as
+        on the broker only where ``confirmed(partition)`` (no changelog send in flight)."""
         for p, at in list(self._unflushed.items()):
-            if at <= started:
+            if at <= started and confirmed(p):
                 del self._unflushed[p]
                 if p in self.engines:
                     self.saved_once.add(p)

@@ -36,7 +36,8 @@ import orjson
 from stream.worker.stores import store_for
 
 # (changelog partition, key, value or None for a tombstone)
-ChangelogSend = Callable[[int, bytes, bytes | None], None]
+# Returns the send's future (Faust's FutureMessage), or None where nothing confirms it.
+ChangelogSend = Callable[[int, bytes, bytes | None], Any]
 KEY_PREFIX = "engine-"
 # Below Kafka's default 1 MB message limit with room for the record overhead.
 CHUNK_BYTES = 256 * 1024
@@ -107,6 +108,7 @@ class EngineStateTable:
         self.on_failure = on_failure
         self._resolved: dict[int, Loaded] = {}
         self.failures: dict[int, list[str]] = {}  # partition -> what went wrong (/healthz)
+        self._unconfirmed: dict[int, list[Any]] = {}  # partition -> sends not yet on the broker
 
     def _manifest(self, partition: int) -> dict[str, Any] | None:
         raw = self._store.get(partition, state_key(partition))
@@ -251,17 +253,33 @@ class EngineStateTable:
 
     def _put(self, partition: int, key: bytes, value: bytes) -> None:
         self._store.put(partition, key, value)
-        self._send(partition, key, value)
+        self._track(partition, self._send(partition, key, value))
 
     def _delete(self, partition: int, key: bytes) -> None:
         self._store.delete(partition, key)
-        self._send(partition, key, None)
+        self._track(partition, self._send(partition, key, None))
 
-    def _send_changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
+    def _track(self, partition: int, sent: Any) -> None:
+        if sent is None or not hasattr(sent, "done"):
+            return
+        waiting = [f for f in self._unconfirmed.get(partition, ()) if not f.done()]
+        waiting.append(sent)
+        self._unconfirmed[partition] = waiting
+
+    def unconfirmed(self, partition: int) -> list[Any]:
+        """The partition's changelog sends the broker has not confirmed yet.
+
+        Faust's commit flushes its producer buffer for at most 0.1 s without progress,
+        so a commit does not prove the snapshots saved before it reached the broker:
+        an ack waits for these instead (``BatchConsumer.ack_through``)."""
+        waiting = [f for f in self._unconfirmed.get(partition, ()) if not f.done()]
+        self._unconfirmed[partition] = waiting
+        return list(waiting)
+
+    def _send_changelog(self, partition: int, key: bytes, value: bytes | None) -> Any:
         if value is None:
-            self.table.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            self.table.send_changelog(partition, key, value)
+            return self.table.send_changelog(partition, key, None, value_serializer="raw")
+        return self.table.send_changelog(partition, key, value)
 
 
 Ack = Callable[[str, int, int], None]  # (topic, partition, last offset done)

@@ -188,6 +188,20 @@ def test_saved_shows_only_once_a_later_commit_flushed_the_changelog() -> None:
     assert pool.saved_once == {0}
 
 
+def test_saved_waits_for_the_changelog_sends_themselves() -> None:
+    # Faust's flush gives up after 0.1 s without progress: a commit proves the save
+    # only once its changelog sends are confirmed.
+    pool = EnginePool(LlmwatchConfig(), every_batches=3, every_s=30)
+    pool.get(0, lambda p: None, 1000.0)
+    pool.saved(0, 1000.0)
+    in_flight = {0}
+    pool.flushed(time.monotonic(), lambda p: p not in in_flight)
+    assert pool.saved_once == set()
+    in_flight.clear()
+    pool.flushed(time.monotonic(), lambda p: p not in in_flight)
+    assert pool.saved_once == {0}
+
+
 def test_a_checked_engine_shows_its_open_alerts_before_its_first_new_event(
     batches: list[tuple[str, list[bytes]]],
 ) -> None:
