@@ -138,7 +138,7 @@ class TopicFollower:
         records = await loop.run_in_executor(self._pool, self._drain, timeout_s)
         # Applied here, on the event loop: ``apply`` may start tasks.
         for key, value in records:
-            apply(key, value)
+            _apply_one(apply, key, value)
         return len(records)
 
     def _poll(self) -> list[tuple[str, bytes | None]]:
@@ -153,7 +153,7 @@ class TopicFollower:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             for key, value in await loop.run_in_executor(self._pool, self._poll):
-                apply(key, value)
+                _apply_one(apply, key, value)
 
     def stop(self) -> None:
         self._stopping = True
@@ -166,3 +166,13 @@ class TopicFollower:
 
 def _key(raw: bytes | None) -> str:
     return raw.decode("utf-8", errors="replace") if raw else ""
+
+
+def _apply_one(apply: Apply, key: str, value: bytes | None) -> None:
+    """One record of the compacted topic never stops the notifier: it is re-read at
+    every start, so a record that raised would stop every start after it too. The
+    parsers skip and count what they know to be bad; anything else is logged here."""
+    try:
+        apply(key, value)
+    except Exception:
+        log.exception("silences topic: record %r could not be applied; skipped", key[:80])

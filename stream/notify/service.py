@@ -175,7 +175,10 @@ class NotifierService:
     # -- silences and acks ----------------------------------------------------------------
     def apply_record(self, key: str, value: bytes | None) -> None:
         if SharedState.owns(key):  # another replica's delivery or Slack message
+            skipped = self.shared.skipped
             self.shared.apply(key, value)
+            if self.shared.skipped > skipped:
+                self.metrics.silence_records_skipped.inc()
             return
         skipped = self.state.skipped
         change = self.state.apply(key, value)

@@ -39,6 +39,7 @@ class SharedState:
         self.retention_s = retention_s
         self.ledger: dict[str, tuple[str, float]] = {}
         self.messages: dict[str, tuple[str, str]] = {}
+        self.skipped = 0  # records that did not parse, logged and skipped
 
     @staticmethod
     def owns(key: str) -> bool:
@@ -60,7 +61,10 @@ class SharedState:
                 else:
                     d = json.loads(value)
                     self.messages[k] = (str(d["channel"]), str(d["ts"]))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than json.loads' stack. The topic is
+            # compacted, so a record that raised here would stop every start-up.
+            self.skipped += 1
             log.error("notifier state: skipped record %r: %s", key[:80], type(exc).__name__)
 
     def record(self, key: str, outcome: str) -> None:

@@ -229,6 +229,7 @@ class EngineStateTable:
         except Unloadable:
             old = None  # nothing trustworthy to keep as the previous generation
         gen = int(old["generation"]) + 1 if old is not None else 0
+        keep, drop = self._kept_and_dropped(partition, old)
         blob = zlib.compress(snapshot, 1)
         step = self.chunk_bytes
         chunks = [blob[i : i + step] for i in range(0, len(blob), step)] or [b""]
@@ -241,15 +242,34 @@ class EngineStateTable:
             "raw_bytes": len(snapshot),
             "offsets": dict(offsets or {}),
         }
-        if old is not None:
-            keep = ("generation", "chunks", "sha256", "offsets")
-            manifest["previous"] = {k: old[k] for k in keep if k in old}
+        if keep is not None:
+            fields = ("generation", "chunks", "sha256", "offsets")
+            manifest["previous"] = {k: keep[k] for k in fields if k in keep}
         self._put(partition, state_key(partition), orjson.dumps(manifest))
-        stale = old.get("previous") if old is not None else None
-        if isinstance(stale, dict):
-            for i in range(int(stale["chunks"])):
-                self._delete(partition, _chunk_key(partition, int(stale["generation"]), i))
+        for gone in drop:
+            for i in range(int(gone["chunks"])):
+                self._delete(partition, _chunk_key(partition, int(gone["generation"]), i))
         self._resolved.pop(partition, None)
+
+    def _kept_and_dropped(
+        self, partition: int, old: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """Which generation a new save keeps as its previous, and which ones it deletes.
+
+        Normally the current newest is kept and the one before it goes. After a
+        fallback (the newest failed to load) the generation that did load is kept and
+        the unusable newest goes: keeping the torn one would delete the only good one.
+        """
+        if old is None:
+            return None, []
+        previous = old.get("previous")
+        previous = previous if isinstance(previous, dict) else None
+        loaded = self._resolved.get(partition)
+        if loaded is None or not loaded.failures or loaded.generation == int(old["generation"]):
+            return old, [previous] if previous is not None else []
+        if previous is not None and loaded.generation == int(previous["generation"]):
+            return previous, [old]
+        return None, [old] + ([previous] if previous is not None else [])  # neither loaded
 
     def _put(self, partition: int, key: bytes, value: bytes) -> None:
         self._store.put(partition, key, value)

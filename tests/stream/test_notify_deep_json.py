@@ -19,7 +19,9 @@ from pydantic import SecretStr
 
 from stream.alerting.silences import SilenceStore, ack_key, silence_key
 from stream.notify.config import parse_config
+from stream.notify.kafka_io import _apply_one
 from stream.notify.service import NotifierService
+from stream.notify.shared import SharedState
 from stream.notify.web import NotifierAPI
 from stream.settings import Settings
 
@@ -38,6 +40,38 @@ def test_a_deeply_nested_silences_record_is_logged_counted_and_skipped(
         "silences topic: skipped record 'silence:s1': RecursionError",
         "silences topic: skipped record 'ack:fp1': RecursionError",
     ]
+
+
+def test_a_deeply_nested_replica_record_is_logged_counted_and_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The other replicas' ledger and Slack records ride the same compacted topic: a
+    # RecursionError there stopped every start-up (HA, added after the silences fix).
+    shared = SharedState(publish=lambda key, value: None)
+    with caplog.at_level(logging.ERROR, logger="llmwatch.notify"):
+        shared.apply("ledger:k1", DEEP)
+        shared.apply("slack:r|g", DEEP)
+        shared.apply("ledger:k2", b'{"outcome": "delivered", "at": 5.0}')
+    assert shared.skipped == 2 and shared.messages == {}
+    assert shared.ledger == {"k2": ("delivered", 5.0)}
+    assert "skipped record 'ledger:k1': RecursionError" in caplog.text
+
+
+def test_a_record_that_raises_anything_does_not_stop_the_topic_reader(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    def apply(key: str, value: bytes | None) -> None:
+        if key == "bad":
+            raise RuntimeError("a bug in a parser")
+        seen.append(key)
+
+    with caplog.at_level(logging.ERROR, logger="llmwatch.notify"):
+        for key in ("a", "bad", "b"):
+            _apply_one(apply, key, b"{}")
+    assert seen == ["a", "b"]
+    assert "record 'bad' could not be applied" in caplog.text
 
 
 def _post(url: str, body: bytes) -> tuple[int, Any]:

@@ -68,6 +68,37 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_previous_one(
     assert progress.fresh("t", 0, list(range(5, 25))) == 6  # 5..10 already in state
 
 
+def test_the_first_save_after_a_fallback_keeps_the_generation_that_loaded() -> None:
+    # Built on the raw manifest, that save kept the torn newest as its previous and
+    # deleted the good one: a crash before the next save then had nothing to load.
+    table = RecordingTable()
+    first, _ = _two_saves(table)
+    table.data[_newest_chunk(table)] = b"x" * 1000  # generation 1 torn
+    state = EngineStateTable(table, chunk_bytes=1000)
+    assert state.load(0) == first
+    third = os.urandom(3000)
+    state.save(0, third, {"t": 30})
+    man = orjson.loads(table.data[state_key(0)])
+    assert man["generation"] == 2 and man["previous"]["generation"] == 0
+    assert not [k for k in table.data if k.startswith(b"engine-0@1#")]  # torn one deleted
+    table.data[_newest_chunk(table)] = b"y" * 1000  # and now generation 2 torn too
+    again = EngineStateTable(table)
+    assert again.load(0) == first and again.trusted_offsets(0) == {"t": 10}
+
+
+def test_a_save_after_nothing_loaded_deletes_both_unusable_generations() -> None:
+    table = RecordingTable()
+    _two_saves(table)
+    for gen in (0, 1):
+        table.data[f"engine-0@{gen}#0".encode()] = b"z" * 1000
+    state = EngineStateTable(table, chunk_bytes=1000)
+    assert state.load(0) is None
+    state.save(0, b"fresh", {"t": 40})
+    man = orjson.loads(table.data[state_key(0)])
+    assert "previous" not in man
+    assert sorted(k for k in table.data if b"@" in k) == [b"engine-0@2#0"]
+
+
 def test_both_generations_damaged_trusts_no_offsets() -> None:
     table = RecordingTable()
     _two_saves(table)
