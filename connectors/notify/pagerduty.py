@@ -28,7 +28,7 @@ from .base import (
 )
 from .http import JsonPoster
 from .redact import Redactor
-from .text import clean, clip, safe_url
+from .text import clean, clip, console_link, safe_url
 
 SUMMARY_LIMIT = 1024
 # PagerDuty's documented limit is 512 KB per event; leave room for the envelope.
@@ -162,7 +162,10 @@ class PagerDutyEventBuilder:
             payload["group"] = truncate(group, 255)
         event["payload"] = payload
         event["client"] = cfg.client
-        client_url = safe_url(cfg.client_url or note.external_url)
+        # The lead alert's place in the web console unless a client_url is configured.
+        client_url = safe_url(cfg.client_url) or console_link(
+            note.external_url, lead.alert.fingerprint
+        )
         if client_url:
             event["client_url"] = client_url
         links = [

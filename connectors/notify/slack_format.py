@@ -29,7 +29,7 @@ from slack_sdk.models.blocks import (
 from schemas.models import Severity
 from schemas.notification import GroupAlert, Notification
 
-from .text import clean, clip, safe_url
+from .text import clean, clip, console_link, safe_url
 
 ZWSP = "\u200b"
 HEADER_LIMIT = 150
@@ -158,6 +158,7 @@ class SlackMessageBuilder:
             for label, url in (
                 ("Runbook", safe_url(lead.links.runbook if lead else None)),
                 ("Dashboard", safe_url(lead.links.dashboard if lead else None)),
+                ("Console", console_link(note.external_url, lead.fingerprint) if lead else None),
             )
             if url
         ]

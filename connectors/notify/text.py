@@ -30,6 +30,14 @@ def safe_url(url: str | None) -> str | None:
     return url if _URL.fullmatch(url) else None
 
 
+def console_link(external_url: str | None, fingerprint: str) -> str | None:
+    """The alert's place in the notifier's web console (``stream/notify/console.py``
+    scrolls to ``#alert-<fingerprint>``), or None without an http(s) external URL."""
+    if not external_url:
+        return None
+    return safe_url(f"{external_url.rstrip('/')}/#alert-{fingerprint}")
+
+
 def clip(text: str, limit: int) -> str:
     """Cut to ``limit`` code points with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -20,7 +20,7 @@ from schemas.notification import GroupAlert, Notification, annotations_of
 from .base import Clock, DeliveryResult, RateLimit, ResultFactory, SystemClock
 from .http import JsonPoster
 from .redact import Redactor
-from .text import safe_url
+from .text import console_link, safe_url
 
 SIGNATURE_HEADER = "X-Llmwatch-Signature"
 # Alertmanager's zero time, for "not ended yet".
@@ -45,10 +45,7 @@ def _ts(value: Any) -> str:
 
 def _alert(item: GroupAlert, external_url: str) -> dict[str, Any]:
     a = item.alert
-    generator = safe_url(a.links.dashboard) or (
-        # The notifier's web console, scrolled to this alert (stream/notify/console.py).
-        f"{external_url.rstrip('/')}/#alert-{a.fingerprint}" if external_url else ""
-    )
+    generator = safe_url(a.links.dashboard) or console_link(external_url, a.fingerprint) or ""
     return {
         "status": str(a.status),
         "labels": dict(item.labels),

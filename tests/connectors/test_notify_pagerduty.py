@@ -296,3 +296,14 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(formatdate(now - 90, usegmt=True), now) == 0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+def test_client_url_is_the_lead_alerts_place_in_the_console() -> None:
+    alert = make_alert()
+    plain = PagerDutyNotifier("pd", PagerDutyConfig(routing_key=SecretStr(KEY)))
+    event = plain.event(note(alert, external_url="https://llmwatch.example"))
+    assert event["client_url"] == f"https://llmwatch.example/#alert-{alert.fingerprint}"
+    assert "client_url" not in plain.event(note(alert))  # no console configured
+    fixed = PagerDutyConfig(routing_key=SecretStr(KEY), client_url="https://ops.example/llm")
+    event = PagerDutyNotifier("pd", fixed).event(note(alert, external_url="https://x.example"))
+    assert event["client_url"] == "https://ops.example/llm"

@@ -309,3 +309,14 @@ def test_bot_mode_one_message_per_group_updated_in_place_with_thread_updates() -
         assert "acknowledged by someone" in replies[2]
 
     asyncio.run(main())
+
+
+def test_the_console_button_points_at_the_alert_in_the_web_console() -> None:
+    alert = make_alert()
+    blocks = SlackMessageBuilder().blocks(note(alert, external_url="https://llmwatch.example/"))
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
+    urls = {e["text"]["text"]: e["url"] for e in actions["elements"]}
+    assert urls["Console"] == f"https://llmwatch.example/#alert-{alert.fingerprint}"
+    bad = SlackMessageBuilder().blocks(note(alert, external_url="javascript:alert(1)"))
+    (actions,) = [b for b in bad if b["type"] == "actions"]
+    assert "Console" not in {e["text"]["text"] for e in actions["elements"]}

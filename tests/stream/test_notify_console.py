@@ -26,6 +26,8 @@ from stream.worker.recent_series import RecentSeries, pending_alerts, series_bod
 from tests.connectors.notify_fakes import make_alert
 from tests.connectors.notify_harness import API_TOKEN, config_for, publish, running, settings_for
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:
     page = render()
@@ -145,7 +147,9 @@ def _browser() -> Any:
 
 
 def test_console_in_a_real_browser(
-    embedded_broker: str, notifier: tuple[str, Any], tmp_path: Path
+    embedded_broker: str,
+    notifier: tuple[str, Any],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -233,9 +237,13 @@ def test_console_in_a_real_browser(
         ack.find_element(By.CSS_SELECTOR, "button").click()
         _until(lambda: state("fperr") == "acknowledged", "the alert to show acknowledged")
         assert "looking at node-2" in browser.find_element(By.ID, "alert-fperr").text
-        shot = tmp_path / "console.png"
+        # Kept under build/ (ignored by git; pytest's tmp dirs keep only the last 3 runs)
+        # and named on the terminal even when the test passes, for the test log.
+        shot = ARTIFACTS / "console.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-        print(f"console screenshot: {shot}")
+        with capsys.disabled():
+            print(f"\nconsole screenshot: {shot}")
 
         browser.find_element(By.CSS_SELECTOR, "tr.silence button.expire").click()
         _until(lambda: state("fpslow") == "firing", "the alert to fire again once expired")
