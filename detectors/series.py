@@ -91,7 +91,7 @@ class SeriesConfig(BudgetedConfig):
     )
 
 
-class SeriesDetector(Detector[MetricColumns]):
+class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     name: ClassVar[str] = "series"
     consumes: ClassVar[type[MetricColumns]] = MetricColumns
     Config: ClassVar[type[DetectorConfig]] = SeriesConfig
@@ -114,11 +114,6 @@ class SeriesDetector(Detector[MetricColumns]):
         self.pw: F64 = np.zeros((k.WEEKDAYS, cap))
         self.tails: F64 = np.zeros((TAIL_COLUMNS * k.TAILS, cap))
         self.firing = FiringState()
-
-    @property
-    def cfg(self) -> SeriesConfig:
-        assert isinstance(self.config, SeriesConfig)
-        return self.config
 
     @property
     def bytes_per_series(self) -> float:

@@ -26,6 +26,7 @@ from faust.types import TP
 
 from schemas.models import Alert, DeadLetter, dump_json
 from stream import compat
+from stream.alerting.labels import topic_key
 from stream.config import LlmwatchConfig
 from stream.kafka09 import (
     TopicSpec,
@@ -217,11 +218,9 @@ def create_app(
         for dl in dead:
             await dead_topic.send(key=None, value=dump_json(dl))
         for alert in alerts:
-            # Keyed by alert name: a notifier group (group_by holds alertname, or "...")
-            # lives on one partition, so one notifier replica owns all of it; one
-            # fingerprint stays in order (same name, same partition).
-            key = alert.labels.get("alertname", alert.title).encode()
-            await alerts_topic.send(key=key, value=dump_json(alert))
+            # One key for all (topic_key): one notifier replica sees every alert, so a
+            # cause holds symptoms of other alert names, and each alert stays in order.
+            await alerts_topic.send(key=topic_key(alert), value=dump_json(alert))
 
     def checkpoint(partitions: Iterable[int]) -> list[int]:
         """Snapshot engines into the table and its changelog; returns the partitions

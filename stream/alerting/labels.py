@@ -48,3 +48,16 @@ def fingerprint(labels: Mapping[str, str]) -> str:
         h.update(str(labels[key]).encode())
         h.update(b"\x01")
     return h.hexdigest()[:16]
+
+
+# Every alert is published under this one key, so the alerts topic keeps them all on
+# one partition and one notifier replica sees every alert: grouping (any group_by) and
+# inhibition (a GPU cause holds error-rate symptoms of another alert name) need the
+# whole picture, as each Alertmanager replica receives every alert. Further replicas in
+# the consumer group stand by and take the partition over when its owner dies.
+ALERTS_TOPIC_KEY = b"llmwatch-alerts"
+
+
+def topic_key(alert: Alert) -> bytes:
+    """The alerts topic's key for ``alert`` (the same for every alert; see above)."""
+    return ALERTS_TOPIC_KEY

@@ -24,10 +24,11 @@ from pydantic import ValidationError
 
 from schemas.models import AlertStatus, dump_json
 from stream.alerting.groups import Episode
+from stream.alerting.labels import topic_key
 from stream.alerting.matchers import Matcher, compile_regex, match_all, parse_matchers
 from stream.alerting.silences import Silence, new_silence_id, silence_key
 
-from .am_post import postable_alerts, topic_key
+from .am_post import postable_alerts
 from .api_models import describe
 from .service import NotifierService
 

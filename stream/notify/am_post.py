@@ -2,7 +2,7 @@
 llmwatch alerts.
 
 The handler does not feed the pipeline directly: it publishes the converted alerts to
-the alerts topic, keyed as the worker keys its own (by alert name), so they take the
+the alerts topic, keyed as the worker keys its own (``topic_key``), so they take the
 one path every alert takes -- the replica that owns the partition groups them, the
 offset is committed only once delivered, and the ledger dedups a redelivery. Injected
 straight into the pipeline of whichever replica answered the HTTP call, an alert would
@@ -117,8 +117,3 @@ def postable_alerts(data: Any, now: float) -> list[Alert]:
     if len(data) > MAX_ALERTS:
         raise ValueError(f"body: at most {MAX_ALERTS} alerts per request")
     return [_one(item, f"alerts[{i}]", now) for i, item in enumerate(data)]
-
-
-def topic_key(alert: Alert) -> bytes:
-    """The worker's key for the alerts topic: one alert name, one partition, one owner."""
-    return alert.labels.get("alertname", alert.title).encode()

@@ -1,7 +1,8 @@
 """What every notifier replica must know of the others: deliveries done and Slack messages.
 
-Two replicas share the alerts topic's partitions; after a rebalance (or a replica
-killed mid-delivery) the new owner of a partition re-reads its uncommitted alerts. It
+Replicas share one consumer group (every alert on one partition: ``topic_key``); after
+a rebalance (or a replica killed mid-delivery) the new owner re-reads the uncommitted
+alerts. It
 must not page again for what the old owner already delivered, and it must edit the
 Slack message the old owner posted instead of posting a second one. So each replica
 publishes its ledger records (``ledger:<key>``) and Slack message ids

@@ -123,10 +123,11 @@ async def _until(
 
 
 def _publish(bootstrap: str, topic: str, extra: dict[str, str]) -> list[Any]:
-    """Two alerts per group, keyed by alert name as the worker keys them."""
+    """Two alerts per group, keyed as the worker keys them (one key: one partition)."""
     from confluent_kafka import Producer
 
     from schemas.models import dump_json
+    from stream.alerting.labels import topic_key
 
     producer = Producer({"bootstrap.servers": bootstrap, **extra})
     alerts = []
@@ -138,7 +139,7 @@ def _publish(bootstrap: str, topic: str, extra: dict[str, str]) -> list[Any]:
                 title=name,
                 labels={"alertname": name, "instance": f"node-{j}"},
             )
-            producer.produce(topic, key=name.encode(), value=dump_json(a))
+            producer.produce(topic, key=topic_key(a), value=dump_json(a))
             alerts.append(a)
     assert producer.flush(20.0) == 0
     return alerts

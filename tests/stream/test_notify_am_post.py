@@ -17,8 +17,9 @@ import yaml
 from pydantic import SecretStr
 
 from schemas.models import AlertStatus, Severity
-from stream.notify.am_post import postable_alerts, topic_key
-from tests.connectors.notify_fakes import FakeWebhook
+from stream.alerting.labels import topic_key
+from stream.notify.am_post import postable_alerts
+from tests.connectors.notify_fakes import FakeWebhook, make_alert
 from tests.connectors.notify_harness import (
     API_TOKEN,
     WEBHOOK_PATH,
@@ -61,7 +62,9 @@ def test_a_postable_alert_becomes_an_llmwatch_alert() -> None:
     assert firing.starts_at.timestamp() == NOW - 60 and firing.ends_at is None
     assert firing.links.dashboard == "http://prom:9090/graph?g0.expr=x"
     assert firing.annotations["runbook"] == "rb"
-    assert topic_key(firing) == b"DiskFull"
+    # Published under the worker's key, shared by every alert: one replica sees a cause
+    # and its symptoms of other alert names (inhibition), whatever their names.
+    assert topic_key(firing) == topic_key(make_alert(title="gpu.xid")) != b"DiskFull"
     # endsAt in the past: Prometheus resolving it; no severity label: warning.
     assert resolved.status == AlertStatus.RESOLVED and resolved.severity == Severity.WARNING
     # Same labels, same fingerprint (the pipeline's identity), whatever the order.
