@@ -8,6 +8,7 @@ the field, so a config file can be committed and shared.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,7 @@ from pydantic import (
 from schemas.durations import Duration
 from stream.alerting.inhibit import InhibitRule, default_inhibit_rules
 from stream.alerting.route import Route, receivers_named
-from stream.settings import http_url_problem
+from stream.settings import Settings, http_url_problem
 
 # Receiver fields that would hold a secret; inline values are refused.
 _INLINE_SECRETS = ("routing_key", "url", "token", "hmac_secret")
@@ -133,7 +134,8 @@ class NotifyConfig(BaseModel):
     route: Route
     # Alertmanager's inhibit_rules; the shipped defaults (docs/notifier.md) unless given.
     inhibit_rules: list[InhibitRule] = Field(default_factory=default_inhibit_rules)
-    # Where webhook externalURL/generatorURL and PagerDuty client_url point (the console).
+    # Where webhook externalURL/generatorURL and PagerDuty client_url point (the console);
+    # unset: LLMWATCH_CONSOLE_URL, else this host's notifier port (``external_url_of``).
     external_url: str = ""
     # Extra librdkafka properties for the alerts consumer, e.g. session.timeout.ms: how
     # soon another replica takes over the partitions of one that died.
@@ -231,3 +233,15 @@ def read_secret(path: Path, field: str) -> SecretStr:
     if not value:
         raise NotifyConfigError(f"{field}: {path} is empty")
     return SecretStr(value)
+
+
+def external_url_of(config: NotifyConfig, settings: Settings) -> str:
+    """The console's URL as links in notifications give it: the config's external_url,
+    else LLMWATCH_CONSOLE_URL, else ``http://<this host's FQDN>:<notify_web_port>``, as
+    Alertmanager defaults its --web.external-url, so links work without setup
+    wherever this host's name resolves."""
+    if config.external_url:
+        return config.external_url
+    if settings.console_url:
+        return settings.console_url
+    return f"http://{socket.getfqdn()}:{settings.notify_web_port}"

@@ -39,7 +39,7 @@ from stream.alerting.silences import SilenceStore, silence_key
 from stream.metrics import NotifierMetrics
 from stream.settings import Settings, kafka_client_config
 
-from .config import NotifyConfig
+from .config import NotifyConfig, external_url_of
 from .consumer import AlertConsumer
 from .deadletters import dead_letter, reason_class
 from .intake import CatchUp, Settler, Token
@@ -72,9 +72,8 @@ class NotifierService:
         self.metrics = metrics or NotifierMetrics()
         self.state_dir = Path(settings.state_dir) / "notify"
         self.state = SilenceStore()
-        self.pipeline = Pipeline(
-            config.route, config.inhibit_rules, self.state, config.external_url
-        )
+        external = external_url_of(config, settings)
+        self.pipeline = Pipeline(config.route, config.inhibit_rules, self.state, external)
         self.flow = PipelineMetrics(self.metrics.registry, self.pipeline.stats)
         self.settler = Settler(self._done)
         # Deliveries and Slack messages of every replica, over the silences topic.

@@ -121,3 +121,20 @@ def test_without_a_file_receivers_come_from_the_environment_plus_console() -> No
     ]
     # The shipped inhibit rules come with it.
     assert config.inhibit_rules[0].name == "gpu-unhealthy-holds-host-symptoms"
+
+
+def test_links_point_at_the_console_without_any_setup() -> None:
+    import socket
+
+    from stream.notify.config import NotifyConfig, external_url_of
+    from stream.settings import Settings
+
+    bare = NotifyConfig.model_validate(
+        {"receivers": [{"name": "c", "type": "console"}], "route": {"receiver": "c"}}
+    )
+    settings = Settings(notify_web_port=7070)
+    assert external_url_of(bare, settings) == f"http://{socket.getfqdn()}:7070"
+    set_env = Settings(console_url="https://llmwatch.example/")
+    assert external_url_of(bare, set_env) == "https://llmwatch.example/"
+    chosen = bare.model_copy(update={"external_url": "https://ops.example"})
+    assert external_url_of(chosen, set_env) == "https://ops.example"
