@@ -104,15 +104,33 @@ def _alert_details(item: GroupAlert) -> dict[str, Any]:
     }
 
 
+def _bounded_labels(labels: dict[str, str], budget: int) -> tuple[dict[str, str], int]:
+    """``labels`` with names and values cut, as many as fit ``budget`` bytes of JSON, and
+    how many were left out (``group_by: [...]`` makes every label a group label)."""
+    out: dict[str, str] = {}
+    used = 2
+    for k, v in labels.items():
+        name, value = truncate(k, 256), truncate(v, VALUE_LIMIT)
+        size = len(orjson.dumps({name: value}))
+        if used + size > budget:
+            break
+        out[name] = value
+        used += size
+    return out, len(labels) - len(out)
+
+
 def custom_details(note: Notification, budget: int = DETAILS_BUDGET) -> dict[str, Any]:
     """The group and its alerts, cut to ``budget`` bytes of JSON with a marker if cut."""
+    group_labels, labels_left = _bounded_labels(dict(note.group_labels), budget // 4)
     details: dict[str, Any] = {
         "group_key": truncate(note.group_key, VALUE_LIMIT),
-        "group_labels": {k: truncate(v, VALUE_LIMIT) for k, v in note.group_labels.items()},
+        "group_labels": group_labels,
         "firing": len(note.firing),
         "resolved": len(note.resolved),
         "alerts": [],
     }
+    if labels_left:
+        details["group_labels_truncated"] = f"{labels_left} group label(s) left out"
     used = len(orjson.dumps(details))
     shown = 0
     for item in note.alerts:

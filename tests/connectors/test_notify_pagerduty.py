@@ -307,3 +307,16 @@ def test_client_url_is_the_lead_alerts_place_in_the_console() -> None:
     fixed = PagerDutyConfig(routing_key=SecretStr(KEY), client_url="https://ops.example/llm")
     event = PagerDutyNotifier("pd", fixed).event(note(alert, external_url="https://x.example"))
     assert event["client_url"] == "https://ops.example/llm"
+
+
+def test_group_labels_of_group_by_all_are_cut_to_fit_too() -> None:
+    # group_by: ["..."] makes every label a group label; they were added before the
+    # budget was counted, so many large ones made an event PagerDuty refuses.
+    many = {f"label_{i:04d}": "v" * 1500 for i in range(2000)}
+    notifier = PagerDutyNotifier("pd", PagerDutyConfig(routing_key=SecretStr(KEY)))
+    event = notifier.event(note(make_alert(), group_labels=many))
+    assert len(orjson.dumps(event)) < BODY_LIMIT
+    details = event["payload"]["custom_details"]
+    assert 0 < len(details["group_labels"]) < len(many)
+    left = len(many) - len(details["group_labels"])
+    assert details["group_labels_truncated"] == f"{left} group label(s) left out"
