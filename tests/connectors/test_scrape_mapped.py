@@ -288,3 +288,28 @@ def test_gpu_samples_and_metrics_go_to_their_topics(
     assert all(r.key == b"h100-node-07" for r in consume_all(gpu_topic, expected=n_gpu))
     metrics = consume_all(topic_name, expected=len(sent) - n_gpu)
     assert len(metrics) == len(sent) - n_gpu
+
+
+def test_older_exporter_names_map_the_same(serve: Callable[[list[str]], str]) -> None:
+    # Older dcgm-exporter releases name the clock-event field CLOCK_THROTTLE_REASONS and
+    # older vLLM releases name the KV-cache gauge gpu_cache_usage_perc: the same
+    # fixtures with the old names must map to the same values.
+    def old_dcgm(text: str) -> str:
+        return text.replace(
+            "DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
+        )
+
+    def old_vllm(text: str) -> str:
+        return text.replace("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+
+    new_name = fixture("dcgm_h100_t1.prom")
+    assert "DCGM_FI_DEV_CLOCKS_EVENT_REASONS" in new_name
+    url = serve([old_dcgm(fixture("dcgm_h100_t0.prom")), old_dcgm(new_name)])
+    _, second = scrape_all(url, 2)
+    bad = [g for g in gpus(second) if g.gpu_uuid == GPU1]
+    assert bad and bad[0].clocks_event_reasons == 0x8 | 0x40
+    assert "vllm:kv_cache_usage_perc" in fixture("vllm_0_11_t1.prom")
+    url = serve([old_vllm(fixture("vllm_0_11_t0.prom")), old_vllm(fixture("vllm_0_11_t1.prom"))])
+    _, second = scrape_all(url, 2)
+    who = {"model": LLAMA, "instance": url.split("/")[2], "server": "vllm"}
+    assert metric(second, "llm_kv_cache_usage_ratio", **who).value == pytest.approx(0.9375)

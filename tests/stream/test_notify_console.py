@@ -218,6 +218,17 @@ def test_console_in_a_real_browser(
         assert spark[0].find_elements(By.CSS_SELECTOR, "polygon.band")
         assert not browser.find_elements(By.CSS_SELECTOR, "#alert-fperr svg.spark")
         assert "EWMA z-score 6.1 over 5 min" in row.text  # the explanation
+        # Live: an alert published now shows up without a reload (the mark survives).
+        browser.execute_script("window.llmwatchTestMark = 1")
+        late = make_alert(
+            alert_id="a-late",
+            fingerprint="fplate",
+            title="error rate up on qwen-7b",
+            labels={"model": "qwen-7b", "gateway": "gw-ap-1", "host": "node-5"},
+        )
+        publish(embedded_broker, settings.topic_alerts, [late])
+        _until(lambda: state("fplate") == "firing", "the late alert to appear by itself")
+        assert browser.execute_script("return window.llmwatchTestMark") == 1
         token = browser.find_element(By.ID, "token")
         token.send_keys(API_TOKEN)
         browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
