@@ -13,12 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from schemas.models import Alert, AlertStatus
 from schemas.notification import Notification
 
 from .inhibit import InhibitRule
 from .pipeline import Pipeline, Stats
 from .route import Route
+from .silences import Silence, SilenceStore, silence_key
 
 _MAX_LOOKS = 1_000_000  # a safety bound on one catch-up loop (group_interval 0 loops)
 
@@ -72,11 +75,16 @@ def dispatch(
     route: Route,
     inhibit_rules: Sequence[InhibitRule],
     until: float | None = None,
+    silences: Iterable[Silence] = (),
 ) -> DryRun:
     """Feed ``alerts`` (any order) through the pipeline at their event times; flush what
-    is due up to ``until`` (default: an hour after the last event)."""
+    is due up to ``until`` (default: an hour after the last event). ``silences`` hold
+    what they match while active in event time, as they would have then."""
     events = sorted(alerts, key=lambda a: (event_time(a), a.status != AlertStatus.RESOLVED))
-    p = Pipeline(route, inhibit_rules)
+    store = SilenceStore()
+    for silence in silences:
+        store.apply(silence_key(silence.id), orjson.dumps(silence.to_dict()))
+    p = Pipeline(route, inhibit_rules, store)
     out: list[Notification] = []
     for alert in events:
         t = event_time(alert)

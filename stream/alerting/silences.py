@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .matchers import Matcher, match_all, parse_matchers
@@ -190,3 +191,22 @@ class SilenceStore:
         for fp in [a.fingerprint for a in self._acks.values() if now >= a.expires_at]:
             del self._acks[fp]
         return old
+
+
+def load_silences(path: Path) -> list[Silence]:
+    """Silences from a JSON file: a list as ``GET /api/silences`` returns it (``id``,
+    ``matchers``, ``starts_at``/``ends_at`` in epoch seconds, ``created_by``,
+    ``comment``). Raises ValueError naming the file and the entry that is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({type(exc).__name__})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of silences")
+    out = []
+    for i, entry in enumerate(data):
+        try:
+            out.append(Silence.from_dict(entry))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: silence [{i}]: {type(exc).__name__}: {exc}") from None
+    return out

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from schemas.durations import duration_arg
+from stream.alerting.silences import load_silences
 from stream.config import load_config
-from stream.replay.console import OrderedPrinter, describe, progress_bar
+from stream.notify.config import load_config as load_notify_config
+from stream.replay.console import OrderedPrinter, describe, notified, progress_bar
 from stream.replay.pipeline import replay_files
 
 
@@ -38,6 +40,19 @@ def register(subparsers: Any) -> None:
         default=None,
         help="llmwatch config, .yaml/.toml (default: every default)",
     )
+    p.add_argument(
+        "--notify-config",
+        type=Path,
+        default=None,
+        help="notifier config YAML whose route and inhibit rules count the pages "
+        "(default: the notifier's default config)",
+    )
+    p.add_argument(
+        "--silences",
+        type=Path,
+        default=None,
+        help="JSON list of silences as GET /api/silences returns (default: none)",
+    )
     p.add_argument("--out", type=Path, default=Path("replay-out"), help="output folder")
     p.add_argument(
         "--grace", type=duration_arg, default=300.0, help="match grace after an incident"
@@ -49,6 +64,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    try:
+        notify = None if args.notify_config is None else load_notify_config(args.notify_config)
+        silences = [] if args.silences is None else load_silences(args.silences)
+    except ValueError as exc:
+        print(f"llmwatch replay: {exc}", file=sys.stderr)
+        return 2
     total = sum(Path(p).stat().st_size for p in args.inputs if Path(p).exists())
     show = None if args.quiet else OrderedPrinter()
     try:
@@ -62,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
                 report=not args.no_report,
                 on_alert=show,
                 on_progress=advance,
+                notify=notify,
+                silences=silences,
             )
     finally:
         if show is not None:
@@ -80,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if outcome.summary is not None:
         print(describe(outcome.summary))
+    elif outcome.notifications:
+        print(notified(outcome.notifications))
     for name, path in outcome.paths.items():
         print(f"  {name}: {path}")
     return 0

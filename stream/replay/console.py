@@ -125,13 +125,20 @@ def describe(summary: dict[str, Any]) -> str:
 
 
 def _notified(n: dict[str, Any] | None) -> str:
-    """The notifier's view: pages per incident and what inhibition and silences held."""
-    if not n:
-        return ""
+    return f"; {notified(n)}" if n else ""
+
+
+def notified(n: dict[str, Any]) -> str:
+    """The notifier's view: pages (per incident, with labels) and what inhibition,
+    silences and grouping held."""
     per = n["pages_per_incident"]
-    per_text = "n/a" if per is None else f"{per:.1f}"
+    per_text = (
+        ""
+        if n.get("incidents") is None
+        else (" (n/a per incident)" if per is None else f" ({per:.1f} per incident)")
+    )
     return (
-        f"; notifications {n['pages']} ({per_text} per incident), "
+        f"notifications {n['pages']}{per_text}, "
         f"{n['held_by_inhibition']} alerts held by inhibition, "
         f"{n['held_by_silences']} by silences, {n.get('folded_by_grouping', 0)} folded by grouping"
     )

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from schemas.models import Alert
+from stream.alerting.silences import Silence
 from stream.config import LlmwatchConfig
+from stream.notify.config import NotifyConfig
 
 from .outputs import scores_paths, write_alerts, write_bad_rows, write_scores, write_summary
 from .readers import open_source
@@ -17,14 +19,21 @@ from .runner import Replayer, ReplayResult
 from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
 
 
-def notifications(alerts: Sequence[Alert], incidents: int) -> dict[str, Any]:
-    """What the notifier would have sent for these alerts: its stages (default config)
-    run on event time, so tuning sees pages, not just alerts."""
+def notifications(
+    alerts: Sequence[Alert],
+    incidents: int | None,
+    notify: NotifyConfig | None = None,
+    silences: Sequence[Silence] = (),
+) -> dict[str, Any]:
+    """What the notifier would have sent for these alerts: its stages (``notify``, else
+    the notifier's default config, and ``silences``) run on event time, so tuning sees
+    pages, not just alerts."""
     from stream.alerting.dry_run import dispatch
     from stream.notify.config import default_config
 
-    notify = default_config()
-    return dispatch(alerts, notify.route, notify.inhibit_rules).summary(incidents)
+    cfg = notify if notify is not None else default_config()
+    run = dispatch(alerts, cfg.route, cfg.inhibit_rules, silences=silences)
+    return run.summary(incidents)
 
 
 @dataclass
@@ -33,6 +42,7 @@ class ReplayOutcome:
     summary: dict[str, Any] | None
     incidents: list[Incident]
     paths: dict[str, Path] = field(default_factory=dict)
+    notifications: dict[str, Any] = field(default_factory=dict)  # the dispatch dry run
 
 
 def replay_files(
@@ -46,6 +56,8 @@ def replay_files(
     on_alert: Callable[[Alert], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     slice_s: float = 5.0,
+    notify: NotifyConfig | None = None,
+    silences: Sequence[Silence] = (),
 ) -> ReplayOutcome:
     sources = [open_source(Path(p)) for p in inputs]
     incidents = load_labels(labels) if labels is not None else []
@@ -66,8 +78,13 @@ def replay_files(
             span_s=result.span_s,
             grace_s=grace_s,
         )
-        summary["notifications"] = notifications(result.alerts, len(incidents))
+        summary["notifications"] = notifications(result.alerts, len(incidents), notify, silences)
         paths["summary"] = write_summary(out / "summary.json", summary, result)
     if report:
         paths["report"] = write_report(out / "report.html", result, incidents, summary, grace_s)
-    return ReplayOutcome(result, summary, incidents, paths)
+    pages = (
+        summary["notifications"]
+        if summary is not None
+        else notifications(result.alerts, None, notify, silences)
+    )
+    return ReplayOutcome(result, summary, incidents, paths, pages)

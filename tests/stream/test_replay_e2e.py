@@ -81,3 +81,49 @@ def test_replay_simulated_fleet_writes_alerts_summary_report(fleet: Path, tmp_pa
     assert html.count("data:image/png;base64,") >= 1
     for a in alerts[:3]:
         assert a.title in html
+
+
+def test_replay_counts_pages_with_the_notifier_config_and_silences(
+    fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = str(fleet / "events.jsonl")
+    args = ["replay", events, "--labels", str(fleet / "labels.jsonl"), "--quiet", "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    plain = json.loads((tmp_path / "a" / "summary.json").read_text())["notifications"]
+    alerts = [
+        Alert.model_validate_json(x)
+        for x in (tmp_path / "a" / "alerts.jsonl").read_bytes().splitlines()
+    ]
+    first = min((a for a in alerts if a.status.value == "firing"), key=lambda a: a.starts_at)
+    # A silence over the whole run for the first alert's name; one group per alert (no
+    # grouping) from a notifier config file.
+    name = first.labels.get("alertname", first.title)
+    silences = tmp_path / "silences.json"
+    silence = {
+        "id": "s1",
+        "matchers": [f'alertname="{name}"'],
+        "starts_at": 0,
+        "ends_at": 4e9,
+        "created_by": "test",
+    }
+    silences.write_text(json.dumps([silence]))
+    notify = tmp_path / "notify.yaml"
+    notify.write_text(
+        "receivers: [{name: c, type: console}]\n"
+        "route: {receiver: c, group_by: ['...'], group_wait: 0s}\n"
+    )
+    more = ["--notify-config", str(notify), "--silences", str(silences)]
+    assert main([*args, *more, "--out", str(tmp_path / "b")]) == 0
+    tuned = json.loads((tmp_path / "b" / "summary.json").read_text())["notifications"]
+    assert plain["held_by_silences"] == 0 and tuned["held_by_silences"] >= 1
+    assert tuned["folded_by_grouping"] == 0  # group_by [...]: every alert on its own
+    printed = capsys.readouterr().out
+    assert f"{tuned['held_by_silences']} by silences" in printed
+    # Without labels the pages are still counted and printed.
+    assert (
+        main(["replay", events, "--quiet", "--no-report", *more, "--out", str(tmp_path / "c")]) == 0
+    )
+    assert "notifications " in capsys.readouterr().out
+    silences.write_text('[{"id": "s2"}]')
+    assert main([*args, *more, "--out", str(tmp_path / "d")]) == 2
+    assert "silence [0]: KeyError" in capsys.readouterr().err
