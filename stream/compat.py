@@ -27,6 +27,9 @@ class Hook:
     used_for: str
     instance: bool = False  # set in __init__ (looked for as ``self.<attr>`` in the source)
     when: str = "always"  # always | legacy (Kafka < 0.10.1) | rocksdb (LLMWATCH_STORE)
+    # A method llmwatch overrides or calls: its parameters after self, as llmwatch
+    # passes them. A renamed or added parameter is an incompatible upgrade too.
+    params: tuple[str, ...] | None = None
 
 
 _FAUST = "faust-streaming"
@@ -37,23 +40,25 @@ _AIOCONSUMER = "aiokafka.consumer.consumer:AIOKafkaConsumer"
 _FETCHER = "aiokafka.consumer.fetcher:Fetcher"
 _ROCKSDB = "faust.stores.rocksdb:Store"
 HOOKS: tuple[Hook, ...] = (
-    Hook(_FAUST, "faust.app.base:App", "_new_transport", "WorkerApp's batch transport"),
-    Hook(_FAUST, "faust.app.base:App", "_new_consumer", "diverting the source topics"),
+    Hook(_FAUST, "faust.app.base:App", "_new_transport", "WorkerApp's batch transport", params=()),
+    Hook(_FAUST, "faust.app.base:App", "_new_consumer", "diverting the source topics", params=()),
     Hook(
         _FAUST,
         "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
         "_create_worker_consumer",
         "the fetch wait and the Kafka 0.9 offsets on llmwatch's consumer",
+        params=("transport",),
     ),
     Hook(
         _FAUST,
         "faust.transport.drivers.aiokafka:Consumer",
         "_new_consumer_thread",
         "BatchConsumer's thread",
+        params=(),
     ),
-    Hook(_FAUST, _CONSUMER, "_wait_next_records", "handing whole fetches to the inbox"),
-    Hook(_FAUST, _CONSUMER, "_filter_tps_with_pending_acks", "committing by offset"),
-    Hook(_FAUST, _CONSUMER, "_new_offset", "committing by offset"),
+    Hook(_FAUST, _CONSUMER, "_wait_next_records", "whole fetches", params=("timeout",)),
+    Hook(_FAUST, _CONSUMER, "_filter_tps_with_pending_acks", "commits", params=("topics",)),
+    Hook(_FAUST, _CONSUMER, "_new_offset", "committing by offset", params=("tp",)),
     Hook(_FAUST, _CONSUMER, "_read_offset", "read positions of diverted topics", True),
     Hook(_FAUST, _RECOVERY, "_recovery_started_at", "RecoveryGuard"),
     Hook(_FAUST, _RECOVERY, "_active_events_received_at", "RecoveryGuard", True),
@@ -90,7 +95,7 @@ def _present(hook: Hook) -> bool:
     except (ImportError, AttributeError):
         return False
     if hasattr(cls, hook.attr):
-        return True
+        return hook.params is None or _params(getattr(cls, hook.attr)) == hook.params
     if not hook.instance:
         return False
     needle = f"self.{hook.attr}"
@@ -101,6 +106,14 @@ def _present(hook: Hook) -> bool:
         except (OSError, TypeError):  # builtins, or no source shipped
             continue
     return False
+
+
+def _params(method: Any) -> tuple[str, ...] | None:
+    try:
+        names = list(inspect.signature(method).parameters)
+    except (TypeError, ValueError):
+        return None
+    return tuple(names[1:] if names[:1] == ["self"] else names)
 
 
 def missing(conditions: Iterable[str] = ("always",), hooks: Iterable[Hook] = HOOKS) -> list[Hook]:
@@ -115,8 +128,9 @@ def check_hooks(*, legacy: bool = False, rocksdb: bool = False) -> None:
     if not gone:
         return
     lines = [
-        f"{h.package} {installed(h.package)}: {h.owner.replace(':', '.')}.{h.attr} is gone "
-        f"(llmwatch uses it for {h.used_for})"
+        f"{h.package} {installed(h.package)}: {h.owner.replace(':', '.')}.{h.attr} is gone"
+        + ("" if h.params is None else f" or no longer takes ({', '.join(h.params)})")
+        + f" (llmwatch uses it for {h.used_for})"
         for h in gone
     ]
     raise IncompatibleDependency(

@@ -26,6 +26,20 @@ def test_a_removed_method_hook_stops_start_up_naming_it(monkeypatch: pytest.Monk
     assert "faust.transport.consumer.Consumer._new_offset is gone" in text
 
 
+def test_a_changed_signature_of_an_overridden_method_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # BatchConsumer overrides _wait_next_records(timeout): an upstream that renamed or
+    # added a parameter would call the override wrongly, or not at all.
+    async def upstream(self: object, timeout: float, *, max_records: int = 0) -> None:
+        return None
+
+    monkeypatch.setattr(faust.transport.consumer.Consumer, "_wait_next_records", upstream)
+    with pytest.raises(compat.IncompatibleDependency) as err:
+        create_app(Settings(bootstrap_servers="127.0.0.1:9", store="memory://"))
+    assert "Consumer._wait_next_records is gone or no longer takes (timeout)" in str(err.value)
+
+
 def test_a_removed_instance_hook_is_found_in_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
     # Attributes set in __init__ are looked for in the class source: rename one there.
     real = compat.inspect.getsource
