@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--quick", action="store_true", help="same run (the set is small)")
     args = ap.parse_args(argv)
+    if not args.data.is_dir():
+        # The default sits beside the repository (../shared/data/nab_dev): a clone
+        # elsewhere names the folder with --data.
+        sys.stderr.write(f"quality_real: {args.data} is not a folder; pass --data FOLDER\n")
+        return 2
     doc = run(args.data, max(1, args.jobs), args.config)
     text = json.dumps(doc)
     sys.stdout.write(text + "\n")
