@@ -23,13 +23,16 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 * a gap of more than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level instead of alerting on whatever the series restarted at.
 
-State: ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float profile, 7 weekday
-offsets and six tails of ``TAIL_COLUMNS`` floats per series (1,352 bytes at the default
-48 slots). The first ``warmup_samples`` rows of a series are learned but not scored.
+State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
+``2 * profile_slots`` float profile, 7 weekday offsets and six tails of ``TAIL_COLUMNS``
+floats (1,352 bytes at the default 48 slots). The kernel takes the arrays transposed
+(one column per series), as views. The first ``warmup_samples`` rows of a series are
+learned but not scored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,17 +40,39 @@ import numpy.typing as npt
 from pydantic import Field
 
 from detectors._tracking import FiringState, clean_ts, fmt, groups
-from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding
+from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration
 from detectors.budget import BudgetedConfig
 from detectors.kernels import robust_series as k
 from detectors.kernels.tail import TAIL_COLUMNS
-from detectors.registry import SeriesRegistry
+from detectors.registry import Column, SeriesRegistry, SeriesState
 from schemas.columns import MetricColumns
 
 F64 = npt.NDArray[np.float64]
-# Per-series state arrays, one column per series: scalars, daily profile level and scale,
-# weekday offsets, tails.
+# Per-series state arrays: scalars, daily profile level and scale, weekday offsets, tails.
 _ARRAYS = ("st", "pl", "ps", "pw", "tails")
+
+
+def _columns(profile_slots: int) -> dict[str, Column]:
+    return {
+        "st": Column(shape=(k.SERIES_COLUMNS,)),
+        "pl": Column(shape=(profile_slots,)),
+        "ps": Column(shape=(profile_slots,)),
+        "pw": Column(shape=(k.WEEKDAYS,)),
+        "tails": Column(shape=(TAIL_COLUMNS * k.TAILS,)),
+    }
+
+
+def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """State version 2 kept the arrays column-per-series beside its own registry."""
+    old = payload["state"]
+    slots = int(np.asarray(old["pl"]).shape[0])
+    series = SeriesState(("series",), _columns(slots), ttl_s=float(old["registry"]["ttl_s"]))
+    registry = SeriesRegistry(("series",), ttl_s=1.0)
+    registry.set_state(old["registry"])
+    series.adopt(registry, {n: np.ascontiguousarray(np.asarray(old[n]).T) for n in _ARRAYS})
+    firing = FiringState()
+    firing.firing = set(old["firing"])
+    return {**payload, "state": {"series": series, "firing": firing}}
 
 
 class SeriesConfig(BudgetedConfig):
@@ -98,27 +123,25 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 2
+    state_version: ClassVar[int] = 3
+    state_migrations: ClassVar[Mapping[int, Migration]] = {2: _from_v2}
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self._fresh_state()
-
-    def _fresh_state(self) -> None:
-        self.registry = SeriesRegistry(("series",), ttl_s=self.cfg.series_ttl_s)
-        cap = self.registry.capacity
-        self.st: F64 = np.zeros((k.SERIES_COLUMNS, cap))
-        self.pl: F64 = np.zeros((self.cfg.profile_slots, cap))
-        self.ps: F64 = np.zeros((self.cfg.profile_slots, cap))
-        self.pw: F64 = np.zeros((k.WEEKDAYS, cap))
-        self.tails: F64 = np.zeros((TAIL_COLUMNS * k.TAILS, cap))
+        cols = _columns(self.cfg.profile_slots)
+        self.series = SeriesState(("series",), cols, ttl_s=self.cfg.series_ttl_s)
         self.firing = FiringState()
 
     @property
+    def st(self) -> F64:
+        """The per-series scalars, one column per series (``k.S_*`` rows), as a view."""
+        out: F64 = self.series.st.T
+        return out
+
+    @property
     def bytes_per_series(self) -> float:
-        rows = k.SERIES_COLUMNS + 2 * self.cfg.profile_slots + k.WEEKDAYS + TAIL_COLUMNS * k.TAILS
-        return float(8 * rows)
+        return float(self.series.bytes_per_series())
 
     def _params(self) -> F64:
         c = self.cfg
@@ -147,31 +170,23 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
             ]
         )
 
-    def _grow(self) -> None:
-        cap = self.registry.capacity
-        for name in _ARRAYS:
-            arr = getattr(self, name)
-            if arr.shape[1] < cap:
-                new = np.zeros((arr.shape[0], cap))
-                new[:, : arr.shape[1]] = arr
-                setattr(self, name, new)
-
     def update(self, batch: MetricColumns) -> DetectorOutput:
         n = len(batch)
         if n == 0:
             return DetectorOutput(np.zeros(0), [])
         ts = clean_ts(batch.ts)
-        ids = self.registry.ids_for((batch.series,), ts)
-        self._grow()
-        fresh = ids[self.st[k.S_N, ids] < 1.0]
+        ids = self.series.ids_for((batch.series,), ts)
+        st = self.st
+        fresh = ids[st[k.S_N, ids] < 1.0]
         for sid in np.unique(fresh).tolist():
             row = int(np.flatnonzero(ids == sid)[0])
-            self.st[k.S_BUDGET, sid] = self.cfg.budget_for(self._labels(batch, row))
+            st[k.S_BUDGET, sid] = self.cfg.budget_for(self._labels(batch, row))
         x = np.asarray(batch.value, dtype=np.float64)
-        was_in = self.st[k.S_EP_LEN] > 0.0  # per series, before this batch
-        peak0 = self.st[k.S_EP_PEAK].copy()
+        was_in = st[k.S_EP_LEN] > 0.0  # per series, before this batch
+        peak0 = st[k.S_EP_PEAK].copy()
+        s = self.series
         score, expected, scale, zq, episode = k.series_step(
-            ids, ts, x, self.st, self.pl, self.ps, self.pw, self.tails, self._params()
+            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, self._params()
         )
         out = (score, expected, scale, zq)
         findings: list[Finding] = []
@@ -245,30 +260,9 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         )
 
     def _evict(self, now: float) -> None:
-        freed = self.registry.evict_idle(now)
-        if freed.size:
-            for name in _ARRAYS:
-                getattr(self, name)[:, freed] = 0.0
-            gone = set(freed.tolist())
+        gone = self.series.evict(now)
+        if gone:
             self.firing.forget(lambda key: key in gone)
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "registry": self.registry.state(),
-            "st": self.st.copy(),
-            "pl": self.pl.copy(),
-            "ps": self.ps.copy(),
-            "pw": self.pw.copy(),
-            "tails": self.tails.copy(),
-            "firing": set(self.firing.firing),
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self._fresh_state()
-        self.registry.set_state(state["registry"])
-        for name in _ARRAYS:
-            setattr(self, name, np.array(state[name], dtype=np.float64))
-        self.firing.firing = set(state["firing"])
 
 
 def explain(

@@ -171,7 +171,31 @@ def test_version_1_snapshot_is_refused_so_the_engine_starts_it_fresh() -> None:
     back = SeriesDetector.restore(det.snapshot())
     assert back.cfg.series_ttl_s == 3600.0 and back.active_series() == 1
     for name in ("st", "pl", "ps", "pw", "tails"):
-        np.testing.assert_array_equal(back.state()[name], det.state()[name])
+        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
+
+
+def test_version_2_snapshot_migrates_and_scores_as_before() -> None:
+    # Version 2 kept one column per series beside its own registry; version 3 keeps a
+    # SeriesState (a row per series). A v2 payload, built as v2 wrote it, restores and
+    # then scores exactly as the detector it was taken from.
+    from detectors.series import _ARRAYS
+
+    rng = np.random.default_rng(3)
+    t = T0 + 300.0 * np.arange(3000)
+    x = rng.normal(100.0, 5.0, t.size)
+    det = SeriesDetector()
+    det.update(_cols(t[:1800], x[:1800]))
+    payload = pickle.loads(det.snapshot())
+    v3 = payload["state"]
+    v2_state = {name: v3["series"].arrays[name].T.copy() for name in _ARRAYS}
+    v2_state |= {"registry": v3["series"].registry.state(), "firing": set(v3["firing"].firing)}
+    v2 = {**payload, "state_version": 2, "state": v2_state}
+    back = SeriesDetector.restore(pickle.dumps(v2))
+    x[2000:] += 40.0  # a lasting 8-sigma shift: one episode
+    want = det.update(_cols(t[1800:], x[1800:]))
+    got = back.update(_cols(t[1800:], x[1800:]))
+    np.testing.assert_array_equal(got.scores, want.scores)
+    assert [f.ts for f in got.findings] == [f.ts for f in want.findings] != []
 
 
 def test_weekly_pattern_is_learned_when_present() -> None:

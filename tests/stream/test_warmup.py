@@ -65,7 +65,7 @@ def test_warm_up_teaches_only_the_fresh_detector() -> None:
     assert res.rows == {"series": 1200}
     assert not res.capped and res.rejected == 0
     assert series.active_series() == 1
-    assert float(series.state()["st"].sum()) != 0.0  # learned something per series
+    assert float(series.st.sum()) != 0.0  # learned something per series
     # The other detectors did not see the history (they already hold it).
     assert {d.name: d.snapshot() for d in eng.detectors if d.name != "series"} == before
 
