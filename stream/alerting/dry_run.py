@@ -13,15 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from schemas.models import Alert, AlertStatus
 from schemas.notification import Notification
 
 from .inhibit import InhibitRule
 from .pipeline import Pipeline, Stats
 from .route import Route
-from .silences import Silence, SilenceStore, silence_key
+from .silences import Silence, SilenceStore
 
 _MAX_LOOKS = 1_000_000  # a safety bound on one catch-up loop (group_interval 0 loops)
 
@@ -83,7 +81,7 @@ def dispatch(
     events = sorted(alerts, key=lambda a: (event_time(a), a.status != AlertStatus.RESOLVED))
     store = SilenceStore()
     for silence in silences:
-        store.apply(silence_key(silence.id), orjson.dumps(silence.to_dict()))
+        store.put(silence)
     p = Pipeline(route, inhibit_rules, store)
     out: list[Notification] = []
     for alert in events:

@@ -154,6 +154,10 @@ class SilenceStore:
         log.warning("silences topic: unknown key %r", key[:80])
         return Change("none")
 
+    def put(self, silence: Silence) -> None:
+        """Hold ``silence`` without a topic record (a dry run's silences)."""
+        self._silences[silence.id] = silence
+
     def silences(self) -> list[Silence]:
         return sorted(self._silences.values(), key=lambda s: (s.starts_at, s.id))
 

@@ -115,18 +115,14 @@ class IncidentClock:
 def notification_line(seen: list[Seen], incidents: int) -> str:
     """What a person would have received: the notifier's stages (default config: group by
     alertname, the shipped inhibit rules) run over the alerts the console saw."""
-    from stream.alerting.dry_run import dispatch
-    from stream.notify.config import default_config
+    from stream.replay.pipeline import notifications
 
-    config = default_config()
-    run = dispatch([s.alert for s in seen], config.route, config.inhibit_rules)
-    sent = len(run.pages)
-    per = f"{sent / incidents:.1f}" if incidents else "n/a"
-    others = len(run.notifications) - sent
+    n = notifications([s.alert for s in seen], incidents)
+    per = f"{n['pages_per_incident']:.1f}" if incidents else "n/a"
     return (
-        f"notifications      {sent} sent for {incidents} incidents ({per} per incident), "
-        f"{run.stats.held_only('inhibited')} held by inhibition "
-        f"(+{others} resolve/ack updates of those messages)"
+        f"notifications      {n['pages']} sent for {incidents} incidents ({per} per incident), "
+        f"{n['held_by_inhibition']} held by inhibition "
+        f"(+{n['notifications'] - n['pages']} resolve/ack updates of those messages)"
     )
 
 

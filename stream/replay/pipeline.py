@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.models import Alert
-from stream.alerting.silences import Silence
 from stream.config import LlmwatchConfig
-from stream.notify.config import NotifyConfig
 
 from .outputs import scores_paths, write_alerts, write_bad_rows, write_scores, write_summary
 from .readers import open_source
 from .report import write_report
 from .runner import Replayer, ReplayResult
 from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
+
+if TYPE_CHECKING:  # the notifier's modules load only when pages are counted
+    from stream.alerting.silences import Silence
+    from stream.notify.config import NotifyConfig
 
 
 def notifications(
