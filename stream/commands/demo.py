@@ -229,6 +229,7 @@ def run_live(args: argparse.Namespace) -> int:
             thru.add(worker.metrics())
             stopped = worker.stop()
     _summary(con, stats, thru, seen, clock, pacer, ready_s, stopped)
+    _keep_alerts(args.out, seen)  # README: llmwatch-demo/alerts.jsonl
     if interrupted:
         return 130
     ok = (
@@ -239,6 +240,17 @@ def run_live(args: argparse.Namespace) -> int:
         and stopped[0] == 0
     )
     return 0 if ok else 1
+
+
+def _keep_alerts(out: Path, seen: list[Any]) -> Path:
+    """The alerts the console saw, one JSON per line: ``llmwatch replay``'s alerts.jsonl
+    format, so what the notifier's stages made of them can be checked afterwards."""
+    from schemas.models import dump_json
+
+    path = out / "alerts.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(dump_json(s.alert) + b"\n" for s in seen))
+    return path
 
 
 def _drain(worker: Any, thru: Any, delivered: int, seen: list[Any]) -> None:

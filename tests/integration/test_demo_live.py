@@ -6,6 +6,7 @@ stopped cleanly; ^C must stop everything early and still print the summary.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -59,6 +60,10 @@ def test_live_demo_prints_alerts_and_summary_and_stops_cleanly(tmp_path: Path) -
     assert of == 5 and got >= 3, text
     assert summary[-1] == "shutdown           worker exited 0 in " + summary[-1].split(" in ")[-1]
     assert "Traceback" not in text
+    # Every alert line the console printed is kept, in order, as replay's alerts.jsonl.
+    kept = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
+    assert len(kept) == len(alerts)
+    assert all(k["title"] in ln for k, ln in zip(kept, alerts, strict=True))
     log = (out / "worker.log").read_text()
     assert "Traceback" not in log and "CRITICAL" not in log, log[-3000:]
     assert _worker_gone(text)
