@@ -13,6 +13,9 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   the share of recent rows beyond the point tail (bursts denser or longer than usual)
   and, without a profile, the drift of the level from its slow average, each against
   a streaming extreme-value tail of the series' own history (``detectors.budget``);
+  and novelty: how far a value goes beyond the envelope of the residuals of the last
+  couple of weeks (a spike past anything the series has lately shown is news even on
+  a spiky series whose point tail has learned its ordinary spikes);
   the score is 0.5 exactly where the rarest of them, corrected for testing several,
   meets the alert budget (``false_alerts_per_series_week``, default 0.5, overridable
   per series label); a series that used more than its budget lately gets stricter;
@@ -24,10 +27,10 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   level instead of alerting on whatever the series restarted at.
 
 State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
-``2 * profile_slots`` float profile, 7 weekday offsets and six tails of ``TAIL_COLUMNS``
-floats (1,352 bytes at the default 48 slots). The kernel takes the arrays transposed
-(one column per series), as views. The first ``warmup_samples`` rows of a series are
-learned but not scored.
+``2 * profile_slots`` float profile, 7 weekday offsets and seven tails of
+``TAIL_COLUMNS`` floats (1,416 bytes at the default 48 slots). The kernel takes the
+arrays transposed (one column per series), as views. The first ``warmup_samples`` rows
+of a series are learned but not scored.
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ from pydantic import Field
 
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration
-from detectors.budget import BudgetedConfig
+from detectors.budget import WEEK_S, BudgetedConfig
 from detectors.kernels import robust_series as k
 from detectors.kernels.tail import TAIL_COLUMNS
+from detectors.kernels.weekday import WEEKDAYS
 from detectors.registry import Column, SeriesRegistry, SeriesState
 from schemas.columns import MetricColumns
 
@@ -52,27 +56,53 @@ F64 = npt.NDArray[np.float64]
 _ARRAYS = ("st", "pl", "ps", "pw", "tails")
 
 
-def _columns(profile_slots: int) -> dict[str, Column]:
+def _columns(
+    profile_slots: int, scalars: int = k.SERIES_COLUMNS, tails: int = k.TAILS
+) -> dict[str, Column]:
     return {
-        "st": Column(shape=(k.SERIES_COLUMNS,)),
+        "st": Column(shape=(scalars,)),
         "pl": Column(shape=(profile_slots,)),
         "ps": Column(shape=(profile_slots,)),
-        "pw": Column(shape=(k.WEEKDAYS,)),
-        "tails": Column(shape=(TAIL_COLUMNS * k.TAILS,)),
+        "pw": Column(shape=(WEEKDAYS,)),
+        "tails": Column(shape=(TAIL_COLUMNS * tails,)),
     }
+
+
+# Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
+# and its novelty tail at the end of each).
+_V3_SCALARS, _V3_TAILS = 30, 6
 
 
 def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
     """State version 2 kept the arrays column-per-series beside its own registry."""
     old = payload["state"]
     slots = int(np.asarray(old["pl"]).shape[0])
-    series = SeriesState(("series",), _columns(slots), ttl_s=float(old["registry"]["ttl_s"]))
+    cols = _columns(slots, _V3_SCALARS, _V3_TAILS)
+    series = SeriesState(("series",), cols, ttl_s=float(old["registry"]["ttl_s"]))
     registry = SeriesRegistry(("series",), ttl_s=1.0)
     registry.set_state(old["registry"])
     series.adopt(registry, {n: np.ascontiguousarray(np.asarray(old[n]).T) for n in _ARRAYS})
     firing = FiringState()
     firing.firing = set(old["firing"])
     return {**payload, "state": {"series": series, "firing": firing}}
+
+
+def _from_v3(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 appended the residual envelope and the novelty tail. The tail starts
+    fresh; the envelope starts at 3 robust scales either side of the baseline (what a
+    settled series' residuals span), not at 0, where every next row would be novel."""
+    old: SeriesState = payload["state"]["series"]
+    slots = int(old.columns["pl"].shape[0])
+    series = SeriesState(("series",), _columns(slots), ttl_s=old.registry.ttl_s)
+    arrays = dict(old.arrays)
+    for name in ("st", "tails"):
+        width = series.columns[name].shape[0]
+        have = arrays[name]
+        arrays[name] = np.pad(have, ((0, 0), (0, width - have.shape[1])))
+    reach = 3.0 * 1.2533 * arrays["st"][:, k.S_SC]  # sd per mean absolute deviation
+    arrays["st"][:, k.S_HI], arrays["st"][:, k.S_LO] = reach, -reach
+    series.adopt(old.registry, arrays)
+    return {**payload, "state": {**payload["state"], "series": series}}
 
 
 class SeriesConfig(BudgetedConfig):
@@ -123,8 +153,8 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 3
-    state_migrations: ClassVar[Mapping[int, Migration]] = {2: _from_v2}
+    state_version: ClassVar[int] = 4
+    state_migrations: ClassVar[Mapping[int, Migration]] = {2: _from_v2, 3: _from_v3}
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
@@ -167,6 +197,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
                 2.0,  # alert-rate feedback exponent
                 0.5,  # Bonferroni weight: the channels are correlated, sqrt(n) not n
                 1.0 / 36.0,  # burst-density window (0 = off)
+                2.0 * WEEK_S,  # residual-envelope memory, seconds (0 = novelty channel off)
             ]
         )
 

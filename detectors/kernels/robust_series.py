@@ -12,7 +12,9 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
   (seasonality detected, not assumed);
 * statistics: ``u = log1p(|z|)`` (the log keeps heavy tails tame), its short moving
   mean (as in HTM's anomaly likelihood), the share of recent rows beyond the point
-  tail's threshold, and the level's drift from its slow average; each goes through its
+  tail's threshold, the level's drift from its slow average, and novelty (how far the
+  residual goes beyond the envelope of the residuals of the last ``env_s`` of time, in
+  envelope widths: 0 inside it, a zero-threshold tail beyond); each goes through its
   own streaming peaks-over-threshold tail, and the smallest tail probability (times
   ``n ** bonf`` for ``n`` statistics) against the per-row budget ``q`` gives the score
   ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
@@ -35,17 +37,16 @@ import numpy as np
 
 from detectors.kernels._base import A, _jit
 from detectors.kernels.tail import (
-    GAMMA_MAX,
-    GAMMA_MIN,
-    T_M1,
-    T_M2,
     T_N,
-    T_RATE,
     T_THRESH,
     TAIL_COLUMNS,
     tail_learn,
+    tail_learn_at_zero,
     tail_logp,
+    tail_logp_at_zero,
+    tail_u_at,
 )
+from detectors.kernels.weekday import DAY_S, W_RD, WEEKDAYS, weekday_step
 
 (
     S_N,
@@ -78,14 +79,17 @@ from detectors.kernels.tail import (
     S_DAY_N,
     S_WMEAN,
     S_RD,
-) = range(30)
-SERIES_COLUMNS = 30
-WEEKDAYS = 7
+    S_HI,
+    S_LO,
+    S_ENV_MODE,
+) = range(33)
+SERIES_COLUMNS = 33
+assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
-# window, seasonal point and window, and the drift of the level from its slow average.
-TAILS = 6
-_TA, _TAW, _TS, _TSW, _TD, _TDN = range(TAILS)
-DAY_S = 86400.0
+# window, seasonal point and window, the drift of the level from its slow average, burst
+# density and novelty beyond the residual envelope.
+TAILS = 7
+_TA, _TAW, _TS, _TSW, _TD, _TDN, _TNV = range(TAILS)
 WEEK_S = 7 * DAY_S
 _SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
 _LOG2 = math.log(2.0)
@@ -97,54 +101,6 @@ def _profile_at(t: float, k: int) -> tuple[int, int, float]:
     lo = math.floor(phase)
     f = phase - lo
     return int(lo) % k, (int(lo) + 1) % k, f
-
-
-@_jit
-def tail_u_at(logp: float, st: A, sid: int) -> float:
-    """The statistic whose tail probability is ``exp(logp)`` (inverse of tail_logp beyond
-    the threshold); the threshold itself when ``logp`` is not beyond it."""
-    t, rate, m1 = float(st[T_THRESH, sid]), float(st[T_RATE, sid]), float(st[T_M1, sid])
-    if rate <= 0.0 or m1 <= 1e-12:
-        return t
-    lr = math.log(min(rate, 1.0))
-    if logp >= lr:
-        return t
-    var = st[T_M2, sid] - m1 * m1
-    g = 0.5 * (1.0 - m1 * m1 / var) if var > 1e-12 * m1 * m1 else 0.0
-    g = min(max(g, GAMMA_MIN), GAMMA_MAX)
-    sigma = m1 * (1.0 - g)
-    if abs(g) < 1e-6:
-        return t + sigma * (lr - logp)
-    return t + sigma / g * (math.exp(-g * (logp - lr)) - 1.0)
-
-
-@_jit
-def _weekday_step(st: A, pw: A, sid: int, t: float, v: float) -> None:
-    """Weekday offsets from day means of the raw values (untouched by episodes and
-    rebases): each weekday's mean minus the running mean of day means, folded in with
-    weight 1/2 per week; used once they explain at least half of the day-to-day spread."""
-    today = math.floor(t / DAY_S)
-    if today != st[S_DAY, sid]:
-        n_days = st[S_DAY_N, sid]
-        if n_days > 0.0:
-            d = int(st[S_DAY, sid] + 3) % WEEKDAYS
-            dev = st[S_DAY_SUM, sid] / n_days - st[S_WMEAN, sid]
-            if st[S_RD, sid] > 0.0 or st[S_RW, sid] > 0.0:
-                st[S_RW, sid] += (abs(dev - pw[d, sid]) - st[S_RW, sid]) / 7.0
-                st[S_RD, sid] += (abs(dev) - st[S_RD, sid]) / 7.0
-            else:
-                st[S_RW, sid] = st[S_RD, sid] = abs(dev) + 1e-300
-            pw[d, sid] += 0.5 * (dev - pw[d, sid])
-            st[S_WMEAN, sid] += dev / 7.0
-            if today - st[S_FIRST_T, sid] / DAY_S >= 14.0:
-                st[S_WEEK, sid] = 1.0 if st[S_RW, sid] < 0.5 * st[S_RD, sid] else 0.0
-        elif st[S_DAY, sid] == 0.0:
-            st[S_WMEAN, sid] = v
-        st[S_DAY, sid] = today
-        st[S_DAY_SUM, sid] = 0.0
-        st[S_DAY_N, sid] = 0.0
-    st[S_DAY_SUM, sid] += v
-    st[S_DAY_N, sid] += 1.0
 
 
 @_jit
@@ -178,6 +134,7 @@ def series_step(
     use_drift, ctl = params[12], params[13]
     win_clip, seas_off, sc_clip, ctl_pow = params[14], params[15], params[16], params[17]
     bonf, a_dens = params[18], params[19]
+    env_s = params[20]
     n_rows = ids.size
     k = pl.shape[0]
     score = np.zeros(n_rows)
@@ -212,7 +169,7 @@ def series_step(
         e_a = v - lvl
         i0, i1, f = _profile_at(t, k)
         dow = int(math.floor(t / DAY_S) + 3) % WEEKDAYS  # 0 = Monday
-        _weekday_step(st, pw, sid, t, v)
+        weekday_step(st[S_WEEK : S_RD + 1], pw, sid, t, v, st[S_FIRST_T, sid])
         w_off = pw[dow, sid] if st[S_WEEK, sid] > 0.5 else 0.0
         daily = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
         pred_s = daily + w_off
@@ -251,6 +208,17 @@ def series_step(
         beyond = 1.0 if (u_s if seasonal else u_a) > t_thr else 0.0
         dens = st[S_DENS, sid] + a_dens * (beyond - st[S_DENS, sid])
         st[S_DENS, sid] = dens
+        # Novelty: how far the residual goes beyond the envelope of the residuals seen over
+        # about env_s of time, in envelope widths, log-compressed (0 inside it).
+        e_n = e_s if seasonal else e_a
+        mode = (1.0 if seasonal else 0.0) + (2.0 if st[S_WEEK, sid] > 0.5 else 0.0)
+        if mode != st[S_ENV_MODE, sid]:
+            # The baseline changed model: the old residuals' envelope says nothing about
+            # the new ones, which start from 3 scales either side.
+            st[S_ENV_MODE, sid] = mode
+            st[S_HI, sid], st[S_LO, sid] = 3.0 * sc, -3.0 * sc
+        hi, lo = st[S_HI, sid], st[S_LO, sid]
+        nov = math.log1p(max(e_n - hi, lo - e_n, 0.0) / max(hi - lo, sc))
         s = 0.0
         if warm:
             if seasonal:
@@ -264,6 +232,9 @@ def series_step(
                     n_ch = 3.0
             if a_dens > 0.0:
                 lp = min(lp, _lp(dens, tails, _TDN, sid))
+                n_ch += 1.0
+            if env_s > 0.0:
+                lp = min(lp, _novelty_lp(nov, tails, sid))
                 n_ch += 1.0
             lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
@@ -325,6 +296,7 @@ def series_step(
             _learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
                        u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
                        slot_days, seas_ratio, min_n, seas_off, sc_clip)  # fmt: skip
+            _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
     return score, expected, scale, zq, episode
 
@@ -378,6 +350,29 @@ def _learn_row(
     if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
         _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
         _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)
+
+
+@_jit
+def _envelope(
+    st: A, tails: A, sid: int, n: float, gap: float, e: float, nov: float, env_s: float,
+    min_n: float, rate_a: float, peak_a: float,
+) -> None:  # fmt: skip
+    """Learn the residual envelope (decaying toward 0 over ``env_s`` of time) and, after
+    half the warm-up, the tail of the novelty beyond it (threshold fixed at 0: the rate
+    of novel rows and the moments of their sizes)."""
+    if env_s <= 0.0:
+        return
+    c = math.exp(-gap / env_s)
+    st[S_HI, sid] = max(e, st[S_HI, sid] * c)
+    st[S_LO, sid] = min(e, st[S_LO, sid] * c)
+    if n >= 0.5 * min_n:
+        tn = tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS]
+        tail_learn_at_zero(nov, tn, sid, rate_a, peak_a)
+
+
+@_jit
+def _novelty_lp(nov: float, tails: A, sid: int) -> float:
+    return tail_logp_at_zero(nov, tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS], sid)
 
 
 @_jit

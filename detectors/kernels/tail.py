@@ -28,13 +28,31 @@ LOGP_FLOOR = -700.0  # log of the smallest probability reported (beyond a finite
 # gamma >= 0: never assume a finite endpoint from a few peaks (a light tail fitted on
 # little data puts it too close, and everything past it would page).
 GAMMA_MIN, GAMMA_MAX = 0.0, 0.45
+# A shape fitted on few peaks is mostly noise, and a light tail fitted on a handful of
+# small peaks makes the next moderate value look impossibly rare. The fitted shape is
+# shrunk toward the heaviest (GAMMA_MAX) with the weight of this many peaks.
+PRIOR_PEAKS = 10.0
+MIN_EVENTS_AT_ZERO = 3.0  # positive values a zero-threshold tail needs before sizes count
+
+
+@_jit
+def tail_shape(st: A, sid: int) -> tuple[float, float]:
+    """The GPD shape and scale (gamma, sigma) of one series' excesses: method of moments,
+    shrunk toward a heavy tail while the peaks seen (``n * rate``) are few."""
+    m1, m2 = float(st[T_M1, sid]), float(st[T_M2, sid])
+    var = m2 - m1 * m1
+    gamma = 0.5 * (1.0 - m1 * m1 / var) if var > 1e-12 * m1 * m1 else 0.0
+    gamma = min(max(gamma, GAMMA_MIN), GAMMA_MAX)
+    peaks = float(st[T_N, sid]) * min(float(st[T_RATE, sid]), 1.0)
+    gamma = (peaks * gamma + PRIOR_PEAKS * GAMMA_MAX) / (peaks + PRIOR_PEAKS)
+    return gamma, m1 * (1.0 - gamma)  # the GPD's mean excess is sigma / (1 - gamma)
 
 
 @_jit
 def tail_logp(u: float, st: A, sid: int) -> float:
     """log P(U >= u) for one series: GPD tail beyond the threshold, and a log-linear
     ramp from 0 (at u = 0) to log(rate) (at the threshold) below it."""
-    t, rate, m1, m2 = st[T_THRESH, sid], st[T_RATE, sid], st[T_M1, sid], st[T_M2, sid]
+    t, rate, m1 = st[T_THRESH, sid], st[T_RATE, sid], st[T_M1, sid]
     if u != u or st[T_N, sid] < 1.0 or rate <= 0.0:
         return 0.0
     log_rate = math.log(min(float(rate), 1.0))
@@ -45,12 +63,7 @@ def tail_logp(u: float, st: A, sid: int) -> float:
     y = u - t
     if m1 <= 1e-12:
         return LOGP_FLOOR  # the tail has never moved: anything beyond it is new
-    var = m2 - m1 * m1
-    gamma = 0.0
-    if var > 1e-12 * m1 * m1:
-        gamma = 0.5 * (1.0 - m1 * m1 / var)
-    gamma = min(max(gamma, GAMMA_MIN), GAMMA_MAX)
-    sigma = m1 * (1.0 - gamma)  # the GPD's mean excess is sigma / (1 - gamma)
+    gamma, sigma = tail_shape(st, sid)
     if abs(gamma) < 1e-6:
         ls = -y / sigma
     else:
@@ -94,6 +107,54 @@ def tail_learn(
     else:
         st[T_THRESH, sid] = t - step * tail_p / (1.0 - tail_p)
     st[T_N, sid] = n + 1.0
+
+
+@_jit
+def tail_learn_at_zero(u: float, st: A, sid: int, rate_alpha: float, peak_alpha: float) -> None:
+    """Learn one value of a statistic that is 0 unless something happened (the threshold
+    stays at 0): the rate of positive values and the moments of their sizes."""
+    if u != u:
+        return
+    n = st[T_N, sid]
+    a = max(1.0 / (n + 1.0), rate_alpha)
+    above = u > 0.0
+    st[T_RATE, sid] += a * ((1.0 if above else 0.0) - st[T_RATE, sid])
+    if above:
+        st[T_SPREAD, sid] += 1.0  # the number of positive values seen
+        b = max(1.0 / st[T_SPREAD, sid], peak_alpha)
+        st[T_M1, sid] += b * (u - st[T_M1, sid])
+        st[T_M2, sid] += b * (u * u - st[T_M2, sid])
+    st[T_N, sid] = n + 1.0
+
+
+@_jit
+def tail_u_at(logp: float, st: A, sid: int) -> float:
+    """The statistic whose tail probability is ``exp(logp)`` (inverse of tail_logp beyond
+    the threshold); the threshold itself when ``logp`` is not beyond it."""
+    t, rate, m1 = float(st[T_THRESH, sid]), float(st[T_RATE, sid]), float(st[T_M1, sid])
+    if rate <= 0.0 or m1 <= 1e-12:
+        return t
+    lr = math.log(min(rate, 1.0))
+    if logp >= lr:
+        return t
+    g, sigma = tail_shape(st, sid)
+    if abs(g) < 1e-6:
+        return t + sigma * (lr - logp)
+    return t + sigma / g * (math.exp(-g * (logp - lr)) - 1.0)
+
+
+@_jit
+def tail_logp_at_zero(u: float, st: A, sid: int) -> float:
+    """log P(U >= u) for a tail learned by ``tail_learn_at_zero``. Until a few positive
+    values have given their sizes a scale, only how often values are positive counts,
+    and never as less than one in those learned (rule of succession): a first event is
+    not infinitely rare."""
+    if u != u or u <= 0.0:
+        return 0.0
+    events = st[T_N, sid] * st[T_RATE, sid]
+    if events >= MIN_EVENTS_AT_ZERO and st[T_M1, sid] > 0.0:
+        return tail_logp(u, st, sid)
+    return math.log(max(float(st[T_RATE, sid]), 1.0 / (float(st[T_N, sid]) + 2.0)))
 
 
 @_jit

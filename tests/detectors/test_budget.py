@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from detectors.budget import BudgetedConfig, TailBank, budget_score, row_log_q
-from detectors.kernels.tail import GAMMA_MAX, GAMMA_MIN, LOGP_FLOOR, TAIL_COLUMNS, tail_update
+from detectors.kernels.tail import (
+    GAMMA_MAX,
+    GAMMA_MIN,
+    LOGP_FLOOR,
+    PRIOR_PEAKS,
+    TAIL_COLUMNS,
+    tail_learn_at_zero,
+    tail_logp,
+    tail_update,
+)
 
 TP, RA, PA, MIN_N = 0.02, 1 / 5000, 1 / 200, 50.0
 
@@ -26,6 +35,8 @@ def ref_logp(u: float, s: list[float]) -> float:
     var = m2 - m1 * m1
     g = 0.5 * (1 - m1 * m1 / var) if var > 1e-12 * m1 * m1 else 0.0
     g = min(max(g, GAMMA_MIN), GAMMA_MAX)
+    peaks = n * min(rate, 1.0)  # few peaks: the shape leans toward the heaviest
+    g = (peaks * g + PRIOR_PEAKS * GAMMA_MAX) / (peaks + PRIOR_PEAKS)
     sigma = m1 * (1 - g)
     y = u - t
     if abs(g) < 1e-6:
@@ -74,6 +85,46 @@ def test_kernel_matches_plain_python_reference() -> None:
         if learn[i]:
             ref_learn(u[i], s)
     np.testing.assert_allclose(st, np.array(states).T, rtol=1e-9, atol=1e-12)
+
+
+def ref_learn_at_zero(u: float, s: list[float]) -> None:
+    t, rate, m1, m2, count, n = s
+    rate += max(1 / (n + 1), RA) * ((1.0 if u > 0 else 0.0) - rate)
+    if u > 0:
+        count += 1
+        b = max(1 / count, PA)
+        m1 += b * (u - m1)
+        m2 += b * (u * u - m2)
+    s[:] = [t, rate, m1, m2, count, n + 1]
+
+
+def test_zero_threshold_tail_matches_plain_python_reference() -> None:
+    # A statistic that is 0 unless something happened (novelty beyond an envelope): the
+    # threshold stays at 0, the rate counts positive values, the moments their sizes.
+    rng = np.random.default_rng(8)
+    u = np.where(rng.random(4000) < 0.03, rng.exponential(0.2, 4000), 0.0)
+    st = np.zeros((TAIL_COLUMNS, 1))
+    ref = [0.0] * 6
+    for v in u:
+        if ref[5] >= MIN_N:
+            want = ref_logp(float(v), ref)
+            assert tail_logp(float(v), st, 0) == pytest.approx(want, rel=1e-9, abs=1e-9)
+        tail_learn_at_zero(float(v), st, 0, RA, PA)
+        ref_learn_at_zero(float(v), ref)
+    np.testing.assert_allclose(st[:, 0], ref, rtol=1e-9, atol=1e-12)
+    assert tail_logp(0.0, st, 0) == 0.0  # nothing happened: nothing unusual
+    assert tail_logp(5.0, st, 0) < math.log(1e-4)  # 25 mean sizes out: very rare
+
+
+def test_few_peaks_make_a_heavier_tail_than_many() -> None:
+    # The same moments from 12 peaks and from 1,200: the few-peak tail must call a far
+    # value less rare (its shape is shrunk toward the heaviest), so a handful of small
+    # early peaks cannot make the next moderate value page.
+    few = np.array([[1.0], [0.01], [0.1], [0.01 + 0.1**2], [0.0], [1200.0]])
+    many = few.copy()
+    many[5, 0] = 120_000.0
+    u = 1.0 + 10 * 0.1
+    assert tail_logp(u, few, 0) > tail_logp(u, many, 0) + 1.0
 
 
 @pytest.mark.parametrize("dist", ["normal", "student_t3", "lognormal"])
