@@ -192,17 +192,23 @@ def _v3_payload(det: SeriesDetector) -> dict[str, Any]:
     return {**payload, "state_version": 3, "state": {**payload["state"], "series": old}}
 
 
-def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
-    # Version 4 appended the residual envelope (2 scalars) and the novelty tail: a v3
-    # snapshot restores with every v3 column as it was and those fresh, and the restored
-    # detector still pages a lasting shift once, as the original does.
-    from detectors.kernels import robust_series as k
-
+def _trained_on_noise() -> tuple[np.ndarray, np.ndarray, SeriesDetector]:
+    """3,000 5-minute rows of N(100, 5) and a detector that has seen the first 1,800."""
     rng = np.random.default_rng(3)
     t = T0 + 300.0 * np.arange(3000)
     x = rng.normal(100.0, 5.0, t.size)
     det = SeriesDetector()
     det.update(_cols(t[:1800], x[:1800]))
+    return t, x, det
+
+
+def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
+    # Version 4 appended the residual envelope (3 scalars) and the novelty tail: a v3
+    # snapshot restores with every v3 column as it was and those fresh, and the restored
+    # detector still pages a lasting shift once, as the original does.
+    from detectors.kernels import robust_series as k
+
+    t, x, det = _trained_on_noise()
     back = SeriesDetector.restore(pickle.dumps(_v3_payload(det)))
     st, tails = back.series.arrays["st"], back.series.arrays["tails"]
     np.testing.assert_array_equal(st[:, :30], det.series.arrays["st"][:, :30])
@@ -224,11 +230,7 @@ def test_version_2_snapshot_migrates_through_version_3() -> None:
     # exactly what the same state restores to from version 3.
     from detectors.series import _ARRAYS
 
-    rng = np.random.default_rng(3)
-    t = T0 + 300.0 * np.arange(3000)
-    x = rng.normal(100.0, 5.0, t.size)
-    det = SeriesDetector()
-    det.update(_cols(t[:1800], x[:1800]))
+    t, x, det = _trained_on_noise()
     v3 = _v3_payload(det)
     old = v3["state"]["series"]
     v2_state = {name: old.arrays[name].T.copy() for name in _ARRAYS}
