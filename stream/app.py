@@ -42,6 +42,7 @@ from stream.worker.home import add_home
 from stream.worker.ingest import BatchProcessor
 from stream.worker.recovery_guard import RecoveryGuard
 from stream.worker.resets import OffsetResets
+from stream.worker.source_guard import SourceGuard
 from stream.worker.state import EngineStateTable, Progress
 from stream.worker.warmup import HistoryWarmup, read_history
 from stream.worker.watchdog import TrackedLock, Watchdog
@@ -200,6 +201,18 @@ def create_app(
     watchdog = Watchdog(busy)
     recovery_guard = RecoveryGuard(app)
 
+    def next_needed(tp: TP) -> int | None:
+        """The next offset of a source partition its engine needs (None: from the start)."""
+        done = progress.done.get((tp.topic, tp.partition))
+        if done is None:
+            try:
+                done = state.trusted_offsets(tp.partition).get(tp.topic)
+            except Exception:  # unloadable: its first batch reports it
+                return None
+        return None if done is None else done + 1
+
+    source_guard = SourceGuard(app, kinds, next_needed, waiting=inbox.holds)
+
     for src in parts.sources:
         # Subscribed so the group assigns them; their records never reach the conductor.
         app.topics.add(app.topic(src.topic, schema=RAW))
@@ -313,6 +326,8 @@ def create_app(
     async def watch() -> None:
         watchdog.check()
         await recovery_guard.check()
+        for tp in await source_guard.check():
+            metrics.source_reseeks.labels(tp.topic).inc()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

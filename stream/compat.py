@@ -60,6 +60,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook(_FAUST, _CONSUMER, "_filter_tps_with_pending_acks", "commits", params=("topics",)),
     Hook(_FAUST, _CONSUMER, "_new_offset", "committing by offset", params=("tp",)),
     Hook(_FAUST, _CONSUMER, "_read_offset", "read positions of diverted topics", True),
+    Hook(_FAUST, _CONSUMER, "_paused_partitions", "SourceGuard's report", True),
     Hook(_FAUST, _RECOVERY, "_recovery_started_at", "RecoveryGuard"),
     Hook(_FAUST, _RECOVERY, "_active_events_received_at", "RecoveryGuard", True),
     Hook(_AIOKAFKA, _AIOCONSUMER, "_fetch_max_wait_ms", "the fetch wait", True),
@@ -155,6 +156,11 @@ def mark_read(consumer: Any, tp: Any, offset: int) -> None:
 
 def forget_read(consumer: Any, tp: Any) -> None:
     consumer._read_offset.pop(tp, None)
+
+
+def paused_partitions(consumer: Any) -> set[Any]:
+    """The partitions Faust's consumer has paused (its fetches leave them out)."""
+    return set(getattr(consumer, "_paused_partitions", ()) or ())
 
 
 def recovery_started_at(recovery: Any) -> float | None:

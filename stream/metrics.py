@@ -205,6 +205,12 @@ class WorkerMetrics:
             ["topic"],
             registry=r,
         )
+        self.source_reseeks = Counter(
+            "llmwatch_source_reseeks",
+            "Source partitions found stuck (records to read, none arriving) and sought again",
+            ["topic"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return render(self.registry)

@@ -100,6 +100,10 @@ class Inbox:
         self._changed.set()
         return merge(items)
 
+    def holds(self, tp: TP) -> bool:
+        """Records of ``tp`` wait here."""
+        return any(it.tp == tp for it in self._items)
+
     def discard(self, partitions: set[int]) -> int:
         """Drop waiting fetches of revoked partitions (their next owner reads them)."""
         keep = [it for it in self._items if it.tp.partition not in partitions]
