@@ -38,7 +38,15 @@ from k09flow import (
     worker,
 )
 from kafka09 import Kafka09
-from workerkit import WorkerProc, covered, fleet_events, publish, publish_malformed, wait_for
+from workerkit import (
+    WorkerProc,
+    covered,
+    fleet_events,
+    metric_sum,
+    publish,
+    publish_malformed,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka09]
 
@@ -118,7 +126,10 @@ def test_two_workers_share_partitions_and_survive_a_kill(
         assert still_open <= {a.alert_id for a in two.get_alerts()}
         seen = check_alerts(broker, settings)
         check_dead_letters(broker, settings)
-        print(f"\nworker one owned {sorted(taken)}; {len(seen)} alert transitions")
+        # A source guard re-seek (stream.worker.source_guard) shows a takeover that stalled.
+        reseeks = metric_sum(two.port, "llmwatch_source_reseeks_total")
+        print(f"\nworker one owned {sorted(taken)}; {len(seen)} alert transitions; ", end="")
+        print(f"survivor's source re-seeks: {reseeks:.0f}")
     finally:
         one.kill()
         two.stop()
