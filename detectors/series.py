@@ -28,7 +28,7 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 
 State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
 ``2 * profile_slots`` float profile, 7 weekday offsets and seven tails of
-``TAIL_COLUMNS`` floats (1,416 bytes at the default 48 slots). The kernel takes the
+``TAIL_COLUMNS`` floats (1,432 bytes at the default 48 slots). The kernel takes the
 arrays transposed (one column per series), as views. The first ``warmup_samples`` rows
 of a series are learned but not scored.
 """
@@ -69,8 +69,9 @@ def _columns(
 
 
 # Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
-# and its novelty tail at the end of each).
+# and its novelty tail at the end of each; version 5 one scalar, the window tail's run).
 _V3_SCALARS, _V3_TAILS = 30, 6
+_V4_SCALARS = 33
 
 
 def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -93,14 +94,28 @@ def _from_v3(payload: dict[str, Any]) -> dict[str, Any]:
     settled series' residuals span), not at 0, where every next row would be novel."""
     old: SeriesState = payload["state"]["series"]
     slots = int(old.columns["pl"].shape[0])
-    series = SeriesState(("series",), _columns(slots), ttl_s=old.registry.ttl_s)
+    cols = _columns(slots, _V4_SCALARS)
     arrays = dict(old.arrays)
     for name in ("st", "tails"):
-        width = series.columns[name].shape[0]
         have = arrays[name]
-        arrays[name] = np.pad(have, ((0, 0), (0, width - have.shape[1])))
+        arrays[name] = np.pad(have, ((0, 0), (0, cols[name].shape[0] - have.shape[1])))
     reach = 3.0 * 1.2533 * arrays["st"][:, k.S_SC]  # sd per mean absolute deviation
     arrays["st"][:, k.S_HI], arrays["st"][:, k.S_LO] = reach, -reach
+    series = SeriesState(("series",), cols, ttl_s=old.registry.ttl_s)
+    series.adopt(old.registry, arrays)
+    return {**payload, "state": {**payload["state"], "series": series}}
+
+
+def _from_v4(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 appended the plain window tail's running-run peak (0: not in a run). That
+    tail keeps what it learned as a row tail; its rate falls to a run rate within a few
+    thousand rows (the rate memory), and it is stricter than a new one meanwhile."""
+    old: SeriesState = payload["state"]["series"]
+    slots = int(old.columns["pl"].shape[0])
+    series = SeriesState(("series",), _columns(slots), ttl_s=old.registry.ttl_s)
+    arrays = dict(old.arrays)
+    have = arrays["st"]
+    arrays["st"] = np.pad(have, ((0, 0), (0, k.SERIES_COLUMNS - have.shape[1])))
     series.adopt(old.registry, arrays)
     return {**payload, "state": {**payload["state"], "series": series}}
 
@@ -153,8 +168,8 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 4
-    state_migrations: ClassVar[Mapping[int, Migration]] = {2: _from_v2, 3: _from_v3}
+    state_version: ClassVar[int] = 5
+    state_migrations: ClassVar[Mapping[int, Migration]] = {2: _from_v2, 3: _from_v3, 4: _from_v4}
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:

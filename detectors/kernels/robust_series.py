@@ -15,7 +15,10 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
   tail's threshold, the level's drift from its slow average, and novelty (how far the
   residual goes beyond the envelope of the residuals of the last ``env_s`` of time, in
   envelope widths: 0 inside it, a zero-threshold tail beyond); each goes through its
-  own streaming peaks-over-threshold tail, and the smallest tail probability (times
+  own streaming peaks-over-threshold tail (the plain level's window mean declustered
+  by runs: a run of rows beyond the threshold is one event, see ``tail_learn_runs``,
+  so a change that builds over many rows does not raise its own bar as it builds),
+  and the smallest tail probability (times
   ``n ** bonf`` for ``n`` statistics) against the per-row budget ``q`` gives the score
   ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
 * an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
@@ -42,6 +45,7 @@ from detectors.kernels.tail import (
     TAIL_COLUMNS,
     tail_learn,
     tail_learn_at_zero,
+    tail_learn_runs,
     tail_logp,
     tail_logp_at_zero,
     tail_u_at,
@@ -82,8 +86,9 @@ from detectors.kernels.weekday import DAY_S, W_RD, WEEKDAYS, weekday_step
     S_HI,
     S_LO,
     S_ENV_MODE,
-) = range(33)
-SERIES_COLUMNS = 33
+    S_RUN_A,
+) = range(34)
+SERIES_COLUMNS = 34
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
@@ -295,7 +300,7 @@ def series_step(
         if learn:
             _learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
                        u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
-                       slot_days, seas_ratio, min_n, seas_off, sc_clip)  # fmt: skip
+                       slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
     return score, expected, scale, zq, episode
@@ -308,7 +313,7 @@ def _learn_row(
     u_s: float, win_s: float, u_d: float, dens: float,
     i0: int, i1: int, f: float, a_lvl: float, a_sc: float, tail_p: float, rate_a: float,
     peak_a: float, slot_days: float, seas_ratio: float, min_n: float, seas_off: float,
-    sc_clip: float,
+    sc_clip: float, a_win: float,
 ) -> None:  # fmt: skip
     early = n < min_n
     st[S_MAG, sid] += max(1.0 / (n + 1.0), a_sc) * (abs(v) - st[S_MAG, sid])
@@ -344,7 +349,7 @@ def _learn_row(
         elif ratio > seas_off:
             st[S_SEAS, sid] = 0.0
     _tl(u_a, tails, _TA, sid, tail_p, rate_a, peak_a)
-    _tl(win_a, tails, _TAW, sid, tail_p, rate_a, peak_a)
+    _tl_runs(win_a, tails, _TAW, st, S_RUN_A, sid, tail_p, rate_a, peak_a, min_n, a_win)
     _tl(u_d, tails, _TD, sid, tail_p, rate_a, peak_a)
     _tl(dens, tails, _TDN, sid, tail_p, rate_a, peak_a)
     if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
@@ -383,3 +388,20 @@ def _lp(u: float, tails: A, which: int, sid: int) -> float:
 @_jit
 def _tl(u: float, tails: A, which: int, sid: int, p: float, ra: float, pa: float) -> None:
     tail_learn(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid, p, ra, pa)
+
+
+@_jit
+def _tl_runs(
+    u: float, tails: A, which: int, st: A, col: int, sid: int, p: float, ra: float,
+    pa: float, settle: float, a_win: float,
+) -> None:  # fmt: skip
+    """Learn a window mean's tail declustered by runs (a moving mean crosses a level in
+    runs of rows, and the budget counts episodes), the running run's peak kept in
+    ``col``. A run's later rows step the threshold up by the window's rate ``a_win``:
+    each window length of a run counts as one exceedance of the plain quantile.
+
+    Only the plain level's window is declustered. Against a daily profile, the
+    profile's own errors (a weekday change, a slot edge) also come as slow runs, and a
+    declustered tail pages on them (see ``docs/series-detector.md``)."""
+    tw = tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
+    st[col, sid] = tail_learn_runs(u, tw, sid, p, ra, pa, st[col, sid], settle, a_win)

@@ -110,6 +110,53 @@ def tail_learn(
 
 
 @_jit
+def tail_learn_runs(
+    u: float, st: A, sid: int, tail_p: float, rate_alpha: float, peak_alpha: float,
+    run_max: float, settle: float, run_gain: float,
+) -> float:  # fmt: skip
+    """``tail_learn`` for a statistic whose exceedances come in runs (a moving average):
+    declustered by runs, as extreme-value practice does for dependent series. A run of
+    rows beyond the threshold counts once in the rate and gives the excesses one value,
+    its largest excess, when it ends; so ``tail_logp`` is then the probability per row
+    of a run starting beyond ``u``: an episode, which is what an alert budget counts.
+
+    After ``settle`` values the threshold steps up a full step only where a run starts,
+    and ``run_gain`` of one on every later row of the run. A statistic that builds up
+    over many rows (a change still developing) so does not raise the threshold under
+    itself, yet a threshold left under a lasting new level still climbs out. Before
+    ``settle`` it is the plain quantile, so a threshold that starts under the bulk of
+    the values (one long run from the first row) rises at once. ``run_max`` is the
+    running run's largest excess so far (0 outside a run); the new one is returned."""
+    if u != u:
+        return run_max
+    n = st[T_N, sid]
+    if n < 1.0:
+        tail_learn(u, st, sid, tail_p, rate_alpha, peak_alpha)
+        return 0.0
+    t = st[T_THRESH, sid]
+    a = max(1.0 / (n + 1.0), rate_alpha)
+    st[T_SPREAD, sid] += a * (abs(u - t) - st[T_SPREAD, sid])
+    above = u > t
+    start = above and run_max <= 0.0
+    st[T_RATE, sid] += a * ((1.0 if start else 0.0) - st[T_RATE, sid])
+    st[T_N, sid] = n + 1.0
+    if above:
+        y = u - t
+        if start and st[T_M1, sid] <= 1e-12:  # no run has ended yet: its excess so far
+            st[T_M1, sid], st[T_M2, sid] = y, y * y
+        gain = 1.0 if start or n < settle else run_gain
+        st[T_THRESH, sid] = t + gain * 0.3 * max(st[T_SPREAD, sid], st[T_M1, sid])
+        return float(max(run_max, y))
+    if run_max > 0.0:  # a run ended: its peak is one excess
+        b = max(1.0 / (n * tail_p + 1.0), peak_alpha)
+        st[T_M1, sid] += b * (run_max - st[T_M1, sid])
+        st[T_M2, sid] += b * (run_max * run_max - st[T_M2, sid])
+    step = 0.3 * max(st[T_SPREAD, sid], st[T_M1, sid])
+    st[T_THRESH, sid] = t - step * tail_p / (1.0 - tail_p)
+    return 0.0
+
+
+@_jit
 def tail_learn_at_zero(u: float, st: A, sid: int, rate_alpha: float, peak_alpha: float) -> None:
     """Learn one value of a statistic that is 0 unless something happened (the threshold
     stays at 0): the rate of positive values and the moments of their sizes."""

@@ -16,6 +16,7 @@ from detectors.kernels.tail import (
     PRIOR_PEAKS,
     TAIL_COLUMNS,
     tail_learn_at_zero,
+    tail_learn_runs,
     tail_logp,
     tail_update,
 )
@@ -114,6 +115,81 @@ def test_zero_threshold_tail_matches_plain_python_reference() -> None:
     np.testing.assert_allclose(st[:, 0], ref, rtol=1e-9, atol=1e-12)
     assert tail_logp(0.0, st, 0) == 0.0  # nothing happened: nothing unusual
     assert tail_logp(5.0, st, 0) < math.log(1e-4)  # 25 mean sizes out: very rare
+
+
+def ref_learn_runs(u: float, s: list[float], run_max: float, settle: float, gain: float) -> float:
+    t, rate, m1, m2, spread, n = s
+    if n < 1:
+        ref_learn(u, s)
+        return 0.0
+    a = max(1 / (n + 1), RA)
+    spread += a * (abs(u - t) - spread)
+    above = u > t
+    start = above and run_max <= 0
+    rate += a * ((1.0 if start else 0.0) - rate)
+    if above:
+        if start and m1 <= 1e-12:
+            m1, m2 = u - t, (u - t) ** 2
+        step = 0.3 * max(spread, m1) * (1.0 if start or n < settle else gain)
+        s[:] = [t + step, rate, m1, m2, spread, n + 1]
+        return max(run_max, u - t)
+    if run_max > 0:  # a run ended: its peak is one excess
+        b = max(1 / (n * TP + 1), PA)
+        m1 += b * (run_max - m1)
+        m2 += b * (run_max**2 - m2)
+    step = 0.3 * max(spread, m1)
+    s[:] = [t - step * TP / (1 - TP), rate, m1, m2, spread, n + 1]
+    return 0.0
+
+
+def _moving_mean(n: int, alpha: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.abs(rng.standard_t(4, n))
+    out = np.empty(n)
+    m = 0.0
+    for i, v in enumerate(x):
+        m += alpha * (v - m)
+        out[i] = m
+    return out
+
+
+def test_run_declustered_tail_matches_plain_python_reference() -> None:
+    u = _moving_mean(6000, 0.1, 5)
+    st = np.zeros((TAIL_COLUMNS, 1))
+    ref = [0.0] * 6
+    run = ref_run = 0.0
+    for v in u:
+        run = tail_learn_runs(float(v), st, 0, TP, RA, PA, run, 400.0, 0.02)
+        ref_run = ref_learn_runs(float(v), ref, ref_run, 400.0, 0.02)
+        assert run == pytest.approx(ref_run, rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(st[:, 0], ref, rtol=1e-9, atol=1e-12)
+
+
+def test_runs_count_once_and_a_lasting_new_level_is_climbed_out_of() -> None:
+    # A moving mean crosses a high level in runs of rows. The declustered tail's rate
+    # counts runs: at its threshold, rows beyond are several times the runs starting,
+    # and that threshold is below the plain tail's (2% of runs vs 2% of rows).
+    u = _moving_mean(40_000, 0.1, 6)
+    rows, runs = np.zeros((TAIL_COLUMNS, 1)), np.zeros((TAIL_COLUMNS, 1))
+    run = 0.0
+    one = np.zeros(1, dtype=np.int64)
+    for v in u:
+        tail_update(one, np.array([v]), np.ones(1, bool), rows, TP, RA, PA, MIN_N)
+        run = tail_learn_runs(float(v), runs, 0, TP, RA, PA, run, 400.0, TP / (1 - TP))
+    thr, rate = runs[0, 0], runs[1, 0]  # T_THRESH, T_RATE
+    assert thr < rows[0, 0]
+    assert float(np.mean(u[-10_000:] > thr)) > 2.0 * rate
+    # The statistic moves up for good: one run, at first; the threshold still climbs
+    # past the new level (a run's later rows step up), so the run ends and the rate of
+    # runs comes back instead of decaying toward 0 under a stuck threshold.
+    level = float(np.quantile(u, 0.999)) * 2.0
+    ends = 0
+    for _ in range(20_000):
+        before = run
+        run = tail_learn_runs(level, runs, 0, TP, RA, PA, run, 400.0, TP / (1 - TP))
+        ends += before > 0.0 and run == 0.0
+    assert runs[0, 0] > level * 0.95  # T_THRESH reached the new level
+    assert ends > 0
 
 
 def test_few_peaks_make_a_heavier_tail_than_many() -> None:

@@ -192,6 +192,21 @@ def _v3_payload(det: SeriesDetector) -> dict[str, Any]:
     return {**payload, "state_version": 3, "state": {**payload["state"], "series": old}}
 
 
+def _v4_payload(det: SeriesDetector) -> dict[str, Any]:
+    """A version-4 snapshot of ``det``: 33 scalars per series (version 5 appended the
+    plain window tail's running-run peak)."""
+    from detectors.registry import SeriesState
+    from detectors.series import _columns
+
+    payload = pickle.loads(det.snapshot())
+    new = payload["state"]["series"]
+    old = SeriesState(("series",), _columns(48, 33), ttl_s=new.registry.ttl_s)
+    arrays = dict(new.arrays)
+    arrays["st"] = arrays["st"][:, :33]
+    old.adopt(new.registry, arrays)
+    return {**payload, "state_version": 4, "state": {**payload["state"], "series": old}}
+
+
 def _trained_on_noise() -> tuple[np.ndarray, np.ndarray, SeriesDetector]:
     """3,000 5-minute rows of N(100, 5) and a detector that has seen the first 1,800."""
     rng = np.random.default_rng(3)
@@ -214,7 +229,8 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     np.testing.assert_array_equal(st[:, :30], det.series.arrays["st"][:, :30])
     reach = 3.0 * 1.2533 * st[:, k.S_SC]
     np.testing.assert_allclose(st[:, [k.S_HI, k.S_LO]], np.c_[reach, -reach])
-    assert k.SERIES_COLUMNS == 33 and st.shape[1] == 33
+    assert k.SERIES_COLUMNS == 34 and st.shape[1] == 34
+    np.testing.assert_array_equal(st[:, k.S_RUN_A], 0.0)
     np.testing.assert_array_equal(tails[:, 36:], 0.0)
     x[2000:] += 40.0  # a lasting 8-sigma shift: one episode
     want = det.update(_cols(t[1800:], x[1800:]))
@@ -222,6 +238,25 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
     assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
     assert any(abs(ts - t[2000]) <= 1800 for ts in starts)  # the shift pages in both
+
+
+def test_version_4_snapshot_migrates_keeping_what_it_learned() -> None:
+    # Version 5 appended one scalar (the plain window tail's running-run peak): a v4
+    # snapshot restores with everything it had as it was and that at 0 (not in a run),
+    # and the restored detector pages a lasting shift where the original does.
+    from detectors.kernels import robust_series as k
+
+    t, x, det = _trained_on_noise()
+    det.series.arrays["st"][:, k.S_RUN_A] = 0.0  # as v4 would have left it
+    back = SeriesDetector.restore(pickle.dumps(_v4_payload(det)))
+    for name in ("st", "pl", "ps", "pw", "tails"):
+        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
+    x[2000:] += 40.0
+    want = det.update(_cols(t[1800:], x[1800:]))
+    got = back.update(_cols(t[1800:], x[1800:]))
+    starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
+    assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
+    assert any(abs(ts - t[2000]) <= 1800 for ts in starts)
 
 
 def test_version_2_snapshot_migrates_through_version_3() -> None:
