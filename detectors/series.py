@@ -88,22 +88,34 @@ def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "state": {"series": series, "firing": firing}}
 
 
+def _widened(old: SeriesState, scalars: int) -> tuple[dict[str, Column], dict[str, F64]]:
+    """An older layout's columns and arrays, each array padded with zeros to the columns
+    of a layout with ``scalars`` scalars (what later versions appended starts at 0)."""
+    cols = _columns(int(old.columns["pl"].shape[0]), scalars)
+    arrays = {
+        name: np.pad(have, ((0, 0), (0, cols[name].shape[0] - have.shape[1])))
+        for name, have in old.arrays.items()
+    }
+    return cols, arrays
+
+
+def _adopted(
+    payload: dict[str, Any], old: SeriesState, cols: dict[str, Column], arrays: dict[str, F64]
+) -> dict[str, Any]:
+    series = SeriesState(("series",), cols, ttl_s=old.registry.ttl_s)
+    series.adopt(old.registry, arrays)
+    return {**payload, "state": {**payload["state"], "series": series}}
+
+
 def _from_v3(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 4 appended the residual envelope and the novelty tail. The tail starts
     fresh; the envelope starts at 3 robust scales either side of the baseline (what a
     settled series' residuals span), not at 0, where every next row would be novel."""
     old: SeriesState = payload["state"]["series"]
-    slots = int(old.columns["pl"].shape[0])
-    cols = _columns(slots, _V4_SCALARS)
-    arrays = dict(old.arrays)
-    for name in ("st", "tails"):
-        have = arrays[name]
-        arrays[name] = np.pad(have, ((0, 0), (0, cols[name].shape[0] - have.shape[1])))
+    cols, arrays = _widened(old, _V4_SCALARS)
     reach = 3.0 * 1.2533 * arrays["st"][:, k.S_SC]  # sd per mean absolute deviation
     arrays["st"][:, k.S_HI], arrays["st"][:, k.S_LO] = reach, -reach
-    series = SeriesState(("series",), cols, ttl_s=old.registry.ttl_s)
-    series.adopt(old.registry, arrays)
-    return {**payload, "state": {**payload["state"], "series": series}}
+    return _adopted(payload, old, cols, arrays)
 
 
 def _from_v4(payload: dict[str, Any]) -> dict[str, Any]:
@@ -111,13 +123,7 @@ def _from_v4(payload: dict[str, Any]) -> dict[str, Any]:
     tail keeps what it learned as a row tail; its rate falls to a run rate within a few
     thousand rows (the rate memory), and it is stricter than a new one meanwhile."""
     old: SeriesState = payload["state"]["series"]
-    slots = int(old.columns["pl"].shape[0])
-    series = SeriesState(("series",), _columns(slots), ttl_s=old.registry.ttl_s)
-    arrays = dict(old.arrays)
-    have = arrays["st"]
-    arrays["st"] = np.pad(have, ((0, 0), (0, k.SERIES_COLUMNS - have.shape[1])))
-    series.adopt(old.registry, arrays)
-    return {**payload, "state": {**payload["state"], "series": series}}
+    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS))
 
 
 class SeriesConfig(BudgetedConfig):

@@ -75,6 +75,20 @@ def tail_logp(u: float, st: A, sid: int) -> float:
 
 
 @_jit
+def _learn_excess(st: A, sid: int, y: float, n: float, tail_p: float, peak_alpha: float) -> None:
+    """Fold one excess into the moments the generalised Pareto is fitted from."""
+    b = max(1.0 / (n * tail_p + 1.0), peak_alpha)
+    st[T_M1, sid] += b * (y - st[T_M1, sid])
+    st[T_M2, sid] += b * (y * y - st[T_M2, sid])
+
+
+@_jit
+def _quantile_step(st: A, sid: int) -> float:
+    """The threshold's full step: a share of the spread, or of the mean excess."""
+    return float(0.3 * max(st[T_SPREAD, sid], st[T_M1, sid]))
+
+
+@_jit
 def tail_learn(
     u: float, st: A, sid: int, tail_p: float, rate_alpha: float, peak_alpha: float
 ) -> None:
@@ -95,13 +109,10 @@ def tail_learn(
     st[T_SPREAD, sid] = spread + a * (abs(u - t) - spread)
     above = u > t
     if above:
-        y = u - t
-        b = max(1.0 / (n * tail_p + 1.0), peak_alpha)
-        st[T_M1, sid] += b * (y - st[T_M1, sid])
-        st[T_M2, sid] += b * (y * y - st[T_M2, sid])
+        _learn_excess(st, sid, u - t, n, tail_p, peak_alpha)
     st[T_RATE, sid] += a * ((1.0 if above else 0.0) - st[T_RATE, sid])
     # Stochastic-approximation quantile: balanced steps, up on an excess, down otherwise.
-    step = 0.3 * max(st[T_SPREAD, sid], st[T_M1, sid])
+    step = _quantile_step(st, sid)
     if above:
         st[T_THRESH, sid] = t + step
     else:
@@ -145,14 +156,11 @@ def tail_learn_runs(
         if start and st[T_M1, sid] <= 1e-12:  # no run has ended yet: its excess so far
             st[T_M1, sid], st[T_M2, sid] = y, y * y
         gain = 1.0 if start or n < settle else run_gain
-        st[T_THRESH, sid] = t + gain * 0.3 * max(st[T_SPREAD, sid], st[T_M1, sid])
+        st[T_THRESH, sid] = t + gain * _quantile_step(st, sid)
         return float(max(run_max, y))
     if run_max > 0.0:  # a run ended: its peak is one excess
-        b = max(1.0 / (n * tail_p + 1.0), peak_alpha)
-        st[T_M1, sid] += b * (run_max - st[T_M1, sid])
-        st[T_M2, sid] += b * (run_max * run_max - st[T_M2, sid])
-    step = 0.3 * max(st[T_SPREAD, sid], st[T_M1, sid])
-    st[T_THRESH, sid] = t - step * tail_p / (1.0 - tail_p)
+        _learn_excess(st, sid, run_max, n, tail_p, peak_alpha)
+    st[T_THRESH, sid] = t - _quantile_step(st, sid) * tail_p / (1.0 - tail_p)
     return 0.0
 
 

@@ -176,35 +176,32 @@ def test_version_1_snapshot_is_refused_so_the_engine_starts_it_fresh() -> None:
         np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
 
 
-def _v3_payload(det: SeriesDetector) -> dict[str, Any]:
-    """A version-3 snapshot of ``det``, as version 3 wrote it: 30 scalars and six tails
-    per series (version 4 appended the envelope and the novelty tail)."""
+def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) -> dict[str, Any]:
+    """A snapshot of ``det`` as ``version`` wrote it: its first ``scalars`` scalars and
+    ``tails`` tails per series (later versions appended the rest)."""
     from detectors.registry import SeriesState
     from detectors.series import _columns
 
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
-    old = SeriesState(("series",), _columns(48, 30, 6), ttl_s=new.registry.ttl_s)
+    old = SeriesState(("series",), _columns(48, scalars, tails), ttl_s=new.registry.ttl_s)
     arrays = dict(new.arrays)
-    arrays["st"] = arrays["st"][:, :30]
-    arrays["tails"] = arrays["tails"][:, : 6 * TAIL_COLUMNS]
+    arrays["st"] = arrays["st"][:, :scalars]
+    arrays["tails"] = arrays["tails"][:, : tails * TAIL_COLUMNS]
     old.adopt(new.registry, arrays)
-    return {**payload, "state_version": 3, "state": {**payload["state"], "series": old}}
+    return {**payload, "state_version": version, "state": {**payload["state"], "series": old}}
+
+
+def _v3_payload(det: SeriesDetector) -> dict[str, Any]:
+    """Version 3: 30 scalars and six tails (version 4 appended the envelope and the
+    novelty tail)."""
+    return _old_payload(det, 3, 30, 6)
 
 
 def _v4_payload(det: SeriesDetector) -> dict[str, Any]:
-    """A version-4 snapshot of ``det``: 33 scalars per series (version 5 appended the
-    plain window tail's running-run peak)."""
-    from detectors.registry import SeriesState
-    from detectors.series import _columns
-
-    payload = pickle.loads(det.snapshot())
-    new = payload["state"]["series"]
-    old = SeriesState(("series",), _columns(48, 33), ttl_s=new.registry.ttl_s)
-    arrays = dict(new.arrays)
-    arrays["st"] = arrays["st"][:, :33]
-    old.adopt(new.registry, arrays)
-    return {**payload, "state_version": 4, "state": {**payload["state"], "series": old}}
+    """Version 4: 33 scalars (version 5 appended the plain window tail's running-run
+    peak)."""
+    return _old_payload(det, 4, 33, 7)
 
 
 def _trained_on_noise() -> tuple[np.ndarray, np.ndarray, SeriesDetector]:
