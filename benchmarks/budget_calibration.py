@@ -3,8 +3,8 @@
 The ``series`` detector's firing threshold is set from each series' own tails to
 ``false_alerts_per_series_week`` (default 0.5). This feeds it synthetic series of the
 shapes real metrics take (Gaussian, heavy-tailed, bursty, trending, daily-seasonal,
-strongly autocorrelated, low counts), with no anomaly in them, at a 5-minute and a
-15-second sampling interval, and counts the episodes it opens: each one would be a
+weekly, strongly autocorrelated, low counts), with no anomaly in them, at a 5-minute
+and a 15-second sampling interval, and counts the episodes it opens: each one would be a
 false page. One JSON object out; the ratio to the budget is the figure to read.
 
     .venv/bin/python -m benchmarks.budget_calibration [--weeks 8] [--seeds 6] [--quick]
@@ -48,6 +48,12 @@ FAMILIES: dict[str, Maker] = {
     "trending": lambda rng, n, p: 100.0 + 3.0 * np.arange(n) * p / DAY_S + rng.normal(0, 2, n),
     "daily_sine": lambda rng, n, p: (
         100.0 + 30.0 * np.sin(2 * np.pi * np.arange(n) * p / DAY_S) + rng.normal(0, 3, n)
+    ),
+    "weekly": lambda rng, n, p: (  # the daily sine, Saturdays and Sundays (UTC) 40 lower
+        100.0
+        + 30.0 * np.sin(2 * np.pi * np.arange(n) * p / DAY_S)
+        - 40.0 * ((np.floor((T0 + np.arange(n) * p) / DAY_S) + 3) % 7 >= 5)
+        + rng.normal(0, 3, n)
     ),
     "autocorrelated_ar1": _ar1,
     "low_counts_poisson2": lambda rng, n, p: rng.poisson(2.0, n).astype(np.float64),

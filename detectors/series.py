@@ -6,8 +6,10 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   absolute deviation, so one wild point moves neither;
 * a daily profile (``profile_slots`` slots, level and scale per slot) learned online
   and used only while its residuals are clearly smaller than the plain level's, and
-  weekday offsets (from day means) used once they explain at least half of the
-  day-to-day spread after two weeks: seasonality is detected, not assumed;
+  weekday offsets (from day means, against a Holt-Winters style weekly level) used
+  once they explain at least half of the day-to-day spread after two weeks, added to
+  the profile or, without one, to the plain level where the day turns: seasonality is
+  detected, not assumed;
 * a likelihood-style score in the spirit of HTM's anomaly likelihood: the point
   statistic ``log1p(|z|)``, its short moving average (is the recent window unusual?),
   the share of recent rows beyond the point tail (bursts denser or longer than usual)

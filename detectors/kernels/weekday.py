@@ -1,5 +1,11 @@
-"""Weekday offsets of the generic series detector: each weekday's mean against the
-mean of day means, used once they explain the day-to-day spread (detected, not assumed).
+"""Weekday offsets of the generic series detector: each weekday's mean against a weekly
+level, used once they explain the day-to-day spread (detected, not assumed).
+
+The level is Holt-Winters style: it follows day means less their own offsets, and the
+offsets are kept at mean zero (what they lose goes to the level). A plain running mean
+of day means swings over the week (down after a weekend, back up over the weekdays), so
+offsets measured against it came out biased, one weekday against the next, and the
+detector paged on its own model's error where the offset changes at midnight.
 
 ``w`` is the detector's run of seven consecutive per-series columns (``W_*`` rows, one
 column per series), passed as a view.
@@ -19,8 +25,8 @@ DAY_S = 86400.0
 @_jit
 def weekday_step(w: A, pw: A, sid: int, t: float, v: float, first_t: float) -> None:
     """Weekday offsets from day means of the raw values (untouched by episodes and
-    rebases): each weekday's mean minus the running mean of day means, folded in with
-    weight 1/2 per week; used once they explain at least half of the day-to-day spread."""
+    rebases): each weekday's mean against the weekly level (``_fold_day``); used once
+    they explain at least half of the day-to-day spread."""
     today = math.floor(t / DAY_S)
     if today != w[W_DAY, sid]:
         n_days = w[W_DAY_N, sid]
@@ -32,8 +38,7 @@ def weekday_step(w: A, pw: A, sid: int, t: float, v: float, first_t: float) -> N
                 w[W_RD, sid] += (abs(dev) - w[W_RD, sid]) / 7.0
             else:
                 w[W_RW, sid] = w[W_RD, sid] = abs(dev) + 1e-300
-            pw[d, sid] += 0.5 * (dev - pw[d, sid])
-            w[W_WMEAN, sid] += dev / 7.0
+            _fold_day(w, pw, sid, d, dev, first_t)
             if today - first_t / DAY_S >= 14.0:
                 w[W_WEEK, sid] = 1.0 if w[W_RW, sid] < 0.5 * w[W_RD, sid] else 0.0
         elif w[W_DAY, sid] == 0.0:
@@ -43,3 +48,19 @@ def weekday_step(w: A, pw: A, sid: int, t: float, v: float, first_t: float) -> N
         w[W_DAY_N, sid] = 0.0
     w[W_DAY_SUM, sid] += v
     w[W_DAY_N, sid] += 1.0
+
+
+@_jit
+def _fold_day(w: A, pw: A, sid: int, d: int, dev: float, first_t: float) -> None:
+    """Fold one finished day (weekday ``d``, its mean ``dev`` off the level) into the
+    offsets and the level. Each offset is the mean of the weeks seen so far, then
+    weighs each new week 1/2: two weeks give every weekday an unbiased estimate."""
+    weeks = math.floor((w[W_DAY, sid] - math.floor(first_t / DAY_S)) / WEEKDAYS) + 1.0
+    pw[d, sid] += max(1.0 / weeks, 0.5) * (dev - pw[d, sid])
+    w[W_WMEAN, sid] += (dev - pw[d, sid]) / WEEKDAYS  # the day less its offset
+    m = 0.0
+    for j in range(WEEKDAYS):
+        m += pw[j, sid] / WEEKDAYS
+    for j in range(WEEKDAYS):
+        pw[j, sid] -= m
+    w[W_WMEAN, sid] += m

@@ -279,26 +279,95 @@ def test_version_2_snapshot_migrates_through_version_3() -> None:
     assert [f.ts for f in got.findings] == [f.ts for f in want.findings] != []
 
 
+def _weekly_series(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Six weeks of 15-minute samples from a Monday: a daily sine, weekends 25 lower,
+    noise of sd 1. Also the day index of each row (0 = the first Monday)."""
+    rng = np.random.default_rng(seed)
+    n = 6 * 7 * 96
+    t = 1_700_438_400.0 + 900.0 * np.arange(n)  # a Monday, 00:00 UTC
+    day = np.floor((t - t[0]) / 86400.0)
+    weekend = (day % 7) >= 5
+    v = 50 + 10 * np.sin(2 * np.pi * (t % 86400) / 86400) - 25 * weekend + rng.normal(0, 1, n)
+    return t, v, day
+
+
+_LATE_DAY = 22  # the weekday offsets are in use well before this
+
+
+def _late_starts(t: np.ndarray, v: np.ndarray) -> tuple[SeriesDetector, list[float]]:
+    det = SeriesDetector()
+    _, findings = _feed(det, t, v, step=8)
+    return det, [f.ts for f in _episodes(findings) if f.ts >= t[0] + _LATE_DAY * 86400]
+
+
 def test_weekly_pattern_is_learned_when_present() -> None:
     from detectors.kernels import robust_series as k
 
-    rng = np.random.default_rng(21)
-    per_day = 96  # 15-minute samples
-    n = 6 * 7 * per_day
-    t = 1_700_438_400.0 + 900.0 * np.arange(n)  # a Monday, 00:00 UTC
-    day = np.floor(t / 86400.0)
-    weekend = ((day + 3) % 7) >= 5
-    v = 50 + 10 * np.sin(2 * np.pi * (t % 86400) / 86400) - 25 * weekend + rng.normal(0, 1, n)
-    wed = day == day[0] + 37  # a Wednesday in week 6 that looks like a Sunday
-    v[wed] -= 25
+    seeds = range(21, 29)
+    false = 0
+    for seed in seeds:
+        t, v, day = _weekly_series(seed)
+        wed = day == 37  # a Wednesday in week 6 that looks like a Sunday
+        v[wed] -= 25
+        det, late = _late_starts(t, v)
+        assert det.st[k.S_WEEK, 0] == 1.0 and det.st[k.S_SEAS, 0] == 1.0
+        # The odd Wednesday pages (and its return to normal the next morning may too).
+        assert any(t[wed][0] <= ts <= t[wed][-1] for ts in late), seed
+        false += sum(not t[wed][0] <= ts <= t[wed][-1] + 86400 for ts in late)
+    # Once the offsets are in use, weekends page no more. Without them these seeds page
+    # about 40 times here (weekend starts and ends); what is left is what the budget
+    # allows on noise: 0.5 per series-week, about 11 in these 8 x 20 days.
+    weeks = len(seeds) * (42 - _LATE_DAY) / 7
+    assert false <= 2 * 0.5 * weeks
+
+
+def test_weekday_offsets_are_unbiased_on_an_exact_weekly_pattern() -> None:
+    # Measured against a running mean of day means (which swings over the week), Monday
+    # came out at 9.3 and Friday at 5.0 on this shape, Saturday -20.3 and Sunday -17.3.
+    from detectors.kernels import robust_series as k
+
+    t, _, day = _weekly_series(0)
+    v = 50.0 - 25.0 * ((day % 7) >= 5)
     det = SeriesDetector()
-    _, findings = _feed(det, t, v, step=8)
-    assert det.st[k.S_WEEK, 0] == 1.0 and det.st[k.S_SEAS, 0] == 1.0
-    # Once the weekday offsets are in use, weekends page no more; the odd Wednesday does
-    # (and its return to normal the next morning is a second change).
-    late = [f for f in _episodes(findings) if f.ts >= t[0] + 22 * 86400]
-    assert late and late[0].ts == pytest.approx(t[wed][0], abs=3600)
-    assert all(t[wed][0] <= f.ts <= t[wed][-1] + 86400 for f in late)
+    _feed(det, t[: 15 * 96], v[: 15 * 96], step=96)
+    pw = det.series.pw[0]
+    assert det.st[k.S_WEEK, 0] == 1.0
+    assert pw == pytest.approx([25 * 2 / 7] * 5 + [-25 * 5 / 7] * 2, abs=1e-6)
+
+
+def test_a_weekday_lower_than_usual_pages_on_a_weekly_series() -> None:
+    # A whole weekday 6 noise sds low: a quarter of the weekend dip, and what a holiday
+    # looks like. It pages on all 8 seeds (on 2 with the offsets biased as above).
+    found = 0
+    for seed in range(21, 29):
+        t, v, day = _weekly_series(seed)
+        odd = day == 37 + seed % 3  # a Wednesday, Thursday or Friday in week 6
+        v[odd] -= 6.0
+        _, late = _late_starts(t, v)
+        found += any(t[odd][0] <= ts <= t[odd][-1] for ts in late)
+    assert found >= 7
+
+
+def test_a_fast_weekly_series_does_not_page_every_weekend() -> None:
+    # At 15 seconds the plain level tracks a daily sine closely, so the daily profile is
+    # never adopted and the weekday offsets reach the prediction only through the level,
+    # which moves by the offsets' difference where the day turns. Without that, each
+    # weekend's start and end page as level shifts (2 per week, every week).
+    from detectors.kernels import robust_series as k
+
+    late = 0
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        n = 5 * 7 * 5760
+        t = 1_700_438_400.0 + 15.0 * np.arange(n)  # a Monday, 00:00 UTC
+        weekend = (np.floor((t - t[0]) / 86400.0) % 7) >= 5
+        v = 100 + 30 * np.sin(2 * np.pi * (t % 86400) / 86400) - 40 * weekend
+        v += rng.normal(0, 3, n)
+        det = SeriesDetector()
+        _, findings = _feed(det, t, v, step=20_000)
+        assert det.st[k.S_WEEK, 0] == 1.0 and det.st[k.S_SEAS, 0] == 0.0
+        late += sum(f.ts >= t[0] + 21 * 86400 for f in _episodes(findings))
+    assert late <= 2  # 2 series x 2 weeks: the budget allows about 2
 
 
 def test_a_spike_past_anything_seen_pages_on_a_spiky_series() -> None:
