@@ -50,7 +50,7 @@ from detectors.kernels.tail import (
     tail_logp_at_zero,
     tail_u_at,
 )
-from detectors.kernels.weekday import DAY_S, W_RD, WEEKDAYS, weekday_step
+from detectors.kernels.weekday import DAY_S, W_RD, WEEKDAYS, offset_step, weekday_step
 
 (
     S_N,
@@ -159,7 +159,11 @@ def series_step(
             expected[i] = v
             continue
         n = st[S_N, sid]
-        _weekday_turn(st, pw, sid, st[S_LAST_T, sid], t)
+        if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
+            # Without the daily profile the plain level carries the weekday offsets.
+            step = offset_step(pw, sid, st[S_LAST_T, sid], t)
+            st[S_LVL, sid] += step
+            st[S_SLOW, sid] += step
         gap = max(t - st[S_LAST_T, sid], 0.0)
         dt = st[S_DT, sid]
         if gap > 0.0:
@@ -305,21 +309,6 @@ def series_step(
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
     return score, expected, scale, zq, episode
-
-
-@_jit
-def _weekday_turn(st: A, pw: A, sid: int, t0: float, t: float) -> None:
-    """Without the daily profile, the plain level carries the weekday offsets: where the
-    day turns, it moves by the new day's offset less the old day's (a weekend's start
-    is expected, not a level shift)."""
-    if st[S_WEEK, sid] < 0.5 or st[S_SEAS, sid] > 0.5:
-        return
-    d0 = int(math.floor(t0 / DAY_S) + 3) % WEEKDAYS
-    d1 = int(math.floor(t / DAY_S) + 3) % WEEKDAYS
-    if d0 != d1:
-        step = pw[d1, sid] - pw[d0, sid]
-        st[S_LVL, sid] += step
-        st[S_SLOW, sid] += step
 
 
 @_jit

@@ -64,3 +64,13 @@ def _fold_day(w: A, pw: A, sid: int, d: int, dev: float, first_t: float) -> None
     for j in range(WEEKDAYS):
         pw[j, sid] -= m
     w[W_WMEAN, sid] += m
+
+
+@_jit
+def offset_step(pw: A, sid: int, t0: float, t: float) -> float:
+    """How much the weekday offset changes from time ``t0`` to ``t`` (0 on the same
+    weekday). A baseline without the daily profile moves by it where the day turns, so
+    a weekend's start is expected, not a level shift."""
+    d0 = int(math.floor(t0 / DAY_S) + 3) % WEEKDAYS
+    d1 = int(math.floor(t / DAY_S) + 3) % WEEKDAYS
+    return float(pw[d1, sid] - pw[d0, sid]) if d0 != d1 else 0.0
