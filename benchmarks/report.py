@@ -287,7 +287,7 @@ def budget_rows(b: dict[str, Any]) -> list[str]:
         f"overall {fmt(q.get('overall_per_series_week'))} "
         f"({fmt(q.get('overall_vs_budget'))}x), worst family {fmt(q.get('worst_vs_budget'))}x.",
         "",
-        "| Family | Interval | Series-weeks | False alerts | Per series-week | vs budget |",
+        "| Family | Interval | Series-weeks scored | False alerts | Per series-week | vs budget |",
         "|---|---|---|---|---|---|",
     ]
     for r in q.get("families") or []:
