@@ -256,3 +256,59 @@ def test_heartbeat_matches_reference(gaps) -> None:  # type: ignore[no-untyped-d
     assert math.isclose(mean[0], m, rel_tol=1e-9, abs_tol=1e-12)
     sr = k.silence_ratio(np.array([0]), ts[-1] + 100.0, last, mean, w, 3.0)
     assert math.isclose(sr[0], 0.0 if w[0] < 3 or m <= 0 else 100.0 / m, rel_tol=1e-9)
+
+
+def ref_weekday(steps: list[tuple[float, float]], t0: float) -> tuple[list[float], list[float]]:
+    """Weekday offsets in plain Python: day means against a Holt-Winters weekly level,
+    offsets kept at mean zero, a plain mean over the first weeks then weight 1/2."""
+    w = [0.0] * 7  # W_WEEK, W_RW, W_DAY, W_DAY_SUM, W_DAY_N, W_WMEAN, W_RD
+    pw = [0.0] * 7
+    first_day = math.floor(t0 / 86400.0)
+    for t, v in steps:
+        today = math.floor(t / 86400.0)
+        if today != w[2]:
+            if w[4] > 0:
+                d = int(w[2] + 3) % 7
+                dev = w[3] / w[4] - w[5]
+                if w[6] > 0 or w[1] > 0:
+                    w[1] += (abs(dev - pw[d]) - w[1]) / 7
+                    w[6] += (abs(dev) - w[6]) / 7
+                else:
+                    w[1] = w[6] = abs(dev) + 1e-300
+                weeks = math.floor((w[2] - first_day) / 7) + 1
+                pw[d] += max(1 / weeks, 0.5) * (dev - pw[d])
+                w[5] += (dev - pw[d]) / 7
+                m = sum(pw) / 7
+                pw = [p - m for p in pw]
+                w[5] += m
+                if today - t0 / 86400.0 >= 14:
+                    w[0] = 1.0 if w[1] < 0.5 * w[6] else 0.0
+            elif w[2] == 0:
+                w[5] = v
+            w[2], w[3], w[4] = today, 0.0, 0.0
+        w[3] += v
+        w[4] += 1
+    return w, pw
+
+
+@SET
+@given(st.lists(st.tuples(st.floats(600, 3 * 86400), st.floats(-100, 100)), max_size=80))
+def test_weekday_step_matches_reference(gaps) -> None:  # type: ignore[no-untyped-def]
+    from detectors.kernels.weekday import offset_step, weekday_step
+
+    t0 = 1_700_438_400.0 + 3600.0
+    steps, t = [], t0
+    for gap, v in [(0.0, 10.0), *gaps]:
+        t += gap
+        steps.append((t, v))
+    w, pw = np.zeros((7, 1)), np.zeros((7, 1))
+    for t, v in steps:
+        weekday_step(w, pw, 0, t, v, t0)
+    ref_w, ref_pw = ref_weekday(steps, t0)
+    assert np.allclose(w[:, 0], ref_w, rtol=1e-9, atol=1e-9)
+    assert np.allclose(pw[:, 0], ref_pw, rtol=1e-9, atol=1e-9)
+    assert abs(pw[:, 0].sum()) < 1e-6  # the offsets stay at mean zero
+    a, b = steps[0][0], steps[-1][0]
+    da, db = (int(math.floor(x / 86400.0) + 3) % 7 for x in (a, b))
+    want = ref_pw[db] - ref_pw[da] if da != db else 0.0
+    assert math.isclose(offset_step(pw, 0, a, b), want, abs_tol=1e-9)
