@@ -321,7 +321,10 @@ def _learn_row(
     sc_clip: float, a_win: float,
 ) -> None:  # fmt: skip
     early = n < min_n
-    st[S_MAG, sid] += max(1.0 / (n + 1.0), a_sc) * (abs(v) - st[S_MAG, sid])
+    # The typical magnitude sets the scale's floor (a mostly-zero series has a robust
+    # scale of 0), so it remembers as long as the tails do: a quiet day must not shrink
+    # the unit the next ordinary spike is measured in.
+    st[S_MAG, sid] += max(1.0 / (n + 1.0), rate_a) * (abs(v) - st[S_MAG, sid])
     # Non-seasonal level and scale (Huber-clipped once warm, so spikes do not move them).
     a = max(1.0 / (n + 1.0), a_lvl)
     lim = 1e300 if early else 3.0 * sc_a

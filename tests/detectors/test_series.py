@@ -370,6 +370,24 @@ def test_a_fast_weekly_series_does_not_page_every_weekend() -> None:
     assert late <= 2  # 2 series x 2 weeks: the budget allows about 2
 
 
+def test_an_ordinary_spike_after_a_quiet_day_does_not_page() -> None:
+    # A mostly-zero spiky series (disk writes, error counts) has a robust scale of 0, so
+    # its z unit is the floor, a thousandth of its typical magnitude. That magnitude
+    # remembered 64 rows, so a quiet day took the floor toward 0 and the next ordinary
+    # spike looked astronomically large: this paged on 4 of these 6 seeds.
+    paged = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        n = 3000
+        t = T0 + 300.0 * np.arange(n)
+        v = np.where(rng.random(n) < 0.05, rng.uniform(20, 60, n), 0.0)
+        v[2600:2900] = 0.0
+        v[2900] = 40.0
+        _, findings = _feed(SeriesDetector(), t, v, step=50)
+        paged += any(f.ts == t[2900] for f in _episodes(findings))
+    assert paged == 0
+
+
 def test_a_spike_past_anything_seen_pages_on_a_spiky_series() -> None:
     # A flat series with a spike (0.3 to 1.5 over a base of 0.13) in 1% of its rows: its
     # point tail learns those spikes, so a spike to 2.4 is only a little further out in
