@@ -50,7 +50,13 @@ from detectors.kernels.tail import (
     tail_logp_at_zero,
     tail_u_at,
 )
-from detectors.kernels.weekday import DAY_S, W_RD, WEEKDAYS, offset_step, weekday_step
+from detectors.kernels.weekday import (
+    DAY_S,
+    W_RD,
+    offset_step,
+    weekday_of,
+    weekday_step,
+)
 
 (
     S_N,
@@ -178,7 +184,7 @@ def series_step(
         sc_a = max(_SD_PER_MAD * st[S_SC, sid], floor)
         e_a = v - lvl
         i0, i1, f = _profile_at(t, k)
-        dow = int(math.floor(t / DAY_S) + 3) % WEEKDAYS  # 0 = Monday
+        dow = weekday_of(t)
         weekday_step(st[S_WEEK : S_RD + 1], pw, sid, t, v, st[S_FIRST_T, sid])
         w_off = pw[dow, sid] if st[S_WEEK, sid] > 0.5 else 0.0
         daily = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]

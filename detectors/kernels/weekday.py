@@ -23,6 +23,12 @@ DAY_S = 86400.0
 
 
 @_jit
+def weekday_of(t: float) -> int:
+    """The UTC weekday of epoch time ``t``, 0 = Monday (1970-01-01 was a Thursday)."""
+    return int(math.floor(t / DAY_S) + 3) % WEEKDAYS
+
+
+@_jit
 def weekday_step(w: A, pw: A, sid: int, t: float, v: float, first_t: float) -> None:
     """Weekday offsets from day means of the raw values (untouched by episodes and
     rebases): each weekday's mean against the weekly level (``_fold_day``); used once
@@ -71,6 +77,5 @@ def offset_step(pw: A, sid: int, t0: float, t: float) -> float:
     """How much the weekday offset changes from time ``t0`` to ``t`` (0 on the same
     weekday). A baseline without the daily profile moves by it where the day turns, so
     a weekend's start is expected, not a level shift."""
-    d0 = int(math.floor(t0 / DAY_S) + 3) % WEEKDAYS
-    d1 = int(math.floor(t / DAY_S) + 3) % WEEKDAYS
+    d0, d1 = weekday_of(t0), weekday_of(t)
     return float(pw[d1, sid] - pw[d0, sid]) if d0 != d1 else 0.0
