@@ -71,9 +71,10 @@ def _columns(
 
 
 # Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
-# and its novelty tail at the end of each; version 5 one scalar, the window tail's run).
+# and its novelty tail at the end of each; version 5 one scalar, the window tail's run;
+# version 6 three, the level before the last level shift and when it was left).
 _V3_SCALARS, _V3_TAILS = 30, 6
-_V4_SCALARS = 33
+_V4_SCALARS, _V5_SCALARS = 33, 34
 
 
 def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +125,13 @@ def _from_v4(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 5 appended the plain window tail's running-run peak (0: not in a run). That
     tail keeps what it learned as a row tail; its rate falls to a run rate within a few
     thousand rows (the rate memory), and it is stricter than a new one meanwhile."""
+    old: SeriesState = payload["state"]["series"]
+    return _adopted(payload, old, *_widened(old, _V5_SCALARS))
+
+
+def _from_v5(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 6 appended the level before the last level shift (both baselines) and its
+    time; at 0 no earlier level is known, so the next return to one pages as before."""
     old: SeriesState = payload["state"]["series"]
     return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS))
 
@@ -176,8 +184,13 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 5
-    state_migrations: ClassVar[Mapping[int, Migration]] = {2: _from_v2, 3: _from_v3, 4: _from_v4}
+    state_version: ClassVar[int] = 6
+    state_migrations: ClassVar[Mapping[int, Migration]] = {
+        2: _from_v2,
+        3: _from_v3,
+        4: _from_v4,
+        5: _from_v5,
+    }
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:

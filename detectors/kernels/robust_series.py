@@ -24,7 +24,10 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
 * an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
   rows under it; its rows are not learned; once its recent residual has stayed beyond
   3 scales for ``rebase_after`` rows the baseline moves there (one alert per level
-  shift, then a new baseline) and learning resumes;
+  shift, then a new baseline) and learning resumes; the level it left is remembered
+  for a week: a row back there (within 3 scales of it, at least 6 from the new one,
+  outside an episode) moves the baselines back without an episode (a weekend's end, a
+  rollback), and the level left is remembered in turn;
 * a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level on the next row instead of scoring it.
 
@@ -93,8 +96,11 @@ from detectors.kernels.weekday import (
     S_LO,
     S_ENV_MODE,
     S_RUN_A,
-) = range(34)
-SERIES_COLUMNS = 34
+    S_ALT_A,
+    S_ALT_S,
+    S_ALT_T,
+) = range(37)
+SERIES_COLUMNS = 37
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
@@ -104,6 +110,7 @@ _TA, _TAW, _TS, _TSW, _TD, _TDN, _TNV = range(TAILS)
 WEEK_S = 7 * DAY_S
 _SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
 _LOG2 = math.log(2.0)
+_RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
 
 
 @_jit
@@ -193,8 +200,16 @@ def series_step(
         e_s = v - pred_s
         # The profile is used once it is detected and its own tails have learned enough.
         seasonal = st[S_SEAS, sid] > 0.5 and tails[_TS * TAIL_COLUMNS + T_N, sid] >= 0.5 * min_n
-        pred = pred_s if seasonal else lvl
         sc = sc_s if seasonal else sc_a
+        if _is_return(st, sid, t, e_s if seasonal else e_a, sc, seasonal):
+            # Back to the level held before the last level shift: a known state, not a
+            # new incident (a weekend's end, a rollback). The baselines move back there.
+            _swap_level(st, pl, tails, sid, t)
+            lvl = st[S_LVL, sid]
+            e_a = v - lvl
+            pred_s -= st[S_ALT_S, sid]
+            e_s = v - pred_s
+        pred = pred_s if seasonal else lvl
         u_a = math.log1p(abs(e_a) / sc_a)
         u_s = math.log1p(abs(e_s) / sc_s)
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
@@ -295,6 +310,8 @@ def series_step(
             # The change has lasted and still holds: it is the new normal. One alert, then
             # a new baseline.
             st[S_EP_REBASED, sid] = 1.0
+            st[S_ALT_A, sid], st[S_ALT_S, sid] = -st[S_EP_RA, sid], -st[S_EP_RS, sid]
+            st[S_ALT_T, sid] = t
             st[S_LVL, sid] += st[S_EP_RA, sid]
             st[S_SLOW, sid] = st[S_LVL, sid]
             pl[:, sid] += st[S_EP_RS, sid]  # the weekday offsets stay relative to it
@@ -315,6 +332,33 @@ def series_step(
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
     return score, expected, scale, zq, episode
+
+
+@_jit
+def _is_return(st: A, sid: int, t: float, e: float, sc: float, seasonal: bool) -> bool:
+    """Whether the row sits at the level the series held before its last level shift
+    (within a week of it, outside an episode), well apart from where it is now."""
+    alt = st[S_ALT_S, sid] if seasonal else st[S_ALT_A, sid]
+    return bool(
+        st[S_EP_LEN, sid] <= 0.0
+        and t - st[S_ALT_T, sid] < WEEK_S
+        and abs(alt) > 2.0 * _RETURN_SCALES * sc
+        and abs(e - alt) < _RETURN_SCALES * sc
+    )
+
+
+@_jit
+def _swap_level(st: A, pl: A, tails: A, sid: int, t: float) -> None:
+    """Move both baselines to the alternative level; the level left becomes the new
+    alternative (so a series that moves between two known states pages neither way)."""
+    da, ds = st[S_ALT_A, sid], st[S_ALT_S, sid]
+    st[S_LVL, sid] += da
+    st[S_SLOW, sid] = st[S_LVL, sid]
+    pl[:, sid] += ds
+    st[S_ALT_A, sid], st[S_ALT_S, sid] = -da, -ds
+    st[S_ALT_T, sid] = t
+    st[S_WIN, sid] = min(st[S_WIN, sid], tails[_TAW * TAIL_COLUMNS + T_THRESH, sid])
+    st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[_TSW * TAIL_COLUMNS + T_THRESH, sid])
 
 
 @_jit

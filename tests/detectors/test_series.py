@@ -60,6 +60,37 @@ def test_level_shift_is_one_episode_then_a_new_baseline() -> None:
     assert any(not f.anomalous and f.ts > eps[0].ts for f in findings)
 
 
+def _shift_then(after: float, back_at: int, n: int, seed: int) -> list[float]:
+    """Page starts on N(100, 5) every 5 minutes, +40 from row 2000 and ``after`` (off
+    the original level) from row ``back_at``."""
+    rng = np.random.default_rng(seed)
+    t = T0 + 300.0 * np.arange(n)
+    v = rng.normal(100.0, 5.0, t.size)
+    v[2000:back_at] += 40.0
+    v[back_at:] += after
+    _, findings = _feed(SeriesDetector(), t, v, step=50)
+    return [f.ts - t[back_at] for f in _episodes(findings) if f.ts >= t[1990]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_return_to_the_level_before_a_shift_does_not_page_again(seed: int) -> None:
+    # A weekend's end, a rollback: back where the series was a day ago is a known state.
+    starts = _shift_then(0.0, 2300, 2800, seed)
+    assert len(starts) == 1 and starts[0] < 0  # the shift pages, the return does not
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_move_to_a_third_level_after_a_shift_still_pages(seed: int) -> None:
+    starts = _shift_then(-40.0, 2300, 2800, seed)  # 40 under where it was before
+    assert len(starts) == 2 and 0 <= starts[1] <= 900
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_level_before_a_shift_is_forgotten_after_a_week(seed: int) -> None:
+    starts = _shift_then(0.0, 2000 + 2100, 4600, seed)  # back after 7.3 days
+    assert len(starts) == 2 and 0 <= starts[1] <= 900
+
+
 def test_spike_scores_high_and_does_not_move_the_baseline() -> None:
     rng = np.random.default_rng(5)
     t = T0 + 60.0 * np.arange(1500)
@@ -198,6 +229,12 @@ def _v3_payload(det: SeriesDetector) -> dict[str, Any]:
     return _old_payload(det, 3, 30, 6)
 
 
+def _v5_payload(det: SeriesDetector) -> dict[str, Any]:
+    """Version 5: 34 scalars (version 6 appended the level before the last level shift
+    and its time)."""
+    return _old_payload(det, 5, 34, 7)
+
+
 def _v4_payload(det: SeriesDetector) -> dict[str, Any]:
     """Version 4: 33 scalars (version 5 appended the plain window tail's running-run
     peak)."""
@@ -226,8 +263,8 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     np.testing.assert_array_equal(st[:, :30], det.series.arrays["st"][:, :30])
     reach = 3.0 * 1.2533 * st[:, k.S_SC]
     np.testing.assert_allclose(st[:, [k.S_HI, k.S_LO]], np.c_[reach, -reach])
-    assert k.SERIES_COLUMNS == 34 and st.shape[1] == 34
-    np.testing.assert_array_equal(st[:, k.S_RUN_A], 0.0)
+    assert st.shape[1] == k.SERIES_COLUMNS
+    np.testing.assert_array_equal(st[:, 33:], 0.0)  # the window's run, the earlier level
     np.testing.assert_array_equal(tails[:, 36:], 0.0)
     x[2000:] += 40.0  # a lasting 8-sigma shift: one episode
     want = det.update(_cols(t[1800:], x[1800:]))
@@ -246,6 +283,26 @@ def test_version_4_snapshot_migrates_keeping_what_it_learned() -> None:
     t, x, det = _trained_on_noise()
     det.series.arrays["st"][:, k.S_RUN_A] = 0.0  # as v4 would have left it
     back = SeriesDetector.restore(pickle.dumps(_v4_payload(det)))
+    for name in ("st", "pl", "ps", "pw", "tails"):
+        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
+    x[2000:] += 40.0
+    want = det.update(_cols(t[1800:], x[1800:]))
+    got = back.update(_cols(t[1800:], x[1800:]))
+    starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
+    assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
+    assert any(abs(ts - t[2000]) <= 1800 for ts in starts)
+
+
+def test_version_5_snapshot_migrates_keeping_what_it_learned() -> None:
+    # Version 6 appended the level before the last level shift (three scalars): a v5
+    # snapshot restores with everything it had as it was and those at 0 (no earlier level
+    # known), and the restored detector pages a lasting shift where the original does.
+    from detectors.kernels import robust_series as k
+
+    t, x, det = _trained_on_noise()
+    st = det.series.arrays["st"]
+    assert np.all(st[:, [k.S_ALT_A, k.S_ALT_S, k.S_ALT_T]] == 0.0)  # nothing shifted yet
+    back = SeriesDetector.restore(pickle.dumps(_v5_payload(det)))
     for name in ("st", "pl", "ps", "pw", "tails"):
         np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
     x[2000:] += 40.0
