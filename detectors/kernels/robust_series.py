@@ -395,8 +395,10 @@ def _learn_row(
     abs_s = min(abs(e_s), 1e300 if days < 2.0 else 5.0 * sc_s)
     ps[i0, sid] += a_slot * (1.0 - f) * (abs_s - ps[i0, sid])
     ps[i1, sid] += a_slot * f * (abs_s - ps[i1, sid])
-    # Seasonality test: a day-long average of each model's clipped absolute residual.
-    c = 1.0 - math.exp(-gap / DAY_S) if n > 1 else 1.0
+    # Seasonality test: each model's clipped absolute residual averaged over as long as a
+    # profile slot remembers (slot_days), so an anomaly of a few hours, learned because it
+    # stayed under the alert, does not switch the profile off under itself.
+    c = 1.0 - math.exp(-gap / (slot_days * DAY_S)) if n > 1 else 1.0
     cap = 5.0 * sc_a
     st[S_RA, sid] += c * (min(abs(e_a), cap) - st[S_RA, sid])
     st[S_RS, sid] += c * (min(abs(e_s), cap) - st[S_RS, sid])

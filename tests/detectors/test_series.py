@@ -143,6 +143,30 @@ def test_daily_seasonality_is_detected_and_a_missing_peak_is_found() -> None:
     assert eps and all(t[9 * 288] <= f.ts <= t[10 * 288] + 3600 for f in eps)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_hours_of_a_weaker_cycle_do_not_switch_the_daily_profile_off(seed: int) -> None:
+    # Half the daily swing missing for 12 hours from the morning peak: an anomaly, but
+    # one the seasonality test must not take for the end of seasonality. With the test
+    # averaged over one day, 2 of these 8 seeds dropped the profile for 2-3 days after
+    # it (and measured everything against the plain level meanwhile).
+    from detectors.kernels import robust_series as k
+
+    rng = np.random.default_rng(seed)
+    n = 14 * 288
+    t = T0 - T0 % 86400 + 300.0 * np.arange(n)
+    cycle = 10 * np.sin(2 * np.pi * (t % 86400) / 86400)
+    v = 50 + cycle + rng.normal(0, 1, n)
+    weak = slice(10 * 288 + 72, 10 * 288 + 216)  # day 10, 06:00-18:00
+    v[weak] -= 0.5 * cycle[weak]
+    det = SeriesDetector()
+    seasonal = []
+    for i in range(0, n, 12):
+        det.update(_cols(t[i : i + 12], v[i : i + 12]))
+        if i >= 3 * 288:  # the profile is in use from day 3
+            seasonal.append(det.st[k.S_SEAS, 0])
+    assert min(seasonal) == 1.0
+
+
 def test_gap_reanchors_instead_of_alerting() -> None:
     rng = np.random.default_rng(2)
     t = np.r_[T0 + 300.0 * np.arange(1500), T0 + 300.0 * 1500 + 5 * 86400 + 300.0 * np.arange(500)]
