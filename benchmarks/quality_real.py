@@ -91,6 +91,13 @@ def table(doc: dict[str, Any]) -> str:
             g["median_delay_s"],
         ]
         lines.append(f"{name[:22]:22} " + " ".join(f"{_fmt(c):>9}" for c in cells))
+    sr = doc["overall"].get("stated_range") or {}
+    if sr.get("alerts"):
+        lines.append(
+            f"stated ranges: {sr['with_range']}/{sr['alerts']} firing alerts, width in series "
+            f"ranges median {_fmt(sr['median_width'])} p90 {_fmt(sr['p90_width'])} "
+            f"max {_fmt(sr['max_width'])}"
+        )
     return "\n".join(lines)
 
 

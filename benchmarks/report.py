@@ -272,6 +272,15 @@ def real_rows(b: dict[str, Any]) -> list[str]:
             fmt(g.get("median_delay_s"), " s"),
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sr = dig(q, "overall", "stated_range")
+    if sr:
+        lines += [
+            "",
+            f"Ranges stated by firing alerts: {sr.get('with_range')} of {sr.get('alerts')} "
+            f"alerts state one; width in units of the series' own range: median "
+            f"{fmt(sr.get('median_width'))}, p90 {fmt(sr.get('p90_width'))}, "
+            f"max {fmt(sr.get('max_width'))}.",
+        ]
     return [*lines, ""]
 
 

@@ -252,10 +252,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         was_in = st[k.S_EP_LEN] > 0.0  # per series, before this batch
         peak0 = st[k.S_EP_PEAK].copy()
         s = self.series
-        score, expected, scale, zq, episode = k.series_step(
+        score, expected, down, up, episode = k.series_step(
             ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, self._params()
         )
-        out = (score, expected, scale, zq)
+        out = (score, expected, down, up)
         findings: list[Finding] = []
         for sid, rows in groups(ids):
             peak = float(peak0[sid]) if was_in[sid] else 0.0
@@ -285,10 +285,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         peak: float,
         out: tuple[F64, F64, F64, F64],
     ) -> Finding | None:
-        _, expected, scale, zq = out
+        _, expected, down, up = out
 
         def make(anomalous: bool) -> Finding:
-            return self._build(batch, ts, row, anomalous, peak, expected, scale, zq)
+            return self._build(batch, ts, row, anomalous, peak, expected, down, up)
 
         return self.firing.report(sid, ongoing, make)
 
@@ -300,16 +300,16 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         anomalous: bool,
         peak: float,
         expected: F64,
-        scale: F64,
-        zq: F64,
+        down: F64,
+        up: F64,
     ) -> Finding:
         labels = self._labels(batch, row)
         observed = float(batch.value[row])
         exp = float(expected[row]) if np.isfinite(expected[row]) else None
         lo = hi = None
-        if exp is not None and np.isfinite(zq[row]) and np.isfinite(scale[row]):
-            half = float(zq[row] * scale[row])
-            lo, hi = exp - half, exp + half
+        if exp is not None and np.isfinite(down[row]) and np.isfinite(up[row]):
+            # How far the value may go either way before it pages by itself.
+            lo, hi = exp - float(down[row]), exp + float(up[row])
         text = explain(str(batch.name[row]), labels["series"], observed, exp, lo, hi, anomalous)
         return Finding(
             detector=self.name,

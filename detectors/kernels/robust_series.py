@@ -52,6 +52,7 @@ from detectors.kernels.tail import (
     tail_logp,
     tail_logp_at_zero,
     tail_u_at,
+    tail_u_at_zero,
 )
 from detectors.kernels.weekday import (
     DAY_S,
@@ -111,6 +112,7 @@ WEEK_S = 7 * DAY_S
 _SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
 _LOG2 = math.log(2.0)
 _RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
+_REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
 
 
 @_jit
@@ -145,8 +147,8 @@ def series_step(
     params: A,
 ) -> tuple[A, A, A, A, A]:
     """Score and learn a batch (rows in time order per series). Returns per row: score,
-    expected value, scale (sd units), the |z| at the budget, and the episode flag
-    (1 in an episode, 2 on the row that ended one)."""
+    expected value, how far below and above it a value pages by itself (see
+    ``_reach``), and the episode flag (1 in an episode, 2 on the row that ended one)."""
     a_lvl, a_sc, a_win, tail_p, rate_a, peak_a = params[0:6]
     min_n, rebase_after, clear_after, gap_factor, slot_days, seas_ratio = params[6:12]
     use_drift, ctl = params[12], params[13]
@@ -157,8 +159,8 @@ def series_step(
     k = pl.shape[0]
     score = np.zeros(n_rows)
     expected = np.full(n_rows, np.nan)
-    scale = np.full(n_rows, np.nan)
-    zq = np.full(n_rows, np.nan)
+    down = np.full(n_rows, np.nan)
+    up = np.full(n_rows, np.nan)
     episode = np.zeros(n_rows)
     for i in range(n_rows):
         sid = ids[i]
@@ -270,15 +272,10 @@ def series_step(
             lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
-            uq = tail_u_at(
-                log_q - bonf * math.log(n_ch),
-                tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS],
-                sid,
-            )
-            zq[i] = math.expm1(max(uq, 0.0))
+            fire = log_q - bonf * math.log(n_ch)
+            down[i], up[i] = _reach(fire, tails, t_pt, sid, sc, hi, lo, env_s)
         score[i] = s
         expected[i] = pred
-        scale[i] = sc
         # Episode bookkeeping: the detector's own firing decision.
         ep = st[S_EP_LEN, sid]
         hot = s >= 0.5
@@ -331,7 +328,7 @@ def series_step(
                        slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
-    return score, expected, scale, zq, episode
+    return score, expected, down, up, episode
 
 
 @_jit
@@ -415,6 +412,33 @@ def _learn_row(
     if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
         _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
         _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)
+
+
+@_jit
+def _reach(
+    fire: float, tails: A, t_pt: int, sid: int, sc: float, hi: float, lo: float,
+    env_s: float,
+) -> tuple[float, float]:  # fmt: skip
+    """How far below and above the prediction one value pages on its own (its log tail
+    probability at or under ``fire``): past the point statistic's threshold, or past the
+    residual envelope by the novelty channel's threshold, whichever comes first. On a
+    short or heavy-tailed history the point tail's reach alone runs to absurd values (it
+    is a quantile of a log-compressed statistic, exponentiated) while anything that far
+    beyond what the series has done pages as novel long before. NaN (no range) where it
+    is more than ``_REACH_MAX`` times as wide as the residuals seen lately."""
+    uq = tail_u_at(fire, tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS], sid)
+    half = math.expm1(max(uq, 0.0)) * sc
+    down, up = half, half
+    width = max(hi - lo, sc)
+    if env_s > 0.0:
+        nq = tail_u_at_zero(fire, tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS], sid)
+        if nq < math.inf:
+            grow = math.expm1(nq) * width
+            down, up = max(min(half, grow - lo), 0.0), max(min(half, hi + grow), 0.0)
+    if max(down, up) > _REACH_MAX * width:
+        # True, but it says nothing (a young series' tails): no range is claimed.
+        return math.nan, math.nan
+    return down, up
 
 
 @_jit

@@ -199,6 +199,18 @@ def tail_u_at(logp: float, st: A, sid: int) -> float:
 
 
 @_jit
+def tail_u_at_zero(logp: float, st: A, sid: int) -> float:
+    """Inverse of ``tail_logp_at_zero``: the size beyond which a positive value's tail
+    probability is at most ``exp(logp)`` (0: any positive value is that rare), or
+    infinity when no size is."""
+    events = st[T_N, sid] * st[T_RATE, sid]
+    if events >= MIN_EVENTS_AT_ZERO and st[T_M1, sid] > 0.0:
+        return tail_u_at(logp, st, sid)
+    first = math.log(max(float(st[T_RATE, sid]), 1.0 / (float(st[T_N, sid]) + 2.0)))
+    return 0.0 if first <= logp else math.inf
+
+
+@_jit
 def tail_logp_at_zero(u: float, st: A, sid: int) -> float:
     """log P(U >= u) for a tail learned by ``tail_learn_at_zero``. Until a few positive
     values have given their sizes a scale, only how often values are positive counts,

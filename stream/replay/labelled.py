@@ -30,7 +30,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,9 @@ class SeriesRun:
     scores: F64
     onsets: F64  # firing alerts' starts_at, epoch seconds
     elapsed_s: float
+    # Per firing alert: the width of the range its explanation states, in units of the
+    # series' whole range of values (NaN: no range stated).
+    stated_ranges: F64 = field(default_factory=lambda: np.zeros(0))
 
 
 def replay_series(
@@ -137,8 +140,34 @@ def replay_series(
     ok = table.ok
     ts, scores = table.ts[ok], np.nan_to_num(table.scores[ok])
     order = np.argsort(ts, kind="stable")
-    onsets = np.array(sorted(a.starts_at.timestamp() for a in firing_alerts(result.alerts)))
-    return SeriesRun(series, ts[order], scores[order], onsets, result.elapsed_s)
+    firing = firing_alerts(result.alerts)
+    onsets = np.array(sorted(a.starts_at.timestamp() for a in firing))
+    values = table.value[ok]
+    span = float(np.ptp(values)) if values.size else 0.0
+    widths = [
+        (a.bounds.upper - a.bounds.lower) / span
+        if span > 0 and a.bounds.lower is not None and a.bounds.upper is not None
+        else math.nan
+        for a in firing
+    ]
+    return SeriesRun(
+        series, ts[order], scores[order], onsets, result.elapsed_s, np.array(widths, dtype=float)
+    )
+
+
+def stated_range_summary(runs: Sequence[SeriesRun]) -> dict[str, Any]:
+    """How wide the ranges that firing alerts state are, in series ranges: a range many
+    times wider than anything the series did tells the reader nothing."""
+    w = np.concatenate([r.stated_ranges for r in runs]) if runs else np.zeros(0)
+    stated = w[np.isfinite(w)]
+    return {
+        "alerts": int(w.size),
+        "with_range": int(stated.size),
+        "median_width": float(np.median(stated)) if stated.size else None,
+        "p90_width": float(np.quantile(stated, 0.9)) if stated.size else None,
+        "max_width": float(stated.max()) if stated.size else None,
+        "share_wider_than_10x": float(np.mean(stated > 10.0)) if stated.size else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -320,6 +349,7 @@ def evaluate_runs(runs: Sequence[SeriesRun]) -> dict[str, Any]:
     folders = sorted({i["folder"] for i in items})
     out: dict[str, Any] = {"overall": summarise(items), "per_folder": {}}
     out["overall"]["best_threshold"] = thr
+    out["overall"]["stated_range"] = stated_range_summary(runs)
     for group in [None, *folders]:
         idx = [j for j, i in enumerate(items) if group is None or i["folder"] == group]
         tot = {k: sum(best_items[j][k] for j in idx) for k in ("raw", "null", "perfect")}

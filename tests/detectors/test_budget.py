@@ -18,6 +18,8 @@ from detectors.kernels.tail import (
     tail_learn_at_zero,
     tail_learn_runs,
     tail_logp,
+    tail_logp_at_zero,
+    tail_u_at_zero,
     tail_update,
 )
 
@@ -115,6 +117,25 @@ def test_zero_threshold_tail_matches_plain_python_reference() -> None:
     np.testing.assert_allclose(st[:, 0], ref, rtol=1e-9, atol=1e-12)
     assert tail_logp(0.0, st, 0) == 0.0  # nothing happened: nothing unusual
     assert tail_logp(5.0, st, 0) < math.log(1e-4)  # 25 mean sizes out: very rare
+
+
+@pytest.mark.parametrize("events", [0, 1, 2, 3, 40, 400])
+def test_zero_threshold_tail_inverse_is_where_values_become_that_rare(events: int) -> None:
+    # tail_u_at_zero states where a positive value gets at least as rare as exp(logp):
+    # just past it the tail probability is at most that, just before it more (or, when
+    # it says no size is that rare, none is). Few events: only the rate counts.
+    rng = np.random.default_rng(events)
+    st = np.zeros((TAIL_COLUMNS, 1))
+    for v in rng.permutation(np.r_[rng.exponential(0.2, events), np.zeros(2000)]):
+        tail_learn_at_zero(float(v), st, 0, RA, PA)
+    for logp in (-2.0, -6.0, -9.0, -14.0):
+        u = tail_u_at_zero(logp, st, 0)
+        if u == math.inf:
+            assert tail_logp_at_zero(1e6, st, 0) > logp
+            continue
+        assert tail_logp_at_zero(u + 1e-9 + 1e-6 * u, st, 0) <= logp + 1e-6
+        if u > 0.0:
+            assert tail_logp_at_zero(u * (1 - 1e-6), st, 0) > logp
 
 
 def ref_learn_runs(u: float, s: list[float], run_max: float, settle: float, gain: float) -> float:

@@ -96,6 +96,21 @@ def test_label_column_folder_replays_through_the_product(tmp_path: Path) -> None
     out = evaluate_runs([run])
     assert out["per_folder"]["a"]["incident_recall"] == 1.0
     assert out["overall"]["nab_onset"] > 50
+    # The firing alert's stated range, in units of the series' range (-0.9 to 36.6 here):
+    # a +25 spike on N(10, 1) pages well inside what the series did.
+    assert run.stated_ranges.size == run.onsets.size >= 1
+    stated = out["overall"]["stated_range"]
+    assert stated["alerts"] == run.onsets.size and stated["with_range"] >= 1
+    assert 0.0 < stated["max_width"] < 1.0
+
+
+def test_stated_range_summary_counts_alerts_without_a_range() -> None:
+    run = _series()
+    run.stated_ranges = np.array([0.5, np.nan, 2.0, 30.0])
+    out = evaluate_runs([run])["overall"]["stated_range"]
+    assert (out["alerts"], out["with_range"]) == (4, 3)
+    assert out["median_width"] == 2.0 and out["max_width"] == 30.0
+    assert out["share_wider_than_10x"] == pytest.approx(1 / 3)
 
 
 def test_tune_on_labelled_series_reports_the_budget_it_achieves(tmp_path: Path) -> None:
