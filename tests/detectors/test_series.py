@@ -275,6 +275,27 @@ def _trained_on_noise() -> tuple[np.ndarray, np.ndarray, SeriesDetector]:
     return t, x, det
 
 
+def _pages_a_shift_alike(
+    det: SeriesDetector, back: SeriesDetector, t: np.ndarray, x: np.ndarray
+) -> None:
+    """A lasting 8-sigma shift from row 2000 pages the restored detector where it pages
+    the original, and near the shift."""
+    x[2000:] += 40.0
+    want = det.update(_cols(t[1800:], x[1800:]))
+    got = back.update(_cols(t[1800:], x[1800:]))
+    starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
+    assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
+    assert any(abs(ts - t[2000]) <= 1800 for ts in starts)
+
+
+def _restored_as_it_was(
+    det: SeriesDetector, back: SeriesDetector, t: np.ndarray, x: np.ndarray
+) -> None:
+    for name in ("st", "pl", "ps", "pw", "tails"):
+        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
+    _pages_a_shift_alike(det, back, t, x)
+
+
 def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     # Version 4 appended the residual envelope (3 scalars) and the novelty tail: a v3
     # snapshot restores with every v3 column as it was and those fresh, and the restored
@@ -290,12 +311,7 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     assert st.shape[1] == k.SERIES_COLUMNS
     np.testing.assert_array_equal(st[:, 33:], 0.0)  # the window's run, the earlier level
     np.testing.assert_array_equal(tails[:, 36:], 0.0)
-    x[2000:] += 40.0  # a lasting 8-sigma shift: one episode
-    want = det.update(_cols(t[1800:], x[1800:]))
-    got = back.update(_cols(t[1800:], x[1800:]))
-    starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
-    assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
-    assert any(abs(ts - t[2000]) <= 1800 for ts in starts)  # the shift pages in both
+    _pages_a_shift_alike(det, back, t, x)
 
 
 def test_version_4_snapshot_migrates_keeping_what_it_learned() -> None:
@@ -307,14 +323,7 @@ def test_version_4_snapshot_migrates_keeping_what_it_learned() -> None:
     t, x, det = _trained_on_noise()
     det.series.arrays["st"][:, k.S_RUN_A] = 0.0  # as v4 would have left it
     back = SeriesDetector.restore(pickle.dumps(_v4_payload(det)))
-    for name in ("st", "pl", "ps", "pw", "tails"):
-        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
-    x[2000:] += 40.0
-    want = det.update(_cols(t[1800:], x[1800:]))
-    got = back.update(_cols(t[1800:], x[1800:]))
-    starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
-    assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
-    assert any(abs(ts - t[2000]) <= 1800 for ts in starts)
+    _restored_as_it_was(det, back, t, x)
 
 
 def test_version_5_snapshot_migrates_keeping_what_it_learned() -> None:
@@ -327,14 +336,7 @@ def test_version_5_snapshot_migrates_keeping_what_it_learned() -> None:
     st = det.series.arrays["st"]
     assert np.all(st[:, [k.S_ALT_A, k.S_ALT_S, k.S_ALT_T]] == 0.0)  # nothing shifted yet
     back = SeriesDetector.restore(pickle.dumps(_v5_payload(det)))
-    for name in ("st", "pl", "ps", "pw", "tails"):
-        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
-    x[2000:] += 40.0
-    want = det.update(_cols(t[1800:], x[1800:]))
-    got = back.update(_cols(t[1800:], x[1800:]))
-    starts = [f.ts for f in _episodes(got.findings) if f.anomalous]
-    assert starts == [f.ts for f in _episodes(want.findings) if f.anomalous]
-    assert any(abs(ts - t[2000]) <= 1800 for ts in starts)
+    _restored_as_it_was(det, back, t, x)
 
 
 def test_version_2_snapshot_migrates_through_version_3() -> None:
