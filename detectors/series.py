@@ -54,6 +54,9 @@ from detectors.registry import Column, SeriesRegistry, SeriesState
 from schemas.columns import MetricColumns
 
 F64 = npt.NDArray[np.float64]
+# The kernel's per-row outputs a finding is built from: score, expected, how far down
+# and up a value may go before it pages by itself, and which statistic was most unusual.
+_Rows = tuple[F64, F64, F64, F64, F64]
 # Per-series state arrays: scalars, daily profile level and scale, weekday offsets, tails.
 _ARRAYS = ("st", "pl", "ps", "pw", "tails")
 
@@ -252,10 +255,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         was_in = st[k.S_EP_LEN] > 0.0  # per series, before this batch
         peak0 = st[k.S_EP_PEAK].copy()
         s = self.series
-        score, expected, down, up, episode = k.series_step(
+        score, expected, down, up, episode, why = k.series_step(
             ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, self._params()
         )
-        out = (score, expected, down, up)
+        out = (score, expected, down, up, why)
         findings: list[Finding] = []
         for sid, rows in groups(ids):
             peak = float(peak0[sid]) if was_in[sid] else 0.0
@@ -283,12 +286,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         row: int,
         ongoing: bool,
         peak: float,
-        out: tuple[F64, F64, F64, F64],
+        out: _Rows,
     ) -> Finding | None:
-        _, expected, down, up = out
-
         def make(anomalous: bool) -> Finding:
-            return self._build(batch, ts, row, anomalous, peak, expected, down, up)
+            return self._build(batch, ts, row, anomalous, peak, out)
 
         return self.firing.report(sid, ongoing, make)
 
@@ -299,10 +300,9 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         row: int,
         anomalous: bool,
         peak: float,
-        expected: F64,
-        down: F64,
-        up: F64,
+        out: _Rows,
     ) -> Finding:
+        _, expected, down, up, why = out
         labels = self._labels(batch, row)
         observed = float(batch.value[row])
         exp = float(expected[row]) if np.isfinite(expected[row]) else None
@@ -310,7 +310,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         if exp is not None and np.isfinite(down[row]) and np.isfinite(up[row]):
             # How far the value may go either way before it pages by itself.
             lo, hi = exp - float(down[row]), exp + float(up[row])
-        text = explain(str(batch.name[row]), labels["series"], observed, exp, lo, hi, anomalous)
+        reason = _REASONS.get(float(why[row])) if anomalous else None
+        text = explain(
+            str(batch.name[row]), labels["series"], observed, exp, lo, hi, anomalous, reason
+        )
         return Finding(
             detector=self.name,
             kind="series.level",
@@ -332,6 +335,17 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
             self.firing.forget(lambda key: key in gone)
 
 
+# What made a row unusual, by the statistic its score came from (``k.WHY_*``): the part
+# of a page that says why when the value itself is within its range.
+_REASONS: dict[float, str] = {
+    k.WHY_POINT: "this value is unusually far from expected",
+    k.WHY_WINDOW: "its recent values have stayed unusually far from expected",
+    k.WHY_DRIFT: "its level has drifted unusually far from where it usually sits",
+    k.WHY_DENSITY: "outliers have come unusually often lately",
+    k.WHY_NOVEL: "it is past anything it did in about the last two weeks",
+}
+
+
 def explain(
     name: str,
     series: str,
@@ -340,21 +354,24 @@ def explain(
     lo: float | None,
     hi: float | None,
     anomalous: bool,
+    reason: str | None = None,
 ) -> str:
     """The finding's text, from the same numbers as its observed value and bounds: it says
-    "above"/"below" only when the value is outside [lo, hi]."""
+    "above"/"below" only when the value is outside [lo, hi], and, when it is not, what
+    else was unusual (``reason``)."""
     if expected is None or lo is None or hi is None:
-        state = "unusual" if anomalous else "back to normal"
-        return f"{name} at {fmt(observed)} is {state} for {series}"
-    rng = f"{fmt(lo)} to {fmt(hi)}"
-    if observed > hi:
-        where = f"above its expected range {rng} (expected {fmt(expected)})"
-    elif observed < lo:
-        where = f"below its expected range {rng} (expected {fmt(expected)})"
-    else:
-        where = f"within its expected range {rng} (expected {fmt(expected)})"
-        if anomalous:
-            where += ", but its recent values are unusual"
+        if not anomalous:
+            return f"{name} at {fmt(observed)} is back to normal for {series}"
+        why = f": {reason}" if reason else ""
+        return f"{name} at {fmt(observed)} is unusual for {series}{why}"
+    side = "above" if observed > hi else "below" if observed < lo else "within"
+    text = (
+        f"{name} at {fmt(observed)} is {side} its expected range {fmt(lo)} to {fmt(hi)}"
+        f" (expected {fmt(expected)})"
+    )
     if not anomalous:
-        where += "; no longer anomalous"
-    return f"{name} at {fmt(observed)} is {where} for {series}"
+        return f"{text}; no longer anomalous for {series}"
+    if side != "within":
+        return f"{text} for {series}"
+    alone = reason is None or reason == _REASONS[k.WHY_POINT]
+    return f"{text} for {series}, but {'its recent values are unusual' if alone else reason}"

@@ -112,6 +112,9 @@ WEEK_S = 7 * DAY_S
 _SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
 _LOG2 = math.log(2.0)
 _RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
+# Which statistic a row's score came from: the value itself, the recent window's mean,
+# the level's drift from its slow average, the density of outliers, novelty.
+WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL = 0.0, 1.0, 2.0, 3.0, 4.0
 _REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
 
 
@@ -145,10 +148,11 @@ def series_step(
     pw: A,
     tails: A,
     params: A,
-) -> tuple[A, A, A, A, A]:
+) -> tuple[A, A, A, A, A, A]:
     """Score and learn a batch (rows in time order per series). Returns per row: score,
     expected value, how far below and above it a value pages by itself (see
-    ``_reach``), and the episode flag (1 in an episode, 2 on the row that ended one)."""
+    ``_reach``), the episode flag (1 in an episode, 2 on the row that ended one) and
+    which statistic was the most unusual (a ``WHY_*`` code, -1 before it is scored)."""
     a_lvl, a_sc, a_win, tail_p, rate_a, peak_a = params[0:6]
     min_n, rebase_after, clear_after, gap_factor, slot_days, seas_ratio = params[6:12]
     use_drift, ctl = params[12], params[13]
@@ -161,6 +165,7 @@ def series_step(
     expected = np.full(n_rows, np.nan)
     down = np.full(n_rows, np.nan)
     up = np.full(n_rows, np.nan)
+    why = np.full(n_rows, -1.0)
     episode = np.zeros(n_rows)
     for i in range(n_rows):
         sid = ids[i]
@@ -254,21 +259,10 @@ def series_step(
         nov = math.log1p(max(e_n - hi, lo - e_n, 0.0) / max(hi - lo, sc))
         s = 0.0
         if warm:
-            if seasonal:
-                lp = min(_lp(u_s, tails, _TS, sid), _lp(win_s, tails, _TSW, sid))
-                n_ch = 2.0
-            else:
-                lp = min(_lp(u_a, tails, _TA, sid), _lp(win_a, tails, _TAW, sid))
-                n_ch = 2.0
-                if use_drift > 0.0:
-                    lp = min(lp, _lp(u_d, tails, _TD, sid))
-                    n_ch = 3.0
-            if a_dens > 0.0:
-                lp = min(lp, _lp(dens, tails, _TDN, sid))
-                n_ch += 1.0
-            if env_s > 0.0:
-                lp = min(lp, _novelty_lp(nov, tails, sid))
-                n_ch += 1.0
+            lp, n_ch, why[i] = _channels(
+                tails, sid, seasonal, u_s, win_s, u_a, win_a, u_d, dens, nov,
+                use_drift, a_dens, env_s,
+            )  # fmt: skip
             lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
@@ -328,7 +322,7 @@ def series_step(
                        slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
-    return score, expected, down, up, episode
+    return score, expected, down, up, episode, why
 
 
 @_jit
@@ -412,6 +406,41 @@ def _learn_row(
     if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
         _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
         _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)
+
+
+@_jit
+def _channels(
+    tails: A, sid: int, seasonal: bool, u_s: float, win_s: float, u_a: float,
+    win_a: float, u_d: float, dens: float, nov: float, use_drift: float, a_dens: float,
+    env_s: float,
+) -> tuple[float, float, float]:  # fmt: skip
+    """The smallest log tail probability over the statistics in use, how many are in
+    use, and which one it was (``WHY_*``)."""
+    if seasonal:
+        lp, why = _lp(u_s, tails, _TS, sid), WHY_POINT
+        lw = _lp(win_s, tails, _TSW, sid)
+    else:
+        lp, why = _lp(u_a, tails, _TA, sid), WHY_POINT
+        lw = _lp(win_a, tails, _TAW, sid)
+    n_ch = 2.0
+    if lw < lp:
+        lp, why = lw, WHY_WINDOW
+    if not seasonal and use_drift > 0.0:
+        n_ch += 1.0
+        ld = _lp(u_d, tails, _TD, sid)
+        if ld < lp:
+            lp, why = ld, WHY_DRIFT
+    if a_dens > 0.0:
+        n_ch += 1.0
+        ln = _lp(dens, tails, _TDN, sid)
+        if ln < lp:
+            lp, why = ln, WHY_DENSITY
+    if env_s > 0.0:
+        n_ch += 1.0
+        lv = _novelty_lp(nov, tails, sid)
+        if lv < lp:
+            lp, why = lv, WHY_NOVEL
+    return lp, n_ch, why
 
 
 @_jit

@@ -210,6 +210,32 @@ def test_explain_text() -> None:
     assert "above its expected range 1 to 3" in explain("m", "s", 5.0, 2.0, 1.0, 3.0, True)
     assert "recent values are unusual" in explain("m", "s", 2.5, 2.0, 1.0, 3.0, True)
     assert "no longer anomalous" in explain("m", "s", 2.5, 2.0, 1.0, 3.0, False)
+    why = "outliers have come unusually often lately"
+    assert explain("m", "s", 2.5, 2.0, 1.0, 3.0, True, why).endswith(f"for s, but {why}")
+    no_range = explain("m", "s", 2.5, None, None, None, True, why)
+    assert no_range == f"m at 2.5 is unusual for s: {why}"
+    # Outside the range the range is the reason; a resolve gives none.
+    assert why not in explain("m", "s", 5.0, 2.0, 1.0, 3.0, True, why)
+    assert why not in explain("m", "s", 2.5, 2.0, 1.0, 3.0, False, why)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_sustained_shift_within_the_range_says_it_is_sustained(seed: int) -> None:
+    # +3 sd for 60 rows: single values stay inside the range a value may take alone, so
+    # the page must say what was unusual instead (the window, or outliers coming often),
+    # not "its recent values are unusual".
+    rng = np.random.default_rng(seed)
+    t = T0 + 300.0 * np.arange(2600)
+    v = rng.normal(100.0, 5.0, t.size)
+    v[2000:2060] += 15.0
+    _, findings = _feed(SeriesDetector(), t, v, step=20)
+    inside = [
+        f for f in findings
+        if f.anomalous and f.lower is not None and f.lower <= f.observed <= f.upper  # type: ignore[operator]
+    ]  # fmt: skip
+    assert inside
+    assert all("stayed unusually far" in f.explanation for f in inside[:3])
+    assert not any("recent values are unusual" in f.explanation for f in inside)
 
 
 def test_version_1_snapshot_is_refused_so_the_engine_starts_it_fresh() -> None:
