@@ -234,7 +234,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
                 c.seasonal_ratio + 0.1,  # profile dropped above this residual ratio
                 3.0,  # scale update clip, in scales
                 2.0,  # alert-rate feedback exponent
-                0.5,  # Bonferroni weight: the channels are correlated, sqrt(n) not n
+                0.75,  # Bonferroni weight: n ** 0.75 (see docs/series-detector.md)
                 1.0 / 36.0,  # burst-density window (0 = off)
                 2.0 * WEEK_S,  # residual-envelope memory, seconds (0 = novelty channel off)
             ]
