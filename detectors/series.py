@@ -362,8 +362,9 @@ def explain(
     if expected is None or lo is None or hi is None:
         if not anomalous:
             return f"{name} at {fmt(observed)} is back to normal for {series}"
+        exp = f" (expected {fmt(expected)})" if expected is not None else ""
         why = f": {reason}" if reason else ""
-        return f"{name} at {fmt(observed)} is unusual for {series}{why}"
+        return f"{name} at {fmt(observed)} is unusual for {series}{exp}{why}"
     side = "above" if observed > hi else "below" if observed < lo else "within"
     text = (
         f"{name} at {fmt(observed)} is {side} its expected range {fmt(lo)} to {fmt(hi)}"

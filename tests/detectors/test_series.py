@@ -214,6 +214,8 @@ def test_explain_text() -> None:
     assert explain("m", "s", 2.5, 2.0, 1.0, 3.0, True, why).endswith(f"for s, but {why}")
     no_range = explain("m", "s", 2.5, None, None, None, True, why)
     assert no_range == f"m at 2.5 is unusual for s: {why}"
+    no_range = explain("m", "s", 2.5, 2.0, None, None, True, why)
+    assert no_range == f"m at 2.5 is unusual for s (expected 2): {why}"
     # Outside the range the range is the reason; a resolve gives none.
     assert why not in explain("m", "s", 5.0, 2.0, 1.0, 3.0, True, why)
     assert why not in explain("m", "s", 2.5, 2.0, 1.0, 3.0, False, why)
