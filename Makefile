@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas detectors stream connectors tests benchmarks deploy docs
-	$(BIN)/ruff format --check schemas detectors connectors
+	$(BIN)/ruff format --check schemas detectors connectors stream benchmarks tests deploy scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy schemas detectors connectors
+	$(BIN)/mypy schemas detectors connectors stream benchmarks deploy
 
 deploy-deps:
 	bash scripts/deploy-check-deps.sh

@@ -70,10 +70,14 @@ def build(
     if mode == "ceiling":
         inbox = Inbox(4 * batch)
         app.topics.add(source)
+        from stream.kafka09 import is_legacy
         from stream.settings import Settings
 
-        # The worker's own fetch wait, so the ceiling is the same client configured the same.
-        app.diverted = ({topic}, inbox, Settings.model_fields["fetch_wait_ms"].default)
+        # The worker's own fetch wait and offset format, so the ceiling is the same client
+        # configured the same.
+        assert isinstance(app, WorkerApp)
+        conf = Settings(bootstrap_servers=bootstrap, broker_api_version=api_version)
+        app.diverted = ({topic}, inbox, conf.fetch_wait_ms, is_legacy(conf))
 
         @app.task
         async def drain() -> None:

@@ -76,7 +76,7 @@ def _columns(t: F64, v: F64) -> MetricColumns:
 def episodes(values: F64, period_s: float, batch: int = 256) -> int:
     """Episodes (alert onsets) the detector opens on one series."""
     det = SeriesDetector()
-    t = T0 + period_s * np.arange(values.size)
+    t: F64 = T0 + period_s * np.arange(values.size, dtype=np.float64)
     opened, prev = 0, False
     for i in range(0, values.size, batch):
         out = det.update(_columns(t[i : i + batch], values[i : i + batch]))

@@ -97,7 +97,7 @@ def _run(
             60,
             name,
         )
-        result = h.drain_rate(
+        result: dict[str, Any] = h.drain_rate(
             read, len(feeder.values), proc, log, limit_s, every_s=0.1, feeder=feeder
         )
         if path == "/metrics":

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import faust
 from faust.types import TP
@@ -51,7 +51,9 @@ from stream.worker.web import add_views
 if TYPE_CHECKING:
     from stream.settings import Settings
 
-RAW = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+RAW: faust.Schema[bytes, bytes] = faust.Schema(
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
 log = logging.getLogger("llmwatch.worker")
 
 
@@ -68,10 +70,26 @@ class WorkerApp(faust.App):
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
+        # BatchTransport makes every consumer of this app a BatchConsumer.
+        assert isinstance(consumer, BatchConsumer)
         if self.diverted is not None:
             consumer.divert(*self.diverted)
         consumer.on_committed = self.on_committed
         return consumer
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[None]])
+
+
+def _receiver(signal: Any) -> Callable[[_Handler], _Handler]:
+    """Connects a handler to a Faust signal. Faust types a receiver as taking any
+    positional arguments; ours name the one argument their signal sends."""
+
+    def connect(handler: _Handler) -> _Handler:
+        signal.connect(handler)
+        return handler
+
+    return connect
 
 
 @dataclass(frozen=True)
@@ -329,11 +347,11 @@ def create_app(
         for tp in await source_guard.check():
             metrics.source_reseeks.labels(tp.topic).inc()
 
-    @app.on_partitions_assigned.connect
+    @_receiver(app.on_partitions_assigned)
     async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         owned.update(tp.partition for tp in assigned if tp.topic in kinds)
 
-    @app.on_rebalance_complete.connect
+    @_receiver(app.on_rebalance_complete)
     async def on_recovered(sender: Any, **kwargs: Any) -> None:
         # Tables are recovered: load and check every owned partition's snapshot now, so
         # a takeover shows at once what was open (/alerts, /healthz "restored") and an
@@ -350,7 +368,7 @@ def create_app(
                 except Exception:  # it is retried, and reported, at the partition's first batch
                     log.exception("partition %d: loading saved engine state failed", p)
 
-    @app.on_partitions_revoked.connect
+    @_receiver(app.on_partitions_revoked)
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         gone = sorted({tp.partition for tp in revoked if tp.topic in kinds})
         owned.difference_update(gone)
@@ -363,7 +381,7 @@ def create_app(
         # the changelog, and cannot be assigned until this handler returns.
         await app.producer.flush()
 
-    @app.on_before_shutdown.connect
+    @_receiver(app.on_before_shutdown)
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         async with busy.held("shutdown"):
             await checkpoint_now(sorted(set(pool.dirty()) | set(progress.held())))
