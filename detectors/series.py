@@ -30,7 +30,7 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 
 State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
 ``2 * profile_slots`` float profile, 7 weekday offsets and seven tails of
-``TAIL_COLUMNS`` floats (1,432 bytes at the default 48 slots). The kernel takes the
+``TAIL_COLUMNS`` floats (1,480 bytes at the default 48 slots). The kernel takes the
 arrays transposed (one column per series), as views. The first ``warmup_samples`` rows
 of a series are learned but not scored.
 """
@@ -75,9 +75,10 @@ def _columns(
 
 # Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
 # and its novelty tail at the end of each; version 5 one scalar, the window tail's run;
-# version 6 three, the level before the last level shift and when it was left).
+# version 6 three, the level before the last level shift and when it was left; version
+# 7 three, the last value, the series' step and whether it moves in steps).
 _V3_SCALARS, _V3_TAILS = 30, 6
-_V4_SCALARS, _V5_SCALARS = 33, 34
+_V4_SCALARS, _V5_SCALARS, _V6_SCALARS = 33, 34, 37
 
 
 def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +137,18 @@ def _from_v5(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 6 appended the level before the last level shift (both baselines) and its
     time; at 0 no earlier level is known, so the next return to one pages as before."""
     old: SeriesState = payload["state"]["series"]
-    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS))
+    return _adopted(payload, old, *_widened(old, _V6_SCALARS))
+
+
+def _from_v6(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 7 appended the last value, the series' step and the share of changes that
+    are whole steps (for the continuity correction). The last value was not kept: NaN,
+    so the step is learned from the second row after the restore on, and no correction
+    is made until about a hundred changes have shown the series moves in steps."""
+    old: SeriesState = payload["state"]["series"]
+    cols, arrays = _widened(old, k.SERIES_COLUMNS)
+    arrays["st"][:, k.S_PREV] = np.nan
+    return _adopted(payload, old, cols, arrays)
 
 
 class SeriesConfig(BudgetedConfig):
@@ -187,12 +199,13 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 6
+    state_version: ClassVar[int] = 7
     state_migrations: ClassVar[Mapping[int, Migration]] = {
         2: _from_v2,
         3: _from_v3,
         4: _from_v4,
         5: _from_v5,
+        6: _from_v6,
     }
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 

@@ -100,8 +100,11 @@ from detectors.kernels.weekday import (
     S_ALT_A,
     S_ALT_S,
     S_ALT_T,
-) = range(37)
-SERIES_COLUMNS = 37
+    S_PREV,
+    S_RES,
+    S_LATTICE,
+) = range(40)
+SERIES_COLUMNS = 40
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
@@ -115,6 +118,9 @@ _RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
 # Which statistic a row's score came from: the value itself, the recent window's mean,
 # the level's drift from its slow average, the density of outliers, novelty.
 WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL = 0.0, 1.0, 2.0, 3.0, 4.0
+# A series moves in steps when at least this share of its changes (a moving average over
+# about 1 / _LATTICE_A changes) are whole numbers of its smallest change.
+_LATTICE_A, _LATTICE_MIN = 0.02, 0.9
 _REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
 
 
@@ -134,6 +140,7 @@ def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
     st[S_LVL, sid] = x
     st[S_SLOW, sid] = x
     st[S_MAG, sid] = abs(x)
+    st[S_PREV, sid] = x
     pl[:, sid] = x
 
 
@@ -219,6 +226,13 @@ def series_step(
         pred = pred_s if seasonal else lvl
         u_a = math.log1p(abs(e_a) / sc_a)
         u_s = math.log1p(abs(e_s) / sc_s)
+        # Continuity correction: the tails are continuous fits, but on a series that moves
+        # in steps (counts) a value at a step has all of that step's mass, so it is
+        # scored half a step nearer: P(U >= u) by the midpoint, not by the step's far side.
+        half = _half_step(st, sid, v)
+        c_a, c_s = min(half, 0.5 * sc_a), min(half, 0.5 * sc_s)
+        p_a = math.log1p(max(abs(e_a) - c_a, 0.0) / sc_a)
+        p_s = math.log1p(max(abs(e_s) - c_s, 0.0) / sc_s)
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
         # The window averages u clipped at its own tail threshold (when win_clip): a burst
         # counts as one exceedance, so the window measures persistence and density.
@@ -256,18 +270,21 @@ def series_step(
             st[S_ENV_MODE, sid] = mode
             st[S_HI, sid], st[S_LO, sid] = 3.0 * sc, -3.0 * sc
         hi, lo = st[S_HI, sid], st[S_LO, sid]
-        nov = math.log1p(max(e_n - hi, lo - e_n, 0.0) / max(hi - lo, sc))
+        # A step series meets its own envelope again (ties) as the edges decay: within
+        # half a step of it is not novel.
+        c = c_s if seasonal else c_a
+        nov = math.log1p(max(e_n - hi - c, lo - e_n - c, 0.0) / max(hi - lo, sc))
         s = 0.0
         if warm:
             lp, n_ch, why[i] = _channels(
-                tails, sid, seasonal, u_s, win_s, u_a, win_a, u_d, dens, nov,
+                tails, sid, seasonal, p_s, win_s, p_a, win_a, u_d, dens, nov,
                 use_drift, a_dens, env_s,
             )  # fmt: skip
             lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
             fire = log_q - bonf * math.log(n_ch)
-            down[i], up[i] = _reach(fire, tails, t_pt, sid, sc, hi, lo, env_s)
+            down[i], up[i] = _reach(fire, tails, t_pt, sid, sc, hi, lo, env_s, c)
         score[i] = s
         expected[i] = pred
         # Episode bookkeeping: the detector's own firing decision.
@@ -323,6 +340,29 @@ def series_step(
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         st[S_N, sid] = n + 1.0
     return score, expected, down, up, episode, why
+
+
+@_jit
+def _half_step(st: A, sid: int, v: float) -> float:
+    """Half the series' step where it moves in steps, else 0. The step is the smallest
+    change between consecutive values seen (1 on counts, 0.002 on a CPU percentage
+    reported to three decimals); the series moves in steps when nearly every change is a
+    whole number of them (a spiky series' smallest change is just its smallest spike).
+    Callers also cap it at half a scale, so a flat series' first jump, which sets the
+    step, cannot hide the next one."""
+    prev = st[S_PREV, sid]
+    if prev == prev:  # NaN: restored from a snapshot that did not keep the last value
+        d = abs(v - prev)
+        if d > 0.0:
+            step = st[S_RES, sid]
+            if step <= 0.0 or d < step:
+                step = d
+                st[S_RES, sid] = d
+            r = d / step
+            whole = 1.0 if abs(r - round(r)) <= 1e-6 * r else 0.0
+            st[S_LATTICE, sid] += _LATTICE_A * (whole - st[S_LATTICE, sid])
+    st[S_PREV, sid] = v
+    return 0.5 * st[S_RES, sid] if st[S_LATTICE, sid] >= _LATTICE_MIN else 0.0
 
 
 @_jit
@@ -446,7 +486,7 @@ def _channels(
 @_jit
 def _reach(
     fire: float, tails: A, t_pt: int, sid: int, sc: float, hi: float, lo: float,
-    env_s: float,
+    env_s: float, c: float,
 ) -> tuple[float, float]:  # fmt: skip
     """How far below and above the prediction one value pages on its own (its log tail
     probability at or under ``fire``): past the point statistic's threshold, or past the
@@ -454,15 +494,16 @@ def _reach(
     short or heavy-tailed history the point tail's reach alone runs to absurd values (it
     is a quantile of a log-compressed statistic, exponentiated) while anything that far
     beyond what the series has done pages as novel long before. NaN (no range) where it
-    is more than ``_REACH_MAX`` times as wide as the residuals seen lately."""
+    is more than ``_REACH_MAX`` times as wide as the residuals seen lately. Both are
+    scored ``c`` (half a step) nearer than they are, so both reach ``c`` further."""
     uq = tail_u_at(fire, tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS], sid)
-    half = math.expm1(max(uq, 0.0)) * sc
+    half = math.expm1(max(uq, 0.0)) * sc + c
     down, up = half, half
     width = max(hi - lo, sc)
     if env_s > 0.0:
         nq = tail_u_at_zero(fire, tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS], sid)
         if nq < math.inf:
-            grow = math.expm1(nq) * width
+            grow = math.expm1(nq) * width + c
             down, up = max(min(half, grow - lo), 0.0), max(min(half, hi + grow), 0.0)
     if max(down, up) > _REACH_MAX * width:
         # True, but it says nothing (a young series' tails): no range is claimed.

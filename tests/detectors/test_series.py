@@ -261,10 +261,15 @@ def test_version_1_snapshot_is_refused_so_the_engine_starts_it_fresh() -> None:
 
 def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) -> dict[str, Any]:
     """A snapshot of ``det`` as ``version`` wrote it: its first ``scalars`` scalars and
-    ``tails`` tails per series (later versions appended the rest)."""
+    ``tails`` tails per series (later versions appended the rest). ``det``'s last value,
+    step and share of whole steps are set to what a migration to version 7 starts them at
+    (NaN: not kept, and 0), so the two detectors can be compared column for column."""
+    from detectors.kernels import robust_series as k
     from detectors.registry import SeriesState
     from detectors.series import _columns
 
+    det.series.arrays["st"][:, k.S_PREV] = np.nan
+    det.series.arrays["st"][:, [k.S_RES, k.S_LATTICE]] = 0.0
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
     old = SeriesState(("series",), _columns(48, scalars, tails), ttl_s=new.registry.ttl_s)
@@ -285,6 +290,11 @@ def _v5_payload(det: SeriesDetector) -> dict[str, Any]:
     """Version 5: 34 scalars (version 6 appended the level before the last level shift
     and its time)."""
     return _old_payload(det, 5, 34, 7)
+
+
+def _v6_payload(det: SeriesDetector) -> dict[str, Any]:
+    """Version 6: 37 scalars (version 7 appended the last value and the series' step)."""
+    return _old_payload(det, 6, 37, 7)
 
 
 def _v4_payload(det: SeriesDetector) -> dict[str, Any]:
@@ -337,7 +347,10 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     reach = 3.0 * 1.2533 * st[:, k.S_SC]
     np.testing.assert_allclose(st[:, [k.S_HI, k.S_LO]], np.c_[reach, -reach])
     assert st.shape[1] == k.SERIES_COLUMNS
-    np.testing.assert_array_equal(st[:, 33:], 0.0)  # the window's run, the earlier level
+    # The window's run and the earlier level at 0, the last value not kept.
+    np.testing.assert_array_equal(st[:, 33 : k.S_PREV], 0.0)
+    assert np.all(np.isnan(st[:, k.S_PREV]))
+    np.testing.assert_array_equal(st[:, [k.S_RES, k.S_LATTICE]], 0.0)
     np.testing.assert_array_equal(tails[:, 36:], 0.0)
     _pages_a_shift_alike(det, back, t, x)
 
@@ -365,6 +378,19 @@ def test_version_5_snapshot_migrates_keeping_what_it_learned() -> None:
     assert np.all(st[:, [k.S_ALT_A, k.S_ALT_S, k.S_ALT_T]] == 0.0)  # nothing shifted yet
     back = SeriesDetector.restore(pickle.dumps(_v5_payload(det)))
     _restored_as_it_was(det, back, t, x)
+
+
+def test_version_6_snapshot_migrates_keeping_what_it_learned() -> None:
+    # Version 7 appended the last value, the series' step and the share of whole steps: a
+    # v6 snapshot restores with everything it had as it was, no step known, and pages a
+    # lasting shift where the original does; the step is learned again after the restore.
+    from detectors.kernels import robust_series as k
+
+    t, x, det = _trained_on_noise()
+    back = SeriesDetector.restore(pickle.dumps(_v6_payload(det)))
+    assert back.series.arrays["st"].shape[1] == k.SERIES_COLUMNS
+    _restored_as_it_was(det, back, t, x)
+    assert back.series.arrays["st"][0, k.S_RES] > 0.0
 
 
 def test_version_2_snapshot_migrates_through_version_3() -> None:
