@@ -359,7 +359,8 @@ def _half_step(st: A, sid: int, v: float) -> float:
                 step = d
                 st[S_RES, sid] = d
             r = d / step
-            whole = 1.0 if abs(r - round(r)) <= 1e-6 * r else 0.0
+            off = r % 1.0  # NaN where r overflowed: not a whole number of steps
+            whole = 1.0 if min(off, 1.0 - off) <= 1e-6 * r else 0.0
             st[S_LATTICE, sid] += _LATTICE_A * (whole - st[S_LATTICE, sid])
     st[S_PREV, sid] = v
     return 0.5 * st[S_RES, sid] if st[S_LATTICE, sid] >= _LATTICE_MIN else 0.0
