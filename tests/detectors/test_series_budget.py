@@ -9,36 +9,31 @@ import numpy as np
 import pytest
 
 from benchmarks.budget_calibration import T0, _columns, episodes
+from detectors.budget import WEEK_S
 from detectors.series import SeriesConfig, SeriesDetector
 
 
-def test_low_counts_page_within_the_budget() -> None:
-    # Poisson(2) every 5 minutes, 6 series x 8 weeks (the calibration benchmark's own
-    # family): 32 episodes before the n ** 0.75 correction (0.68 per series-week), 24
-    # after (0.51); allow 1.2x the budget.
-    n, seeds = 8 * 2016, 6
+def _poisson_false_alerts_per_series_week(period_s: float, weeks: int, seeds: int = 6) -> float:
+    """Episodes per scored series-week on Poisson(2) counts (the calibration benchmark's
+    own family and seeds), after the warm-up."""
+    n = int(weeks * WEEK_S / period_s)
     count = sum(
-        episodes(np.random.default_rng(1000 + s).poisson(2.0, n).astype(np.float64), 300.0)
+        episodes(np.random.default_rng(1000 + s).poisson(2.0, n).astype(np.float64), period_s)
         for s in range(seeds)
     )
-    cfg = SeriesConfig()
-    weeks = seeds * (n - cfg.warmup_samples) / 2016
-    assert count / weeks <= 1.2 * cfg.alert_budget.false_alerts_per_series_week
+    return count / (seeds * (n - SeriesConfig().warmup_samples) * period_s / WEEK_S)
 
 
-def test_low_counts_page_within_the_budget_at_hourly_sampling() -> None:
-    # Poisson(2) every hour, 6 series x 26 weeks (the calibration benchmark's hourly
-    # cell). The tails are continuous fits, so a count at a step was scored by the step's
-    # far side, and the residual envelope's decayed edges were met again by ties: 91
-    # episodes (1.28x the budget) before the continuity correction, 60 (0.85x) after.
-    n, seeds = 26 * 168, 6
-    count = sum(
-        episodes(np.random.default_rng(1000 + s).poisson(2.0, n).astype(np.float64), 3600.0)
-        for s in range(seeds)
-    )
-    cfg = SeriesConfig()
-    weeks = seeds * (n - cfg.warmup_samples) / 168
-    assert count / weeks <= cfg.alert_budget.false_alerts_per_series_week
+@pytest.mark.parametrize(("period_s", "weeks"), [(300.0, 8), (3600.0, 26)])
+def test_low_counts_page_within_the_budget(period_s: float, weeks: int) -> None:
+    # 6 series of 8 weeks at 5 minutes: 32 episodes with the sqrt(n) correction for
+    # testing several statistics (0.68 per series-week), 24 with n ** 0.75 (0.51), 10
+    # with the continuity correction (0.21). 6 series of 26 weeks hourly: 91 episodes
+    # (1.28x the budget) before the continuity correction, 60 (0.85x) after: the tails
+    # are continuous fits, so a count at a step was scored by the step's far side, and
+    # the residual envelope's decayed edges were met again by ties.
+    budget = SeriesConfig().alert_budget.false_alerts_per_series_week
+    assert _poisson_false_alerts_per_series_week(period_s, weeks) <= budget
 
 
 @pytest.mark.parametrize(
