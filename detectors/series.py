@@ -30,7 +30,7 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 
 State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
 ``2 * profile_slots`` float profile, 7 weekday offsets and seven tails of
-``TAIL_COLUMNS`` floats (1,480 bytes at the default 48 slots). The kernel takes the
+``TAIL_COLUMNS`` floats (1,488 bytes at the default 48 slots). The kernel takes the
 arrays transposed (one column per series), as views. The first ``warmup_samples`` rows
 of a series are learned but not scored.
 """
@@ -76,7 +76,8 @@ def _columns(
 # Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
 # and its novelty tail at the end of each; version 5 one scalar, the window tail's run;
 # version 6 three, the level before the last level shift and when it was left; version
-# 7 three, the last value, the series' step and whether it moves in steps).
+# 7 four, the last value, the series' step, whether it moves in steps and the lowest
+# value seen).
 _V3_SCALARS, _V3_TAILS = 30, 6
 _V4_SCALARS, _V5_SCALARS, _V6_SCALARS = 33, 34, 37
 
@@ -142,12 +143,14 @@ def _from_v5(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _from_v6(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 7 appended the last value, the series' step and the share of changes that
-    are whole steps (for the continuity correction). The last value was not kept: NaN,
-    so the step is learned from the second row after the restore on, and no correction
-    is made until about a hundred changes have shown the series moves in steps."""
+    are whole steps (for the continuity correction), and the lowest value seen (a bound
+    below zero is not stated on a series never below it). The last and lowest values
+    were not kept: NaN, so the step is learned from the second row after the restore on,
+    no correction is made until about a hundred changes have shown the series moves in
+    steps, and the lowest value is the lowest seen since the restore."""
     old: SeriesState = payload["state"]["series"]
     cols, arrays = _widened(old, k.SERIES_COLUMNS)
-    arrays["st"][:, k.S_PREV] = np.nan
+    arrays["st"][:, [k.S_PREV, k.S_FLOOR]] = np.nan
     return _adopted(payload, old, cols, arrays)
 
 
@@ -319,10 +322,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         labels = self._labels(batch, row)
         observed = float(batch.value[row])
         exp = float(expected[row]) if np.isfinite(expected[row]) else None
-        lo = hi = None
-        if exp is not None and np.isfinite(down[row]) and np.isfinite(up[row]):
-            # How far the value may go either way before it pages by itself.
-            lo, hi = exp - float(down[row]), exp + float(up[row])
+        # How far the value may go either way before it pages by itself (a side the
+        # kernel does not state is None).
+        lo = exp - float(down[row]) if exp is not None and np.isfinite(down[row]) else None
+        hi = exp + float(up[row]) if exp is not None and np.isfinite(up[row]) else None
         reason = _REASONS.get(float(why[row])) if anomalous else None
         text = explain(
             str(batch.name[row]), labels["series"], observed, exp, lo, hi, anomalous, reason
@@ -359,6 +362,14 @@ _REASONS: dict[float, str] = {
 }
 
 
+def _bounds(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f" {fmt(lo)} to {fmt(hi)}"
+    if hi is not None:
+        return f", up to {fmt(hi)}"
+    return f", from {fmt(lo)}" if lo is not None else ""
+
+
 def explain(
     name: str,
     series: str,
@@ -371,16 +382,17 @@ def explain(
 ) -> str:
     """The finding's text, from the same numbers as its observed value and bounds: it says
     "above"/"below" only when the value is outside [lo, hi], and, when it is not, what
-    else was unusual (``reason``)."""
-    if expected is None or lo is None or hi is None:
+    else was unusual (``reason``). A bound that is None is not stated ("up to hi")."""
+    if expected is None or (lo is None and hi is None):
         if not anomalous:
             return f"{name} at {fmt(observed)} is back to normal for {series}"
         exp = f" (expected {fmt(expected)})" if expected is not None else ""
         why = f": {reason}" if reason else ""
         return f"{name} at {fmt(observed)} is unusual for {series}{exp}{why}"
-    side = "above" if observed > hi else "below" if observed < lo else "within"
+    above = hi is not None and observed > hi
+    side = "above" if above else "below" if lo is not None and observed < lo else "within"
     text = (
-        f"{name} at {fmt(observed)} is {side} its expected range {fmt(lo)} to {fmt(hi)}"
+        f"{name} at {fmt(observed)} is {side} its expected range{_bounds(lo, hi)}"
         f" (expected {fmt(expected)})"
     )
     if not anomalous:

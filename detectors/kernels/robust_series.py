@@ -103,8 +103,9 @@ from detectors.kernels.weekday import (
     S_PREV,
     S_RES,
     S_LATTICE,
-) = range(40)
-SERIES_COLUMNS = 40
+    S_FLOOR,
+) = range(41)
+SERIES_COLUMNS = 41
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
@@ -141,6 +142,7 @@ def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
     st[S_SLOW, sid] = x
     st[S_MAG, sid] = abs(x)
     st[S_PREV, sid] = x
+    st[S_FLOOR, sid] = x
     pl[:, sid] = x
 
 
@@ -157,9 +159,10 @@ def series_step(
     params: A,
 ) -> tuple[A, A, A, A, A, A]:
     """Score and learn a batch (rows in time order per series). Returns per row: score,
-    expected value, how far below and above it a value pages by itself (see
-    ``_reach``), the episode flag (1 in an episode, 2 on the row that ended one) and
-    which statistic was the most unusual (a ``WHY_*`` code, -1 before it is scored)."""
+    expected value, how far below and above it a value pages by itself (see ``_reach``;
+    NaN where that side is not stated), the episode flag (1 in an episode, 2 on the row
+    that ended one) and which statistic was the most unusual (a ``WHY_*`` code, -1
+    before it is scored)."""
     a_lvl, a_sc, a_win, tail_p, rate_a, peak_a = params[0:6]
     min_n, rebase_after, clear_after, gap_factor, slot_days, seas_ratio = params[6:12]
     use_drift, ctl = params[12], params[13]
@@ -186,6 +189,8 @@ def series_step(
             expected[i] = v
             continue
         n = st[S_N, sid]
+        lowest = st[S_FLOOR, sid]  # the lowest value seen (NaN: not kept by the snapshot)
+        st[S_FLOOR, sid] = v if lowest != lowest else min(lowest, v)
         if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
             # Without the daily profile the plain level carries the weekday offsets.
             step = offset_step(pw, sid, st[S_LAST_T, sid], t)
@@ -285,6 +290,10 @@ def series_step(
             s = r / (1.0 + r)
             fire = log_q - bonf * math.log(n_ch)
             down[i], up[i] = _reach(fire, tails, t_pt, sid, sc, hi, lo, env_s, c)
+            if st[S_FLOOR, sid] >= 0.0 and pred - down[i] < 0.0:
+                # A bound below zero on a series never seen below it (bytes, a CPU
+                # percentage) says nothing a reader can use: only the upper is stated.
+                down[i] = math.nan
         score[i] = s
         expected[i] = pred
         # Episode bookkeeping: the detector's own firing decision.

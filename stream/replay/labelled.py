@@ -143,16 +143,21 @@ def replay_series(
     firing = firing_alerts(result.alerts)
     onsets = np.array(sorted(a.starts_at.timestamp() for a in firing))
     values = table.value[ok]
-    span = float(np.ptp(values)) if values.size else 0.0
-    widths = [
-        (a.bounds.upper - a.bounds.lower) / span
-        if span > 0 and a.bounds.lower is not None and a.bounds.upper is not None
-        else math.nan
-        for a in firing
-    ]
+    widths = [_width(a.bounds.lower, a.bounds.upper, values) for a in firing]
     return SeriesRun(
         series, ts[order], scores[order], onsets, result.elapsed_s, np.array(widths, dtype=float)
     )
+
+
+def _width(lower: float | None, upper: float | None, values: F64) -> float:
+    """A stated range's width in units of the series' own range; a side not stated (a
+    bound below zero on a series never below it) is taken at the series' own extreme."""
+    span = float(np.ptp(values)) if values.size else 0.0
+    if span <= 0 or (lower is None and upper is None):
+        return math.nan
+    low = float(values.min()) if lower is None else lower
+    high = float(values.max()) if upper is None else upper
+    return (high - low) / span
 
 
 def stated_range_summary(runs: Sequence[SeriesRun]) -> dict[str, Any]:

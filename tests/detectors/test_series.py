@@ -3,6 +3,7 @@ anomaly, a new baseline after a level shift, seasonality learned, explanations t
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import Any
 
@@ -196,10 +197,12 @@ def test_explanation_agrees_with_observed_and_bounds() -> None:
     checked = 0
     for f in findings:
         assert f.severity == "warning"
-        if f.lower is None or f.upper is None or f.observed is None:
+        if (f.lower is None and f.upper is None) or f.observed is None or f.expected is None:
             continue
-        assert f.lower <= f.expected <= f.upper  # type: ignore[operator]
-        outside = f.observed > f.upper or f.observed < f.lower
+        lower = -math.inf if f.lower is None else f.lower
+        upper = math.inf if f.upper is None else f.upper
+        assert lower <= f.expected <= upper
+        outside = f.observed > upper or f.observed < lower
         assert ("above" in f.explanation or "below" in f.explanation) == outside
         assert ("within" in f.explanation) == (not outside)
         checked += 1
@@ -216,6 +219,14 @@ def test_explain_text() -> None:
     assert no_range == f"m at 2.5 is unusual for s: {why}"
     no_range = explain("m", "s", 2.5, 2.0, None, None, True, why)
     assert no_range == f"m at 2.5 is unusual for s (expected 2): {why}"
+    # A side not stated (a bound below zero on a series never below it) is left out.
+    assert "above its expected range, up to 3 (expected 2)" in explain(
+        "m", "s", 5.0, 2.0, None, 3.0, True
+    )
+    assert explain("m", "s", 2.5, 2.0, None, 3.0, True, why).endswith(f"for s, but {why}")
+    assert "below its expected range, from 1 (expected 2)" in explain(
+        "m", "s", 0.5, 2.0, 1.0, None, True
+    )
     # Outside the range the range is the reason; a resolve gives none.
     assert why not in explain("m", "s", 5.0, 2.0, 1.0, 3.0, True, why)
     assert why not in explain("m", "s", 2.5, 2.0, 1.0, 3.0, False, why)
@@ -261,14 +272,15 @@ def test_version_1_snapshot_is_refused_so_the_engine_starts_it_fresh() -> None:
 
 def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) -> dict[str, Any]:
     """A snapshot of ``det`` as ``version`` wrote it: its first ``scalars`` scalars and
-    ``tails`` tails per series (later versions appended the rest). ``det``'s last value,
-    step and share of whole steps are set to what a migration to version 7 starts them at
-    (NaN: not kept, and 0), so the two detectors can be compared column for column."""
+    ``tails`` tails per series (later versions appended the rest). ``det``'s last and
+    lowest values, step and share of whole steps are set to what a migration to version 7
+    starts them at (NaN: not kept, and 0), so the two detectors can be compared column
+    for column."""
     from detectors.kernels import robust_series as k
     from detectors.registry import SeriesState
     from detectors.series import _columns
 
-    det.series.arrays["st"][:, k.S_PREV] = np.nan
+    det.series.arrays["st"][:, [k.S_PREV, k.S_FLOOR]] = np.nan
     det.series.arrays["st"][:, [k.S_RES, k.S_LATTICE]] = 0.0
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
@@ -349,7 +361,7 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     assert st.shape[1] == k.SERIES_COLUMNS
     # The window's run and the earlier level at 0, the last value not kept.
     np.testing.assert_array_equal(st[:, 33 : k.S_PREV], 0.0)
-    assert np.all(np.isnan(st[:, k.S_PREV]))
+    assert np.all(np.isnan(st[:, [k.S_PREV, k.S_FLOOR]]))
     np.testing.assert_array_equal(st[:, [k.S_RES, k.S_LATTICE]], 0.0)
     np.testing.assert_array_equal(tails[:, 36:], 0.0)
     _pages_a_shift_alike(det, back, t, x)

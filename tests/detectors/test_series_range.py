@@ -36,12 +36,16 @@ def test_a_value_just_past_the_stated_range_pages_by_itself(family: str) -> None
         before = copy.deepcopy(det)
         out = det.update(_cols(t[i : i + 1], v[i : i + 1]))
         for f in out.findings:
-            if f.lower is None or f.upper is None:
+            if f.expected is None:
                 continue
-            width = f.upper - f.lower
-            assert _score_of(copy.deepcopy(before), t[i], f.upper + 1e-3 * width) >= 0.5
-            assert _score_of(copy.deepcopy(before), t[i], f.lower - 1e-3 * width) >= 0.5
-            checked += 1
+            # Each stated side: a value just past it pages (a side below zero is not
+            # stated on a series never below zero).
+            for bound in (f.lower, f.upper):
+                if bound is not None:
+                    out = bound - f.expected
+                    past = bound + 1e-3 * out + np.sign(out) * 1e-9
+                    assert _score_of(copy.deepcopy(before), t[i], past) >= 0.5
+                    checked += 1
     assert checked >= 1
 
 
@@ -66,3 +70,25 @@ def test_the_range_of_a_low_count_series_stays_on_its_scale() -> None:
         ]
     assert len(uppers) >= 20
     assert max(uppers) <= 20.0
+
+
+@pytest.mark.parametrize("offset", [0.0, -5.0])
+def test_a_bound_below_zero_is_stated_only_on_a_series_that_has_been_below_zero(
+    offset: float,
+) -> None:
+    # A spiky count (bytes, requests) is never negative: a lower bound below zero tells
+    # a reader nothing ("-150,321,042 to 561,350,539" bytes), so only the upper is stated.
+    # The same series 5 lower has been negative: its lower bound is stated.
+    rng = np.random.default_rng(5)
+    n = 3000
+    t = T0 + 300.0 * np.arange(n)
+    v = np.where(rng.random(n) < 0.05, rng.lognormal(3.0, 1.0, n), 0.0) + offset
+    v[2500:2520] += 6.0 * np.std(v)
+    findings = SeriesDetector().update(_cols(t, v)).findings
+    stated = [f for f in findings if f.upper is not None]
+    assert stated
+    if offset == 0.0:
+        assert all(f.lower is None or f.lower >= 0.0 for f in stated)
+        assert any(f.lower is None and "up to" in f.explanation for f in stated)
+    else:
+        assert all(f.lower is not None and f.lower < 0.0 for f in stated)
