@@ -150,7 +150,7 @@ def _from_v6(payload: dict[str, Any]) -> dict[str, Any]:
     steps, and the lowest value is the lowest seen since the restore."""
     old: SeriesState = payload["state"]["series"]
     cols, arrays = _widened(old, k.SERIES_COLUMNS)
-    arrays["st"][:, [k.S_PREV, k.S_FLOOR]] = np.nan
+    arrays["st"][:, [k.S_PREV, k.S_LOWEST]] = np.nan
     return _adopted(payload, old, cols, arrays)
 
 
@@ -363,6 +363,8 @@ _REASONS: dict[float, str] = {
 
 
 def _bounds(lo: float | None, hi: float | None) -> str:
+    """The range as the text states it after "its expected range": " 1 to 3", or one
+    side (", up to 3") where the other is not stated."""
     if lo is not None and hi is not None:
         return f" {fmt(lo)} to {fmt(hi)}"
     if hi is not None:

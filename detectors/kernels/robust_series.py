@@ -103,7 +103,7 @@ from detectors.kernels.weekday import (
     S_PREV,
     S_RES,
     S_LATTICE,
-    S_FLOOR,
+    S_LOWEST,
 ) = range(41)
 SERIES_COLUMNS = 41
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
@@ -142,7 +142,7 @@ def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
     st[S_SLOW, sid] = x
     st[S_MAG, sid] = abs(x)
     st[S_PREV, sid] = x
-    st[S_FLOOR, sid] = x
+    st[S_LOWEST, sid] = x
     pl[:, sid] = x
 
 
@@ -189,8 +189,8 @@ def series_step(
             expected[i] = v
             continue
         n = st[S_N, sid]
-        lowest = st[S_FLOOR, sid]  # the lowest value seen (NaN: not kept by the snapshot)
-        st[S_FLOOR, sid] = v if lowest != lowest else min(lowest, v)
+        lowest = st[S_LOWEST, sid]  # the lowest value seen (NaN: not kept by the snapshot)
+        st[S_LOWEST, sid] = v if lowest != lowest else min(lowest, v)
         if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
             # Without the daily profile the plain level carries the weekday offsets.
             step = offset_step(pw, sid, st[S_LAST_T, sid], t)
@@ -290,7 +290,7 @@ def series_step(
             s = r / (1.0 + r)
             fire = log_q - bonf * math.log(n_ch)
             down[i], up[i] = _reach(fire, tails, t_pt, sid, sc, hi, lo, env_s, c)
-            if st[S_FLOOR, sid] >= 0.0 and pred - down[i] < 0.0:
+            if st[S_LOWEST, sid] >= 0.0 and pred - down[i] < 0.0:
                 # A bound below zero on a series never seen below it (bytes, a CPU
                 # percentage) says nothing a reader can use: only the upper is stated.
                 down[i] = math.nan

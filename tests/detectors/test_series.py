@@ -280,7 +280,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     from detectors.registry import SeriesState
     from detectors.series import _columns
 
-    det.series.arrays["st"][:, [k.S_PREV, k.S_FLOOR]] = np.nan
+    det.series.arrays["st"][:, [k.S_PREV, k.S_LOWEST]] = np.nan
     det.series.arrays["st"][:, [k.S_RES, k.S_LATTICE]] = 0.0
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
@@ -361,7 +361,7 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     assert st.shape[1] == k.SERIES_COLUMNS
     # The window's run and the earlier level at 0, the last value not kept.
     np.testing.assert_array_equal(st[:, 33 : k.S_PREV], 0.0)
-    assert np.all(np.isnan(st[:, [k.S_PREV, k.S_FLOOR]]))
+    assert np.all(np.isnan(st[:, [k.S_PREV, k.S_LOWEST]]))
     np.testing.assert_array_equal(st[:, [k.S_RES, k.S_LATTICE]], 0.0)
     np.testing.assert_array_equal(tails[:, 36:], 0.0)
     _pages_a_shift_alike(det, back, t, x)
