@@ -143,20 +143,22 @@ def replay_series(
     firing = firing_alerts(result.alerts)
     onsets = np.array(sorted(a.starts_at.timestamp() for a in firing))
     values = table.value[ok]
-    widths = [_width(a.bounds.lower, a.bounds.upper, values) for a in firing]
+    extremes = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    widths = [_width(a.bounds.lower, a.bounds.upper, *extremes) for a in firing]
     return SeriesRun(
         series, ts[order], scores[order], onsets, result.elapsed_s, np.array(widths, dtype=float)
     )
 
 
-def _width(lower: float | None, upper: float | None, values: F64) -> float:
-    """A stated range's width in units of the series' own range; a side not stated (a
-    bound below zero on a series never below it) is taken at the series' own extreme."""
-    span = float(np.ptp(values)) if values.size else 0.0
+def _width(lower: float | None, upper: float | None, least: float, most: float) -> float:
+    """A stated range's width in units of the series' own range (``least`` to ``most``);
+    a side not stated (a bound below zero on a series never below it) is taken at the
+    series' own extreme."""
+    span = most - least
     if span <= 0 or (lower is None and upper is None):
         return math.nan
-    low = float(values.min()) if lower is None else lower
-    high = float(values.max()) if upper is None else upper
+    low = least if lower is None else lower
+    high = most if upper is None else upper
     return (high - low) / span
 
 
