@@ -32,6 +32,15 @@ GAMMA_MIN, GAMMA_MAX = 0.0, 0.45
 # small peaks makes the next moderate value look impossibly rare. The fitted shape is
 # shrunk toward the heaviest (GAMMA_MAX) with the weight of this many peaks.
 PRIOR_PEAKS = 10.0
+# The threshold's step, as a share of the spread: QUANTILE_GAIN while a tail is young (so
+# a threshold that starts at the first value finds the quantile fast), then falling as
+# QUANTILE_SETTLE / n to QUANTILE_GAIN_FLOOR (Robbins-Monro, with a floor so it still
+# tracks). The statistics are already scaled by a fast robust scale, so their quantile
+# moves little; a large step would only let a sustained, moderate anomaly (half a day
+# a few scales off its daily profile, under the alert on each row) raise the threshold
+# under itself within a few rows and never page. Run-declustered tails do not need it
+# (a run raises them once) and keep the full step.
+QUANTILE_GAIN, QUANTILE_SETTLE, QUANTILE_GAIN_FLOOR = 0.3, 400.0, 0.05
 MIN_EVENTS_AT_ZERO = 3.0  # positive values a zero-threshold tail needs before sizes count
 
 
@@ -83,9 +92,14 @@ def _learn_excess(st: A, sid: int, y: float, n: float, tail_p: float, peak_alpha
 
 
 @_jit
-def _quantile_step(st: A, sid: int) -> float:
-    """The threshold's full step: a share of the spread, or of the mean excess."""
-    return float(0.3 * max(st[T_SPREAD, sid], st[T_M1, sid]))
+def _quantile_step(st: A, sid: int, settling: bool) -> float:
+    """The threshold's full step: a share (see ``QUANTILE_GAIN``; falling with the values
+    learned where ``settling``) of the spread, or of the mean excess."""
+    gain = QUANTILE_GAIN
+    if settling:
+        gain *= min(1.0, QUANTILE_SETTLE / max(float(st[T_N, sid]), 1.0))
+        gain = max(gain, QUANTILE_GAIN_FLOOR)
+    return float(gain * max(st[T_SPREAD, sid], st[T_M1, sid]))
 
 
 @_jit
@@ -112,7 +126,7 @@ def tail_learn(
         _learn_excess(st, sid, u - t, n, tail_p, peak_alpha)
     st[T_RATE, sid] += a * ((1.0 if above else 0.0) - st[T_RATE, sid])
     # Stochastic-approximation quantile: balanced steps, up on an excess, down otherwise.
-    step = _quantile_step(st, sid)
+    step = _quantile_step(st, sid, True)
     if above:
         st[T_THRESH, sid] = t + step
     else:
@@ -156,11 +170,11 @@ def tail_learn_runs(
         if start and st[T_M1, sid] <= 1e-12:  # no run has ended yet: its excess so far
             st[T_M1, sid], st[T_M2, sid] = y, y * y
         gain = 1.0 if start or n < settle else run_gain
-        st[T_THRESH, sid] = t + gain * _quantile_step(st, sid)
+        st[T_THRESH, sid] = t + gain * _quantile_step(st, sid, False)
         return float(max(run_max, y))
     if run_max > 0.0:  # a run ended: its peak is one excess
         _learn_excess(st, sid, run_max, n, tail_p, peak_alpha)
-    st[T_THRESH, sid] = t - _quantile_step(st, sid) * tail_p / (1.0 - tail_p)
+    st[T_THRESH, sid] = t - _quantile_step(st, sid, False) * tail_p / (1.0 - tail_p)
     return 0.0
 
 
