@@ -96,9 +96,11 @@ def _quantile_step(st: A, sid: int, settling: bool) -> float:
     """The threshold's full step: a share (see ``QUANTILE_GAIN``; falling with the values
     learned where ``settling``) of the spread, or of the mean excess."""
     gain = QUANTILE_GAIN
-    if settling:
-        gain *= min(1.0, QUANTILE_SETTLE / max(float(st[T_N, sid]), 1.0))
-        gain = max(gain, QUANTILE_GAIN_FLOOR)
+    n = float(st[T_N, sid])
+    if settling and n > QUANTILE_SETTLE:
+        # Settled tails (nearly all, in a long-running service) skip the division.
+        settled = n * QUANTILE_GAIN_FLOOR >= QUANTILE_SETTLE * QUANTILE_GAIN
+        gain = QUANTILE_GAIN_FLOOR if settled else QUANTILE_GAIN * QUANTILE_SETTLE / n
     return float(gain * max(st[T_SPREAD, sid], st[T_M1, sid]))
 
 
