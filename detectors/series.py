@@ -17,7 +17,9 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   a streaming extreme-value tail of the series' own history (``detectors.budget``);
   and novelty: how far a value goes beyond the envelope of the residuals of the last
   couple of weeks (a spike past anything the series has lately shown is news even on
-  a spiky series whose point tail has learned its ordinary spikes);
+  a spiky series whose point tail has learned its ordinary spikes); and a value stuck
+  for longer than the series ever repeats one (a hung exporter, a frozen gauge), which
+  no size statistic sees (``detectors.kernels.flat``);
   the score is 0.5 exactly where the rarest of them, corrected for testing several,
   meets the alert budget (``false_alerts_per_series_week``, default 0.5, overridable
   per series label); a series that used more than its budget lately gets stricter;
@@ -29,8 +31,8 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   level instead of alerting on whatever the series restarted at.
 
 State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
-``2 * profile_slots`` float profile, 7 weekday offsets and seven tails of
-``TAIL_COLUMNS`` floats (1,488 bytes at the default 48 slots). The kernel takes the
+``2 * profile_slots`` float profile, 7 weekday offsets and eight tails of
+``TAIL_COLUMNS`` floats (1,560 bytes at the default 48 slots). The kernel takes the
 arrays transposed (one column per series), as views. The first ``warmup_samples`` rows
 of a series are learned but not scored.
 """
@@ -77,9 +79,10 @@ def _columns(
 # and its novelty tail at the end of each; version 5 one scalar, the window tail's run;
 # version 6 three, the level before the last level shift and when it was left; version
 # 7 four, the last value, the series' step, whether it moves in steps and the lowest
-# value seen).
+# value seen; version 8 three, the run of repeats, the share of rows that repeat and
+# the running run's peak, and the tail of runs of repeats).
 _V3_SCALARS, _V3_TAILS = 30, 6
-_V4_SCALARS, _V5_SCALARS, _V6_SCALARS = 33, 34, 37
+_V4_SCALARS, _V5_SCALARS, _V6_SCALARS, _V7_SCALARS = 33, 34, 37, 41
 
 
 def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -149,9 +152,17 @@ def _from_v6(payload: dict[str, Any]) -> dict[str, Any]:
     no correction is made until about a hundred changes have shown the series moves in
     steps, and the lowest value is the lowest seen since the restore."""
     old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, k.SERIES_COLUMNS)
+    cols, arrays = _widened(old, _V7_SCALARS)
     arrays["st"][:, [k.S_PREV, k.S_LOWEST]] = np.nan
     return _adopted(payload, old, cols, arrays)
+
+
+def _from_v7(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 8 appended the run of repeats (0: none running), the share of rows that
+    repeat and the tail of runs of repeats, all fresh: the stuck-value statistic is not
+    scored until its tail has learned ``warmup_samples`` rows after the restore."""
+    old: SeriesState = payload["state"]["series"]
+    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS))
 
 
 class SeriesConfig(BudgetedConfig):
@@ -202,13 +213,14 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 7
+    state_version: ClassVar[int] = 8
     state_migrations: ClassVar[Mapping[int, Migration]] = {
         2: _from_v2,
         3: _from_v3,
         4: _from_v4,
         5: _from_v5,
         6: _from_v6,
+        7: _from_v7,
     }
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
@@ -359,6 +371,7 @@ _REASONS: dict[float, str] = {
     k.WHY_DRIFT: "its level has drifted unusually far from where it usually sits",
     k.WHY_DENSITY: "outliers have come unusually often lately",
     k.WHY_NOVEL: "it is past anything it did in about the last two weeks",
+    k.WHY_FLAT: "it has repeated the same value for longer than it ever does (stuck or stale?)",
 }
 
 

@@ -14,7 +14,9 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
   mean (as in HTM's anomaly likelihood), the share of recent rows beyond the point
   tail's threshold, the level's drift from its slow average, and novelty (how far the
   residual goes beyond the envelope of the residuals of the last ``env_s`` of time, in
-  envelope widths: 0 inside it, a zero-threshold tail beyond); each goes through its
+  envelope widths: 0 inside it, a zero-threshold tail beyond) and, on a series that
+  changes on nearly every row, the run of exact repeats (a stuck value, scored against
+  the series' own runs: ``detectors.kernels.flat``); each goes through its
   own streaming peaks-over-threshold tail (the plain level's window mean declustered
   by runs: a run of rows beyond the threshold is one event, see ``tail_learn_runs``,
   so a change that builds over many rows does not raise its own bar as it builds),
@@ -42,6 +44,7 @@ import math
 import numpy as np
 
 from detectors.kernels._base import A, _jit
+from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
 from detectors.kernels.tail import (
     T_N,
     T_THRESH,
@@ -104,21 +107,25 @@ from detectors.kernels.weekday import (
     S_RES,
     S_LATTICE,
     S_LOWEST,
-) = range(41)
-SERIES_COLUMNS = 41
+    S_SAME,
+    S_REP,
+    S_RUN_F,
+) = range(44)
+SERIES_COLUMNS = 44
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
-# density and novelty beyond the residual envelope.
-TAILS = 7
-_TA, _TAW, _TS, _TSW, _TD, _TDN, _TNV = range(TAILS)
+# density, novelty beyond the residual envelope and runs of repeats (detectors.kernels.flat).
+TAILS = 8
+_TA, _TAW, _TS, _TSW, _TD, _TDN, _TNV, _TFL = range(TAILS)
 WEEK_S = 7 * DAY_S
 _SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
 _LOG2 = math.log(2.0)
 _RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
 # Which statistic a row's score came from: the value itself, the recent window's mean,
-# the level's drift from its slow average, the density of outliers, novelty.
-WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL = 0.0, 1.0, 2.0, 3.0, 4.0
+# the level's drift from its slow average, the density of outliers, novelty, a value
+# stuck for longer than the series' runs of repeats.
+WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT = 0.0, 1.0, 2.0, 3.0, 4.0, 5.0
 # A series moves in steps when at least this share of its changes (a moving average over
 # about 1 / _LATTICE_A changes) are whole numbers of its smallest change.
 _LATTICE_A, _LATTICE_MIN = 0.02, 0.9
@@ -191,6 +198,8 @@ def series_step(
         n = st[S_N, sid]
         lowest = st[S_LOWEST, sid]  # the lowest value seen (NaN: not kept by the snapshot)
         st[S_LOWEST, sid] = v if lowest != lowest else min(lowest, v)
+        k_flat = flat_run(st[S_PREV, sid], v, st[S_SAME, sid])
+        st[S_SAME, sid] = k_flat
         if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
             # Without the daily profile the plain level carries the weekday offsets.
             step = offset_step(pw, sid, st[S_LAST_T, sid], t)
@@ -285,6 +294,13 @@ def series_step(
                 tails, sid, seasonal, p_s, win_s, p_a, win_a, u_d, dens, nov,
                 use_drift, a_dens, env_s,
             )  # fmt: skip
+            if k_flat > 0.0 and st[S_REP, sid] < FLAT_REP_MAX:
+                # A value stuck for longer than the series ever is (a hung exporter). On
+                # a row that changed this cannot page, so it is one more test only here.
+                lf = flat_logp(k_flat, st[S_REP, sid], _tail(tails, _TFL), sid, min_n, peak_a)
+                n_ch += 1.0
+                if lf < lp:
+                    lp, why[i] = lf, WHY_FLAT
             lp += bonf * math.log(n_ch)
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
@@ -320,6 +336,8 @@ def series_step(
             episode[i] = 1.0
         # Learning decided before any rebase: the rebase row's residual is the old level's.
         learn = ep <= 0.0 or st[S_EP_REBASED, sid] > 0.5 or ep > 4.0 * rebase_after
+        # A stuck value is never the series' new normal (its scale would shrink to 0).
+        learn = learn and not (ep > 0.0 and k_flat > 0.0)
         shifted = (
             abs(st[S_EP_RS, sid]) > 3.0 * sc_s if seasonal else abs(st[S_EP_RA, sid]) > 3.0 * sc_a
         )
@@ -347,6 +365,13 @@ def series_step(
                        u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
                        slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
             _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
+        if ep <= 0.0:
+            # Never inside an episode, rebased or long: a value stuck for long is not the
+            # series' new normal however long it lasts.
+            st[S_REP, sid] = flat_learn(
+                k_flat, st[S_RUN_F, sid], st[S_REP, sid], _tail(tails, _TFL), sid, rate_a, peak_a
+            )
+            st[S_RUN_F, sid] = k_flat
         st[S_N, sid] = n + 1.0
     return score, expected, down, up, episode, why
 
@@ -537,6 +562,12 @@ def _envelope(
     if n >= 0.5 * min_n:
         tn = tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS]
         tail_learn_at_zero(nov, tn, sid, rate_a, peak_a)
+
+
+@_jit
+def _tail(tails: A, which: int) -> A:
+    """One tail's rows of the tails array (a view)."""
+    return tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
 
 
 @_jit

@@ -292,14 +292,18 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     """A snapshot of ``det`` as ``version`` wrote it: its first ``scalars`` scalars and
     ``tails`` tails per series (later versions appended the rest). ``det``'s last and
     lowest values, step and share of whole steps are set to what a migration to version 7
-    starts them at (NaN: not kept, and 0), so the two detectors can be compared column
-    for column."""
+    starts them at (NaN: not kept, and 0), and its runs of repeats to what one to
+    version 8 starts them at (0, and a fresh tail), so the two detectors can be compared
+    column for column."""
     from detectors.kernels import robust_series as k
     from detectors.registry import SeriesState
     from detectors.series import _columns
 
     det.series.arrays["st"][:, [k.S_PREV, k.S_LOWEST]] = np.nan
     det.series.arrays["st"][:, [k.S_RES, k.S_LATTICE]] = 0.0
+    if scalars < k.SERIES_COLUMNS:
+        det.series.arrays["st"][:, [k.S_SAME, k.S_REP, k.S_RUN_F]] = 0.0
+        det.series.arrays["tails"][:, k._TFL * TAIL_COLUMNS :] = 0.0
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
     old = SeriesState(("series",), _columns(48, scalars, tails), ttl_s=new.registry.ttl_s)
@@ -325,6 +329,12 @@ def _v5_payload(det: SeriesDetector) -> dict[str, Any]:
 def _v6_payload(det: SeriesDetector) -> dict[str, Any]:
     """Version 6: 37 scalars (version 7 appended the last value and the series' step)."""
     return _old_payload(det, 6, 37, 7)
+
+
+def _v7_payload(det: SeriesDetector) -> dict[str, Any]:
+    """Version 7: 41 scalars and seven tails (version 8 appended the run of repeats, the
+    share of rows that repeat, the running run's peak and the tail of runs)."""
+    return _old_payload(det, 7, 41, 7)
 
 
 def _v4_payload(det: SeriesDetector) -> dict[str, Any]:
@@ -421,6 +431,19 @@ def test_version_6_snapshot_migrates_keeping_what_it_learned() -> None:
     assert back.series.arrays["st"].shape[1] == k.SERIES_COLUMNS
     _restored_as_it_was(det, back, t, x)
     assert back.series.arrays["st"][0, k.S_RES] > 0.0
+
+
+def test_version_7_snapshot_migrates_keeping_what_it_learned() -> None:
+    # Version 8 appended the runs of repeats (three scalars and a tail): a v7 snapshot
+    # restores with everything it had as it was and those fresh, pages a lasting shift
+    # where the original does, and learns the runs again.
+    from detectors.kernels import robust_series as k
+
+    t, x, det = _trained_on_noise()
+    back = SeriesDetector.restore(pickle.dumps(_v7_payload(det)))
+    assert back.series.arrays["tails"].shape[1] == k.TAILS * TAIL_COLUMNS
+    _restored_as_it_was(det, back, t, x)
+    assert back.series.arrays["tails"][0, k._TFL * TAIL_COLUMNS + 5] > 0  # T_N: learning
 
 
 def test_version_2_snapshot_migrates_through_version_3() -> None:
