@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check schemas detectors connectors stream benchmarks tests deploy scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy schemas detectors connectors stream benchmarks deploy
+	$(BIN)/mypy schemas detectors connectors stream benchmarks deploy tests
 
 deploy-deps:
 	bash scripts/deploy-check-deps.sh

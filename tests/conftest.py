@@ -73,10 +73,10 @@ def read_topic(
             for msg in consumer.consume(1000, timeout=0.2):
                 if msg.error():
                     continue
-                out.append(
-                    Record(topic, msg.partition(), msg.offset(), msg.key(), msg.value() or b"")
-                )
-                got[msg.partition()] = msg.offset() + 1
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None and offset is not None  # a consumed message has both
+                out.append(Record(topic, partition, offset, msg.key(), msg.value() or b""))
+                got[partition] = offset + 1
     finally:
         consumer.close()
     out.sort(key=lambda r: (r.partition, r.offset))

@@ -21,6 +21,8 @@ from aiohttp import web
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from connectors.notify.base import Clock
+
 SPEC_PATH = Path("/work/shared/specs/pagerduty-events-v2.openapi.json")
 
 
@@ -63,7 +65,7 @@ class Seen:
 class FakeService:
     """Common scripting: a queue of replies, then ``rule`` (if set), then success."""
 
-    def __init__(self, clock: FakeClock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock
         self.script: deque[Reply] = deque()
         self.rule: Callable[[Seen], Reply | None] | None = None
@@ -139,7 +141,7 @@ def _pagerduty_validator() -> jsonschema.protocols.Validator:
 class FakePagerDuty(FakeService):
     """POST /v2/enqueue, validated against the spec plus the rules its prose states."""
 
-    def __init__(self, routing_key: str, clock: FakeClock | None = None) -> None:
+    def __init__(self, routing_key: str, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self.routing_key = routing_key
         self.validator = _pagerduty_validator()
@@ -263,7 +265,7 @@ def block_kit_errors(message: Any) -> list[str]:
 class FakeSlack(FakeService):
     """An incoming webhook at /services/... and the Web API's chat.postMessage/chat.update."""
 
-    def __init__(self, token: str, webhook_path: str, clock: FakeClock | None = None) -> None:
+    def __init__(self, token: str, webhook_path: str, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self.token = token
         self.webhook_path = webhook_path

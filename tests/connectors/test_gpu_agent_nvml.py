@@ -39,11 +39,29 @@ class FakeGpu:
     no_events: bool = False
 
 
+class FakeNvml(ModuleType):
+    """The attributes of the fake module that the tests set or read by name; the rest
+    (constants, NVMLError_* classes, per-device getters) are set with setattr."""
+
+    NVMLError: type[Exception]
+    events: queue.Queue[Any]
+    shutdowns: int
+    nvmlInit: Callable[[], None]
+    nvmlShutdown: Callable[[], None]
+    nvmlDeviceGetCount: Callable[[], int]
+    nvmlDeviceGetHandleByIndex: Callable[[int], FakeGpu]
+    nvmlDeviceGetUUID: Callable[[FakeGpu], bytes]
+    nvmlEventSetCreate: Callable[[], object]
+    nvmlEventSetFree: Callable[[object], None]
+    nvmlDeviceRegisterEvents: Callable[[FakeGpu, int, object], None]
+    nvmlEventSetWait: Callable[[object, int], Any]
+
+
 def fake_nvml(
     gpus: list[FakeGpu], init_error: str | None = None, old_driver: bool = False
-) -> ModuleType:
+) -> FakeNvml:
     """A stand-in for pynvml with the functions, constants and errors the agent uses."""
-    m = ModuleType("fake_pynvml")
+    m = FakeNvml("fake_pynvml")
 
     class NVMLError(Exception):
         pass

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_fakes import FakeClock, make_alert, note, resolved
 from pydantic import SecretStr
 
 from connectors.notify import AlertmanagerConfig, AlertmanagerNotifier, Outcome
+from tests.connectors.notify_fakes import FakeClock, make_alert, note, resolved
 
 AM_CONFIG = """
 route:

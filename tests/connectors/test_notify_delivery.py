@@ -6,16 +6,6 @@ import asyncio
 import random
 from pathlib import Path
 
-from notify_fakes import (
-    FakeClock,
-    FakePagerDuty,
-    FakeWebhook,
-    Reply,
-    Seen,
-    make_alert,
-    note,
-    resolved,
-)
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -28,6 +18,16 @@ from connectors.notify import (
     TokenBucket,
     WebhookConfig,
     WebhookNotifier,
+)
+from tests.connectors.notify_fakes import (
+    FakeClock,
+    FakePagerDuty,
+    FakeWebhook,
+    Reply,
+    Seen,
+    make_alert,
+    note,
+    resolved,
 )
 
 KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"

@@ -8,7 +8,6 @@ from email.utils import formatdate
 
 import orjson
 import pytest
-from notify_fakes import FakeClock, FakePagerDuty, Reply, make_alert, note, resolved
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -21,6 +20,14 @@ from connectors.notify import (
     parse_retry_after,
 )
 from connectors.notify.pagerduty import BODY_LIMIT, dedup_key
+from tests.connectors.notify_fakes import (
+    FakeClock,
+    FakePagerDuty,
+    Reply,
+    make_alert,
+    note,
+    resolved,
+)
 
 KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"
 

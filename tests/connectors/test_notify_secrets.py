@@ -9,7 +9,6 @@ import socket
 from typing import Any
 
 import pytest
-from notify_fakes import FakeClock, FakePagerDuty, FakeSlack, FakeWebhook, Reply, make_alert, note
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -27,6 +26,16 @@ from connectors.notify import (
     SlackWebhookNotifier,
     WebhookConfig,
     WebhookNotifier,
+)
+from tests.connectors.notify_fakes import (
+    FakeClock,
+    FakePagerDuty,
+    FakeService,
+    FakeSlack,
+    FakeWebhook,
+    Reply,
+    make_alert,
+    note,
 )
 
 PD_KEY = "PDKEYpdkeyPDKEYpdkeyPDKEY123456"
@@ -88,6 +97,7 @@ def test_no_secret_in_logs_results_or_dead_letters(caplog: pytest.LogCaptureFixt
         pd = FakePagerDuty(PD_KEY, clock)
         slack = FakeSlack(TOKEN, HOOK_PATH, clock)
         hook = FakeWebhook(clock)
+        fake: FakeService
         for fake, echo in ((pd, PD_KEY), (hook, GENERIC_TOKEN)):
             # Every failure kind, then an outage that outlasts the deadline.
             fake.plan(*_failures(echo), *[Reply(status=503, body=echo)] * 40)

@@ -9,15 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_fakes import (
-    FakeClock,
-    FakeSlack,
-    Reply,
-    block_kit_errors,
-    make_alert,
-    note,
-    resolved,
-)
 from pydantic import SecretStr
 
 from connectors.notify import (
@@ -29,6 +20,15 @@ from connectors.notify import (
     SlackWebhookNotifier,
 )
 from connectors.notify.slack_format import SlackMessageBuilder, escape_mrkdwn, escape_text
+from tests.connectors.notify_fakes import (
+    FakeClock,
+    FakeSlack,
+    Reply,
+    block_kit_errors,
+    make_alert,
+    note,
+    resolved,
+)
 
 TOKEN = "xoxb-000000000000-TESTTOKENtesttoken"
 HOOK = "/services/T0000TEST/B0000TEST/SECRETsecretSECRET1234"

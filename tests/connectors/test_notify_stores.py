@@ -124,7 +124,7 @@ def test_a_write_torn_by_a_full_disk_is_cut_before_the_next_line(
         return _enospc()  # ...and then had no more
 
     monkeypatch.setattr(stores, "_os_write", half_then_full)
-    monkeypatch.setattr(stores.os, "ftruncate", _enospc)  # and the undo failed as well
+    monkeypatch.setattr(os, "ftruncate", _enospc)  # and the undo failed as well
     with pytest.raises(OSError):
         ledger.record("b", "sent")
     monkeypatch.undo()

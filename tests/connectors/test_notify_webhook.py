@@ -8,11 +8,11 @@ import hmac
 import io
 from pathlib import Path
 
-from notify_fakes import FakeClock, FakeWebhook, make_alert, note, resolved
 from pydantic import SecretStr
 
 from connectors.notify import ConsoleNotifier, Outcome, WebhookConfig, WebhookNotifier
 from connectors.notify.webhook import SIGNATURE_HEADER
+from tests.connectors.notify_fakes import FakeClock, FakeWebhook, make_alert, note, resolved
 
 
 def test_alertmanager_payload_and_signature() -> None:

@@ -101,7 +101,7 @@ def metric(samples: list[MetricSample | GpuSample], name: str, **labels: str) ->
         for s in samples
         if isinstance(s, MetricSample) and s.name == name and labels.items() <= s.labels.items()
     ]
-    assert len(hits) == 1, (name, labels, [s.name for s in samples])
+    assert len(hits) == 1, (name, labels, [s.name for s in samples if isinstance(s, MetricSample)])
     return hits[0]
 
 

@@ -15,12 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from connectors.scrape import (
-    MetricPublisher,
-    Scraper,
-    histogram_quantile,
-    parse_exposition,
-)
+from connectors.exposition import histogram_quantile, parse_exposition
+from connectors.scrape import MetricPublisher, Scraped, Scraper
 from schemas.columns import series_key
 from schemas.models import MetricSample
 from tests.conftest import Record
@@ -160,16 +156,25 @@ def names(samples: list[MetricSample]) -> set[str]:
     return {s.name for s in samples}
 
 
+def scrape_raw(scraper: Scraper) -> list[MetricSample]:
+    """``scraper.scrape_once()`` where the exposition has no mapped (GPU) families, so
+    every event is a MetricSample."""
+    samples = scraper.scrape_once()
+    metrics = [s for s in samples if isinstance(s, MetricSample)]
+    assert len(metrics) == len(samples)
+    return metrics
+
+
 def test_rates_percentiles_gauges_and_a_counter_reset(vllm: tuple[str, FakeVllm]) -> None:
     url, server = vllm
     clock = StepClock(1_714_564_800.0)
-    published: list[MetricSample] = []
+    published: list[Scraped] = []
     scraper = Scraper(url, published.append, prefixes=["vllm:"], clock=clock, mapping="raw")
     instance = url.split("/")[2]
 
     server.serve(running=3, waiting=0, cache=0.12)
     server.finish(5, "stop", e2e_s=0.4, ttft_s=0.03)
-    first = scraper.scrape_once()
+    first = scrape_raw(scraper)
     # The first scrape only primes the window: gauges, no rates or percentiles.
     assert names(first) == {
         "vllm:num_requests_running",
@@ -186,7 +191,7 @@ def test_rates_percentiles_gauges_and_a_counter_reset(vllm: tuple[str, FakeVllm]
     server.finish(4, "stop", e2e_s=1.8, ttft_s=0.3)
     server.finish(14, "stop", e2e_s=15.0, ttft_s=0.3)  # lands in the (10, 15] bucket
     server.success.labels(**LABELS, finished_reason="length").inc(6)
-    second = scraper.scrape_once()
+    second = scrape_raw(scraper)
     assert find(second, "vllm:num_requests_running") == 7.0
     assert find(second, "vllm:num_requests_waiting") == 2.0
     assert find(second, "vllm:gpu_cache_usage_perc") == pytest.approx(0.56)
@@ -215,7 +220,7 @@ def test_rates_percentiles_gauges_and_a_counter_reset(vllm: tuple[str, FakeVllm]
     server.restart()
     server.serve(running=1, waiting=0, cache=0.01)
     server.finish(3, "stop", e2e_s=2.2, ttft_s=0.09)
-    third = scraper.scrape_once()
+    third = scrape_raw(scraper)
     assert find(third, "vllm:request_success_total:rate", finished_reason="stop") == (
         pytest.approx(3 / 15)
     )
@@ -235,7 +240,7 @@ def test_no_observations_in_window_gives_rate_zero_and_no_percentiles(
     server.finish(2, "stop", e2e_s=0.4, ttft_s=0.03)
     scraper.scrape_once()
     clock.now += 10
-    quiet = scraper.scrape_once()
+    quiet = scrape_raw(scraper)
     assert find(quiet, "vllm:e2e_request_latency_seconds:rate") == 0.0
     assert not any(s.name.endswith(":p50") for s in quiet)
 
@@ -248,7 +253,7 @@ def test_unprefixed_scrape_keeps_everything(vllm: tuple[str, FakeVllm]) -> None:
     scraper.scrape_once()
     clock.now += 5
     server.finish(1, "stop", 0.4, 0.03)
-    assert find(scraper.scrape_once(), "python_gc_objects_collected_total:rate") == 20.0
+    assert find(scrape_raw(scraper), "python_gc_objects_collected_total:rate") == 20.0
 
 
 def test_fetch_failure_is_counted_not_raised() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
-from deploy_support import DEPLOY, tool
+
+from tests.deploy.deploy_support import DEPLOY, tool
 
 COMPOSE_DIR = DEPLOY / "compose"
 COMPOSE = COMPOSE_DIR / "docker-compose.yml"
@@ -33,10 +35,11 @@ def _config(*extra: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-def _resolved() -> dict:
+def _resolved() -> dict[str, Any]:
     proc = _config("--env-file", str(COMPOSE_DIR / ".env.example"), "--profile", "sim")
     assert proc.returncode == 0, proc.stderr
-    return yaml.safe_load(proc.stdout)
+    resolved: dict[str, Any] = yaml.safe_load(proc.stdout)
+    return resolved
 
 
 def test_compose_file_is_valid_for_docker_compose() -> None:

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, DOCS, ROOT
 
 from stream.app import engine_table, worker_topics
 from stream.cli import build_parser
 from stream.kafka09 import changelog_topic
 from stream.settings import Settings
+from tests.deploy.deploy_support import DEPLOY, DOCS, ROOT
 
 # Variables compose itself substitutes (${VAR}); they never reach llmwatch.
 COMPOSE_ONLY = frozenset({"LLMWATCH_IMAGE"})

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from types import ModuleType
 
 import yaml
-from deploy_support import DEPLOY, DOCS, ROOT
+
+from tests.deploy.deploy_support import DEPLOY, DOCS, ROOT
 
 
-def _generator():  # type: ignore[no-untyped-def]
+def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("docs_generate", DOCS / "generate.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -3,9 +3,12 @@ refreshes its gauges (every /metrics request): the dashboard's "vs baseline" pan
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from detectors.latency import LatencyDetector
 from schemas.columns import InferenceColumns
 from schemas.models import InferenceEvent, Status
 from stream.config import LlmwatchConfig
@@ -63,6 +66,6 @@ def test_baseline_gauge_follows_the_latency_detector() -> None:
     assert 0.5 < value("latency", "expected") < 0.8
     assert value("latency", "lower") < value("latency", "expected") < value("latency", "upper")
     assert 0.08 < value("ttft", "expected") < 0.2
-    det = next(d for d in engine.detectors if d.name == "latency")
+    det = cast(LatencyDetector, next(d for d in engine.detectors if d.name == "latency"))
     view = det.levels["version"].view(0, 0)
     assert value("latency", "expected") == view.expected / 1000.0

@@ -6,9 +6,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from types import ModuleType
 
 import yaml
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     DASHBOARDS,
     DEPLOY,
     PROMETHEUS_SYNTHETIC,
@@ -20,7 +22,7 @@ from deploy_support import (
 _LABEL_VALUES = re.compile(r"^label_values\((.*),\s*\w+\)$")
 
 
-def _builder():  # type: ignore[no-untyped-def]
+def _builder() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "build_dashboards", DEPLOY / "grafana" / "build_dashboards.py"
     )

@@ -11,7 +11,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import DEPLOY
+
+from tests.deploy.deploy_support import DEPLOY
 
 K8S = DEPLOY / "kubernetes"
 K8S_VERSION = "1.30.0"

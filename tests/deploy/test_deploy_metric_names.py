@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
-from deploy_support import ALIAS_RULES, DEPLOY, populated_registry, tool
-
 from stream.metrics import NotifierMetrics, WorkerMetrics, render
+from tests.deploy.deploy_support import ALIAS_RULES, DEPLOY, populated_registry, tool
 
 
 def _check_metrics(text: bytes) -> str:

@@ -27,16 +27,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
-from bridge_support import running_bridge
 from confluent_kafka import Producer
-from deploy_support import (
-    ALIAS_RULES,
-    DASHBOARDS,
-    PROMETHEUS_SYNTHETIC,
-    RULES,
-    promql_metric_names,
-    tool,
-)
 from pydantic import SecretStr
 
 from stream.settings import Settings
@@ -49,6 +40,15 @@ from tests.connectors.notify_harness import (
     publish,
     running,
     settings_for,
+)
+from tests.deploy.bridge_support import running_bridge
+from tests.deploy.deploy_support import (
+    ALIAS_RULES,
+    DASHBOARDS,
+    PROMETHEUS_SYNTHETIC,
+    RULES,
+    promql_metric_names,
+    tool,
 )
 from tests.integration.workerkit import MALFORMED, WorkerProc, free_port, key_of
 

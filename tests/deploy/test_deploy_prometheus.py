@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from deploy_support import (
+from tests.deploy.deploy_support import (
     DEPLOY,
     PROMETHEUS_SYNTHETIC,
     RULES,

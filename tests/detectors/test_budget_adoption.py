@@ -8,13 +8,13 @@ import math
 from typing import Any
 
 import numpy as np
-from cases import inference_columns, obj, split
 
 from detectors.budget import budget_z
 from detectors.error_rate import ErrorRateDetector
 from detectors.latency import LatencyDetector
 from detectors.traffic import TrafficDetector
 from schemas.columns import STATUS_CODES, InferenceColumns
+from tests.detectors.cases import inference_columns, obj, split
 
 T0 = 1.7e9
 WEEK = 7 * 86400.0

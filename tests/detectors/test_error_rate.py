@@ -7,11 +7,11 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-from cases import inference_columns
-from cases.error_rate import make_case
 
 from detectors.error_rate import ErrorRateDetector
 from schemas.columns import STATUS_CODES
+from tests.detectors.cases import inference_columns
+from tests.detectors.cases.error_rate import make_case
 
 
 def test_fires_on_error_burst_and_timeouts() -> None:

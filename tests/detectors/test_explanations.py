@@ -9,12 +9,12 @@ import math
 from typing import Any
 
 import pytest
-from claims import problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_contract import CLASSES, SEED, load_case_module, run
 
 from detectors.base import Finding
+from tests.detectors.claims import problems
+from tests.detectors.test_contract import CLASSES, SEED, load_case_module, run
 
 
 def finding(text: str, observed: float, expected: float, lower: float, upper: float) -> Finding:

@@ -7,12 +7,12 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 import pytest
-from cases import obj
 from pydantic import ValidationError
 
 from detectors.base import Finding
 from detectors.feedback import FeedbackConfig, FeedbackDetector
-from schemas.columns import FeedbackColumns
+from schemas.columns import FeedbackColumns, InferenceColumns
+from tests.detectors.cases import obj
 
 T0 = 1.7e9
 
@@ -21,7 +21,7 @@ def ratings(
     n: int, mean: float, *, start: float = 0.0, version: str = "v1", seed: int = 0
 ) -> FeedbackColumns:
     rng = np.random.default_rng(seed)
-    ts = T0 + start + np.arange(n) * 5.0
+    ts = np.asarray(T0 + start + np.arange(n) * 5.0, dtype=np.float64)
     return FeedbackColumns(
         ts=ts,
         request_id=obj([f"r{seed}-{i}" for i in range(n)], n),
@@ -49,11 +49,13 @@ def stars(
     rng = np.random.default_rng(seed)
     mix = (1 - bad_share) * happy + bad_share * UNHAPPY
     cols = ratings(n, 0.0, start=start, seed=seed)
-    ts = T0 + start + np.arange(n) * 3.0
+    ts = np.asarray(T0 + start + np.arange(n) * 3.0, dtype=np.float64)
     return dataclasses.replace(cols, ts=ts, score=rng.choice(STARS, size=n, p=mix))
 
 
-def feed(det: FeedbackDetector, cols: FeedbackColumns, size: int = 100) -> list[Finding]:
+def feed(
+    det: FeedbackDetector, cols: FeedbackColumns | InferenceColumns, size: int = 100
+) -> list[Finding]:
     out: list[Finding] = []
     for i in range(0, len(cols), size):
         out.extend(det.update(cols.take(slice(i, i + size))).findings)

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from cases import inference_columns, split
-from cases.feedback import _ratings
-from test_feedback import feed, ratings
 
 from detectors.feedback import FeedbackDetector
 from detectors.kernels import evidence as kern
 from schemas.columns import FINISH_CODES, InferenceColumns
 from stream.engine import Engine
+from tests.detectors.cases import inference_columns, split
+from tests.detectors.cases.feedback import _ratings
+from tests.detectors.test_feedback import feed, ratings
 
 T0 = 1.7e9
 SNAPSHOTS = Path(__file__).parent / "snapshots"

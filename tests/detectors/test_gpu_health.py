@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cases import gpu_columns, obj
 from pydantic import ValidationError
 
 from detectors._gpu_state import (
@@ -18,6 +17,7 @@ from detectors._gpu_state import (
 from detectors.base import Finding
 from detectors.gpu_health import GpuHealthDetector
 from schemas.columns import GpuColumns
+from tests.detectors.cases import gpu_columns, obj
 
 T0 = 1.7e9
 
@@ -26,7 +26,7 @@ def samples(
     n: int, *, start: int = 0, uuid: str = "GPU-0", host: str = "h1", seed: int = 0, **cols: Any
 ) -> GpuColumns:
     rng = np.random.default_rng(seed)
-    ts = T0 + (start + np.arange(n)) * 5.0
+    ts = np.asarray(T0 + (start + np.arange(n)) * 5.0, dtype=np.float64)
     base: dict[str, Any] = {
         "sm_util_pct": np.clip(rng.normal(85, 4, n), 0, 100),
         "mem_used_mib": 40_000 + rng.normal(0, 150, n),

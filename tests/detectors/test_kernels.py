@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +24,14 @@ def arrays(r: list[tuple[int, float, float]]) -> tuple[np.ndarray, np.ndarray, n
     return ids, np.array([b for _, b, _ in r]), np.array([c for _, _, c in r])
 
 
-def ref_ewma(r, hl, min_w, floor, gate_hi, max_freeze):  # type: ignore[no-untyped-def]
+def ref_ewma(
+    r: list[tuple[int, float, float]],
+    hl: float,
+    min_w: float,
+    floor: float,
+    gate_hi: float,
+    max_freeze: float,
+) -> list[float]:
     s: dict[int, list[float]] = {}
     out = []
     for sid, t, v in r:
@@ -51,7 +60,7 @@ def ref_ewma(r, hl, min_w, floor, gate_hi, max_freeze):  # type: ignore[no-untyp
 @given(rows, st.sampled_from([math.inf, 2.0]))
 def test_ewma_matches_reference(r, gate) -> None:  # type: ignore[no-untyped-def]
     ids, ts, x = arrays(r)
-    st_ = [np.zeros(3), np.zeros(3), np.zeros(3), np.full(3, -np.inf), np.full(3, np.nan)]
+    st_ = (np.zeros(3), np.zeros(3), np.zeros(3), np.full(3, -np.inf), np.full(3, np.nan))
     z = k.ewma_update(ids, ts, x, *st_, 30.0, 2.0, 1e-6, -np.inf, gate, 100.0)
     np.testing.assert_allclose(z, ref_ewma(r, 30.0, 2.0, 1e-6, gate, 100.0), rtol=1e-7, atol=1e-7)
     # A row held out by the gate (frozen baseline) does not move the series' clock.
@@ -61,7 +70,7 @@ def test_ewma_matches_reference(r, gate) -> None:  # type: ignore[no-untyped-def
 
 def test_ewma_skips_nan_and_learns_constant() -> None:
     ids = np.zeros(4, dtype=np.int64)
-    st_ = [np.zeros(1), np.zeros(1), np.zeros(1), np.full(1, -np.inf), np.full(1, np.nan)]
+    st_ = (np.zeros(1), np.zeros(1), np.zeros(1), np.full(1, -np.inf), np.full(1, np.nan))
     z = k.ewma_update(
         ids,
         np.arange(4.0),
@@ -77,10 +86,18 @@ def test_ewma_skips_nan_and_learns_constant() -> None:
     assert np.isnan(z[1]) and st_[0][0] == 5.0 and z[3] == 0.0
 
 
-def sketch(x, nb=4096, hl=math.inf, ts=None):  # type: ignore[no-untyped-def]
+Sketch = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def sketch(
+    x: Sequence[float] | npt.NDArray[np.float64],
+    nb: int = 4096,
+    hl: float = math.inf,
+    ts: npt.NDArray[np.float64] | None = None,
+) -> tuple[npt.NDArray[np.float32], Sketch]:
     n = len(x)
     c = np.zeros((1, nb), np.float32)
-    st_ = (np.zeros(1, np.int64), np.zeros(1), np.zeros(1))
+    st_: Sketch = (np.zeros(1, np.int64), np.zeros(1), np.zeros(1))
     t = np.zeros(n) if ts is None else ts
     k.sketch_add(
         np.zeros(n, np.int64), t, np.asarray(x, float), c, *st_, 1.02 / 0.98, 1e-3, hl, 0.5
@@ -170,8 +187,8 @@ def test_hour_of_week_matches_datetime(t) -> None:  # type: ignore[no-untyped-de
 def test_seasonal_matches_reference(r) -> None:  # type: ignore[no-untyped-def]
     ids, ts, y = arrays(r)
     ts = ts * 1000.0
-    b = [np.zeros((3, 168)) for _ in range(3)]
-    g = [np.zeros(3) for _ in range(3)]
+    b = (np.zeros((3, 168)), np.zeros((3, 168)), np.zeros((3, 168)))
+    g = (np.zeros(3), np.zeros(3), np.zeros(3))
     z, _, _ = k.seasonal_update(ids, ts, y, *b, *g, 0.3, 0.1, 2.0, 1e-6, -np.inf, np.inf)
     sb: dict[tuple[int, int], list[float]] = {}
     sg: dict[int, list[float]] = {}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from cases import inference_columns, obj, split
-from cases.latency import T0, make_case, stream
 
 from detectors.latency import LatencyDetector
+from tests.detectors.cases import inference_columns, obj, split
+from tests.detectors.cases.latency import T0, make_case, stream
 
 
 def run(det: LatencyDetector, batches: list) -> list:  # type: ignore[type-arg]
@@ -86,7 +88,7 @@ def test_small_slowdown_of_a_steady_series_is_not_paged() -> None:
     t = s["ts"] - s["ts"][0]
     steady = 900.0 * np.exp(np.random.default_rng(1).normal(0.0, 0.01, len(t)))
     s["latency_ms"] = np.where((t >= 1300) & (t < 1600), 1.2 * steady, steady)
-    kw = {"metrics": ("latency_ms",), "min_rel_spread": 0.01, "common_mode": False}
+    kw: dict[str, Any] = {"metrics": ("latency_ms",), "min_rel_spread": 0.01, "common_mode": False}
     assert _fired(run(LatencyDetector(min_rel_effect=0.0, **kw), _cols(s)))
     assert not _fired(run(LatencyDetector(**kw), _cols(s)))
 
@@ -139,7 +141,7 @@ def test_a_few_slow_requests_in_a_thin_window_are_not_a_p99_slowdown() -> None:
     mine = np.flatnonzero((gw == "gw-b") & (t >= 1300))
     lat[mine[[0, 1, 2, 3, 4, 300, 301, 302, 303, 304]]] *= 8.0  # two bunches of 5
     s = {"ts": ts, "gateway": gw, "host": obj("", n), "latency_ms": lat}
-    kw = {"metrics": ("latency_ms",), "host_level": False}
+    kw: dict[str, Any] = {"metrics": ("latency_ms",), "host_level": False}
     # Without either guard (tail support, confirmation: two bunches of slow requests are
     # not a slowdown still produced) they page.
     assert _fired(run(LatencyDetector(min_tail_count=0.0, confirm_segments=0, **kw), _cols(s)))

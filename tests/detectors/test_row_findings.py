@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_contract import CLASSES, SEED, load_case_module, norm_finding
 
 from schemas.columns import Columns
+from tests.detectors.test_contract import CLASSES, SEED, load_case_module, norm_finding
 
 ROW_EXACT = sorted(name for name, cls in CLASSES.items() if cls.row_findings)
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cases import inference_columns
-from test_drift import T0, stream
 
 from detectors.budget import WEEK_S, run_length_threshold
 from detectors.drift import METRICS, DriftDetector
 from detectors.version_regression import VersionRegressionDetector
 from schemas.columns import InferenceColumns
+from tests.detectors.cases import inference_columns
+from tests.detectors.test_drift import T0, stream
 
 
 def _onsets(det: Any, batches: list[InferenceColumns]) -> list[Any]:

@@ -8,6 +8,7 @@ import pickle
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from detectors.base import Finding
@@ -29,7 +30,9 @@ def _cols(t: np.ndarray, v: np.ndarray, name: str = "m", env: str = "prod") -> M
     return MetricColumns(ts=t, name=obj, series=key, labels=labels, value=v)
 
 
-def _feed(det: SeriesDetector, t: np.ndarray, v: np.ndarray, step: int = 1, **kw: str):
+def _feed(
+    det: SeriesDetector, t: np.ndarray, v: np.ndarray, step: int = 1, **kw: str
+) -> tuple[npt.NDArray[np.float64], list[Finding]]:
     outs = [
         det.update(_cols(t[i : i + step], v[i : i + step], **kw)) for i in range(0, t.size, step)
     ]

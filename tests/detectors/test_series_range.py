@@ -8,9 +8,9 @@ import copy
 
 import numpy as np
 import pytest
-from test_series import T0, _cols
 
 from detectors.series import SeriesDetector
+from tests.detectors.test_series import T0, _cols
 
 
 def _score_of(det: SeriesDetector, t: float, value: float) -> float:
@@ -42,8 +42,8 @@ def test_a_value_just_past_the_stated_range_pages_by_itself(family: str) -> None
             # stated on a series never below zero).
             for bound in (f.lower, f.upper):
                 if bound is not None:
-                    out = bound - f.expected
-                    past = bound + 1e-3 * out + np.sign(out) * 1e-9
+                    gap = bound - f.expected
+                    past = bound + 1e-3 * gap + np.sign(gap) * 1e-9
                     assert _score_of(copy.deepcopy(before), t[i], past) >= 0.5
                     checked += 1
     assert checked >= 1

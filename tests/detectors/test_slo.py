@@ -6,12 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
-from cases import inference_columns, obj
 from pydantic import ValidationError
 
 from detectors.base import Finding
 from detectors.slo import SloBurnDetector
 from schemas.columns import STATUS_CODES, InferenceColumns
+from tests.detectors.cases import inference_columns, obj
 
 T0 = 1.7e9
 ONE_RULE = [{"long_s": 3600, "short_s": 300, "factor": 14.4, "severity": "critical"}]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_contract import CLASSES, assert_same, case, run
+
+from tests.detectors.test_contract import CLASSES, assert_same, case, run
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 # series is not here: its state is its own (detectors/series.py, with its own versions).

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from cases import inference_columns
-from cases.traffic import make_case
 
 from detectors.traffic import TrafficDetector
+from tests.detectors.cases import inference_columns
+from tests.detectors.cases.traffic import make_case
 
 
 def test_gateway_silence_detected_by_tick() -> None:

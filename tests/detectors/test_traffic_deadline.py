@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import inference_columns
 
 from detectors.traffic import TrafficDetector
+from tests.detectors.cases import inference_columns
 
 
 @pytest.mark.parametrize("gateway_level", [False, True])

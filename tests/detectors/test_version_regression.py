@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from cases.version_regression import make_case
 
 from detectors.version_regression import VersionRegressionDetector
+from tests.detectors.cases.version_regression import make_case
 
 
 def test_regressed_rollout_found_clean_one_quiet() -> None:

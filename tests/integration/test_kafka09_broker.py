@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    Message,
+    Producer,
+)
 from confluent_kafka import TopicPartition as TP
-from kafka09 import Kafka09, terminate_group
+
+from tests.integration.kafka09 import Kafka09, terminate_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka09]
 
@@ -49,6 +56,18 @@ def produce(broker: Kafka09, topic: str, records: list[tuple[str, bytes]]) -> di
 Row = tuple[str, str, int]
 
 
+def _bytes(data: bytes | None) -> bytes:
+    """A key or value that the test produced: never null."""
+    assert data is not None
+    return data
+
+
+def _partition(msg: Message) -> int:
+    partition = msg.partition()
+    assert partition is not None  # a consumed message has one
+    return partition
+
+
 def read_all(broker: Kafka09, topic: str, partitions: int, expected: int) -> list[Row]:
     """Read every partition from the beginning (no group): (key, value, partition) rows."""
     config = broker.client_config({"group.id": "k9-reader", "enable.auto.commit": False})
@@ -60,7 +79,9 @@ def read_all(broker: Kafka09, topic: str, partitions: int, expected: int) -> lis
         while len(rows) < expected and time.monotonic() < deadline:
             for msg in consumer.consume(1000, POLL_S):
                 assert msg.error() is None, msg.error()
-                rows.append((msg.key().decode(), msg.value().decode(), msg.partition()))
+                rows.append(
+                    (_bytes(msg.key()).decode(), _bytes(msg.value()).decode(), _partition(msg))
+                )
     finally:
         consumer.close()
     return rows
@@ -104,8 +125,8 @@ def test_roundtrip_thousands_of_keyed_messages(kafka09: Kafka09) -> None:
                 assert msg.error() is None, msg.error()
                 # 0.9 message format v0: no timestamps, so event time must come from payloads.
                 assert msg.timestamp()[0] == TIMESTAMP_NOT_AVAILABLE
-                index = int(msg.value().decode().split("-")[1])
-                seen.append((msg.key().decode(), index, msg.partition()))
+                index = int(_bytes(msg.value()).decode().split("-")[1])
+                seen.append((_bytes(msg.key()).decode(), index, _partition(msg)))
     finally:
         consumer.close()
 
@@ -163,7 +184,7 @@ def test_data_and_offsets_survive_crash_and_restart(kafka09_fresh: Kafka09) -> N
         consumer.assign(positions)
         deadline = time.monotonic() + DEADLINE_S
         while len(resumed) < len(second) and time.monotonic() < deadline:
-            resumed += [m.value().decode() for m in consumer.consume(1000, POLL_S)]
+            resumed += [_bytes(m.value()).decode() for m in consumer.consume(1000, POLL_S)]
     finally:
         consumer.close()
     assert sorted(resumed) == sorted(v.decode() for _, v in second), "group resumed elsewhere"
@@ -280,7 +301,7 @@ def test_faust_app_consumes_and_produces(
                 assert worker.poll() is None, "faust worker exited early"
                 for msg in reader.consume(500, POLL_S):
                     assert msg.error() is None, msg.error()
-                    outputs.append(json.loads(msg.value()))
+                    outputs.append(json.loads(_bytes(msg.value())))
         finally:
             reader.close()
     finally:

@@ -18,7 +18,11 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer
 from confluent_kafka import TopicPartition as TP
-from k09flow import (
+
+from schemas.models import DeadLetter
+from stream.app import engine_table
+from stream.kafka09 import changelog_topic
+from tests.integration.k09flow import (
     PARTITIONS,
     WAIT_S,
     check_alerts,
@@ -31,8 +35,8 @@ from k09flow import (
     target_fired,
     worker,
 )
-from kafka09 import Kafka09
-from workerkit import (
+from tests.integration.kafka09 import Kafka09
+from tests.integration.workerkit import (
     MALFORMED,
     covered,
     fleet_events,
@@ -41,10 +45,6 @@ from workerkit import (
     read_values,
     wait_for,
 )
-
-from schemas.models import DeadLetter
-from stream.app import engine_table
-from stream.kafka09 import changelog_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka09]
 
@@ -131,8 +131,10 @@ def _changelog(broker: Kafka09, topic: str, partition: int) -> list[tuple[bytes,
         while got < high and time.monotonic() < deadline:
             for msg in consumer.consume(500, 0.3):
                 if msg.error() is None:
-                    out.append((msg.key(), msg.value()))
-                    got = msg.offset() + 1
+                    key, offset = msg.key(), msg.offset()
+                    assert key is not None and offset is not None  # changelog keys are never null
+                    out.append((key, msg.value()))
+                    got = offset + 1
     finally:
         consumer.close()
     return out

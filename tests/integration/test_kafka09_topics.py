@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka09 import Kafka09
 
 from stream.app import engine_table
 from stream.kafka09 import PartitionMismatch, check_copartitioned
 from stream.settings import Settings
+from tests.integration.kafka09 import Kafka09
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka09]
 

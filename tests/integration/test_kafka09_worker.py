@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k09flow import (
+
+from tests.integration.k09flow import (
     WAIT_S,
     check_alerts,
     check_dead_letters,
@@ -24,8 +25,8 @@ from k09flow import (
     target_fired,
     worker,
 )
-from kafka09 import Kafka09
-from workerkit import covered, fleet_events, publish, publish_malformed, wait_for
+from tests.integration.kafka09 import Kafka09
+from tests.integration.workerkit import covered, fleet_events, publish, publish_malformed, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka09]
 

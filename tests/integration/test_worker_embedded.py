@@ -22,11 +22,11 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
-from workerkit import MALFORMED, TARGET, free_port, key_of
 
 from schemas.models import Alert, AlertStatus, DeadLetter
 from stream.settings import Settings
 from stream.simulate import FleetSpec, Incident, simulate
+from tests.integration.workerkit import MALFORMED, TARGET, free_port, key_of
 
 pytestmark = pytest.mark.integration
 
@@ -177,8 +177,10 @@ def test_worker_detects_burst_and_dead_letters_malformed(broker: str, tmp_path: 
                 if dead and first_fire_s is not None and len(dead) >= len(MALFORMED):
                     break
                 continue
+            payload = msg.value()
+            assert payload is not None  # neither alerts nor dead letters are null
             if msg.topic() == settings.topic_alerts:
-                alert = Alert.model_validate_json(msg.value())
+                alert = Alert.model_validate_json(payload)
                 alerts.append(alert)
                 hit = alert.detector == "error_rate" and all(
                     alert.labels.get(k) == v for k, v in TARGET.items()
@@ -186,7 +188,7 @@ def test_worker_detects_burst_and_dead_letters_malformed(broker: str, tmp_path: 
                 if hit and alert.status is AlertStatus.FIRING and first_fire_s is None:
                     first_fire_s = time.monotonic() - sent_at
             else:
-                dead.append(DeadLetter.model_validate_json(msg.value()))
+                dead.append(DeadLetter.model_validate_json(payload))
 
         assert first_fire_s is not None, (
             f"{len(alerts)} alerts, {len(dead)} dead letters, events in "

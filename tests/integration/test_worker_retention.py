@@ -17,10 +17,10 @@ from pathlib import Path
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from workerkit import WorkerProc, metric_sum, wait_for
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
+from tests.integration.workerkit import WorkerProc, metric_sum, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,17 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from workerkit import WorkerProc, covered, fleet_events, high_watermarks, publish, wait_for
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
+from tests.integration.workerkit import (
+    WorkerProc,
+    covered,
+    fleet_events,
+    high_watermarks,
+    publish,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 

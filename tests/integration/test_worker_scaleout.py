@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k09flow import (
+
+from tests.integration.k09flow import (
     WAIT_S,
     check_alerts,
     check_dead_letters,
@@ -37,8 +38,8 @@ from k09flow import (
     target_fired,
     worker,
 )
-from kafka09 import Kafka09
-from workerkit import (
+from tests.integration.kafka09 import Kafka09
+from tests.integration.workerkit import (
     WorkerProc,
     covered,
     fleet_events,

@@ -255,8 +255,10 @@ def read_values(client: Mapping[str, Any], topic: str, partitions: int) -> list[
             while got < high and time.monotonic() < deadline:
                 for msg in consumer.consume(500, 0.3):
                     if msg.error() is None:
-                        out.append(msg.value())
-                        got = msg.offset() + 1
+                        value, offset = msg.value(), msg.offset()
+                        assert value is not None and offset is not None  # alerts are never null
+                        out.append(value)
+                        got = offset + 1
     finally:
         consumer.close()
     return out

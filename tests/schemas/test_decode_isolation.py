@@ -3,7 +3,7 @@ reject, at its own index, and both decoders say the same about it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -11,7 +11,7 @@ import pytest
 
 import schemas._fast as fast
 from schemas.brief import brief, brief_exception
-from schemas.columns import COLUMNS_BY_KIND, InferenceColumns
+from schemas.columns import COLUMNS_BY_KIND, InferenceColumns, MetricColumns
 from schemas.decode import DecodePaths, Reject, decode_columns, decode_models
 from schemas.models import InferenceEvent
 from tests.schemas.test_decode_rules import NOW, inference
@@ -73,7 +73,7 @@ def test_an_exception_while_validating_one_message_rejects_that_message_only(
 ) -> None:
     real = InferenceEvent.model_validate.__func__  # type: ignore[attr-defined]
 
-    def flaky(cls: type[InferenceEvent], obj: Any, **kw: Any) -> InferenceEvent:
+    def flaky(cls: type[InferenceEvent], /, obj: Any, **kw: Any) -> InferenceEvent:
         if obj.get("request_id") == "boom":
             raise ZeroDivisionError("a validator's bug")
         return real(cls, obj, **kw)  # type: ignore[no-any-return]
@@ -164,7 +164,8 @@ def test_nesting_in_unknown_fields_is_ignored_as_the_models_ignore_them() -> Non
 def test_negative_zero_epoch_gives_the_same_column_bits_as_the_model() -> None:
     # Found by `make fuzz`: the columnar path kept -0.0, the model's datetime gives 0.0.
     msgs = [b'{"ts": -0.0, "name": "n", "value": 1}', b'{"ts": -0, "name": "n", "value": 1}']
-    cols, bad = decode_columns(msgs, kind="metric", now=NOW)
+    decoded, bad = decode_columns(msgs, kind="metric", now=NOW)
+    cols = cast(MetricColumns, decoded)
     models, _ = decode_models(msgs, kind="metric", now=NOW)
-    ref = COLUMNS_BY_KIND["metric"].from_rows(models)
+    ref = cast(MetricColumns, COLUMNS_BY_KIND["metric"].from_rows(models))
     assert bad == [] and cols.ts.tobytes() == ref.ts.tobytes() == np.zeros(2).tobytes()

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status as OtelStatus
 from opentelemetry.trace import StatusCode
 
-from schemas.models import FinishReason, Status
+from schemas.models import FinishReason, InferenceEvent, Status
 from schemas.otlp import OtlpBatch, decode_otlp
 
 T0 = 1_717_401_600 * 10**9  # ns
@@ -92,6 +92,7 @@ def encoding(request: pytest.FixtureRequest) -> str:
 
 
 def mixed_trace() -> tuple[ReadableSpan, ...]:
+    timed_out: dict[str, Any] = {"error.type": "TimeoutError", "http.response.status_code": 504}
     t = Spans()
     t.span("POST /v1/chat/completions", T0, 900, {"http.request.method": "POST"})  # not GenAI
     t.span("chat llama-3-8b", T0, 800, chat(), events=[("gen_ai.first_token", T0 + 120 * MS)])
@@ -99,7 +100,7 @@ def mixed_trace() -> tuple[ReadableSpan, ...]:
         "chat llama-3-8b",
         T0,
         400,
-        chat(**{"error.type": "TimeoutError", "http.response.status_code": 504}),
+        chat(**timed_out),
         error=True,
     )
     t.span(
@@ -161,7 +162,7 @@ def test_status_finish_reason_and_ids_as_models(encoding: str) -> None:
 
     reader = _proto_spans if encoding == "otlp_proto" else _json_spans
     events = [to_event(s, {}) for s in reader(ENCODERS[encoding](mixed_trace()))]
-    models = [e for e in events if repr(e) != "SKIP"]
+    models = [e for e in events if isinstance(e, InferenceEvent)]  # not SKIP
     ok, timeout, gpt = models
     assert (ok.status, ok.finish_reason, ok.request_id, ok.route) == (
         Status.OK,
@@ -211,9 +212,10 @@ def test_malformed_payloads_are_rejected_with_the_reason(
 
 
 def test_invalid_genai_spans_dead_letter_their_message_and_keep_the_rest(encoding: str) -> None:
+    negative: dict[str, Any] = {"gen_ai.usage.output_tokens": -3}
     t = Spans()
     t.span("chat", T0, 100, chat())
-    t.span("chat", T0, 100, chat(**{"gen_ai.usage.output_tokens": -3}))
+    t.span("chat", T0, 100, chat(**negative))
     raw = ENCODERS[encoding](t.take())
     batch = decode_otlp([raw], encoding=encoding)
     assert len(batch.columns) == 1 and batch.invalid == 1

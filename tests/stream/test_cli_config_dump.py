@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from stream.cli import main
 from stream.config import LlmwatchConfig, load_config, parse_config
@@ -58,7 +59,7 @@ def test_dump_fills_in_a_partial_file_and_writes_where_told(
     assert main(["config", "dump", "--from", str(partial), "--out", str(out)]) == 0
     full = load_config(out)
     assert full.lifecycle.defaults.for_s == 5400.0
-    assert full.detectors == LlmwatchConfig().detectors
+    assert cast(BaseModel, full.detectors) == LlmwatchConfig().detectors
     assert main(["config", "dump", "--out", str(tmp_path / "full.toml")]) == 2
     assert "name it .yaml or .yml" in capsys.readouterr().err
 

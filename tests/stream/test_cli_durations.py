@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_config_file_reads_durations_in_detectors_and_lifecycle() -> None:
             },
         }
     )
-    assert config.detectors.error_rate.window_half_life_s == 5400.0
+    assert cast(Any, config.detectors).error_rate.window_half_life_s == 5400.0
     life = config.lifecycle
     assert life.defaults.for_s == 5400.0
     assert life.rule_for("latency").keep_firing_for_s == 172_800.0

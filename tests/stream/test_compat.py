@@ -3,13 +3,15 @@ hook an upgrade removed stops the worker with the package, version and hook name
 
 from __future__ import annotations
 
+import inspect
+
 import aiokafka
 import faust.transport.consumer
 import pytest
 from faust.tables.recovery import Recovery
 
 from stream import compat
-from stream.app import create_app
+from stream.app import WorkerApp, create_app
 from stream.settings import Settings
 
 
@@ -42,17 +44,17 @@ def test_a_changed_signature_of_an_overridden_method_stops_start_up(
 
 def test_a_removed_instance_hook_is_found_in_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
     # Attributes set in __init__ are looked for in the class source: rename one there.
-    real = compat.inspect.getsource
+    real = inspect.getsource
 
     def without(obj: object) -> str:
         return real(obj).replace("_active_events_received_at", "_renamed_upstream")  # type: ignore[arg-type]
 
-    monkeypatch.setattr(compat.inspect, "getsource", without)
+    monkeypatch.setattr(inspect, "getsource", without)
     gone = compat.missing()
     assert [(h.owner, h.attr) for h in gone] == [
         ("faust.tables.recovery:Recovery", "_active_events_received_at")
     ]
-    assert Recovery  # the class itself still imports
+    assert Recovery  # type: ignore[truthy-function]  # the class itself still imports
 
 
 def test_legacy_hooks_are_checked_only_for_legacy_brokers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,6 +72,7 @@ def test_the_kafka09_offsets_shim_is_bound_to_one_consumer_only() -> None:
         bootstrap_servers="127.0.0.1:9", store="memory://", broker_api_version="0.9"
     )
     app = create_app(settings)
+    assert isinstance(app, WorkerApp) and app.diverted is not None  # narrows for the checker
     assert app.diverted[3] is True  # the worker's consumer will get the shim
     assert aiokafka.AIOKafkaConsumer.end_offsets is before  # the process keeps aiokafka's
 

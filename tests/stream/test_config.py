@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
+from pydantic import BaseModel
 
 from detectors.config import detector_classes
 from stream.config import ConfigError, LlmwatchConfig, dump_config, load_config, parse_config
@@ -17,7 +19,7 @@ def test_no_path_means_every_default() -> None:
     cfg = load_config(None)
     assert cfg == LlmwatchConfig()
     assert cfg.lifecycle == LifecycleConfig()
-    assert set(type(cfg.detectors).model_fields) == set(detector_classes())
+    assert set(type(cast(BaseModel, cfg.detectors)).model_fields) == set(detector_classes())
     assert cfg.lifecycle.defaults.fire_threshold > cfg.lifecycle.defaults.resolve_threshold
 
 

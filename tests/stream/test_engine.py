@@ -47,6 +47,7 @@ class FakeMetric(Detector[MetricColumns]):
         cfg = self.config
         assert isinstance(cfg, FakeConfig)
         self.rows_seen += len(batch)
+        assert self.name is not None
         v = np.asarray(batch.value, dtype=np.float64)
         # Learned state changes the score, so a lost snapshot would show.
         scores = v / (v + cfg.threshold) if self.rows_seen < 1000 else np.zeros_like(v)
@@ -71,7 +72,7 @@ class FakeMetric(Detector[MetricColumns]):
 
     def tick(self, now: float) -> list[Finding]:
         cfg = self.config
-        assert isinstance(cfg, FakeConfig)
+        assert isinstance(cfg, FakeConfig) and self.name is not None
         if cfg.absent_after_s <= 0:
             return []
         return [

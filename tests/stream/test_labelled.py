@@ -26,7 +26,7 @@ T0 = 1.4e9
 
 
 def _series(n: int = 1000, windows: tuple[tuple[int, int], ...] = ((600, 700),)) -> SeriesRun:
-    ts = T0 + 300.0 * np.arange(n)
+    ts = np.asarray(T0 + 300.0 * np.arange(n), dtype=np.float64)
     wins = tuple((float(ts[a]), float(ts[b])) for a, b in windows)
     return SeriesRun(
         LabelledSeries(Path("f/x.csv"), "f/x.csv", wins), ts, np.zeros(n), np.zeros(0), 1.0

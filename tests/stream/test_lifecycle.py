@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from lifecycle_helpers import T0, finding, lifecycle
 
 from schemas.models import AlertStatus
 from stream.alerting.labels import finding_labels as alert_labels
 from stream.alerting.labels import fingerprint
 from stream.lifecycle import Lifecycle
+from tests.stream.lifecycle_helpers import T0, finding, lifecycle
 
 
 def test_fingerprint_is_stable_and_order_independent() -> None:

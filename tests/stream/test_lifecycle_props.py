@@ -9,7 +9,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from lifecycle_helpers import T0, finding, lifecycle
 
 from schemas.models import Alert
 from schemas.notification import Notification
@@ -18,6 +17,7 @@ from stream.alerting.pipeline import Pipeline
 from stream.alerting.route import Route
 from stream.alerting.silences import SilenceStore, ack_key, silence_key
 from stream.lifecycle import Lifecycle
+from tests.stream.lifecycle_helpers import T0, finding, lifecycle
 
 SERIES = [
     {"model": "m1", "host": "h1"},

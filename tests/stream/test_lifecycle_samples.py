@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from lifecycle_helpers import T0, finding, lifecycle
 
 from schemas.models import AlertStatus
 from stream.config import ConfigError, parse_config
 from stream.lifecycle import Lifecycle
 from stream.lifecycle_config import LifecycleConfig
+from tests.stream.lifecycle_helpers import T0, finding, lifecycle
 
 FIVE_MIN = 300.0
 

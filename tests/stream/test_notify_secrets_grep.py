@@ -76,7 +76,7 @@ def test_no_failure_path_leaks_a_secret(
                 webhook_url=SecretStr(f"{hook_url}{WEBHOOK_PATH}"),
                 webhook_secret=SecretStr(WEBHOOK_SECRET),
             )
-            receivers = [
+            receivers: list[dict[str, Any]] = [
                 {"name": "pd", "type": "pagerduty", "api_url": f"{pd_url}/v2/enqueue"},
                 {"name": "slackhook", "type": "slack_webhook"},
                 {

@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from detectors.base import Finding
 from schemas.models import Alert, AlertStatus, Bounds, Severity
@@ -61,10 +64,17 @@ def _alert() -> Alert:
     )
 
 
-def _drawn(fig: Figure) -> object:
+def _drawn(fig: Figure) -> RendererBase:
     canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return canvas.get_renderer()
+    canvas.draw()  # type: ignore[no-untyped-call]  # matplotlib leaves the Agg canvas unannotated
+    renderer: RendererBase = canvas.get_renderer()  # type: ignore[no-untyped-call]
+    return renderer
+
+
+def _tight_box(ax: Axes, renderer: RendererBase) -> Bbox:
+    box = ax.get_tightbbox(renderer)
+    assert box is not None  # None only for an invisible axes
+    return box
 
 
 def test_rate_band_stops_at_zero_and_one() -> None:
@@ -95,16 +105,19 @@ def test_alert_plot_legend_beside_data_band_clipped_axis_around_alert() -> None:
     assert "incident truncation_drift" in names and "incident prompt_drift" not in names
     # The band is drawn from 0, not from the detector's -0.16.
     band = ax.collections[0]
-    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    ys = np.concatenate([np.asarray(p.vertices)[:, 1] for p in band.get_paths()])
     assert ys.min() >= 0.0 and ys.max() <= 1.0
     # The time axis is the alert's neighbourhood, not the whole replay: every finding on it.
     x0, x1 = ax.get_xlim()
-    at = [date2num(datetime.fromtimestamp(f.ts, tz=UTC)) for f in findings]
+    at = [
+        date2num(datetime.fromtimestamp(f.ts, tz=UTC))  # type: ignore[no-untyped-call]
+        for f in findings
+    ]
     assert x0 < min(at) and max(at) < x1
     assert (x1 - x0) * 86400.0 < 600.0
     # The observed line is drawn above the shaded spans.
     observed = next(line for line in ax.get_lines() if line.get_label() == "observed")
-    assert all(observed.get_zorder() > c.get_zorder() for c in ax.collections + ax.patches)
+    assert all(observed.get_zorder() > c.get_zorder() for c in [*ax.collections, *ax.patches])
 
 
 def test_alert_view_is_padded_and_holds_findings_and_firing() -> None:
@@ -136,7 +149,7 @@ ROWS = [
 def test_tradeoff_plot_colorbar_clear_of_the_other_plot() -> None:
     fig = tradeoff_figure(ROWS)
     renderer = _drawn(fig)
-    boxes = [a.get_tightbbox(renderer) for a in fig.axes]  # with tick and axis labels
+    boxes = [_tight_box(a, renderer) for a in fig.axes]  # with tick and axis labels
     assert len(boxes) == 3  # precision/recall, objective/delay, colorbar
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):

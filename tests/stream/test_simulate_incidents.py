@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,8 +73,13 @@ def _vals(rows: list[dict[str, Any]], field: str) -> np.ndarray:
     return np.array([d[field] for d in rows if field in d], dtype=float)
 
 
+# A statistic of a list of events (the lambdas below).
+Stat = Callable[[list[dict[str, Any]]], float]
+
+
 def _err(rows: list[dict[str, Any]]) -> float:
-    return sum(d["status"] != "ok" for d in rows) / max(1, len(rows))
+    errors: int = sum(d["status"] != "ok" for d in rows)
+    return errors / max(1, len(rows))
 
 
 def test_every_event_in_every_incident_validates(events: list[dict[str, Any]]) -> None:
@@ -111,7 +117,7 @@ def test_ttft_spike_on_target_only(events: list[dict[str, Any]]) -> None:
     w = _during(IncidentKind.TTFT_SPIKE)
     hit = {"gateway": "gw-eu-west", "model": "llama-2-13b", "status": "ok"}
     spared = {"gateway": "gw-us-east", "model": "llama-2-13b", "status": "ok"}
-    p99 = lambda rows: float(np.percentile(_vals(rows, "ttft_ms"), 99))  # noqa: E731
+    p99: Stat = lambda rows: float(np.percentile(_vals(rows, "ttft_ms"), 99))  # noqa: E731
     assert p99(_pick(events, "inference", w, **hit)) > 2 * p99(
         _pick(events, "inference", BEFORE, **hit)
     )
@@ -178,7 +184,7 @@ def test_gpu_memory_leak_creeps_up(events: list[dict[str, Any]]) -> None:
 
 def test_prompt_drift(events: list[dict[str, Any]]) -> None:
     w = _during(IncidentKind.PROMPT_DRIFT)
-    med = lambda rows: float(np.median(_vals(rows, "prompt_tokens")))  # noqa: E731
+    med: Stat = lambda rows: float(np.median(_vals(rows, "prompt_tokens")))  # noqa: E731
     assert med(_pick(events, "inference", w, model="llama-2-13b")) > 2 * med(
         _pick(events, "inference", BEFORE, model="llama-2-13b")
     )
@@ -188,7 +194,7 @@ def test_prompt_drift(events: list[dict[str, Any]]) -> None:
 
 def test_truncation_drift(events: list[dict[str, Any]]) -> None:
     w = _during(IncidentKind.TRUNCATION_DRIFT)
-    frac = lambda rows: sum(d["finish_reason"] == "length" for d in rows) / len(rows)  # noqa: E731
+    frac: Stat = lambda rows: sum(d["finish_reason"] == "length" for d in rows) / len(rows)  # noqa: E731
     assert frac(_pick(events, "inference", w, model="llama-2-70b")) > 0.2
     assert frac(_pick(events, "inference", BEFORE, model="llama-2-70b")) < 0.1
     assert frac(_pick(events, "inference", w, model="llama-2-13b")) < 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ _LONG = re.compile(r"\d\.\d{4,}")
 
 
 def test_summary_lines_round_every_figure() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "trial": 0,
             "objective": 0.1,

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from stream.worker.consumer import PendingAcks
+from stream.worker.consumer import Fetched, PendingAcks
 from stream.worker.state import EngineStateTable
 
 
@@ -126,7 +126,7 @@ def test_a_fetch_for_a_partition_paused_meanwhile_is_put_back(
     monkeypatch.setattr(consumer, "assignment", lambda: {paused, running})
     monkeypatch.setattr(consumer, "seek", seek)
 
-    async def run() -> list[object]:
+    async def run() -> list[Fetched]:
         rest, _ = await consumer._wait_next_records(1.0)
         assert rest == {}
         return await inbox.take()

@@ -19,6 +19,7 @@ import pytest
 
 from detectors.base import Detector, DetectorConfig, DetectorOutput
 from schemas.columns import MetricColumns
+from schemas.models import DeadLetter
 from stream.config import LlmwatchConfig
 from stream.metrics import WorkerMetrics
 from stream.worker.engines import EnginePool
@@ -96,6 +97,11 @@ def _state(proc: BatchProcessor) -> Counting:
     return det
 
 
+def _offset(dead: DeadLetter) -> int:
+    assert dead.offset is not None  # a row the engine failed on was consumed at an offset
+    return dead.offset
+
+
 def _value(metrics: WorkerMetrics, name: str, **labels: str) -> float:
     got = metrics.registry.get_sample_value(name, labels)
     return 0.0 if got is None else got
@@ -114,7 +120,7 @@ def test_poison_rows_are_dead_lettered_and_every_other_row_counted_once(
         out = proc.process(kind="metric", topic="m", partition=0, raws=raws, offsets=offsets)
     assert out.accepted == 98
     engine_dead = [d for d in out.dead_letters if d.reason.startswith("engine:")]
-    assert sorted(d.offset for d in engine_dead) == [1037, 1081]
+    assert sorted(_offset(d) for d in engine_dead) == [1037, 1081]
     assert all("Boom: cannot score a value of 666" in d.reason for d in engine_dead)
     assert {base64.b64decode(d.raw_b64) for d in engine_dead} == {raws[37], raws[81]}
     det = _state(proc)
@@ -158,7 +164,7 @@ def test_a_batch_that_always_fails_costs_its_rows_not_the_worker() -> None:
     proc, metrics = _processor()
     raws = [_msg(i, POISON) for i in range(8)]
     out = proc.process(kind="metric", topic="m", partition=0, raws=raws, offsets=list(range(8)))
-    assert sorted(d.offset for d in out.dead_letters) == list(range(8))
+    assert sorted(_offset(d) for d in out.dead_letters) == list(range(8))
     assert out.accepted == 0 and _state(proc).rows == 0
     assert _value(metrics, "llmwatch_poison_messages_total", topic="m", stage="engine") == 8
     # The next batch is processed as usual.

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import inference_columns, split
 from schemas.columns import FINISH_CODES
+from tests.detectors.cases import inference_columns, split
 
 
 def make_case(seed: int) -> tuple[list[Any], list[npt.NDArray[np.bool_]]]:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import inference_columns, split
 from schemas.columns import STATUS_CODES
+from tests.detectors.cases import inference_columns, split
 
 T0 = 1.7e9
 

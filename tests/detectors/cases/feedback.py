@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import inference_columns, obj
 from schemas.columns import FINISH_CODES, FeedbackColumns
+from tests.detectors.cases import inference_columns, obj
 
 T0 = 1.7e9
 SPAN = 4 * 3600.0

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import gpu_columns, obj, split
 from schemas.columns import GpuColumns
+from tests.detectors.cases import gpu_columns, obj, split
 
 
 def make_case(seed: int) -> tuple[list[Any], list[npt.NDArray[np.bool_]]]:
@@ -17,7 +17,7 @@ def make_case(seed: int) -> tuple[list[Any], list[npt.NDArray[np.bool_]]]:
     steps = 720  # one sample every 5 s for an hour
     parts, labels = [], []
     for g in range(4):
-        t = 1.7e9 + np.arange(steps) * 5.0 + g * 0.1
+        t = np.asarray(1.7e9 + np.arange(steps) * 5.0 + g * 0.1, dtype=np.float64)
         k = np.arange(steps)
         util = np.clip(rng.normal(85, 5, steps), 0, 100)
         used = 40_000 + rng.normal(0, 200, steps)

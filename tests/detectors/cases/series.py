@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import obj, split
 from schemas.columns import MetricColumns, series_key
+from tests.detectors.cases import obj, split
 
 
 def make_case(seed: int) -> tuple[list[Any], list[npt.NDArray[np.bool_]]]:
@@ -17,7 +17,7 @@ def make_case(seed: int) -> tuple[list[Any], list[npt.NDArray[np.bool_]]]:
     names = ["vllm:num_requests_waiting", "vllm:gpu_cache_usage_perc", "gateway_rps"]
     base = np.array([4.0, 0.55, 120.0])
     noise = np.array([1.0, 0.04, 8.0])
-    t = 1.7e9 + 15.0 * np.repeat(np.arange(steps), 3)
+    t = np.asarray(1.7e9 + 15.0 * np.repeat(np.arange(steps), 3), dtype=np.float64)
     which = np.tile(np.arange(3), steps)
     step = np.repeat(np.arange(steps), 3)
     value = rng.normal(base[which], noise[which])

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import inference_columns, obj, split
 from schemas.columns import STATUS_CODES
+from tests.detectors.cases import inference_columns, obj, split
 
 
 def make_case(seed: int) -> tuple[list[Any], list[npt.NDArray[np.bool_]]]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cases import inference_columns, split
+from tests.detectors.cases import inference_columns, split
 
 T0 = 1.7e9
 
