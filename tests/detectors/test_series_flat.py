@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 import pytest
-from test_budget import ref_logp
-from test_series import T0, _episodes, _feed
 
 from detectors.kernels.flat import flat_learn, flat_logp
 from detectors.kernels.tail import PRIOR_PEAKS, T_N, T_SPREAD, TAIL_COLUMNS
 from detectors.series import SeriesDetector
+from tests.detectors.test_budget import ref_logp
+from tests.detectors.test_series import T0, _episodes, _feed
 
 TP, RA, PA = 0.02, 1 / 5000, 1 / 200
 
