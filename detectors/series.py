@@ -80,7 +80,7 @@ def _columns(
 # version 6 three, the level before the last level shift and when it was left; version
 # 7 four, the last value, the series' step, whether it moves in steps and the lowest
 # value seen; version 8 three, the run of repeats, the share of rows that repeat and
-# the running run's peak, and the tail of runs of repeats).
+# the run as last learned, and the tail of runs of repeats).
 _V3_SCALARS, _V3_TAILS = 30, 6
 _V4_SCALARS, _V5_SCALARS, _V6_SCALARS, _V7_SCALARS = 33, 34, 37, 41
 
