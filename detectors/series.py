@@ -49,7 +49,8 @@ from pydantic import Field
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration
 from detectors.budget import WEEK_S, BudgetedConfig
-from detectors.kernels import robust_series as k
+from detectors.kernels import robust_layout as k
+from detectors.kernels.robust_series import series_step
 from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.kernels.weekday import WEEKDAYS
 from detectors.registry import Column, SeriesRegistry, SeriesState
@@ -283,7 +284,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         was_in = st[k.S_EP_LEN] > 0.0  # per series, before this batch
         peak0 = st[k.S_EP_PEAK].copy()
         s = self.series
-        score, expected, down, up, episode, why = k.series_step(
+        score, expected, down, up, episode, why = series_step(
             ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, self._params()
         )
         out = (score, expected, down, up, why)

@@ -33,8 +33,10 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
 * a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level on the next row instead of scoring it.
 
-Numba caches each kernel by its own file: after editing ``tail.py`` alone, clear
-``__pycache__`` so this module's cached code picks the change up.
+The state's columns are in ``robust_layout``; what a row teaches the baselines is in
+``robust_learn``. Numba caches each kernel by its own file: after editing ``tail.py``
+(or another module this one imports) alone, clear ``__pycache__`` so this module's
+cached code picks the change up.
 """
 
 from __future__ import annotations
@@ -45,13 +47,69 @@ import numpy as np
 
 from detectors.kernels._base import A, _jit
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
+from detectors.kernels.robust_layout import (
+    S_ALT_A,
+    S_ALT_S,
+    S_ALT_T,
+    S_BUDGET,
+    S_DENS,
+    S_DT,
+    S_ENV_MODE,
+    S_EP_LEN,
+    S_EP_PEAK,
+    S_EP_QUIET,
+    S_EP_RA,
+    S_EP_REBASED,
+    S_EP_RS,
+    S_EP_SINCE,
+    S_EPC,
+    S_FIRST_T,
+    S_HI,
+    S_LAST_T,
+    S_LO,
+    S_LOWEST,
+    S_LVL,
+    S_MAG,
+    S_N,
+    S_PREV,
+    S_RD,
+    S_REP,
+    S_RUN_F,
+    S_SAME,
+    S_SC,
+    S_SEAS,
+    S_SLOW,
+    S_WEEK,
+    S_WIN,
+    S_WIN_S,
+    SD_PER_MAD,
+    TAIL_A,
+    TAIL_AW,
+    TAIL_D,
+    TAIL_DN,
+    TAIL_FL,
+    TAIL_NV,
+    TAIL_S,
+    TAIL_SW,
+    WEEK_S,
+    WHY_DENSITY,
+    WHY_DRIFT,
+    WHY_FLAT,
+    WHY_NOVEL,
+    WHY_POINT,
+    WHY_WINDOW,
+)
+from detectors.kernels.robust_learn import (
+    half_step,
+    is_return,
+    learn_envelope,
+    learn_row,
+    swap_level,
+)
 from detectors.kernels.tail import (
     T_N,
     T_THRESH,
     TAIL_COLUMNS,
-    tail_learn,
-    tail_learn_at_zero,
-    tail_learn_runs,
     tail_logp,
     tail_logp_at_zero,
     tail_u_at,
@@ -59,76 +117,11 @@ from detectors.kernels.tail import (
 )
 from detectors.kernels.weekday import (
     DAY_S,
-    W_RD,
     offset_step,
     weekday_of,
     weekday_step,
 )
 
-(
-    S_N,
-    S_LAST_T,
-    S_DT,
-    S_FIRST_T,
-    S_LVL,
-    S_SC,
-    S_RA,
-    S_RS,
-    S_SEAS,
-    S_WIN,
-    S_MAG,
-    S_EP_LEN,
-    S_EP_QUIET,
-    S_EP_PEAK,
-    S_EP_RA,
-    S_EP_RS,
-    S_EP_SINCE,
-    S_BUDGET,
-    S_SLOW,
-    S_WIN_S,
-    S_EPC,
-    S_EP_REBASED,
-    S_DENS,
-    S_WEEK,
-    S_RW,
-    S_DAY,
-    S_DAY_SUM,
-    S_DAY_N,
-    S_WMEAN,
-    S_RD,
-    S_HI,
-    S_LO,
-    S_ENV_MODE,
-    S_RUN_A,
-    S_ALT_A,
-    S_ALT_S,
-    S_ALT_T,
-    S_PREV,
-    S_RES,
-    S_LATTICE,
-    S_LOWEST,
-    S_SAME,
-    S_REP,
-    S_RUN_F,
-) = range(44)
-SERIES_COLUMNS = 44
-assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
-# Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
-# window, seasonal point and window, the drift of the level from its slow average, burst
-# density, novelty beyond the residual envelope and runs of repeats (detectors.kernels.flat).
-TAILS = 8
-_TA, _TAW, _TS, _TSW, _TD, _TDN, _TNV, _TFL = range(TAILS)
-WEEK_S = 7 * DAY_S
-_SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
-_LOG2 = math.log(2.0)
-_RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
-# Which statistic a row's score came from: the value itself, the recent window's mean,
-# the level's drift from its slow average, the density of outliers, novelty, a value
-# stuck for longer than the series' runs of repeats.
-WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT = 0.0, 1.0, 2.0, 3.0, 4.0, 5.0
-# A series moves in steps when at least this share of its changes (a moving average over
-# about 1 / _LATTICE_A changes) are whole numbers of its smallest change.
-_LATTICE_A, _LATTICE_MIN = 0.02, 0.9
 _REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
 
 
@@ -216,7 +209,7 @@ def series_step(
         floor = max(1e-3 * mag, 1e-9)
         # Both baselines' predictions and residuals.
         lvl = st[S_LVL, sid]
-        sc_a = max(_SD_PER_MAD * st[S_SC, sid], floor)
+        sc_a = max(SD_PER_MAD * st[S_SC, sid], floor)
         e_a = v - lvl
         i0, i1, f = _profile_at(t, k)
         dow = weekday_of(t)
@@ -224,15 +217,15 @@ def series_step(
         w_off = pw[dow, sid] if st[S_WEEK, sid] > 0.5 else 0.0
         daily = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
         pred_s = daily + w_off
-        sc_s = max(_SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
+        sc_s = max(SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
         e_s = v - pred_s
         # The profile is used once it is detected and its own tails have learned enough.
-        seasonal = st[S_SEAS, sid] > 0.5 and tails[_TS * TAIL_COLUMNS + T_N, sid] >= 0.5 * min_n
+        seasonal = st[S_SEAS, sid] > 0.5 and tails[TAIL_S * TAIL_COLUMNS + T_N, sid] >= 0.5 * min_n
         sc = sc_s if seasonal else sc_a
-        if _is_return(st, sid, t, e_s if seasonal else e_a, sc, seasonal):
+        if is_return(st, sid, t, e_s if seasonal else e_a, sc, seasonal):
             # Back to the level held before the last level shift: a known state, not a
             # new incident (a weekend's end, a rollback). The baselines move back there.
-            _swap_level(st, pl, tails, sid, t)
+            swap_level(st, pl, tails, sid, t)
             lvl = st[S_LVL, sid]
             e_a = v - lvl
             pred_s -= st[S_ALT_S, sid]
@@ -243,15 +236,15 @@ def series_step(
         # Continuity correction: the tails are continuous fits, but on a series that moves
         # in steps (counts) a value at a step has all of that step's mass, so it is
         # scored half a step nearer: P(U >= u) by the midpoint, not by the step's far side.
-        half = _half_step(st, sid, v)
+        half = half_step(st, sid, v)
         c_a, c_s = min(half, 0.5 * sc_a), min(half, 0.5 * sc_s)
         p_a = math.log1p(max(abs(e_a) - c_a, 0.0) / sc_a)
         p_s = math.log1p(max(abs(e_s) - c_s, 0.0) / sc_s)
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
         # The window averages u clipped at its own tail threshold (when win_clip): a burst
         # counts as one exceedance, so the window measures persistence and density.
-        ca = tails[_TA * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
-        cs = tails[_TS * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
+        ca = tails[TAIL_A * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
+        cs = tails[TAIL_S * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
         ca = ca if ca > 0.0 else 1e300
         cs = cs if cs > 0.0 else 1e300
         win_a = st[S_WIN, sid] + a_win * (min(u_a, ca) - st[S_WIN, sid])
@@ -269,7 +262,7 @@ def series_step(
             log_q += ctl_pow * math.log(budget / epc)
         # Burst density: the share of recent rows beyond the active point tail's threshold,
         # over a longer window (bursts that come more often or last longer than usual).
-        t_pt = _TS if seasonal else _TA
+        t_pt = TAIL_S if seasonal else TAIL_A
         t_thr = tails[t_pt * TAIL_COLUMNS + T_THRESH, sid]
         beyond = 1.0 if (u_s if seasonal else u_a) > t_thr else 0.0
         dens = st[S_DENS, sid] + a_dens * (beyond - st[S_DENS, sid])
@@ -297,7 +290,7 @@ def series_step(
             if k_flat > 0.0 and st[S_REP, sid] < FLAT_REP_MAX:
                 # A value stuck for longer than the series ever is (a hung exporter). On
                 # a row that changed this cannot page, so it is one more test only here.
-                lf = flat_logp(k_flat, st[S_REP, sid], _tail(tails, _TFL), sid, min_n, peak_a)
+                lf = flat_logp(k_flat, st[S_REP, sid], _tail(tails, TAIL_FL), sid, min_n, peak_a)
                 n_ch += 1.0
                 if lf < lp:
                     lp, why[i] = lf, WHY_FLAT
@@ -350,8 +343,8 @@ def series_step(
             st[S_LVL, sid] += st[S_EP_RA, sid]
             st[S_SLOW, sid] = st[S_LVL, sid]
             pl[:, sid] += st[S_EP_RS, sid]  # the weekday offsets stay relative to it
-            st[S_WIN, sid] = min(st[S_WIN, sid], tails[_TAW * TAIL_COLUMNS + T_THRESH, sid])
-            st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[_TSW * TAIL_COLUMNS + T_THRESH, sid])
+            st[S_WIN, sid] = min(st[S_WIN, sid], tails[TAIL_AW * TAIL_COLUMNS + T_THRESH, sid])
+            st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[TAIL_SW * TAIL_COLUMNS + T_THRESH, sid])
         if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
             st[S_EP_LEN, sid] = 0.0
             episode[i] = 2.0
@@ -361,126 +354,19 @@ def series_step(
         # An episode's rows are not learned, unless it is a new level (rebased) or has
         # lasted so long that whatever it is has become the series' normal.
         if learn:
-            _learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
+            learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
                        u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
                        slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
-            _envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
+            learn_envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
         if ep <= 0.0:
             # Never inside an episode, rebased or long: a value stuck for long is not the
             # series' new normal however long it lasts.
             st[S_REP, sid] = flat_learn(
-                k_flat, st[S_RUN_F, sid], st[S_REP, sid], _tail(tails, _TFL), sid, rate_a, peak_a
+                k_flat, st[S_RUN_F, sid], st[S_REP, sid], _tail(tails, TAIL_FL), sid, rate_a, peak_a
             )
             st[S_RUN_F, sid] = k_flat
         st[S_N, sid] = n + 1.0
     return score, expected, down, up, episode, why
-
-
-@_jit
-def _half_step(st: A, sid: int, v: float) -> float:
-    """Half the series' step where it moves in steps, else 0. The step is the smallest
-    change between consecutive values seen (1 on counts, 0.002 on a CPU percentage
-    reported to three decimals); the series moves in steps when nearly every change is a
-    whole number of them (a spiky series' smallest change is just its smallest spike).
-    Callers also cap it at half a scale, so a flat series' first jump, which sets the
-    step, cannot hide the next one."""
-    prev = st[S_PREV, sid]
-    if prev == prev:  # NaN: restored from a snapshot that did not keep the last value
-        d = abs(v - prev)
-        if d > 0.0:
-            step = st[S_RES, sid]
-            if step <= 0.0 or d < step:
-                step = d
-                st[S_RES, sid] = d
-            r = d / step
-            off = r % 1.0  # NaN where r overflowed: not a whole number of steps
-            whole = 1.0 if min(off, 1.0 - off) <= 1e-6 * r else 0.0
-            st[S_LATTICE, sid] += _LATTICE_A * (whole - st[S_LATTICE, sid])
-    st[S_PREV, sid] = v
-    return 0.5 * st[S_RES, sid] if st[S_LATTICE, sid] >= _LATTICE_MIN else 0.0
-
-
-@_jit
-def _is_return(st: A, sid: int, t: float, e: float, sc: float, seasonal: bool) -> bool:
-    """Whether the row sits at the level the series held before its last level shift
-    (within a week of it, outside an episode), well apart from where it is now."""
-    alt = st[S_ALT_S, sid] if seasonal else st[S_ALT_A, sid]
-    return bool(
-        st[S_EP_LEN, sid] <= 0.0
-        and t - st[S_ALT_T, sid] < WEEK_S
-        and abs(alt) > 2.0 * _RETURN_SCALES * sc
-        and abs(e - alt) < _RETURN_SCALES * sc
-    )
-
-
-@_jit
-def _swap_level(st: A, pl: A, tails: A, sid: int, t: float) -> None:
-    """Move both baselines to the alternative level; the level left becomes the new
-    alternative (so a series that moves between two known states pages neither way)."""
-    da, ds = st[S_ALT_A, sid], st[S_ALT_S, sid]
-    st[S_LVL, sid] += da
-    st[S_SLOW, sid] = st[S_LVL, sid]
-    pl[:, sid] += ds
-    st[S_ALT_A, sid], st[S_ALT_S, sid] = -da, -ds
-    st[S_ALT_T, sid] = t
-    st[S_WIN, sid] = min(st[S_WIN, sid], tails[_TAW * TAIL_COLUMNS + T_THRESH, sid])
-    st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[_TSW * TAIL_COLUMNS + T_THRESH, sid])
-
-
-@_jit
-def _learn_row(
-    st: A, pl: A, ps: A, tails: A, sid: int, n: float, t: float, gap: float, v: float,
-    e_a: float, e_s: float, sc_a: float, sc_s: float, u_a: float, win_a: float,
-    u_s: float, win_s: float, u_d: float, dens: float,
-    i0: int, i1: int, f: float, a_lvl: float, a_sc: float, tail_p: float, rate_a: float,
-    peak_a: float, slot_days: float, seas_ratio: float, min_n: float, seas_off: float,
-    sc_clip: float, a_win: float,
-) -> None:  # fmt: skip
-    early = n < min_n
-    # The typical magnitude sets the scale's floor (a mostly-zero series has a robust
-    # scale of 0), so it remembers as long as the tails do: a quiet day must not shrink
-    # the unit the next ordinary spike is measured in.
-    st[S_MAG, sid] += max(1.0 / (n + 1.0), rate_a) * (abs(v) - st[S_MAG, sid])
-    # Non-seasonal level and scale (Huber-clipped once warm, so spikes do not move them).
-    a = max(1.0 / (n + 1.0), a_lvl)
-    lim = 1e300 if early else 3.0 * sc_a
-    st[S_LVL, sid] += a * min(max(e_a, -lim), lim)
-    st[S_SLOW, sid] += max(1.0 / (n + 1.0), a_lvl / 8.0) * min(max(v - st[S_SLOW, sid], -lim), lim)
-    b = max(1.0 / (n + 1.0), a_sc)
-    st[S_SC, sid] += b * (min(abs(e_a), 1e300 if early else sc_clip * sc_a) - st[S_SC, sid])
-    # Daily profile: each slot remembers about slot_days of its own time.
-    days = (t - st[S_FIRST_T, sid]) / DAY_S
-    k = pl.shape[0]
-    slot_s = DAY_S / k
-    a_slot = 1.0 - math.exp(-min(gap, slot_s) / (slot_s * slot_days))
-    a_slot = min(a_slot * max(1.0, slot_days / (days + 0.5)), 1.0)
-    lim_s = 1e300 if days < 2.0 else 3.0 * sc_s
-    es = min(max(e_s, -lim_s), lim_s)
-    pl[i0, sid] += a_slot * (1.0 - f) * es
-    pl[i1, sid] += a_slot * f * es
-    abs_s = min(abs(e_s), 1e300 if days < 2.0 else 5.0 * sc_s)
-    ps[i0, sid] += a_slot * (1.0 - f) * (abs_s - ps[i0, sid])
-    ps[i1, sid] += a_slot * f * (abs_s - ps[i1, sid])
-    # Seasonality test: each model's clipped absolute residual averaged over as long as a
-    # profile slot remembers (slot_days), so an anomaly of a few hours, learned because it
-    # stayed under the alert, does not switch the profile off under itself.
-    c = 1.0 - math.exp(-gap / (slot_days * DAY_S)) if n > 1 else 1.0
-    cap = 5.0 * sc_a
-    st[S_RA, sid] += c * (min(abs(e_a), cap) - st[S_RA, sid])
-    st[S_RS, sid] += c * (min(abs(e_s), cap) - st[S_RS, sid])
-    if days >= 2.0:
-        ratio = st[S_RS, sid] / max(st[S_RA, sid], 1e-300)
-        if ratio < seas_ratio:
-            st[S_SEAS, sid] = 1.0
-        elif ratio > seas_off:
-            st[S_SEAS, sid] = 0.0
-    _tl(u_a, tails, _TA, sid, tail_p, rate_a, peak_a)
-    _tl_runs(win_a, tails, _TAW, st, S_RUN_A, sid, tail_p, rate_a, peak_a, min_n, a_win)
-    _tl(u_d, tails, _TD, sid, tail_p, rate_a, peak_a)
-    _tl(dens, tails, _TDN, sid, tail_p, rate_a, peak_a)
-    if days >= 2.0:  # the profile has seen every slot twice: its residuals mean something
-        _tl(u_s, tails, _TS, sid, tail_p, rate_a, peak_a)
-        _tl(win_s, tails, _TSW, sid, tail_p, rate_a, peak_a)
 
 
 @_jit
@@ -492,22 +378,22 @@ def _channels(
     """The smallest log tail probability over the statistics in use, how many are in
     use, and which one it was (``WHY_*``)."""
     if seasonal:
-        lp, why = _lp(u_s, tails, _TS, sid), WHY_POINT
-        lw = _lp(win_s, tails, _TSW, sid)
+        lp, why = _lp(u_s, tails, TAIL_S, sid), WHY_POINT
+        lw = _lp(win_s, tails, TAIL_SW, sid)
     else:
-        lp, why = _lp(u_a, tails, _TA, sid), WHY_POINT
-        lw = _lp(win_a, tails, _TAW, sid)
+        lp, why = _lp(u_a, tails, TAIL_A, sid), WHY_POINT
+        lw = _lp(win_a, tails, TAIL_AW, sid)
     n_ch = 2.0
     if lw < lp:
         lp, why = lw, WHY_WINDOW
     if not seasonal and use_drift > 0.0:
         n_ch += 1.0
-        ld = _lp(u_d, tails, _TD, sid)
+        ld = _lp(u_d, tails, TAIL_D, sid)
         if ld < lp:
             lp, why = ld, WHY_DRIFT
     if a_dens > 0.0:
         n_ch += 1.0
-        ln = _lp(dens, tails, _TDN, sid)
+        ln = _lp(dens, tails, TAIL_DN, sid)
         if ln < lp:
             lp, why = ln, WHY_DENSITY
     if env_s > 0.0:
@@ -536,7 +422,7 @@ def _reach(
     down, up = half, half
     width = max(hi - lo, sc)
     if env_s > 0.0:
-        nq = tail_u_at_zero(fire, tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS], sid)
+        nq = tail_u_at_zero(fire, tails[TAIL_NV * TAIL_COLUMNS : (TAIL_NV + 1) * TAIL_COLUMNS], sid)
         if nq < math.inf:
             grow = math.expm1(nq) * width + c
             down, up = max(min(half, grow - lo), 0.0), max(min(half, hi + grow), 0.0)
@@ -547,24 +433,6 @@ def _reach(
 
 
 @_jit
-def _envelope(
-    st: A, tails: A, sid: int, n: float, gap: float, e: float, nov: float, env_s: float,
-    min_n: float, rate_a: float, peak_a: float,
-) -> None:  # fmt: skip
-    """Learn the residual envelope (decaying toward 0 over ``env_s`` of time) and, after
-    half the warm-up, the tail of the novelty beyond it (threshold fixed at 0: the rate
-    of novel rows and the moments of their sizes)."""
-    if env_s <= 0.0:
-        return
-    c = math.exp(-gap / env_s)
-    st[S_HI, sid] = max(e, st[S_HI, sid] * c)
-    st[S_LO, sid] = min(e, st[S_LO, sid] * c)
-    if n >= 0.5 * min_n:
-        tn = tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS]
-        tail_learn_at_zero(nov, tn, sid, rate_a, peak_a)
-
-
-@_jit
 def _tail(tails: A, which: int) -> A:
     """One tail's rows of the tails array (a view)."""
     return tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
@@ -572,31 +440,9 @@ def _tail(tails: A, which: int) -> A:
 
 @_jit
 def _novelty_lp(nov: float, tails: A, sid: int) -> float:
-    return tail_logp_at_zero(nov, tails[_TNV * TAIL_COLUMNS : (_TNV + 1) * TAIL_COLUMNS], sid)
+    return tail_logp_at_zero(nov, tails[TAIL_NV * TAIL_COLUMNS : (TAIL_NV + 1) * TAIL_COLUMNS], sid)
 
 
 @_jit
 def _lp(u: float, tails: A, which: int, sid: int) -> float:
     return tail_logp(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid)
-
-
-@_jit
-def _tl(u: float, tails: A, which: int, sid: int, p: float, ra: float, pa: float) -> None:
-    tail_learn(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid, p, ra, pa)
-
-
-@_jit
-def _tl_runs(
-    u: float, tails: A, which: int, st: A, col: int, sid: int, p: float, ra: float,
-    pa: float, settle: float, a_win: float,
-) -> None:  # fmt: skip
-    """Learn a window mean's tail declustered by runs (a moving mean crosses a level in
-    runs of rows, and the budget counts episodes), the running run's peak kept in
-    ``col``. A run's later rows step the threshold up by the window's rate ``a_win``:
-    each window length of a run counts as one exceedance of the plain quantile.
-
-    Only the plain level's window is declustered. Against a daily profile, the
-    profile's own errors (a weekday change, a slot edge) also come as slow runs, and a
-    declustered tail pages on them (see ``docs/series-detector.md``)."""
-    tw = tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
-    st[col, sid] = tail_learn_runs(u, tw, sid, p, ra, pa, st[col, sid], settle, a_win)

@@ -170,7 +170,7 @@ def test_hours_of_a_weaker_cycle_do_not_switch_the_daily_profile_off(seed: int) 
     # one the seasonality test must not take for the end of seasonality. With the test
     # averaged over one day, 2 of these 8 seeds dropped the profile for 2-3 days after
     # it (and measured everything against the plain level meanwhile).
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     rng = np.random.default_rng(seed)
     n = 14 * 288
@@ -298,7 +298,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     starts them at (NaN: not kept, and 0), and its runs of repeats to what one to
     version 8 starts them at (0, and a fresh tail), so the two detectors can be compared
     column for column."""
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
     from detectors.registry import SeriesState
     from detectors.series import _columns
 
@@ -306,7 +306,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     det.series.arrays["st"][:, [k.S_RES, k.S_LATTICE]] = 0.0
     if scalars < k.SERIES_COLUMNS:
         det.series.arrays["st"][:, [k.S_SAME, k.S_REP, k.S_RUN_F]] = 0.0
-        det.series.arrays["tails"][:, k._TFL * TAIL_COLUMNS :] = 0.0
+        det.series.arrays["tails"][:, k.TAIL_FL * TAIL_COLUMNS :] = 0.0
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
     old = SeriesState(("series",), _columns(48, scalars, tails), ttl_s=new.registry.ttl_s)
@@ -381,7 +381,7 @@ def test_version_3_snapshot_migrates_keeping_what_it_learned() -> None:
     # Version 4 appended the residual envelope (3 scalars) and the novelty tail: a v3
     # snapshot restores with every v3 column as it was and those fresh, and the restored
     # detector still pages a lasting shift once, as the original does.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     t, x, det = _trained_on_noise()
     back = SeriesDetector.restore(pickle.dumps(_v3_payload(det)))
@@ -402,7 +402,7 @@ def test_version_4_snapshot_migrates_keeping_what_it_learned() -> None:
     # Version 5 appended one scalar (the plain window tail's running-run peak): a v4
     # snapshot restores with everything it had as it was and that at 0 (not in a run),
     # and the restored detector pages a lasting shift where the original does.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     t, x, det = _trained_on_noise()
     det.series.arrays["st"][:, k.S_RUN_A] = 0.0  # as v4 would have left it
@@ -414,7 +414,7 @@ def test_version_5_snapshot_migrates_keeping_what_it_learned() -> None:
     # Version 6 appended the level before the last level shift (three scalars): a v5
     # snapshot restores with everything it had as it was and those at 0 (no earlier level
     # known), and the restored detector pages a lasting shift where the original does.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     t, x, det = _trained_on_noise()
     st = det.series.arrays["st"]
@@ -427,7 +427,7 @@ def test_version_6_snapshot_migrates_keeping_what_it_learned() -> None:
     # Version 7 appended the last value, the series' step and the share of whole steps: a
     # v6 snapshot restores with everything it had as it was, no step known, and pages a
     # lasting shift where the original does; the step is learned again after the restore.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     t, x, det = _trained_on_noise()
     back = SeriesDetector.restore(pickle.dumps(_v6_payload(det)))
@@ -440,13 +440,13 @@ def test_version_7_snapshot_migrates_keeping_what_it_learned() -> None:
     # Version 8 appended the runs of repeats (three scalars and a tail): a v7 snapshot
     # restores with everything it had as it was and those fresh, pages a lasting shift
     # where the original does, and learns the runs again.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     t, x, det = _trained_on_noise()
     back = SeriesDetector.restore(pickle.dumps(_v7_payload(det)))
     assert back.series.arrays["tails"].shape[1] == k.TAILS * TAIL_COLUMNS
     _restored_as_it_was(det, back, t, x)
-    assert back.series.arrays["tails"][0, k._TFL * TAIL_COLUMNS + 5] > 0  # T_N: learning
+    assert back.series.arrays["tails"][0, k.TAIL_FL * TAIL_COLUMNS + 5] > 0  # T_N: learning
 
 
 def test_version_2_snapshot_migrates_through_version_3() -> None:
@@ -494,7 +494,7 @@ def _late_starts(t: np.ndarray, v: np.ndarray) -> tuple[SeriesDetector, list[flo
 
 
 def test_weekly_pattern_is_learned_when_present() -> None:
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     seeds = range(21, 29)
     false = 0
@@ -517,7 +517,7 @@ def test_weekly_pattern_is_learned_when_present() -> None:
 def test_weekday_offsets_are_unbiased_on_an_exact_weekly_pattern() -> None:
     # Measured against a running mean of day means (which swings over the week), Monday
     # came out at 9.3 and Friday at 5.0 on this shape, Saturday -20.3 and Sunday -17.3.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     t, _, day = _weekly_series(0)
     v = 50.0 - 25.0 * ((day % 7) >= 5)
@@ -546,7 +546,7 @@ def test_a_fast_weekly_series_does_not_page_every_weekend() -> None:
     # never adopted and the weekday offsets reach the prediction only through the level,
     # which moves by the offsets' difference where the day turns. Without that, each
     # weekend's start and end page as level shifts (2 per week, every week).
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     late = 0
     for seed in (1, 2):

@@ -44,7 +44,7 @@ def test_a_series_that_moves_in_steps_is_told_apart(family: str, step: float | N
     # Counts and values reported to a fixed precision move in whole steps; continuous
     # values and a spiky series (whose smallest change is only its smallest spike) do
     # not, and get no continuity correction.
-    from detectors.kernels import robust_series as k
+    from detectors.kernels import robust_layout as k
 
     rng = np.random.default_rng(7)
     n = 2000
