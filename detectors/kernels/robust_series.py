@@ -334,9 +334,11 @@ def series_step(
         shifted = (
             abs(st[S_EP_RS, sid]) > 3.0 * sc_s if seasonal else abs(st[S_EP_RA, sid]) > 3.0 * sc_a
         )
-        if ep >= rebase_after and shifted and st[S_EP_REBASED, sid] < 0.5:
+        if ep >= rebase_after and shifted and st[S_EP_REBASED, sid] < 0.5 and k_flat <= 0.0:
             # The change has lasted and still holds: it is the new normal. One alert, then
-            # a new baseline.
+            # a new baseline. Not while the value is stuck: a stopped series is no new
+            # level (moving a daily profile to a frozen value would state ranges the
+            # series never had).
             st[S_EP_REBASED, sid] = 1.0
             st[S_ALT_A, sid], st[S_ALT_S, sid] = -st[S_EP_RA, sid], -st[S_EP_RS, sid]
             st[S_ALT_T, sid] = t

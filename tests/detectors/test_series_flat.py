@@ -112,3 +112,21 @@ def test_a_run_is_rare_by_the_series_own_runs() -> None:
     assert flat_logp(1.0, 0.0, never, 0, 400.0, PA) > math.log(1e-3) - 6.0
     assert flat_logp(4.0, 0.0, never, 0, 400.0, PA) < math.log(1e-4)
     assert flat_logp(4.0, 0.0, never, 0, 5000.0, PA) == 0.0  # not judged before min_n
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stopped_cycle_is_not_taken_for_a_new_level(seed: int) -> None:
+    # A daily square wave (-20 / 80) freezes at 40 for most of a day. A stuck value is no
+    # level shift: while it stays frozen the page keeps stating the usual cycle as
+    # expected, never the profile moved by the frozen value's residual (which read
+    # "expected 135" on a series never above 90).
+    rng = np.random.default_rng(seed)
+    n = 12 * 288
+    t = T0 + 300.0 * np.arange(n)
+    high = (t % 86400) >= 43200
+    v = np.where(high, 80 + rng.normal(0, 4.0, n), -20 + rng.normal(0, 1.0, n))
+    v[10 * 288 : 10 * 288 + 250] = 40.0
+    _, findings = _feed(SeriesDetector(), t, v, step=256)
+    frozen = [f for f in findings if t[10 * 288 + 20] <= f.ts <= t[10 * 288 + 249]]
+    assert frozen and all(f.anomalous for f in frozen)
+    assert all(f.expected is not None and -40.0 <= f.expected <= 100.0 for f in frozen)
