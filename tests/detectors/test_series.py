@@ -147,18 +147,27 @@ def test_daily_seasonality_is_detected_and_a_missing_peak_is_found() -> None:
     assert eps and all(t[9 * 288] <= f.ts <= t[10 * 288] + 3600 for f in eps)
 
 
+def square_wave(
+    seed: int, days: int, low: float, high_sd: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A daily square wave at 5 minutes: ``low`` +/- 1 by night, 80 +/- ``high_sd`` by
+    day. Returns the times, the values and which rows are day rows."""
+    rng = np.random.default_rng(seed)
+    n = days * 288
+    t = T0 + 300.0 * np.arange(n)
+    high = (t % 86400) >= 43200
+    v = np.where(high, 80 + rng.normal(0, high_sd, n), low + rng.normal(0, 1.0, n))
+    return t, v, high
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_half_a_day_a_few_scales_off_its_daily_profile_pages(seed: int) -> None:
     # A daily square wave (20 +/- 1 at night, 80 +/- 4.5 by day); one day's high half
     # sits 20 lower, about 4.4 of its scales: no row is far out by itself, the half day
     # is. When its first rows could raise the point tail's threshold three spreads the
     # anomaly hid itself and this paged on one seed in eight.
-    rng = np.random.default_rng(seed)
-    n = 14 * 288
-    t = T0 + 300.0 * np.arange(n)
-    high = (t % 86400) >= 43200
-    v = np.where(high, 80 + rng.normal(0, 4.5, n), 20 + rng.normal(0, 1.0, n))
-    day = np.arange(n) // 288 == 11
+    t, v, high = square_wave(seed, 14, 20.0, 4.5)
+    day = np.arange(t.size) // 288 == 11
     v[high & day] -= 20.0
     _, findings = _feed(SeriesDetector(), t, v, step=256)
     assert any(t[day][0] <= f.ts <= t[day][-1] for f in _episodes(findings))

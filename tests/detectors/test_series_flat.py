@@ -14,7 +14,7 @@ from detectors.kernels.flat import flat_learn, flat_logp
 from detectors.kernels.tail import PRIOR_PEAKS, T_N, T_SPREAD, TAIL_COLUMNS
 from detectors.series import SeriesDetector
 from tests.detectors.test_budget import ref_logp
-from tests.detectors.test_series import T0, _episodes, _feed
+from tests.detectors.test_series import T0, _episodes, _feed, square_wave
 
 TP, RA, PA = 0.02, 1 / 5000, 1 / 200
 
@@ -120,11 +120,7 @@ def test_a_stopped_cycle_is_not_taken_for_a_new_level(seed: int) -> None:
     # level shift: while it stays frozen the page keeps stating the usual cycle as
     # expected, never the profile moved by the frozen value's residual (which read
     # "expected 135" on a series never above 90).
-    rng = np.random.default_rng(seed)
-    n = 12 * 288
-    t = T0 + 300.0 * np.arange(n)
-    high = (t % 86400) >= 43200
-    v = np.where(high, 80 + rng.normal(0, 4.0, n), -20 + rng.normal(0, 1.0, n))
+    t, v, _ = square_wave(seed, 12, -20.0, 4.0)
     v[10 * 288 : 10 * 288 + 250] = 40.0
     _, findings = _feed(SeriesDetector(), t, v, step=256)
     frozen = [f for f in findings if t[10 * 288 + 20] <= f.ts <= t[10 * 288 + 249]]
