@@ -5,6 +5,8 @@ score came from (``WHY_*``) and the constants the per-row step and its learning 
 
 from __future__ import annotations
 
+from detectors.kernels._base import A, _jit
+from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.kernels.weekday import DAY_S, W_RD
 
 (
@@ -70,3 +72,9 @@ WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT = 0.0, 1.0, 2
 # A series moves in steps when at least this share of its changes (a moving average over
 # about 1 / LATTICE_A changes) are whole numbers of its smallest change.
 LATTICE_A, LATTICE_MIN = 0.02, 0.9
+
+
+@_jit
+def tail_of(tails: A, which: int) -> A:
+    """One tail's ``TAIL_COLUMNS`` rows of the tails array (``which``: a ``TAIL_*``), a view."""
+    return tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]

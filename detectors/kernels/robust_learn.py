@@ -40,10 +40,10 @@ from detectors.kernels.robust_layout import (
     TAIL_S,
     TAIL_SW,
     WEEK_S,
+    tail_of,
 )
 from detectors.kernels.tail import (
     T_THRESH,
-    TAIL_COLUMNS,
     tail_learn,
     tail_learn_at_zero,
     tail_learn_runs,
@@ -98,8 +98,15 @@ def swap_level(st: A, pl: A, tails: A, sid: int, t: float) -> None:
     pl[:, sid] += ds
     st[S_ALT_A, sid], st[S_ALT_S, sid] = -da, -ds
     st[S_ALT_T, sid] = t
-    st[S_WIN, sid] = min(st[S_WIN, sid], tails[TAIL_AW * TAIL_COLUMNS + T_THRESH, sid])
-    st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[TAIL_SW * TAIL_COLUMNS + T_THRESH, sid])
+    cap_windows(st, tails, sid)
+
+
+@_jit
+def cap_windows(st: A, tails: A, sid: int) -> None:
+    """The recent windows, capped at their tails' thresholds when the baseline moves: what
+    they averaged was measured from the level left, so it must not page from the new one."""
+    st[S_WIN, sid] = min(st[S_WIN, sid], tail_of(tails, TAIL_AW)[T_THRESH, sid])
+    st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tail_of(tails, TAIL_SW)[T_THRESH, sid])
 
 
 @_jit
@@ -172,13 +179,13 @@ def learn_envelope(
     st[S_HI, sid] = max(e, st[S_HI, sid] * c)
     st[S_LO, sid] = min(e, st[S_LO, sid] * c)
     if n >= 0.5 * min_n:
-        tn = tails[TAIL_NV * TAIL_COLUMNS : (TAIL_NV + 1) * TAIL_COLUMNS]
+        tn = tail_of(tails, TAIL_NV)
         tail_learn_at_zero(nov, tn, sid, rate_a, peak_a)
 
 
 @_jit
 def _tl(u: float, tails: A, which: int, sid: int, p: float, ra: float, pa: float) -> None:
-    tail_learn(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid, p, ra, pa)
+    tail_learn(u, tail_of(tails, which), sid, p, ra, pa)
 
 
 @_jit
@@ -194,5 +201,5 @@ def _tl_runs(
     Only the plain level's window is declustered. Against a daily profile, the
     profile's own errors (a weekday change, a slot edge) also come as slow runs, and a
     declustered tail pages on them (see ``docs/series-detector.md``)."""
-    tw = tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
+    tw = tail_of(tails, which)
     st[col, sid] = tail_learn_runs(u, tw, sid, p, ra, pa, st[col, sid], settle, a_win)

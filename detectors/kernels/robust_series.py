@@ -98,8 +98,10 @@ from detectors.kernels.robust_layout import (
     WHY_NOVEL,
     WHY_POINT,
     WHY_WINDOW,
+    tail_of,
 )
 from detectors.kernels.robust_learn import (
+    cap_windows,
     half_step,
     is_return,
     learn_envelope,
@@ -109,7 +111,6 @@ from detectors.kernels.robust_learn import (
 from detectors.kernels.tail import (
     T_N,
     T_THRESH,
-    TAIL_COLUMNS,
     tail_logp,
     tail_logp_at_zero,
     tail_u_at,
@@ -220,7 +221,7 @@ def series_step(
         sc_s = max(SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
         e_s = v - pred_s
         # The profile is used once it is detected and its own tails have learned enough.
-        seasonal = st[S_SEAS, sid] > 0.5 and tails[TAIL_S * TAIL_COLUMNS + T_N, sid] >= 0.5 * min_n
+        seasonal = st[S_SEAS, sid] > 0.5 and tail_of(tails, TAIL_S)[T_N, sid] >= 0.5 * min_n
         sc = sc_s if seasonal else sc_a
         if is_return(st, sid, t, e_s if seasonal else e_a, sc, seasonal):
             # Back to the level held before the last level shift: a known state, not a
@@ -243,8 +244,8 @@ def series_step(
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
         # The window averages u clipped at its own tail threshold (when win_clip): a burst
         # counts as one exceedance, so the window measures persistence and density.
-        ca = tails[TAIL_A * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
-        cs = tails[TAIL_S * TAIL_COLUMNS + T_THRESH, sid] if win_clip > 0.0 else 1e300
+        ca = tail_of(tails, TAIL_A)[T_THRESH, sid] if win_clip > 0.0 else 1e300
+        cs = tail_of(tails, TAIL_S)[T_THRESH, sid] if win_clip > 0.0 else 1e300
         ca = ca if ca > 0.0 else 1e300
         cs = cs if cs > 0.0 else 1e300
         win_a = st[S_WIN, sid] + a_win * (min(u_a, ca) - st[S_WIN, sid])
@@ -263,7 +264,7 @@ def series_step(
         # Burst density: the share of recent rows beyond the active point tail's threshold,
         # over a longer window (bursts that come more often or last longer than usual).
         t_pt = TAIL_S if seasonal else TAIL_A
-        t_thr = tails[t_pt * TAIL_COLUMNS + T_THRESH, sid]
+        t_thr = tail_of(tails, t_pt)[T_THRESH, sid]
         beyond = 1.0 if (u_s if seasonal else u_a) > t_thr else 0.0
         dens = st[S_DENS, sid] + a_dens * (beyond - st[S_DENS, sid])
         st[S_DENS, sid] = dens
@@ -290,7 +291,7 @@ def series_step(
             if k_flat > 0.0 and st[S_REP, sid] < FLAT_REP_MAX:
                 # A value stuck for longer than the series ever is (a hung exporter). On
                 # a row that changed this cannot page, so it is one more test only here.
-                lf = flat_logp(k_flat, st[S_REP, sid], _tail(tails, TAIL_FL), sid, min_n, peak_a)
+                lf = flat_logp(k_flat, st[S_REP, sid], tail_of(tails, TAIL_FL), sid, min_n, peak_a)
                 n_ch += 1.0
                 if lf < lp:
                     lp, why[i] = lf, WHY_FLAT
@@ -345,8 +346,7 @@ def series_step(
             st[S_LVL, sid] += st[S_EP_RA, sid]
             st[S_SLOW, sid] = st[S_LVL, sid]
             pl[:, sid] += st[S_EP_RS, sid]  # the weekday offsets stay relative to it
-            st[S_WIN, sid] = min(st[S_WIN, sid], tails[TAIL_AW * TAIL_COLUMNS + T_THRESH, sid])
-            st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tails[TAIL_SW * TAIL_COLUMNS + T_THRESH, sid])
+            cap_windows(st, tails, sid)
         if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
             st[S_EP_LEN, sid] = 0.0
             episode[i] = 2.0
@@ -364,7 +364,13 @@ def series_step(
             # Never inside an episode, rebased or long: a value stuck for long is not the
             # series' new normal however long it lasts.
             st[S_REP, sid] = flat_learn(
-                k_flat, st[S_RUN_F, sid], st[S_REP, sid], _tail(tails, TAIL_FL), sid, rate_a, peak_a
+                k_flat,
+                st[S_RUN_F, sid],
+                st[S_REP, sid],
+                tail_of(tails, TAIL_FL),
+                sid,
+                rate_a,
+                peak_a,
             )
             st[S_RUN_F, sid] = k_flat
         st[S_N, sid] = n + 1.0
@@ -419,12 +425,12 @@ def _reach(
     beyond what the series has done pages as novel long before. NaN (no range) where it
     is more than ``_REACH_MAX`` times as wide as the residuals seen lately. Both are
     scored ``c`` (half a step) nearer than they are, so both reach ``c`` further."""
-    uq = tail_u_at(fire, tails[t_pt * TAIL_COLUMNS : (t_pt + 1) * TAIL_COLUMNS], sid)
+    uq = tail_u_at(fire, tail_of(tails, t_pt), sid)
     half = math.expm1(max(uq, 0.0)) * sc + c
     down, up = half, half
     width = max(hi - lo, sc)
     if env_s > 0.0:
-        nq = tail_u_at_zero(fire, tails[TAIL_NV * TAIL_COLUMNS : (TAIL_NV + 1) * TAIL_COLUMNS], sid)
+        nq = tail_u_at_zero(fire, tail_of(tails, TAIL_NV), sid)
         if nq < math.inf:
             grow = math.expm1(nq) * width + c
             down, up = max(min(half, grow - lo), 0.0), max(min(half, hi + grow), 0.0)
@@ -435,16 +441,10 @@ def _reach(
 
 
 @_jit
-def _tail(tails: A, which: int) -> A:
-    """One tail's rows of the tails array (a view)."""
-    return tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
-
-
-@_jit
 def _novelty_lp(nov: float, tails: A, sid: int) -> float:
-    return tail_logp_at_zero(nov, tails[TAIL_NV * TAIL_COLUMNS : (TAIL_NV + 1) * TAIL_COLUMNS], sid)
+    return tail_logp_at_zero(nov, tail_of(tails, TAIL_NV), sid)
 
 
 @_jit
 def _lp(u: float, tails: A, which: int, sid: int) -> float:
-    return tail_logp(u, tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS], sid)
+    return tail_logp(u, tail_of(tails, which), sid)
