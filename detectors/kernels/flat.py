@@ -20,7 +20,15 @@ from __future__ import annotations
 import math
 
 from detectors.kernels._base import A, _jit
-from detectors.kernels.tail import PRIOR_PEAKS, T_M1, T_M2, T_N, T_RATE, T_SPREAD, tail_logp
+from detectors.kernels.tail import (
+    PRIOR_PEAKS,
+    T_M1,
+    T_N,
+    T_RATE,
+    T_SPREAD,
+    tail_learn_at_zero,
+    tail_logp,
+)
 
 # Only a series that changes on at least 95% of its rows is watched for a stuck value.
 # Where repeats are common (counts, an idle disk's zeros, a percentage rounded to whole
@@ -68,17 +76,10 @@ def flat_learn(
     k: float, prev_k: float, p_rep: float, tail: A, sid: int, rate_a: float, peak_a: float
 ) -> float:
     """Learn one row's run length ``k`` (``prev_k``: the row before's): the share of rows
-    that repeat (returned), the rate of runs starting and, where one just ended, its
-    length into the moments of run lengths (``T_SPREAD`` counts the runs)."""
-    n = float(tail[T_N, sid])
-    a = max(1.0 / (n + 1.0), rate_a)
+    that repeat (returned), and, as a zero-threshold tail (``tail_learn_at_zero``), the
+    rate runs end at and their lengths, each learned on the row a run ends."""
+    a = max(1.0 / (float(tail[T_N, sid]) + 1.0), rate_a)
     p_rep += a * ((1.0 if k > 0.0 else 0.0) - p_rep)
-    start = k > 0.0 and prev_k <= 0.0
-    tail[T_RATE, sid] += a * ((1.0 if start else 0.0) - tail[T_RATE, sid])
-    if k <= 0.0 and prev_k > 0.0:
-        tail[T_SPREAD, sid] += 1.0
-        b = max(1.0 / float(tail[T_SPREAD, sid]), peak_a)
-        tail[T_M1, sid] += b * (prev_k - tail[T_M1, sid])
-        tail[T_M2, sid] += b * (prev_k * prev_k - tail[T_M2, sid])
-    tail[T_N, sid] = n + 1.0
+    ended = prev_k if k <= 0.0 and prev_k > 0.0 else 0.0
+    tail_learn_at_zero(ended, tail, sid, rate_a, peak_a)
     return p_rep
