@@ -6,7 +6,7 @@ and none of the size statistics sees it: every repeat sits at or near the expect
 value. The statistic here is the current run length ``k``: how many rows in a row
 have repeated the row before exactly (0 on a row that changed).
 
-What is learned counts runs, not rows: the rate runs start at, and each run once, by
+What is learned counts runs, not rows: the rate runs end at, and each run once, by
 its full length, when it ends (the length's tail keeps its threshold at 0, as
 ``tail_learn_at_zero``'s does). So a reading is the chance per row of a run starting
 here that lasts ``k`` rows, which is what an alert budget counts: an idle disk's long
