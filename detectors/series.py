@@ -166,6 +166,16 @@ def _from_v7(payload: dict[str, Any]) -> dict[str, Any]:
     return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS))
 
 
+def _from_v8(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 9 counts an episode's rows toward a rebase from the last stuck stretch, in
+    the column that held the episode's start time (which nothing read). An episode open
+    at the snapshot had no stuck stretch counted, so all its rows count."""
+    old: SeriesState = payload["state"]["series"]
+    cols, arrays = _widened(old, k.SERIES_COLUMNS)
+    arrays["st"][:, k.S_EP_MOVED] = arrays["st"][:, k.S_EP_LEN]
+    return _adopted(payload, old, cols, arrays)
+
+
 class SeriesConfig(BudgetedConfig):
     warmup_samples: int = Field(
         400, ge=10, description="Rows a series learns from before it is scored at all."
@@ -214,7 +224,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 8
+    state_version: ClassVar[int] = 9
     state_migrations: ClassVar[Mapping[int, Migration]] = {
         2: _from_v2,
         3: _from_v3,
@@ -222,6 +232,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         5: _from_v5,
         6: _from_v6,
         7: _from_v7,
+        8: _from_v8,
     }
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 

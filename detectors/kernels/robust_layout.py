@@ -26,7 +26,7 @@ from detectors.kernels.weekday import DAY_S, W_RD
     S_EP_PEAK,
     S_EP_RA,
     S_EP_RS,
-    S_EP_SINCE,
+    S_EP_MOVED,
     S_BUDGET,
     S_SLOW,
     S_WIN_S,

@@ -15,6 +15,7 @@ from detectors.kernels.robust_layout import (
     S_ALT_A,
     S_ALT_S,
     S_ALT_T,
+    S_DENS,
     S_EP_LEN,
     S_FIRST_T,
     S_HI,
@@ -99,6 +100,14 @@ def swap_level(st: A, pl: A, tails: A, sid: int, t: float) -> None:
     st[S_ALT_A, sid], st[S_ALT_S, sid] = -da, -ds
     st[S_ALT_T, sid] = t
     cap_windows(st, tails, sid)
+
+
+@_jit
+def forget_recent(st: A, tails: A, sid: int) -> None:
+    """The recent windows and the burst density capped at their tails' thresholds: what
+    they remember (a stuck stretch just ended) cannot page by itself from here on."""
+    cap_windows(st, tails, sid)
+    st[S_DENS, sid] = min(st[S_DENS, sid], tail_of(tails, TAIL_DN)[T_THRESH, sid])
 
 
 @_jit

@@ -56,12 +56,12 @@ from detectors.kernels.robust_layout import (
     S_DT,
     S_ENV_MODE,
     S_EP_LEN,
+    S_EP_MOVED,
     S_EP_PEAK,
     S_EP_QUIET,
     S_EP_RA,
     S_EP_REBASED,
     S_EP_RS,
-    S_EP_SINCE,
     S_EPC,
     S_FIRST_T,
     S_HI,
@@ -102,6 +102,7 @@ from detectors.kernels.robust_layout import (
 )
 from detectors.kernels.robust_learn import (
     cap_windows,
+    forget_recent,
     half_step,
     is_return,
     learn_envelope,
@@ -193,6 +194,7 @@ def series_step(
         lowest = st[S_LOWEST, sid]  # the lowest value seen (NaN: not kept by the snapshot)
         st[S_LOWEST, sid] = v if lowest != lowest else min(lowest, v)
         k_flat = flat_run(st[S_PREV, sid], v, st[S_SAME, sid])
+        ended = st[S_SAME, sid] if k_flat <= 0.0 else 0.0  # the run of repeats this row ended
         st[S_SAME, sid] = k_flat
         if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
             # Without the daily profile the plain level carries the weekday offsets.
@@ -309,33 +311,48 @@ def series_step(
         # Episode bookkeeping: the detector's own firing decision.
         ep = st[S_EP_LEN, sid]
         hot = s >= 0.5
+        # A repeat on a series that rarely repeats (a hung exporter's last sample) says
+        # nothing of where its level went: an episode's residuals and its rows toward a
+        # rebase skip it, and start again when a stuck stretch (a window long) ends.
+        rare_rep = st[S_REP, sid] < FLAT_REP_MAX
+        stuck = k_flat > 0.0 and rare_rep
+        unstuck = rare_rep and ended * a_win >= 1.0
         if ep <= 0.0 and hot:
             ep = 1.0
             st[S_EP_QUIET, sid] = 0.0
             st[S_EP_PEAK, sid] = s
             st[S_EP_RA, sid] = e_a
             st[S_EP_RS, sid] = e_s
-            st[S_EP_SINCE, sid] = t
+            st[S_EP_MOVED, sid] = 0.0 if stuck else 1.0
             st[S_EP_REBASED, sid] = 0.0
             st[S_EPC, sid] += 1.0
         elif ep > 0.0:
             ep += 1.0
             st[S_EP_PEAK, sid] = max(st[S_EP_PEAK, sid], s)
-            # Recent rows weigh most: the baseline moves to where the series is now.
-            st[S_EP_RA, sid] += (e_a - st[S_EP_RA, sid]) * max(1.0 / ep, 0.25)
-            st[S_EP_RS, sid] += (e_s - st[S_EP_RS, sid]) * max(1.0 / ep, 0.25)
+            if unstuck:
+                # The value moved again after a stuck stretch: what the recent windows and
+                # the burst density remember of the stretch must not keep it firing.
+                forget_recent(st, tails, sid)
+            if not stuck:
+                moved = 1.0 if unstuck else st[S_EP_MOVED, sid] + 1.0
+                st[S_EP_MOVED, sid] = moved
+                # Recent rows weigh most: the baseline moves to where the series is now
+                # (the first row after a stuck stretch replaces what came before).
+                st[S_EP_RA, sid] += (e_a - st[S_EP_RA, sid]) * max(1.0 / moved, 0.25)
+                st[S_EP_RS, sid] += (e_s - st[S_EP_RS, sid]) * max(1.0 / moved, 0.25)
             st[S_EP_QUIET, sid] = 0.0 if hot else st[S_EP_QUIET, sid] + 1.0
         st[S_EP_LEN, sid] = ep
         if ep > 0.0:
             episode[i] = 1.0
         # Learning decided before any rebase: the rebase row's residual is the old level's.
-        learn = ep <= 0.0 or st[S_EP_REBASED, sid] > 0.5 or ep > 4.0 * rebase_after
+        moved = st[S_EP_MOVED, sid]  # 0 outside an episode
+        learn = ep <= 0.0 or st[S_EP_REBASED, sid] > 0.5 or moved > 4.0 * rebase_after
         # A stuck value is never the series' new normal (its scale would shrink to 0).
         learn = learn and not (ep > 0.0 and k_flat > 0.0)
         shifted = (
             abs(st[S_EP_RS, sid]) > 3.0 * sc_s if seasonal else abs(st[S_EP_RA, sid]) > 3.0 * sc_a
         )
-        if ep >= rebase_after and shifted and st[S_EP_REBASED, sid] < 0.5 and k_flat <= 0.0:
+        if moved >= rebase_after and shifted and st[S_EP_REBASED, sid] < 0.5 and k_flat <= 0.0:
             # The change has lasted and still holds: it is the new normal. One alert, then
             # a new baseline. Not while the value is stuck: a stopped series is no new
             # level (moving a daily profile to a frozen value would state ranges the
@@ -349,6 +366,7 @@ def series_step(
             cap_windows(st, tails, sid)
         if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
             st[S_EP_LEN, sid] = 0.0
+            st[S_EP_MOVED, sid] = 0.0
             episode[i] = 2.0
         if long_gap:
             st[S_LVL, sid] = v

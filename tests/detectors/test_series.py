@@ -458,6 +458,29 @@ def test_version_7_snapshot_migrates_keeping_what_it_learned() -> None:
     assert back.series.arrays["tails"][0, k.TAIL_FL * TAIL_COLUMNS + 5] > 0  # T_N: learning
 
 
+def test_version_8_snapshot_migrates_an_open_episode() -> None:
+    # Version 9 counts an episode's rows toward a rebase from its last stuck stretch, in
+    # the column where version 8 kept the episode's start time. A v8 snapshot taken inside
+    # an episode restores with all its rows counted (it had no stuck stretch), so the
+    # restored detector rebases and pages as the original does.
+    from detectors.kernels import robust_layout as k
+
+    t, x, det = _trained_on_noise()
+    x[1805:] += 40.0
+    det.update(_cols(t[1800:1810], x[1800:1810]))
+    st = det.series.arrays["st"]
+    assert st[0, k.S_EP_LEN] >= 3 and st[0, k.S_EP_MOVED] == st[0, k.S_EP_LEN]
+    payload = pickle.loads(det.snapshot())
+    v8 = payload["state"]["series"].arrays["st"]
+    v8[:, k.S_EP_MOVED] = t[1805]  # as version 8 wrote it: when the episode began
+    back = SeriesDetector.restore(pickle.dumps({**payload, "state_version": 8}))
+    for name in ("st", "pl", "ps", "pw", "tails"):
+        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
+    want = det.update(_cols(t[1810:], x[1810:]))
+    got = back.update(_cols(t[1810:], x[1810:]))
+    np.testing.assert_array_equal(got.scores, want.scores)
+
+
 def test_version_2_snapshot_migrates_through_version_3() -> None:
     # Version 2 kept one column per series beside its own registry; version 3 a
     # SeriesState (a row per series). A v2 payload, built as v2 wrote it, restores to

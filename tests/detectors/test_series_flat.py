@@ -120,9 +120,21 @@ def test_a_stopped_cycle_is_not_taken_for_a_new_level(seed: int) -> None:
     # level shift: while it stays frozen the page keeps stating the usual cycle as
     # expected, never the profile moved by the frozen value's residual (which read
     # "expected 135" on a series never above 90).
-    t, v, _ = square_wave(seed, 12, -20.0, 4.0)
-    v[10 * 288 : 10 * 288 + 250] = 40.0
+    t, v, high = square_wave(seed, 12, -20.0, 4.0)
+    end = 10 * 288 + 250
+    v[10 * 288 : end] = 40.0
     _, findings = _feed(SeriesDetector(), t, v, step=256)
-    frozen = [f for f in findings if t[10 * 288 + 20] <= f.ts <= t[10 * 288 + 249]]
+    frozen = [f for f in findings if t[10 * 288 + 20] <= f.ts <= t[end - 1]]
     assert frozen and all(f.anomalous for f in frozen)
     assert all(f.expected is not None and -40.0 <= f.expected <= 100.0 for f in frozen)
+    # Nor is the first row after it: the cycle comes back where it always was, so the
+    # page resolves within a few rows, stating that cycle (the frozen stretch's residual
+    # used to become the new level there, and the resolve read "expected 50" on the day
+    # half, "range -94 to 195"), and nothing pages for the rest of the series.
+    after = [f for f in findings if f.ts >= t[end]]
+    assert after and not after[-1].anomalous and after[-1].ts <= t[end + 5]
+    usual = 80.0 if high[end] else -20.0
+    for f in after:
+        assert f.expected is not None and abs(f.expected - usual) < 5.0
+        assert f.lower is not None and f.upper is not None
+        assert usual - 50.0 <= f.lower and f.upper <= usual + 50.0
