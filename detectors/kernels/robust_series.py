@@ -34,9 +34,10 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
   level on the next row instead of scoring it.
 
 The state's columns are in ``robust_layout``; what a row teaches the baselines is in
-``robust_learn``. Numba caches each kernel by its own file: after editing ``tail.py``
-(or another module this one imports) alone, clear ``__pycache__`` so this module's
-cached code picks the change up.
+``robust_learn``; the episode (firing, rebase, stuck stretches) in ``robust_episode``.
+Numba caches each kernel by its own file: after editing ``tail.py`` (or another module
+this one imports) alone, clear ``__pycache__`` so this module's cached code picks the
+change up.
 """
 
 from __future__ import annotations
@@ -47,21 +48,13 @@ import numpy as np
 
 from detectors.kernels._base import A, _jit
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
+from detectors.kernels.robust_episode import episode_step
 from detectors.kernels.robust_layout import (
-    S_ALT_A,
     S_ALT_S,
-    S_ALT_T,
     S_BUDGET,
     S_DENS,
     S_DT,
     S_ENV_MODE,
-    S_EP_LEN,
-    S_EP_MOVED,
-    S_EP_PEAK,
-    S_EP_QUIET,
-    S_EP_RA,
-    S_EP_REBASED,
-    S_EP_RS,
     S_EPC,
     S_FIRST_T,
     S_HI,
@@ -101,8 +94,6 @@ from detectors.kernels.robust_layout import (
     tail_of,
 )
 from detectors.kernels.robust_learn import (
-    cap_windows,
-    forget_recent,
     half_step,
     is_return,
     learn_envelope,
@@ -308,77 +299,20 @@ def series_step(
                 down[i] = math.nan
         score[i] = s
         expected[i] = pred
-        # Episode bookkeeping: the detector's own firing decision.
-        ep = st[S_EP_LEN, sid]
-        hot = s >= 0.5
-        # A repeat on a series that rarely repeats (a hung exporter's last sample) says
-        # nothing of where its level went: an episode's residuals and its rows toward a
-        # rebase skip it, and start again when a stuck stretch (a window long) ends.
-        rare_rep = st[S_REP, sid] < FLAT_REP_MAX
-        stuck = k_flat > 0.0 and rare_rep
-        unstuck = rare_rep and ended * a_win >= 1.0
-        if ep <= 0.0 and hot:
-            ep = 1.0
-            st[S_EP_QUIET, sid] = 0.0
-            st[S_EP_PEAK, sid] = s
-            st[S_EP_RA, sid] = e_a
-            st[S_EP_RS, sid] = e_s
-            st[S_EP_MOVED, sid] = 0.0 if stuck else 1.0
-            st[S_EP_REBASED, sid] = 0.0
-            st[S_EPC, sid] += 1.0
-        elif ep > 0.0:
-            ep += 1.0
-            st[S_EP_PEAK, sid] = max(st[S_EP_PEAK, sid], s)
-            if unstuck:
-                # The value moved again after a stuck stretch: what the recent windows and
-                # the burst density remember of the stretch must not keep it firing.
-                forget_recent(st, tails, sid)
-            if not stuck:
-                moved = 1.0 if unstuck else st[S_EP_MOVED, sid] + 1.0
-                st[S_EP_MOVED, sid] = moved
-                # Recent rows weigh most: the baseline moves to where the series is now
-                # (the first row after a stuck stretch replaces what came before).
-                st[S_EP_RA, sid] += (e_a - st[S_EP_RA, sid]) * max(1.0 / moved, 0.25)
-                st[S_EP_RS, sid] += (e_s - st[S_EP_RS, sid]) * max(1.0 / moved, 0.25)
-            st[S_EP_QUIET, sid] = 0.0 if hot else st[S_EP_QUIET, sid] + 1.0
-        st[S_EP_LEN, sid] = ep
-        if ep > 0.0:
-            episode[i] = 1.0
-        # Learning decided before any rebase: the rebase row's residual is the old level's.
-        moved = st[S_EP_MOVED, sid]  # 0 outside an episode
-        learn = ep <= 0.0 or st[S_EP_REBASED, sid] > 0.5 or moved > 4.0 * rebase_after
-        # A stuck value is never the series' new normal (its scale would shrink to 0).
-        learn = learn and not (ep > 0.0 and k_flat > 0.0)
-        shifted = (
-            abs(st[S_EP_RS, sid]) > 3.0 * sc_s if seasonal else abs(st[S_EP_RA, sid]) > 3.0 * sc_a
-        )
-        if moved >= rebase_after and shifted and st[S_EP_REBASED, sid] < 0.5 and k_flat <= 0.0:
-            # The change has lasted and still holds: it is the new normal. One alert, then
-            # a new baseline. Not while the value is stuck: a stopped series is no new
-            # level (moving a daily profile to a frozen value would state ranges the
-            # series never had).
-            st[S_EP_REBASED, sid] = 1.0
-            st[S_ALT_A, sid], st[S_ALT_S, sid] = -st[S_EP_RA, sid], -st[S_EP_RS, sid]
-            st[S_ALT_T, sid] = t
-            st[S_LVL, sid] += st[S_EP_RA, sid]
-            st[S_SLOW, sid] = st[S_LVL, sid]
-            pl[:, sid] += st[S_EP_RS, sid]  # the weekday offsets stay relative to it
-            cap_windows(st, tails, sid)
-        if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
-            st[S_EP_LEN, sid] = 0.0
-            st[S_EP_MOVED, sid] = 0.0
-            episode[i] = 2.0
+        # The detector's own firing decision, and whether the baselines learn the row.
+        episode[i], learn = episode_step(
+            st, pl, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, ended, a_win,
+            rebase_after, clear_after,
+        )  # fmt: skip
         if long_gap:
             st[S_LVL, sid] = v
             st[S_SLOW, sid] = v
-        # An episode's rows are not learned, unless it is a new level (rebased) or has
-        # lasted so long that whatever it is has become the series' normal.
         if learn:
             learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
                        u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
                        slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
             learn_envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
-        if ep <= 0.0:
+        if episode[i] == 0.0:
             # Never inside an episode, rebased or long: a value stuck for long is not the
             # series' new normal however long it lasts.
             st[S_REP, sid] = flat_learn(
