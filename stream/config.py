@@ -82,9 +82,18 @@ def load_config(path: str | Path | None = None) -> LlmwatchConfig:
     return parse_config(data, str(p))
 
 
+def config_data(config: LlmwatchConfig) -> dict[str, Any]:
+    """``config`` as plain data, every field written out except the settings nothing
+    reads any more: parsed again, it validates without warning about them (they were
+    warned about once, when the file that set them was loaded)."""
+    data = config.model_dump(mode="json")
+    for name in IGNORED:
+        data["lifecycle"].pop(name, None)
+    return data
+
+
 def dump_config(config: LlmwatchConfig) -> str:
     """YAML for ``config`` (every field written out), readable by ``load_config``."""
-    data = config.model_dump(mode="json")
-    for name in IGNORED:  # a dumped file sets only what something reads
-        data["lifecycle"].pop(name, None)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.safe_dump(
+        config_data(config), sort_keys=False, default_flow_style=False, allow_unicode=True
+    )

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.config import LlmwatchConfig, dump_config, parse_config
+from stream.config import LlmwatchConfig, config_data, dump_config, parse_config
 
 from .labelled import evaluate_runs, load_folder, replay_series
 from .readers import BadRow, Chunk, CsvSource, Source, open_source
@@ -100,7 +100,7 @@ def usable_space(base: LlmwatchConfig) -> dict[str, list[Any]]:
 
 
 def apply(base: LlmwatchConfig, params: dict[str, Any]) -> LlmwatchConfig:
-    data = base.model_dump(mode="json")
+    data = config_data(base)  # without the outgrown settings: no warning per trial
     for path, value in params.items():
         _set(data, path, value)
     rule = data["lifecycle"]["defaults"]

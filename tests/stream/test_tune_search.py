@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from stream.cli import main
 from stream.config import LlmwatchConfig, load_config
@@ -19,6 +22,24 @@ def test_apply_keeps_hysteresis_valid_and_space_exists() -> None:
     assert cfg.lifecycle.defaults.fire_threshold == 0.3
     assert cfg.lifecycle.defaults.resolve_threshold <= 0.3
     assert cfg.lifecycle.defaults.for_s == 5.0
+
+
+def test_trials_do_not_warn_about_outgrown_settings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A base file setting something nothing reads any more (kept so it loads) is warned
+    # about once, when it is loaded; the trials built from it neither warn again (every
+    # trial used to, four lines each, even on the defaults) nor carry the setting.
+    path = tmp_path / "old.yaml"
+    path.write_text("lifecycle:\n  ack_ttl_s: 60\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="stream.config"):
+        base = load_config(path)
+    assert [r.getMessage() for r in caplog.records if "ignored setting" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stream.config"):
+        for cfg in (apply(base, {"lifecycle.defaults.for_s": 5.0}), apply(LlmwatchConfig(), {})):
+            assert "ack_ttl_s" not in cfg.lifecycle.model_fields_set
+    assert not [r for r in caplog.records if "ignored setting" in r.getMessage()]
 
 
 def test_objective_penalises_delay_and_false_alerts() -> None:
