@@ -96,6 +96,34 @@ def test_render_marks_targets_met_missed_and_unmeasured() -> None:
     assert "`m` (error: boom)" in md
 
 
+@pytest.mark.parametrize(
+    ("source", "label"),
+    [
+        ("trace files", "Quality: recall (fleets from the trace files)"),
+        ("fits", "Quality: recall (fleets from fits)"),
+        (None, "Quality: recall"),
+    ],
+)
+def test_render_says_which_fleets_the_quality_figures_came_from(
+    source: str | None, label: str
+) -> None:
+    # The simulator resamples the real traces when they sit beside the checkout and
+    # fits of them otherwise (a clean clone): different fleets, different figures.
+    result: dict[str, Any] = {"overall": {"recall": 1.0, "precision": 0.99}}
+    if source is not None:
+        result["simulator_reference"] = source
+    run = {
+        "date": "2026-01-01T00:00:00+00:00",
+        "total_s": 1.0,
+        "quick": False,
+        "machine": {"cpu": "c", "cores": 2, "python": "3", "platform": "p",
+                    "load_avg_1m_at_start": 0.0},
+        "benchmarks": {"quality": {"command": "q", "seconds": 1, "result": result}},
+    }  # fmt: skip
+    rows = {ln.split("|")[1].strip(): ln for ln in render(run).splitlines() if ln.startswith("| ")}
+    assert rows[label].endswith("| met |")
+
+
 def test_a_new_run_keeps_the_hand_measured_section(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     _write(results, "# run 1\n")
