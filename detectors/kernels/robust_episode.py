@@ -2,7 +2,7 @@
 the first row scoring at least 0.5 and ends after ``clear_after`` rows under it; a change
 that lasts becomes the new baseline (a rebase: one alert per level shift); a value
 stuck inside one is no new level. Called by ``detectors.kernels.robust_series`` once
-per scored row, after the score."""
+per row after a series' first, after its score (0 while the series warms up)."""
 
 from __future__ import annotations
 

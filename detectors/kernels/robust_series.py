@@ -1,7 +1,7 @@
 """The generic series detector's per-row step: robust baselines, seasonality, tail scores.
 
 Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
-offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail``):
+offsets in ``pw``; eight tail estimates in ``tails``, see ``detectors.kernels.tail``):
 
 * a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
   absolute deviation (a robust location and scale that one wild point cannot move);
@@ -26,10 +26,11 @@ offsets in ``pw``; six tail estimates in ``tails``, see ``detectors.kernels.tail
 * an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
   rows under it; its rows are not learned; once its recent residual has stayed beyond
   3 scales for ``rebase_after`` rows the baseline moves there (one alert per level
-  shift, then a new baseline) and learning resumes; the level it left is remembered
-  for a week: a row back there (within 3 scales of it, at least 6 from the new one,
-  outside an episode) moves the baselines back without an episode (a weekend's end, a
-  rollback), and the level left is remembered in turn;
+  shift, then a new baseline; a stuck value's rows do not count) and learning
+  resumes; the level it left is remembered for a week: a row back there (within 3
+  scales of it, at least 6 from the new one, outside an episode) moves the baselines
+  back without an episode (a weekend's end, a rollback), and the level left is
+  remembered in turn;
 * a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level on the next row instead of scoring it.
 
