@@ -7,7 +7,6 @@ per row after a series' first, after its score (0 while the series warms up)."""
 from __future__ import annotations
 
 from detectors.kernels._base import A, _jit
-from detectors.kernels.flat import FLAT_REP_MAX
 from detectors.kernels.robust_layout import (
     S_ALT_A,
     S_ALT_S,
@@ -21,7 +20,6 @@ from detectors.kernels.robust_layout import (
     S_EP_RS,
     S_EPC,
     S_LVL,
-    S_REP,
     S_SLOW,
 )
 from detectors.kernels.robust_learn import cap_windows, forget_recent
@@ -30,22 +28,21 @@ from detectors.kernels.robust_learn import cap_windows, forget_recent
 @_jit
 def episode_step(
     st: A, pl: A, tails: A, sid: int, t: float, s: float, e_a: float, e_s: float,
-    sc: float, seasonal: bool, k_flat: float, ended: float, a_win: float,
+    sc: float, seasonal: bool, k_flat: float, stuck: bool, unstuck: bool,
     rebase_after: float, clear_after: float,
 ) -> tuple[float, bool]:  # fmt: skip
     """Advance one series' episode by a scored row (``s``; ``e_a``, ``e_s`` its residuals
     from the plain level and the daily profile, ``sc`` the active baseline's scale,
-    ``k_flat`` its run of repeats and ``ended`` the run it ended). Returns the row's
+    ``k_flat`` its run of repeats; ``stuck`` whether the row is a stuck value and
+    ``unstuck`` whether it ended a stuck stretch, both decided by the step, which
+    watches only series that rarely repeat for them). Returns the row's
     episode flag (0: none, 1: in one, 2: the row that ended one) and whether the
     baselines learn the row."""
     ep = st[S_EP_LEN, sid]
     hot = s >= 0.5
-    # A repeat on a series that rarely repeats (a hung exporter's last sample) says
-    # nothing of where its level went: an episode's residuals and its rows toward a
-    # rebase skip it, and start again when a stuck stretch (a window long) ends.
-    rare_rep = st[S_REP, sid] < FLAT_REP_MAX
-    stuck = k_flat > 0.0 and rare_rep
-    unstuck = rare_rep and ended * a_win >= 1.0
+    # A stuck value (a hung exporter's last sample) says nothing of where the level
+    # went: an episode's residuals and its rows toward a rebase skip it, and start
+    # again when the stuck stretch ends.
     if ep <= 0.0 and hot:
         ep = 1.0
         st[S_EP_QUIET, sid] = 0.0

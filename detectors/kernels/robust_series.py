@@ -186,7 +186,11 @@ def series_step(
         lowest = st[S_LOWEST, sid]  # the lowest value seen (NaN: not kept by the snapshot)
         st[S_LOWEST, sid] = v if lowest != lowest else min(lowest, v)
         k_flat = flat_run(st[S_PREV, sid], v, st[S_SAME, sid])
-        ended = st[S_SAME, sid] if k_flat <= 0.0 else 0.0  # the run of repeats this row ended
+        # Only a series that changes on nearly every row is watched for a stuck value: a
+        # repeat there is stuck, and a run of repeats a window long ending is its end.
+        watched = st[S_REP, sid] < FLAT_REP_MAX
+        stuck = watched and k_flat > 0.0
+        unstuck = watched and k_flat <= 0.0 and st[S_SAME, sid] * a_win >= 1.0
         st[S_SAME, sid] = k_flat
         if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
             # Without the daily profile the plain level carries the weekday offsets.
@@ -282,7 +286,7 @@ def series_step(
                 tails, sid, seasonal, p_s, win_s, p_a, win_a, u_d, dens, nov,
                 use_drift, a_dens, env_s,
             )  # fmt: skip
-            if k_flat > 0.0 and st[S_REP, sid] < FLAT_REP_MAX:
+            if stuck:
                 # A value stuck for longer than the series ever is (a hung exporter). On
                 # a row that changed this cannot page, so it is one more test only here.
                 lf = flat_logp(k_flat, st[S_REP, sid], tail_of(tails, TAIL_FL), sid, min_n, peak_a)
@@ -302,7 +306,7 @@ def series_step(
         expected[i] = pred
         # The detector's own firing decision, and whether the baselines learn the row.
         episode[i], learn = episode_step(
-            st, pl, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, ended, a_win,
+            st, pl, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, stuck, unstuck,
             rebase_after, clear_after,
         )  # fmt: skip
         if long_gap:
