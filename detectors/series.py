@@ -19,7 +19,10 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   couple of weeks (a spike past anything the series has lately shown is news even on
   a spiky series whose point tail has learned its ordinary spikes); and a value stuck
   for longer than the series ever repeats one (a hung exporter, a frozen gauge), which
-  no size statistic sees (``detectors.kernels.flat``);
+  no size statistic sees (``detectors.kernels.flat``); and, without a profile, how far
+  the value is from the nearest of the series' last ``nearest_samples`` values (a
+  level between two usual modes, the first rows of a new level: values the series has
+  not taken lately, even within its spread; ``detectors.kernels.nearest``);
   the score is 0.5 exactly where the rarest of them, corrected for testing several,
   meets the alert budget (``false_alerts_per_series_week``, default 0.5, overridable
   per series label); a series that used more than its budget lately gets stricter;
@@ -30,11 +33,13 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 * a gap of more than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level instead of alerting on whatever the series restarted at.
 
-State (one ``SeriesState``, a row per series): ``SERIES_COLUMNS`` floats, a
-``2 * profile_slots`` float profile, 7 weekday offsets and eight tails of
-``TAIL_COLUMNS`` floats (1,560 bytes at the default 48 slots). The kernel takes the
-arrays transposed (one column per series), as views. The first ``warmup_samples`` rows
-of a series are learned but not scored.
+State (one ``SeriesState``, a row per series; its layout and migrations are in
+``detectors._series_state``): ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float
+profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats (1,624 bytes at the
+default 48 slots) and the ring of the last ``nearest_samples`` values in float32 (8,064
+bytes at the default 2,016; 0 turns it off). The kernel takes the arrays transposed
+(one column per series), as views, but for the ring (a row per series, so each ring is
+contiguous). The first ``warmup_samples`` rows of a series are learned but not scored.
 """
 
 from __future__ import annotations
@@ -46,134 +51,19 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from detectors._series_state import MIGRATIONS, NEAREST_SAMPLES, columns
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration
 from detectors.budget import WEEK_S, BudgetedConfig
 from detectors.kernels import robust_layout as k
 from detectors.kernels.robust_series import series_step
-from detectors.kernels.tail import TAIL_COLUMNS
-from detectors.kernels.weekday import WEEKDAYS
-from detectors.registry import Column, SeriesRegistry, SeriesState
+from detectors.registry import SeriesState
 from schemas.columns import MetricColumns
 
 F64 = npt.NDArray[np.float64]
 # The kernel's per-row outputs a finding is built from: score, expected, how far down
 # and up a value may go before it pages by itself, and which statistic was most unusual.
 _Rows = tuple[F64, F64, F64, F64, F64]
-# Per-series state arrays: scalars, daily profile level and scale, weekday offsets, tails.
-_ARRAYS = ("st", "pl", "ps", "pw", "tails")
-
-
-def _columns(
-    profile_slots: int, scalars: int = k.SERIES_COLUMNS, tails: int = k.TAILS
-) -> dict[str, Column]:
-    return {
-        "st": Column(shape=(scalars,)),
-        "pl": Column(shape=(profile_slots,)),
-        "ps": Column(shape=(profile_slots,)),
-        "pw": Column(shape=(WEEKDAYS,)),
-        "tails": Column(shape=(TAIL_COLUMNS * tails,)),
-    }
-
-
-# Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
-# and its novelty tail at the end of each; version 5 one scalar, the window tail's run;
-# version 6 three, the level before the last level shift and when it was left; version
-# 7 four, the last value, the series' step, whether it moves in steps and the lowest
-# value seen; version 8 three, the run of repeats, the share of rows that repeat and
-# the run as last learned, and the tail of runs of repeats).
-_V3_SCALARS, _V3_TAILS = 30, 6
-_V4_SCALARS, _V5_SCALARS, _V6_SCALARS, _V7_SCALARS = 33, 34, 37, 41
-
-
-def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
-    """State version 2 kept the arrays column-per-series beside its own registry."""
-    old = payload["state"]
-    slots = int(np.asarray(old["pl"]).shape[0])
-    cols = _columns(slots, _V3_SCALARS, _V3_TAILS)
-    series = SeriesState(("series",), cols, ttl_s=float(old["registry"]["ttl_s"]))
-    registry = SeriesRegistry(("series",), ttl_s=1.0)
-    registry.set_state(old["registry"])
-    series.adopt(registry, {n: np.ascontiguousarray(np.asarray(old[n]).T) for n in _ARRAYS})
-    firing = FiringState()
-    firing.firing = set(old["firing"])
-    return {**payload, "state": {"series": series, "firing": firing}}
-
-
-def _widened(old: SeriesState, scalars: int) -> tuple[dict[str, Column], dict[str, F64]]:
-    """An older layout's columns and arrays, each array padded with zeros to the columns
-    of a layout with ``scalars`` scalars (what later versions appended starts at 0)."""
-    cols = _columns(int(old.columns["pl"].shape[0]), scalars)
-    arrays = {
-        name: np.pad(have, ((0, 0), (0, cols[name].shape[0] - have.shape[1])))
-        for name, have in old.arrays.items()
-    }
-    return cols, arrays
-
-
-def _adopted(
-    payload: dict[str, Any], old: SeriesState, cols: dict[str, Column], arrays: dict[str, F64]
-) -> dict[str, Any]:
-    series = SeriesState(("series",), cols, ttl_s=old.registry.ttl_s)
-    series.adopt(old.registry, arrays)
-    return {**payload, "state": {**payload["state"], "series": series}}
-
-
-def _from_v3(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 4 appended the residual envelope and the novelty tail. The tail starts
-    fresh; the envelope starts at 3 robust scales either side of the baseline (what a
-    settled series' residuals span), not at 0, where every next row would be novel."""
-    old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, _V4_SCALARS)
-    reach = 3.0 * 1.2533 * arrays["st"][:, k.S_SC]  # sd per mean absolute deviation
-    arrays["st"][:, k.S_HI], arrays["st"][:, k.S_LO] = reach, -reach
-    return _adopted(payload, old, cols, arrays)
-
-
-def _from_v4(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 5 appended the plain window tail's running-run peak (0: not in a run). That
-    tail keeps what it learned as a row tail; its rate falls to a run rate within a few
-    thousand rows (the rate memory), and it is stricter than a new one meanwhile."""
-    old: SeriesState = payload["state"]["series"]
-    return _adopted(payload, old, *_widened(old, _V5_SCALARS))
-
-
-def _from_v5(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 6 appended the level before the last level shift (both baselines) and its
-    time; at 0 no earlier level is known, so the next return to one pages as before."""
-    old: SeriesState = payload["state"]["series"]
-    return _adopted(payload, old, *_widened(old, _V6_SCALARS))
-
-
-def _from_v6(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 7 appended the last value, the series' step and the share of changes that
-    are whole steps (for the continuity correction), and the lowest value seen (a bound
-    below zero is not stated on a series never below it). The last and lowest values
-    were not kept: NaN, so the step is learned from the second row after the restore on,
-    no correction is made until about a hundred changes have shown the series moves in
-    steps, and the lowest value is the lowest seen since the restore."""
-    old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, _V7_SCALARS)
-    arrays["st"][:, [k.S_PREV, k.S_LOWEST]] = np.nan
-    return _adopted(payload, old, cols, arrays)
-
-
-def _from_v7(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 8 appended the run of repeats (0: none running), the share of rows that
-    repeat and the tail of runs of repeats, all fresh: the stuck-value statistic is not
-    scored until its tail has learned ``warmup_samples`` rows after the restore."""
-    old: SeriesState = payload["state"]["series"]
-    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS))
-
-
-def _from_v8(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 9 counts an episode's rows toward a rebase from the last stuck stretch, in
-    the column that held the episode's start time (which nothing read). An episode open
-    at the snapshot had no stuck stretch counted, so all its rows count."""
-    old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, k.SERIES_COLUMNS)
-    arrays["st"][:, k.S_EP_MOVED] = arrays["st"][:, k.S_EP_LEN]
-    return _adopted(payload, old, cols, arrays)
 
 
 class SeriesConfig(BudgetedConfig):
@@ -215,6 +105,20 @@ class SeriesConfig(BudgetedConfig):
     series_ttl_s: float = Field(
         7 * 86400.0, gt=0, description="A series with no data for this long is forgotten."
     )
+    nearest_samples: int = Field(
+        NEAREST_SAMPLES,
+        ge=0,
+        le=20160,
+        description="Last values kept per series for the nearest-value statistic (a value "
+        "far from all of them is unusual): 4 bytes each; 0 turns the statistic off.",
+    )
+    nearest_span_s: float = Field(
+        WEEK_S,
+        gt=0,
+        description="The nearest-value statistic is scored only on series whose "
+        "nearest_samples rows can span this much time, once they do (a week: the weekly "
+        "pattern is in the history).",
+    )
 
 
 class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
@@ -224,21 +128,13 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 9
-    state_migrations: ClassVar[Mapping[int, Migration]] = {
-        2: _from_v2,
-        3: _from_v3,
-        4: _from_v4,
-        5: _from_v5,
-        6: _from_v6,
-        7: _from_v7,
-        8: _from_v8,
-    }
+    state_version: ClassVar[int] = 10
+    state_migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        cols = _columns(self.cfg.profile_slots)
+        cols = columns(self.cfg.profile_slots, nearest=self.cfg.nearest_samples)
         self.series = SeriesState(("series",), cols, ttl_s=self.cfg.series_ttl_s)
         self.firing = FiringState()
 
@@ -277,6 +173,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
                 0.75,  # Bonferroni weight: n ** 0.75 (see docs/series-detector.md)
                 1.0 / 36.0,  # burst-density window (0 = off)
                 2.0 * WEEK_S,  # residual-envelope memory, seconds (0 = novelty channel off)
+                c.nearest_span_s,  # time the nearest-value ring must span to be scored
             ]
         )
 
@@ -296,7 +193,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         peak0 = st[k.S_EP_PEAK].copy()
         s = self.series
         score, expected, down, up, episode, why = series_step(
-            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, self._params()
+            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, s.hv, self._params()
         )
         out = (score, expected, down, up, why)
         findings: list[Finding] = []
@@ -384,6 +281,7 @@ _REASONS: dict[float, str] = {
     k.WHY_DENSITY: "outliers have come unusually often lately",
     k.WHY_NOVEL: "it is past anything it did in about the last two weeks",
     k.WHY_FLAT: "it has repeated the same value for longer than it ever does (stuck or stale?)",
+    k.WHY_NEAR: "it is unusually far from every value it took lately",
 }
 
 

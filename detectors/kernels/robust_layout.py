@@ -54,21 +54,26 @@ from detectors.kernels.weekday import DAY_S, W_RD
     S_SAME,
     S_REP,
     S_RUN_F,
-) = range(44)
-SERIES_COLUMNS = 44
+    S_NN_N,
+    S_NN_RUN,
+) = range(46)
+SERIES_COLUMNS = 46
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
-# density, novelty beyond the residual envelope and runs of repeats (detectors.kernels.flat).
-TAILS = 8
-TAIL_A, TAIL_AW, TAIL_S, TAIL_SW, TAIL_D, TAIL_DN, TAIL_NV, TAIL_FL = range(TAILS)
+# density, novelty beyond the residual envelope, runs of repeats (detectors.kernels.flat)
+# and the distance to the nearest recent value (detectors.kernels.nearest).
+TAILS = 9
+TAIL_A, TAIL_AW, TAIL_S, TAIL_SW, TAIL_D, TAIL_DN, TAIL_NV, TAIL_FL, TAIL_NN = range(TAILS)
 WEEK_S = 7 * DAY_S
 SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
 RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
 # Which statistic a row's score came from: the value itself, the recent window's mean,
 # the level's drift from its slow average, the density of outliers, novelty, a value
-# stuck for longer than the series' runs of repeats.
-WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT = 0.0, 1.0, 2.0, 3.0, 4.0, 5.0
+# stuck for longer than the series' runs of repeats, a value far from every recent one.
+WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT, WHY_NEAR = (
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
+)  # fmt: skip
 # A series moves in steps when at least this share of its changes (a moving average over
 # about 1 / LATTICE_A changes) are whole numbers of its smallest change.
 LATTICE_A, LATTICE_MIN = 0.02, 0.9

@@ -1,7 +1,8 @@
 """The generic series detector's per-row step: robust baselines, seasonality, tail scores.
 
 Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
-offsets in ``pw``; eight tail estimates in ``tails``, see ``detectors.kernels.tail``):
+offsets in ``pw``; nine tail estimates in ``tails``, see ``detectors.kernels.tail``; the
+ring of its last values in ``hv``, see ``detectors.kernels.nearest``):
 
 * a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
   absolute deviation (a robust location and scale that one wild point cannot move);
@@ -16,7 +17,10 @@ offsets in ``pw``; eight tail estimates in ``tails``, see ``detectors.kernels.ta
   residual goes beyond the envelope of the residuals of the last ``env_s`` of time, in
   envelope widths: 0 inside it, a zero-threshold tail beyond) and, on a series that
   changes on nearly every row, the run of exact repeats (a stuck value, scored against
-  the series' own runs: ``detectors.kernels.flat``); each goes through its
+  the series' own runs: ``detectors.kernels.flat``), and, without a profile, the
+  distance from the value to the nearest of the last ``N`` (a week of rows; measured
+  only where ``N`` rows span a week, on series whose steps are fine, scored once the
+  ring holds the week: ``detectors.kernels.nearest``); each goes through its
   own streaming peaks-over-threshold tail (the plain level's window mean declustered
   by runs: a run of rows beyond the threshold is one event, see ``tail_learn_runs``,
   so a change that builds over many rows does not raise its own bar as it builds),
@@ -24,7 +28,8 @@ offsets in ``pw``; eight tail estimates in ``tails``, see ``detectors.kernels.ta
   ``n ** bonf`` for ``n`` statistics) against the per-row budget ``q`` gives the score
   ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
 * an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
-  rows under it; its rows are not learned; once its recent residual has stayed beyond
+  rows under it; its rows are not learned (but by the nearest-value ring and tail,
+  which learn every row); once its recent residual has stayed beyond
   3 scales for ``rebase_after`` rows the baseline moves there (one alert per level
   shift, then a new baseline; a stuck value's rows do not count) and learning
   resumes; the level it left is remembered for a week: a row back there (within 3
@@ -35,7 +40,8 @@ offsets in ``pw``; eight tail estimates in ``tails``, see ``detectors.kernels.ta
   level on the next row instead of scoring it.
 
 The state's columns are in ``robust_layout``; what a row teaches the baselines is in
-``robust_learn``; the episode (firing, rebase, stuck stretches) in ``robust_episode``.
+``robust_learn``; how the statistics combine, and the range a value may take alone, in
+``robust_channels``; the episode (firing, rebase, stuck stretches) in ``robust_episode``.
 Numba caches each kernel by its own file: after editing ``tail.py`` (or another module
 this one imports) alone, clear ``__pycache__`` so this module's cached code picks the
 change up.
@@ -49,6 +55,8 @@ import numpy as np
 
 from detectors.kernels._base import A, _jit
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
+from detectors.kernels.nearest import nearest_distance, nearest_push
+from detectors.kernels.robust_channels import channels, reach
 from detectors.kernels.robust_episode import episode_step
 from detectors.kernels.robust_layout import (
     S_ALT_S,
@@ -65,6 +73,8 @@ from detectors.kernels.robust_layout import (
     S_LVL,
     S_MAG,
     S_N,
+    S_NN_N,
+    S_NN_RUN,
     S_PREV,
     S_RD,
     S_REP,
@@ -78,20 +88,11 @@ from detectors.kernels.robust_layout import (
     S_WIN_S,
     SD_PER_MAD,
     TAIL_A,
-    TAIL_AW,
-    TAIL_D,
-    TAIL_DN,
     TAIL_FL,
-    TAIL_NV,
+    TAIL_NN,
     TAIL_S,
-    TAIL_SW,
     WEEK_S,
-    WHY_DENSITY,
-    WHY_DRIFT,
     WHY_FLAT,
-    WHY_NOVEL,
-    WHY_POINT,
-    WHY_WINDOW,
     tail_of,
 )
 from detectors.kernels.robust_learn import (
@@ -104,10 +105,7 @@ from detectors.kernels.robust_learn import (
 from detectors.kernels.tail import (
     T_N,
     T_THRESH,
-    tail_logp,
-    tail_logp_at_zero,
-    tail_u_at,
-    tail_u_at_zero,
+    tail_learn_runs,
 )
 from detectors.kernels.weekday import (
     DAY_S,
@@ -115,8 +113,6 @@ from detectors.kernels.weekday import (
     weekday_of,
     weekday_step,
 )
-
-_REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
 
 
 @_jit
@@ -150,6 +146,7 @@ def series_step(
     ps: A,
     pw: A,
     tails: A,
+    hv: A,
     params: A,
 ) -> tuple[A, A, A, A, A, A]:
     """Score and learn a batch (rows in time order per series). Returns per row: score,
@@ -162,7 +159,7 @@ def series_step(
     use_drift, ctl = params[12], params[13]
     win_clip, seas_off, sc_clip, ctl_pow = params[14], params[15], params[16], params[17]
     bonf, a_dens = params[18], params[19]
-    env_s = params[20]
+    env_s, nn_span_s = params[20], params[21]
     n_rows = ids.size
     k = pl.shape[0]
     score = np.zeros(n_rows)
@@ -239,6 +236,16 @@ def series_step(
         c_a, c_s = min(half, 0.5 * sc_a), min(half, 0.5 * sc_s)
         p_a = math.log1p(max(abs(e_a) - c_a, 0.0) / sc_a)
         p_s = math.log1p(max(abs(e_s) - c_s, 0.0) / sc_s)
+        # The distance to the nearest of the last values (NaN where it is not measured);
+        # the row then joins them, in an episode too: a new level is news once, and a
+        # burst's second spike is no longer far from everything.
+        u_nn, nn_on = math.nan, False
+        if hv.shape[1] > 0:
+            u_nn = _nearest_u(hv, st, sid, v, dt, half, sc_a, mag, nn_span_s)
+            # Scored once the ring holds that span: while it fills, every value is
+            # nearer the edge of a thinner history than it will be.
+            nn_on = st[S_NN_N, sid] * dt > nn_span_s
+            st[S_NN_N, sid] = nearest_push(hv, sid, st[S_NN_N, sid], v)
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
         # The window averages u clipped at its own tail threshold (when win_clip): a burst
         # counts as one exceedance, so the window measures persistence and density.
@@ -282,9 +289,9 @@ def series_step(
         nov = math.log1p(max(e_n - hi - c, lo - e_n - c, 0.0) / max(hi - lo, sc))
         s = 0.0
         if warm:
-            lp, n_ch, why[i] = _channels(
+            lp, n_ch, why[i] = channels(
                 tails, sid, seasonal, p_s, win_s, p_a, win_a, u_d, dens, nov,
-                use_drift, a_dens, env_s,
+                u_nn if nn_on else math.nan, use_drift, a_dens, env_s,
             )  # fmt: skip
             if stuck:
                 # A value stuck for longer than the series ever is (a hung exporter). On
@@ -297,7 +304,7 @@ def series_step(
             r = min(lp, 0.0) / log_q
             s = r / (1.0 + r)
             fire = log_q - bonf * math.log(n_ch)
-            down[i], up[i] = _reach(fire, tails, t_pt, sid, sc, hi, lo, env_s, c)
+            down[i], up[i] = reach(fire, tails, t_pt, sid, sc, hi, lo, env_s, c)
             if st[S_LOWEST, sid] >= 0.0 and pred - down[i] < 0.0:
                 # A bound below zero on a series never seen below it (bytes, a CPU
                 # percentage) says nothing a reader can use: only the upper is stated.
@@ -317,6 +324,15 @@ def series_step(
                        u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
                        slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
             learn_envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
+        if u_nn == u_nn:
+            # Learned on every row, as the ring is, episodes included: declustered by
+            # runs, an episode's novel rows are one peak, and a tail that skipped
+            # episodes learned how far a series' new values go only from those that
+            # stayed under the alert (nab_dev, this statistic alone per row: 61 -> 66).
+            st[S_NN_RUN, sid] = tail_learn_runs(
+                u_nn, tail_of(tails, TAIL_NN), sid, tail_p, rate_a, peak_a,
+                st[S_NN_RUN, sid], min_n, a_win,
+            )  # fmt: skip
         if episode[i] == 0.0:
             # Never inside an episode, rebased or long: a value stuck for long is not the
             # series' new normal however long it lasts.
@@ -335,73 +351,16 @@ def series_step(
 
 
 @_jit
-def _channels(
-    tails: A, sid: int, seasonal: bool, u_s: float, win_s: float, u_a: float,
-    win_a: float, u_d: float, dens: float, nov: float, use_drift: float, a_dens: float,
-    env_s: float,
-) -> tuple[float, float, float]:  # fmt: skip
-    """The smallest log tail probability over the statistics in use, how many are in
-    use, and which one it was (``WHY_*``)."""
-    if seasonal:
-        lp, why = _lp(u_s, tails, TAIL_S, sid), WHY_POINT
-        lw = _lp(win_s, tails, TAIL_SW, sid)
-    else:
-        lp, why = _lp(u_a, tails, TAIL_A, sid), WHY_POINT
-        lw = _lp(win_a, tails, TAIL_AW, sid)
-    n_ch = 2.0
-    if lw < lp:
-        lp, why = lw, WHY_WINDOW
-    if not seasonal and use_drift > 0.0:
-        n_ch += 1.0
-        ld = _lp(u_d, tails, TAIL_D, sid)
-        if ld < lp:
-            lp, why = ld, WHY_DRIFT
-    if a_dens > 0.0:
-        n_ch += 1.0
-        ln = _lp(dens, tails, TAIL_DN, sid)
-        if ln < lp:
-            lp, why = ln, WHY_DENSITY
-    if env_s > 0.0:
-        n_ch += 1.0
-        lv = _novelty_lp(nov, tails, sid)
-        if lv < lp:
-            lp, why = lv, WHY_NOVEL
-    return lp, n_ch, why
-
-
-@_jit
-def _reach(
-    fire: float, tails: A, t_pt: int, sid: int, sc: float, hi: float, lo: float,
-    env_s: float, c: float,
-) -> tuple[float, float]:  # fmt: skip
-    """How far below and above the prediction one value pages on its own (its log tail
-    probability at or under ``fire``): past the point statistic's threshold, or past the
-    residual envelope by the novelty channel's threshold, whichever comes first. On a
-    short or heavy-tailed history the point tail's reach alone runs to absurd values (it
-    is a quantile of a log-compressed statistic, exponentiated) while anything that far
-    beyond what the series has done pages as novel long before. NaN (no range) where it
-    is more than ``_REACH_MAX`` times as wide as the residuals seen lately. Both are
-    scored ``c`` (half a step) nearer than they are, so both reach ``c`` further."""
-    uq = tail_u_at(fire, tail_of(tails, t_pt), sid)
-    half = math.expm1(max(uq, 0.0)) * sc + c
-    down, up = half, half
-    width = max(hi - lo, sc)
-    if env_s > 0.0:
-        nq = tail_u_at_zero(fire, tail_of(tails, TAIL_NV), sid)
-        if nq < math.inf:
-            grow = math.expm1(nq) * width + c
-            down, up = max(min(half, grow - lo), 0.0), max(min(half, hi + grow), 0.0)
-    if max(down, up) > _REACH_MAX * width:
-        # True, but it says nothing (a young series' tails): no range is claimed.
-        return math.nan, math.nan
-    return down, up
-
-
-@_jit
-def _novelty_lp(nov: float, tails: A, sid: int) -> float:
-    return tail_logp_at_zero(nov, tail_of(tails, TAIL_NV), sid)
-
-
-@_jit
-def _lp(u: float, tails: A, which: int, sid: int) -> float:
-    return tail_logp(u, tail_of(tails, which), sid)
+def _nearest_u(
+    hv: A, st: A, sid: int, v: float, dt: float, half: float, sc_a: float, mag: float,
+    span_s: float,
+) -> float:  # fmt: skip
+    """The distance from ``v`` to the nearest value in the series' ring, where it is
+    measured: the ring can span ``span_s`` of the series' time (the last 2,016 rows of a
+    15-second series are a few hours, and a weekly pattern's turn would be news), its
+    steps are fine (on a coarse lattice, counts, the distance is a few whole steps,
+    which a continuous tail cannot judge) and its spread is resolved by the ring's
+    float32 values. NaN elsewhere."""
+    if dt * hv.shape[1] < span_s or half > 0.05 * sc_a or sc_a <= 1e-5 * mag:
+        return math.nan
+    return nearest_distance(hv, sid, st[S_NN_N, sid], v)

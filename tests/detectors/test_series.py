@@ -305,21 +305,28 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     ``tails`` tails per series (later versions appended the rest). ``det``'s last and
     lowest values, step and share of whole steps are set to what a migration to version 7
     starts them at (NaN: not kept, and 0), and its runs of repeats to what one to
-    version 8 starts them at (0, and a fresh tail), so the two detectors can be compared
-    column for column."""
+    version 8 starts them at (0, and a fresh tail), and its nearest-value ring, count and
+    tail to what one to version 10 starts them at (empty, 0, fresh), so the two detectors
+    can be compared column for column."""
+    from detectors._series_state import columns as _columns
     from detectors.kernels import robust_layout as k
     from detectors.registry import SeriesState
-    from detectors.series import _columns
 
-    det.series.arrays["st"][:, [k.S_PREV, k.S_LOWEST]] = np.nan
-    det.series.arrays["st"][:, [k.S_RES, k.S_LATTICE]] = 0.0
-    if scalars < k.SERIES_COLUMNS:
-        det.series.arrays["st"][:, [k.S_SAME, k.S_REP, k.S_RUN_F]] = 0.0
-        det.series.arrays["tails"][:, k.TAIL_FL * TAIL_COLUMNS :] = 0.0
+    st, tl = det.series.arrays["st"], det.series.arrays["tails"]
+    if version < 7:
+        st[:, [k.S_PREV, k.S_LOWEST]] = np.nan
+        st[:, [k.S_RES, k.S_LATTICE]] = 0.0
+    if version < 8:
+        st[:, [k.S_SAME, k.S_REP, k.S_RUN_F]] = 0.0
+        tl[:, k.TAIL_FL * TAIL_COLUMNS : (k.TAIL_FL + 1) * TAIL_COLUMNS] = 0.0
+    st[:, [k.S_NN_N, k.S_NN_RUN]] = 0.0
+    tl[:, k.TAIL_NN * TAIL_COLUMNS :] = 0.0
+    det.series.arrays["hv"][:] = 0.0
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
-    old = SeriesState(("series",), _columns(48, scalars, tails), ttl_s=new.registry.ttl_s)
-    arrays = dict(new.arrays)
+    cols = {n: c for n, c in _columns(48, scalars, tails).items() if n != "hv"}
+    old = SeriesState(("series",), cols, ttl_s=new.registry.ttl_s)
+    arrays = {n: a for n, a in new.arrays.items() if n != "hv"}
     arrays["st"] = arrays["st"][:, :scalars]
     arrays["tails"] = arrays["tails"][:, : tails * TAIL_COLUMNS]
     old.adopt(new.registry, arrays)
@@ -470,11 +477,11 @@ def test_version_8_snapshot_migrates_an_open_episode() -> None:
     det.update(_cols(t[1800:1810], x[1800:1810]))
     st = det.series.arrays["st"]
     assert st[0, k.S_EP_LEN] >= 3 and st[0, k.S_EP_MOVED] == st[0, k.S_EP_LEN]
-    payload = pickle.loads(det.snapshot())
+    payload = _old_payload(det, 8, 44, 8)
     v8 = payload["state"]["series"].arrays["st"]
     v8[:, k.S_EP_MOVED] = t[1805]  # as version 8 wrote it: when the episode began
-    back = SeriesDetector.restore(pickle.dumps({**payload, "state_version": 8}))
-    for name in ("st", "pl", "ps", "pw", "tails"):
+    back = SeriesDetector.restore(pickle.dumps(payload))
+    for name in ("st", "pl", "ps", "pw", "tails", "hv"):
         np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
     want = det.update(_cols(t[1810:], x[1810:]))
     got = back.update(_cols(t[1810:], x[1810:]))
@@ -485,7 +492,7 @@ def test_version_2_snapshot_migrates_through_version_3() -> None:
     # Version 2 kept one column per series beside its own registry; version 3 a
     # SeriesState (a row per series). A v2 payload, built as v2 wrote it, restores to
     # exactly what the same state restores to from version 3.
-    from detectors.series import _ARRAYS
+    from detectors._series_state import _ARRAYS
 
     t, x, det = _trained_on_noise()
     v3 = _v3_payload(det)

@@ -1,0 +1,113 @@
+"""The generic series detector's statistics combined: the rarest of those in use and how
+many there are (for the correction for testing several), and how far from the
+prediction a value pages by itself (the range an explanation states). Per row, from the
+series step (``detectors.kernels.robust_series``)."""
+
+from __future__ import annotations
+
+import math
+
+from detectors.kernels._base import A, _jit
+from detectors.kernels.robust_layout import (
+    TAIL_A,
+    TAIL_AW,
+    TAIL_D,
+    TAIL_DN,
+    TAIL_NN,
+    TAIL_NV,
+    TAIL_S,
+    TAIL_SW,
+    WHY_DENSITY,
+    WHY_DRIFT,
+    WHY_NEAR,
+    WHY_NOVEL,
+    WHY_POINT,
+    WHY_WINDOW,
+    tail_of,
+)
+from detectors.kernels.tail import tail_logp, tail_logp_at_zero, tail_u_at, tail_u_at_zero
+
+REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
+
+
+@_jit
+def channels(
+    tails: A, sid: int, seasonal: bool, u_s: float, win_s: float, u_a: float,
+    win_a: float, u_d: float, dens: float, nov: float, u_nn: float, use_drift: float,
+    a_dens: float, env_s: float,
+) -> tuple[float, float, float]:  # fmt: skip
+    """The smallest log tail probability over the statistics in use, how many are in
+    use, and which one it was (``WHY_*``)."""
+    if seasonal:
+        lp, why = stat_logp(u_s, tails, TAIL_S, sid), WHY_POINT
+        lw = stat_logp(win_s, tails, TAIL_SW, sid)
+    else:
+        lp, why = stat_logp(u_a, tails, TAIL_A, sid), WHY_POINT
+        lw = stat_logp(win_a, tails, TAIL_AW, sid)
+    n_ch = 2.0
+    if lw < lp:
+        lp, why = lw, WHY_WINDOW
+    if not seasonal and use_drift > 0.0:
+        n_ch += 1.0
+        ld = stat_logp(u_d, tails, TAIL_D, sid)
+        if ld < lp:
+            lp, why = ld, WHY_DRIFT
+    if a_dens > 0.0:
+        n_ch += 1.0
+        ln = stat_logp(dens, tails, TAIL_DN, sid)
+        if ln < lp:
+            lp, why = ln, WHY_DENSITY
+    if env_s > 0.0:
+        n_ch += 1.0
+        lv = novelty_logp(nov, tails, sid)
+        if lv < lp:
+            lp, why = lv, WHY_NOVEL
+    # Like the drift, the nearest value judges the plain series: with a daily profile in
+    # use, the profile's own statistics judge a value in its hour (and one more test in
+    # the correction would only blunt them).
+    if not seasonal and u_nn == u_nn:
+        n_ch += 1.0
+        lq = stat_logp(u_nn, tails, TAIL_NN, sid)
+        if lq < lp:
+            lp, why = lq, WHY_NEAR
+    return lp, n_ch, why
+
+
+@_jit
+def reach(
+    fire: float, tails: A, t_pt: int, sid: int, sc: float, hi: float, lo: float,
+    env_s: float, c: float,
+) -> tuple[float, float]:  # fmt: skip
+    """How far below and above the prediction one value pages on its own (its log tail
+    probability at or under ``fire``): past the point statistic's threshold, or past the
+    residual envelope by the novelty channel's threshold, whichever comes first. On a
+    short or heavy-tailed history the point tail's reach alone runs to absurd values (it
+    is a quantile of a log-compressed statistic, exponentiated) while anything that far
+    beyond what the series has done pages as novel long before. NaN (no range) where it
+    is more than ``REACH_MAX`` times as wide as the residuals seen lately. Both are
+    scored ``c`` (half a step) nearer than they are, so both reach ``c`` further."""
+    uq = tail_u_at(fire, tail_of(tails, t_pt), sid)
+    half = math.expm1(max(uq, 0.0)) * sc + c
+    down, up = half, half
+    width = max(hi - lo, sc)
+    if env_s > 0.0:
+        nq = tail_u_at_zero(fire, tail_of(tails, TAIL_NV), sid)
+        if nq < math.inf:
+            grow = math.expm1(nq) * width + c
+            down, up = max(min(half, grow - lo), 0.0), max(min(half, hi + grow), 0.0)
+    if max(down, up) > REACH_MAX * width:
+        # True, but it says nothing (a young series' tails): no range is claimed.
+        return math.nan, math.nan
+    return down, up
+
+
+@_jit
+def novelty_logp(nov: float, tails: A, sid: int) -> float:
+    """log P(novelty >= ``nov``), the zero-threshold tail."""
+    return tail_logp_at_zero(nov, tail_of(tails, TAIL_NV), sid)
+
+
+@_jit
+def stat_logp(u: float, tails: A, which: int, sid: int) -> float:
+    """log P(U >= ``u``) on tail ``which`` (a ``TAIL_*``)."""
+    return tail_logp(u, tail_of(tails, which), sid)
