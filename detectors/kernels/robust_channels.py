@@ -67,7 +67,10 @@ def channels(
     # the correction would only blunt them).
     if not seasonal and u_nn == u_nn:
         n_ch += 1.0
-        lq = stat_logp(u_nn, tails, TAIL_NN, sid)
+        # A value already in the ring (distance 0) is never unusual here, even where
+        # the tail's threshold, stepping by excesses of a very spiky series, has
+        # wandered under 0 (which would read 0 as an excess).
+        lq = stat_logp(u_nn, tails, TAIL_NN, sid) if u_nn > 0.0 else 0.0
         if lq < lp:
             lp, why = lq, WHY_NEAR
     return lp, n_ch, why

@@ -117,3 +117,23 @@ def test_the_ring_costs_four_bytes_a_row_and_can_be_turned_off() -> None:
     with_ring = SeriesDetector().bytes_per_series
     assert with_ring - SeriesDetector(nearest_samples=0).bytes_per_series == 4 * 2016
     assert SeriesDetector(nearest_samples=100).bytes_per_series == with_ring - 4 * 1916
+
+
+def test_a_value_already_in_the_ring_is_never_unusual() -> None:
+    # On a very spiky series the tail's threshold steps by huge excesses and can wander
+    # under 0; a distance of 0 (the exact value is in the ring) must still read as
+    # nothing unusual, not as an excess of that threshold.
+    from detectors.kernels.robust_channels import channels
+    from detectors.kernels.tail import T_M1, T_M2, T_N, T_RATE, T_THRESH
+
+    tails = np.zeros((k.TAILS * TAIL_COLUMNS, 1))
+    nn = tails[k.TAIL_NN * TAIL_COLUMNS : (k.TAIL_NN + 1) * TAIL_COLUMNS]
+    nn[[T_THRESH, T_RATE, T_M1, T_M2, T_N], 0] = -250.0, 0.02, 5e4, 5e9, 3000.0
+
+    def read(u_nn: float) -> tuple[float, float, float]:
+        return channels(tails, 0, False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, u_nn, 1.0, 1.0, 1.0)
+
+    lp, n_ch, why = read(0.0)
+    assert lp == 0.0 and why != k.WHY_NEAR and n_ch == 6.0
+    lp, _, why = read(1e6)  # far from everything: this statistic, and rare
+    assert why == k.WHY_NEAR and lp < -4.0
