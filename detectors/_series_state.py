@@ -47,7 +47,9 @@ def columns(
 # version 6 three, the level before the last level shift and when it was left; version
 # 7 four, the last value, the series' step, whether it moves in steps and the lowest
 # value seen; version 8 three, the run of repeats, the share of rows that repeat and
-# the run as last learned, and the tail of runs of repeats).
+# the run as last learned, and the tail of runs of repeats; version 9 changed what one
+# column means, not the layout; version 10 two, the ring's count and the nearest-value
+# tail's running run, that tail, and the ring itself).
 _V3_SCALARS, _V3_TAILS = 30, 6
 _V4_SCALARS, _V5_SCALARS, _V6_SCALARS, _V7_SCALARS = 33, 34, 37, 41
 _V8_SCALARS, _V8_TAILS = 44, 8

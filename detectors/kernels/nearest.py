@@ -13,7 +13,7 @@ values are always scattered learns that and pays nothing.
 
 The ring holds raw values as float32, one row per series (``hv[sid]``, ``N`` values:
 unlike the other state arrays the kernel takes it untransposed, so each series' ring is
-contiguous and the scan vectorises), written at ``count % N``; ``count`` (rows written,
+contiguous for the scan), written at ``count % N``; ``count`` (rows written,
 a state scalar) says how many are valid. float32 halves the ring (8 KB a week of
 5-minute rows) and resolves a value to about 6e-8 of its magnitude, far finer than any
 spread the statistic is scored on (the series step checks). ``nearest_reference`` is

@@ -480,12 +480,20 @@ def test_version_8_snapshot_migrates_an_open_episode() -> None:
     payload = _old_payload(det, 8, 44, 8)
     v8 = payload["state"]["series"].arrays["st"]
     v8[:, k.S_EP_MOVED] = t[1805]  # as version 8 wrote it: when the episode began
+    restores_alike(det, payload, t[1810:], x[1810:])
+
+
+def restores_alike(
+    det: SeriesDetector, payload: dict[str, Any], t: np.ndarray, x: np.ndarray
+) -> SeriesDetector:
+    """``payload`` restores to ``det``'s arrays exactly, and the restored detector scores
+    the rows ``t``, ``x`` as ``det`` does (both are fed them). Returns it."""
     back = SeriesDetector.restore(pickle.dumps(payload))
-    for name in ("st", "pl", "ps", "pw", "tails", "hv"):
-        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
-    want = det.update(_cols(t[1810:], x[1810:]))
-    got = back.update(_cols(t[1810:], x[1810:]))
-    np.testing.assert_array_equal(got.scores, want.scores)
+    for name, have in det.series.arrays.items():
+        np.testing.assert_array_equal(back.series.arrays[name], have)
+    got = back.update(_cols(t, x))
+    np.testing.assert_array_equal(got.scores, det.update(_cols(t, x)).scores)
+    return back
 
 
 def test_version_2_snapshot_migrates_through_version_3() -> None:

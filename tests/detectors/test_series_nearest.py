@@ -5,8 +5,6 @@ between two usual modes), where it is not scored, and a version-9 snapshot's res
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,14 @@ from detectors.kernels import robust_layout as k
 from detectors.kernels.nearest import nearest_distance, nearest_push, nearest_reference
 from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.series import SeriesDetector
-from tests.detectors.test_series import T0, _cols, _episodes, _feed, _old_payload
+from tests.detectors.test_series import (
+    T0,
+    _cols,
+    _episodes,
+    _feed,
+    _old_payload,
+    restores_alike,
+)
 
 
 @pytest.mark.parametrize("ring", [1, 7, 64])
@@ -101,12 +106,7 @@ def test_version_9_snapshot_migrates_and_refills_the_ring() -> None:
     det = SeriesDetector()
     det.update(_cols(t[:2500], v[:2500]))
     payload = _old_payload(det, 9, 44, 8)  # also empties det's ring, count and tail
-    back = SeriesDetector.restore(pickle.dumps(payload))
-    for name in ("st", "pl", "ps", "pw", "tails", "hv"):
-        np.testing.assert_array_equal(back.series.arrays[name], det.series.arrays[name])
-    got = back.update(_cols(t[2500:], v[2500:]))
-    want = det.update(_cols(t[2500:], v[2500:]))
-    np.testing.assert_array_equal(got.scores, want.scores)
+    back = restores_alike(det, payload, t[2500:], v[2500:])
     assert back.series.arrays["st"][0, k.S_NN_N] == n - 2500
     assert np.count_nonzero(back.series.arrays["hv"][0]) == 2016
     nn_tail = back.series.arrays["tails"][0, k.TAIL_NN * TAIL_COLUMNS :]
