@@ -14,23 +14,22 @@ import numpy.typing as npt
 from detectors._tracking import FiringState
 from detectors.base import Migration
 from detectors.kernels import robust_layout as k
+from detectors.kernels.nearest import SPAN_SLACK
 from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.kernels.weekday import WEEKDAYS
-from detectors.registry import Column, SeriesRegistry, SeriesState
+from detectors.registry import Column, SeriesRegistry, SeriesState, grow
 
 F64 = npt.NDArray[np.float64]
 
 # Per-series state arrays up to version 9: scalars, daily profile level and scale,
-# weekday offsets, tails (version 10 added "hv", the ring of the last values).
+# weekday offsets, tails (version 10 added "hv", each series' ring of its last values;
+# version 11 replaced it by "ring", the row of the ``RingPool`` a series has borrowed).
 _ARRAYS = ("st", "pl", "ps", "pw", "tails")
 NEAREST_SAMPLES = 2016  # the ring's default length: a week of 5-minute rows
 
 
 def columns(
-    profile_slots: int,
-    scalars: int = k.SERIES_COLUMNS,
-    tails: int = k.TAILS,
-    nearest: int = NEAREST_SAMPLES,
+    profile_slots: int, scalars: int = k.SERIES_COLUMNS, tails: int = k.TAILS
 ) -> dict[str, Column]:
     return {
         "st": Column(shape=(scalars,)),
@@ -38,8 +37,94 @@ def columns(
         "ps": Column(shape=(profile_slots,)),
         "pw": Column(shape=(WEEKDAYS,)),
         "tails": Column(shape=(TAIL_COLUMNS * tails,)),
-        "hv": Column(dtype=np.float32, shape=(nearest,)),
+        "ring": Column(fill=-1, dtype=np.int64),
     }
+
+
+class RingPool:
+    """The rings of the nearest-value statistic, lent to the series that can use one.
+
+    ``N`` rows of a 15-second series span a few hours, where the statistic is not
+    measured; a ring per series cost such a series 8 KB for nothing (most scraped
+    series are that fast). A series borrows a row (``nearest_lend``, in the kernel) once
+    its interval lets ``N`` rows span the statistic's time, and gives it back when it is
+    evicted. Before each batch the detector ``reserve``s a free row for every series
+    that may borrow in it, so the kernel never has to grow the pool."""
+
+    def __init__(self, width: int) -> None:
+        self.hv = np.zeros((0, width), dtype=np.float32)
+        self.free = np.zeros(0, dtype=np.int64)  # a stack: free[:n_free[0]], top last
+        self.n_free = np.zeros(1, dtype=np.int64)
+
+    @property
+    def width(self) -> int:
+        return int(self.hv.shape[1])
+
+    def reserve(self, wanted: int) -> None:
+        """At least ``wanted`` free rows; the pool at least doubles when it grows."""
+        short = wanted - int(self.n_free[0])
+        if short <= 0:
+            return
+        old = self.hv.shape[0]
+        size = max(2 * old, old + short)
+        self.hv = grow(self.hv, size, 0.0)
+        # The lowest rows on top of the stack: borrowed first, so the pool stays dense.
+        added = np.arange(size - 1, old - 1, -1, dtype=np.int64)
+        self.free = np.concatenate([added, self.free[: int(self.n_free[0])]])
+        self.n_free[0] = self.free.size
+
+    def reclaim(self, ring: npt.NDArray[np.int64]) -> None:
+        """After an eviction (whose series' ``ring`` was reset to -1): every row no
+        series holds is free again."""
+        held = np.zeros(self.hv.shape[0], dtype=bool)
+        held[ring[ring >= 0]] = True
+        self.free = np.flatnonzero(~held)[::-1].astype(np.int64)
+        self.n_free[0] = self.free.size
+
+    def borrowers(
+        self, st: F64, ring: npt.NDArray[np.int64], ids: npt.NDArray[np.int64], ts: F64,
+        span_s: float,
+    ) -> int:  # fmt: skip
+        """How many of the batch's series (``ids``, ``ts``) may borrow a ring in it: they
+        hold none and their interval, where known, lets the ring span ``span_s`` (a
+        series on its first rows is judged by its first interval in the batch)."""
+        if self.width == 0:
+            return 0
+        # Per batch, on every batch: the usual answer (every series holds a ring, or is
+        # too fast for one) comes from two vector passes.
+        ids = ids[ring[ids] < 0]
+        if ids.size == 0:
+            return 0
+        dt = st[ids, k.S_DT]
+        ids = ids[(dt <= 0.0) | (dt * self.width >= SPAN_SLACK * span_s)]
+        if ids.size == 0:
+            return 0
+        sids = np.unique(ids)
+        dt = st[sids, k.S_DT].copy()
+        fresh = dt <= 0.0
+        if fresh.any():
+            dt[fresh] = _first_intervals(st, ids, ts, sids[fresh])
+        return int(np.count_nonzero(dt * self.width >= SPAN_SLACK * span_s))
+
+
+def _first_intervals(
+    st: F64, ids: npt.NDArray[np.int64], ts: F64, sids: npt.NDArray[np.int64]
+) -> F64:
+    """Per series of ``sids`` (sorted): the first positive interval between its rows in
+    the batch, counting from its last row before it (0 where there is none)."""
+    rows = np.flatnonzero(np.isin(ids, sids))
+    rows = rows[np.argsort(ids[rows], kind="stable")]
+    s, t = ids[rows], ts[rows]
+    first = np.r_[True, s[1:] != s[:-1]]
+    seen = st[s, k.S_N] >= 1.0
+    prev = np.r_[np.nan, t[:-1]]
+    prev[first] = np.where(seen[first], st[s[first], k.S_LAST_T], np.nan)
+    gap = t - prev
+    ok = gap > 0.0  # NaN (nothing before) is not
+    who, at = np.unique(s[ok], return_index=True)
+    out = np.zeros(sids.size)
+    out[np.searchsorted(sids, who)] = gap[ok][at]
+    return out
 
 
 # Version 3's layout: 30 scalars and six tails (version 4 added the residual envelope
@@ -64,7 +149,7 @@ def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
     """State version 2 kept the arrays column-per-series beside its own registry."""
     old = payload["state"]
     slots = int(np.asarray(old["pl"]).shape[0])
-    cols = columns(slots, _V3_SCALARS, _V3_TAILS, _nearest(payload))
+    cols = columns(slots, _V3_SCALARS, _V3_TAILS)
     series = SeriesState(("series",), cols, ttl_s=float(old["registry"]["ttl_s"]))
     registry = SeriesRegistry(("series",), ttl_s=1.0)
     registry.set_state(old["registry"])
@@ -75,15 +160,16 @@ def _from_v2(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _widened(
-    old: SeriesState, scalars: int, tails: int = _V8_TAILS, nearest: int = NEAREST_SAMPLES
+    old: SeriesState, scalars: int, tails: int = _V8_TAILS
 ) -> tuple[dict[str, Column], dict[str, F64]]:
     """An older layout's columns and arrays, each array padded with zeros to the columns
     of a layout with ``scalars`` scalars and ``tails`` tails (what later versions appended
-    starts at 0); an array the older layout lacked starts fresh."""
-    cols = columns(int(old.columns["pl"].shape[0]), scalars, tails, nearest)
+    starts at 0); an array the older layout lacked starts fresh (a ring row: none)."""
+    cols = columns(int(old.columns["pl"].shape[0]), scalars, tails)
     arrays = {
         name: np.pad(have, ((0, 0), (0, cols[name].shape[0] - have.shape[1])))
         for name, have in old.arrays.items()
+        if name in _ARRAYS
     }
     return cols, arrays
 
@@ -156,9 +242,30 @@ def _from_v8(payload: dict[str, Any]) -> dict[str, Any]:
 def _from_v9(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 10 appended the ring of the last values, their count and the tail of the
     distance to the nearest of them, all fresh: that statistic is not scored until its
-    tail has learned half of ``warmup_samples`` rows after the restore."""
+    tail has learned half of ``warmup_samples`` rows after the restore. (Brought straight
+    to version 11's layout: no series holds a ring, which ``_from_v10`` passes on.)"""
     old: SeriesState = payload["state"]["series"]
-    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS, k.TAILS, _nearest(payload)))
+    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS, k.TAILS))
+
+
+def _from_v10(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 11 lends rings from a pool instead of keeping one per series. Each
+    series that had written to its ring borrows a row holding the same values, in the
+    same places (the count is unchanged)."""
+    old: SeriesState = payload["state"]["series"]
+    pool = RingPool(_nearest(payload))
+    if "hv" not in old.arrays:  # from _from_v9: nothing written yet
+        return {**payload, "state": {**payload["state"], "rings": pool}}
+    cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
+    wrote = np.flatnonzero(arrays["st"][:, k.S_NN_N] > 0.0) if pool.width else np.zeros(0, int)
+    pool.reserve(wrote.size)
+    rows = pool.free[::-1][: wrote.size]  # the rows nearest_lend would lend, in order
+    pool.hv[rows] = old.arrays["hv"][wrote]
+    pool.n_free[0] -= wrote.size
+    arrays["ring"] = np.full(arrays["st"].shape[0], -1, dtype=np.int64)
+    arrays["ring"][wrote] = rows
+    adopted = _adopted(payload, old, cols, arrays)
+    return {**adopted, "state": {**adopted["state"], "rings": pool}}
 
 
 MIGRATIONS: dict[int, Migration] = {
@@ -170,4 +277,5 @@ MIGRATIONS: dict[int, Migration] = {
     7: _from_v7,
     8: _from_v8,
     9: _from_v9,
+    10: _from_v10,
 }

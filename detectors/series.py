@@ -35,11 +35,14 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 
 State (one ``SeriesState``, a row per series; its layout and migrations are in
 ``detectors._series_state``): ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float
-profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats (1,624 bytes at the
-default 48 slots) and the ring of the last ``nearest_samples`` values in float32 (8,064
-bytes at the default 2,016; 0 turns it off). The kernel takes the arrays transposed
-(one column per series), as views, but for the ring (a row per series, so each ring is
-contiguous). The first ``warmup_samples`` rows of a series are learned but not scored.
+profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats and the row of the
+ring pool it borrowed (1,632 bytes at the default 48 slots). A series whose
+``nearest_samples`` rows span ``nearest_span_s`` (a 5-minute series, not a 15-second
+one) borrows a ring of its last values in float32 from ``rings`` (8,064 bytes more at
+the default 2,016; 0 turns the statistic off). The kernel takes the arrays transposed
+(one column per series), as views, but for the ring pool (a row per ring, so each ring
+is contiguous). The first ``warmup_samples`` rows of a series are learned but not
+scored.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from detectors._series_state import MIGRATIONS, NEAREST_SAMPLES, columns
+from detectors._series_state import MIGRATIONS, NEAREST_SAMPLES, RingPool, columns
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration
 from detectors.budget import WEEK_S, BudgetedConfig
@@ -109,8 +112,9 @@ class SeriesConfig(BudgetedConfig):
         NEAREST_SAMPLES,
         ge=0,
         le=20160,
-        description="Last values kept per series for the nearest-value statistic (a value "
-        "far from all of them is unusual): 4 bytes each; 0 turns the statistic off.",
+        description="Last values kept for the nearest-value statistic (a value far from all "
+        "of them is unusual), by the series whose rows can span nearest_span_s: 4 bytes "
+        "each; 0 turns the statistic off.",
     )
     nearest_span_s: float = Field(
         WEEK_S,
@@ -128,14 +132,16 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 10
+    state_version: ClassVar[int] = 11
     state_migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        cols = columns(self.cfg.profile_slots, nearest=self.cfg.nearest_samples)
-        self.series = SeriesState(("series",), cols, ttl_s=self.cfg.series_ttl_s)
+        self.series = SeriesState(
+            ("series",), columns(self.cfg.profile_slots), ttl_s=self.cfg.series_ttl_s
+        )
+        self.rings = RingPool(self.cfg.nearest_samples)
         self.firing = FiringState()
 
     @property
@@ -146,7 +152,9 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
 
     @property
     def bytes_per_series(self) -> float:
-        return float(self.series.bytes_per_series())
+        """The per-series arrays, and the ring pool shared out over the series."""
+        pool = self.rings.hv.nbytes / max(len(self.series), 1)
+        return float(self.series.bytes_per_series()) + pool
 
     def _params(self) -> F64:
         c = self.cfg
@@ -191,10 +199,12 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         x = np.asarray(batch.value, dtype=np.float64)
         was_in = st[k.S_EP_LEN] > 0.0  # per series, before this batch
         peak0 = st[k.S_EP_PEAK].copy()
-        s = self.series
+        s, pool = self.series, self.rings
+        pool.reserve(pool.borrowers(s.st, s.ring, ids, ts, self.cfg.nearest_span_s))
         score, expected, down, up, episode, why = series_step(
-            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T, s.hv, self._params()
-        )
+            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T,
+            pool.hv, s.ring, pool.free, pool.n_free, self._params(),
+        )  # fmt: skip
         out = (score, expected, down, up, why)
         findings: list[Finding] = []
         for sid, rows in groups(ids):
@@ -270,6 +280,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         gone = self.series.evict(now)
         if gone:
             self.firing.forget(lambda key: key in gone)
+            self.rings.reclaim(self.series.ring)
 
 
 # What made a row unusual, by the statistic its score came from (``k.WHY_*``): the part

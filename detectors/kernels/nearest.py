@@ -11,13 +11,19 @@ discords (and KNN-CAD) it needs no model of the series' shape, only its own hist
 the series step judges it against the series' own streaming tail, so a series whose
 values are always scattered learns that and pays nothing.
 
-The ring holds raw values as float32, one row per series (``hv[sid]``, ``N`` values:
-unlike the other state arrays the kernel takes it untransposed, so each series' ring is
-contiguous for the scan), written at ``count % N``; ``count`` (rows written,
-a state scalar) says how many are valid. float32 halves the ring (8 KB a week of
-5-minute rows) and resolves a value to about 6e-8 of its magnitude, far finer than any
-spread the statistic is scored on (the series step checks). ``nearest_reference`` is
-the plain-numpy reference.
+The ring holds raw values as float32, ``N`` values written at ``count % N``; ``count``
+(rows written, a state scalar) says how many are valid. float32 halves the ring (8 KB a
+week of 5-minute rows) and resolves a value to about 6e-8 of its magnitude, far finer
+than any spread the statistic is scored on (the series step checks).
+
+Rings are lent, not kept per series: ``N`` rows of a 15-second series are a few hours,
+where the statistic is not measured, and most scraped series are that fast. A series
+borrows a row of the pool ``hv`` (untransposed, so each ring is contiguous for the
+scan) once its sampling interval lets ``N`` rows span the statistic's time
+(``nearest_lend``); ``ring[sid]`` is that row (-1: none). The pool's free rows are a
+stack, ``free[:n_free[0]]``, that the caller fills before a batch
+(``detectors._series_state.RingPool``). ``nearest_reference`` is the plain-numpy
+reference.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ import numpy as np
 from numba import njit
 
 from detectors.kernels._base import A, _jit
+
+# A ring is lent, and the statistic measured, where N rows span this share of the
+# statistic's time or more: a 5-minute scrape whose intervals jitter a few seconds either
+# side of 300 s (the sampling interval is a running mean) stays measured.
+SPAN_SLACK = 0.9
 
 
 @njit(cache=True, fastmath=True)
@@ -57,19 +68,32 @@ def _min_distance(ring: A, v: float) -> float:
 
 
 @_jit
-def nearest_distance(hv: A, sid: int, count: float, v: float) -> float:
-    """The distance from ``v`` to the nearest of the series' last ``N`` values (NaN
-    while the ring is empty)."""
-    have = min(int(count), hv.shape[1])
-    if have == 0:
-        return math.nan
-    return float(_min_distance(hv[sid, :have], v))
+def nearest_lend(ring: A, free: A, n_free: A, sid: int) -> int:
+    """The series' ring row, lending it the top free row if it has none (-1 where none
+    is free: the caller reserves rows before a batch, so that is only a misjudged
+    interval, and the series borrows in a later batch)."""
+    r = ring[sid]
+    if r < 0 and n_free[0] > 0:
+        n_free[0] -= 1
+        r = free[n_free[0]]
+        ring[sid] = r
+    return int(r)
 
 
 @_jit
-def nearest_push(hv: A, sid: int, count: float, v: float) -> float:
-    """Write ``v`` into the series' ring; returns the new count."""
-    hv[sid, int(count) % hv.shape[1]] = v
+def nearest_distance(hv: A, r: int, count: float, v: float) -> float:
+    """The distance from ``v`` to the nearest of the last ``N`` values in ring row
+    ``r`` (NaN while the ring is empty)."""
+    have = min(int(count), hv.shape[1])
+    if have == 0:
+        return math.nan
+    return float(_min_distance(hv[r, :have], v))
+
+
+@_jit
+def nearest_push(hv: A, r: int, count: float, v: float) -> float:
+    """Write ``v`` into ring row ``r``; returns the new count."""
+    hv[r, int(count) % hv.shape[1]] = v
     return count + 1.0
 
 

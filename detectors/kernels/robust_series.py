@@ -2,7 +2,8 @@
 
 Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
 offsets in ``pw``; nine tail estimates in ``tails``, see ``detectors.kernels.tail``; the
-ring of its last values in ``hv``, see ``detectors.kernels.nearest``):
+ring of its last values, row ``ring[sid]`` of the pool ``hv`` where it has borrowed one,
+see ``detectors.kernels.nearest``):
 
 * a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
   absolute deviation (a robust location and scale that one wild point cannot move);
@@ -55,7 +56,7 @@ import numpy as np
 
 from detectors.kernels._base import A, _jit
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
-from detectors.kernels.nearest import nearest_distance, nearest_push
+from detectors.kernels.nearest import SPAN_SLACK, nearest_distance, nearest_lend, nearest_push
 from detectors.kernels.robust_channels import channels, reach
 from detectors.kernels.robust_episode import episode_step
 from detectors.kernels.robust_layout import (
@@ -147,6 +148,9 @@ def series_step(
     pw: A,
     tails: A,
     hv: A,
+    ring: A,
+    free: A,
+    n_free: A,
     params: A,
 ) -> tuple[A, A, A, A, A, A]:
     """Score and learn a batch (rows in time order per series). Returns per row: score,
@@ -240,12 +244,16 @@ def series_step(
         # the row then joins them, in an episode too: a new level is news once, and a
         # burst's second spike is no longer far from everything.
         u_nn, nn_on = math.nan, False
-        if hv.shape[1] > 0:
-            u_nn = _nearest_u(hv, st, sid, v, dt, half, sc_a, mag, nn_span_s)
-            # Scored once the ring holds that span: while it fills, every value is
-            # nearer the edge of a thinner history than it will be.
-            nn_on = st[S_NN_N, sid] * dt > nn_span_s
-            st[S_NN_N, sid] = nearest_push(hv, sid, st[S_NN_N, sid], v)
+        if hv.shape[1] > 0 and dt * hv.shape[1] >= SPAN_SLACK * nn_span_s:
+            r = ring[sid]
+            if r < 0:
+                r = nearest_lend(ring, free, n_free, sid)
+            if r >= 0:
+                u_nn = _nearest_u(hv, r, st, sid, v, half, sc_a, mag)
+                # Scored once the ring holds that span: while it fills, every value is
+                # nearer the edge of a thinner history than it will be.
+                nn_on = st[S_NN_N, sid] * dt > nn_span_s
+                st[S_NN_N, sid] = nearest_push(hv, r, st[S_NN_N, sid], v)
         u_d = math.log1p(abs(lvl - st[S_SLOW, sid]) / sc_a)
         # The window averages u clipped at its own tail threshold (when win_clip): a burst
         # counts as one exceedance, so the window measures persistence and density.
@@ -352,15 +360,14 @@ def series_step(
 
 @_jit
 def _nearest_u(
-    hv: A, st: A, sid: int, v: float, dt: float, half: float, sc_a: float, mag: float,
-    span_s: float,
-) -> float:  # fmt: skip
-    """The distance from ``v`` to the nearest value in the series' ring, where it is
-    measured: the ring can span ``span_s`` of the series' time (the last 2,016 rows of a
-    15-second series are a few hours, and a weekly pattern's turn would be news), its
-    steps are fine (on a coarse lattice, counts, the distance is a few whole steps,
-    which a continuous tail cannot judge) and its spread is resolved by the ring's
-    float32 values. NaN elsewhere."""
-    if dt * hv.shape[1] < span_s or half > 0.05 * sc_a or sc_a <= 1e-5 * mag:
+    hv: A, r: int, st: A, sid: int, v: float, half: float, sc_a: float, mag: float
+) -> float:
+    """The distance from ``v`` to the nearest value in the series' ring (row ``r``),
+    where it is measured (the ring spans the statistic's time: the caller checks, as
+    the last 2,016 rows of a 15-second series are a few hours and a weekly pattern's
+    turn would be news): its steps are fine (on a coarse lattice, counts, the distance
+    is a few whole steps, which a continuous tail cannot judge) and its spread is
+    resolved by the ring's float32 values. NaN elsewhere."""
+    if half > 0.05 * sc_a or sc_a <= 1e-5 * mag:
         return math.nan
-    return nearest_distance(hv, sid, st[S_NN_N, sid], v)
+    return nearest_distance(hv, r, st[S_NN_N, sid], v)

@@ -308,6 +308,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     version 8 starts them at (0, and a fresh tail), and its nearest-value ring, count and
     tail to what one to version 10 starts them at (empty, 0, fresh), so the two detectors
     can be compared column for column."""
+    from detectors._series_state import RingPool
     from detectors._series_state import columns as _columns
     from detectors.kernels import robust_layout as k
     from detectors.registry import SeriesState
@@ -321,16 +322,18 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
         tl[:, k.TAIL_FL * TAIL_COLUMNS : (k.TAIL_FL + 1) * TAIL_COLUMNS] = 0.0
     st[:, [k.S_NN_N, k.S_NN_RUN]] = 0.0
     tl[:, k.TAIL_NN * TAIL_COLUMNS :] = 0.0
-    det.series.arrays["hv"][:] = 0.0
+    det.series.arrays["ring"][:] = -1
+    det.rings = RingPool(det.rings.width)
     payload = pickle.loads(det.snapshot())
     new = payload["state"]["series"]
-    cols = {n: c for n, c in _columns(48, scalars, tails).items() if n != "hv"}
+    cols = {n: c for n, c in _columns(48, scalars, tails).items() if n != "ring"}
     old = SeriesState(("series",), cols, ttl_s=new.registry.ttl_s)
-    arrays = {n: a for n, a in new.arrays.items() if n != "hv"}
+    arrays = {n: a for n, a in new.arrays.items() if n != "ring"}
     arrays["st"] = arrays["st"][:, :scalars]
     arrays["tails"] = arrays["tails"][:, : tails * TAIL_COLUMNS]
     old.adopt(new.registry, arrays)
-    return {**payload, "state_version": version, "state": {**payload["state"], "series": old}}
+    state = {n: v for n, v in payload["state"].items() if n != "rings"}
+    return {**payload, "state_version": version, "state": {**state, "series": old}}
 
 
 def _v3_payload(det: SeriesDetector) -> dict[str, Any]:
@@ -491,6 +494,8 @@ def restores_alike(
     back = SeriesDetector.restore(pickle.dumps(payload))
     for name, have in det.series.arrays.items():
         np.testing.assert_array_equal(back.series.arrays[name], have)
+    held = det.series.ring[det.series.ring >= 0]
+    np.testing.assert_array_equal(back.rings.hv[held], det.rings.hv[held])
     got = back.update(_cols(t, x))
     np.testing.assert_array_equal(got.scores, det.update(_cols(t, x)).scores)
     return back

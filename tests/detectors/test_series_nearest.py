@@ -108,15 +108,9 @@ def test_version_9_snapshot_migrates_and_refills_the_ring() -> None:
     payload = _old_payload(det, 9, 44, 8)  # also empties det's ring, count and tail
     back = restores_alike(det, payload, t[2500:], v[2500:])
     assert back.series.arrays["st"][0, k.S_NN_N] == n - 2500
-    assert np.count_nonzero(back.series.arrays["hv"][0]) == 2016
+    assert np.count_nonzero(back.rings.hv[back.series.ring[0]]) == 2016
     nn_tail = back.series.arrays["tails"][0, k.TAIL_NN * TAIL_COLUMNS :]
     assert nn_tail[5] > 1000  # T_N: the tail learned again
-
-
-def test_the_ring_costs_four_bytes_a_row_and_can_be_turned_off() -> None:
-    with_ring = SeriesDetector().bytes_per_series
-    assert with_ring - SeriesDetector(nearest_samples=0).bytes_per_series == 4 * 2016
-    assert SeriesDetector(nearest_samples=100).bytes_per_series == with_ring - 4 * 1916
 
 
 def test_a_value_already_in_the_ring_is_never_unusual() -> None:
