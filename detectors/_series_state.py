@@ -250,14 +250,20 @@ def _from_v9(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _from_v10(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 11 lends rings from a pool instead of keeping one per series. Each
-    series that had written to its ring borrows a row holding the same values, in the
-    same places (the count is unchanged)."""
+    series that had written to its ring and whose interval lets it span the statistic's
+    time borrows a row holding the same values, in the same places (the count is
+    unchanged). A faster series wrote its ring for nothing (the statistic was never
+    measured there): it holds none, and its count starts again at 0."""
     old: SeriesState = payload["state"]["series"]
     pool = RingPool(_nearest(payload))
     if "hv" not in old.arrays:  # from _from_v9: nothing written yet
         return {**payload, "state": {**payload["state"], "rings": pool}}
     cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
-    wrote = np.flatnonzero(arrays["st"][:, k.S_NN_N] > 0.0) if pool.width else np.zeros(0, int)
+    st = arrays["st"]
+    span = float(payload.get("params", {}).get("nearest_span_s", k.WEEK_S))
+    spans = st[:, k.S_DT] * pool.width >= SPAN_SLACK * span
+    wrote = np.flatnonzero((st[:, k.S_NN_N] > 0.0) & spans)
+    st[~spans, k.S_NN_N] = 0.0
     pool.reserve(wrote.size)
     rows = pool.free[::-1][: wrote.size]  # the rows nearest_lend would lend, in order
     pool.hv[rows] = old.arrays["hv"][wrote]

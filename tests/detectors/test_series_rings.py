@@ -140,9 +140,11 @@ def _v10_payload(det: SeriesDetector) -> dict[str, Any]:
 
 
 def test_version_10_snapshot_moves_its_rings_into_the_pool() -> None:
-    # Three series: two at 5 minutes (rings of their own in version 10), one at 15 s
-    # (none). Restored, each 5-minute series borrows a row holding its ring, and the
-    # detector scores the next rows exactly as the one that never went through it.
+    # Three series: two at 5 minutes, one at 15 s; in version 10 each wrote every row
+    # to a ring of its own. Restored, each 5-minute series borrows a row holding its
+    # ring, the 15-second one (never measured) holds none and its count starts again,
+    # and the detector scores the next rows exactly as the one that never went
+    # through it.
     n = 2500
     t5, t15 = T0 + 300.0 * np.arange(n), T0 + 15.0 * np.arange(n)
     det = SeriesDetector()
@@ -153,7 +155,13 @@ def test_version_10_snapshot_moves_its_rings_into_the_pool() -> None:
     assert sorted(det.series.ring[:3].tolist()) == [-1, 0, 1]
     payload = _v10_payload(det)
     assert "rings" not in payload["state"]
+    fast = int(np.flatnonzero(det.series.ring[:3] < 0)[0])
+    old = payload["state"]["series"]
+    old.arrays["hv"][fast] = 7.0  # what version 10 wrote there
+    old.arrays["st"][fast, k.S_NN_N] = n - 1
     back = SeriesDetector.restore(pickle.dumps(payload))
+    assert back.series.ring[fast] == -1 and back.series.arrays["st"][fast, k.S_NN_N] == 0
+    assert back.rings.hv.shape[0] == 2
     for sid in range(3):
         mine, theirs = det.series.ring[sid], back.series.ring[sid]
         assert (mine < 0) == (theirs < 0)
