@@ -7,7 +7,11 @@ new series (distinct gateway/model/version/host labels) in batches, and reports
 RSS growth / N, the marginal cost per series between consecutive sizes (fixed
 costs cancelled), and each detector's own ``bytes_per_series`` (the latency
 detector's is the target). A size whose projected RSS exceeds half the memory
-available is extrapolated, not run. Prints one JSON object and a table.
+available is extrapolated, not run. Then the same for scraped metric series, which
+only the ``series`` detector sees: ``--metric-series`` new series (default 20,000) of
+``METRIC_ROWS`` rows each, once at 15-second and once at 5-minute sampling (a 5-minute
+series holds a ring of its last values for the nearest-value statistic; a 15-second one
+does not). Prints one JSON object and a table.
 
     .venv/bin/python -m benchmarks.memory [--sizes 10000,100000,1000000] [--quick]
 """
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from schemas.columns import STATUS_CODES, InferenceColumns
+from schemas.columns import STATUS_CODES, InferenceColumns, MetricColumns, series_key
 
 TARGET_LATENCY_BYTES = 1024
 TARGET_1M_RSS = 1.5 * 2**30
@@ -89,6 +93,63 @@ def series_batch(first: int, count: int, t0: float, repeat: int) -> InferenceCol
     )
 
 
+METRIC_ROWS = 40
+METRIC_INTERVALS = (15.0, 300.0)
+
+
+def metric_batch(first: int, count: int, t: float) -> MetricColumns:
+    """One row for each of metric series ``first .. first+count``, at time ``t``."""
+    names = np.empty(count, dtype=object)
+    names[:] = [f"bench_metric_{i}" for i in range(first, first + count)]
+    keys = np.empty(count, dtype=object)
+    keys[:] = [series_key(m, {"job": "bench"}) for m in names.tolist()]
+    labels = np.empty(count, dtype=object)
+    labels[:] = [{"job": "bench"}] * count
+    value = np.random.default_rng(first + int(t)).normal(50.0, 3.0, count)
+    return MetricColumns(ts=np.full(count, t), name=names, series=keys, labels=labels, value=value)
+
+
+def measure_metric(series: int, interval_s: float) -> dict[str, Any]:
+    """RSS growth per new metric series fed ``METRIC_ROWS`` rows through one Engine."""
+    from stream.engine import Engine
+
+    eng = Engine()
+    t0 = 1_717_401_600.0
+    for j in range(3):  # warm-up on other series (imports, numba), not counted
+        eng.process(metric_batch(10**9, 100, t0 + interval_s * j))
+    gc.collect()
+    before = rss_bytes()
+    started = time.perf_counter()
+    for j in range(METRIC_ROWS):
+        for first in range(0, series, BATCH):
+            eng.process(metric_batch(first, min(BATCH, series - first), t0 + interval_s * j))
+    elapsed = time.perf_counter() - started
+    gc.collect()
+    grown = rss_bytes() - before
+    det = next(d for d in eng.detectors if d.name == "series")
+    return {
+        "interval_s": interval_s,
+        "series": series,
+        "rows_per_series": METRIC_ROWS,
+        "rss_bytes_per_series": round(grown / series, 1),
+        "series_detector_bytes_per_series": round(float(det.bytes_per_series), 1),
+        "feed_s": round(elapsed, 1),
+    }
+
+
+def _subprocess(args: list[str], limit_s: float) -> dict[str, Any]:
+    """One measurement in a fresh process (its RSS is its own); an error as a row."""
+    cmd = [sys.executable, "-m", "benchmarks.memory", *args]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, check=True)
+        out: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+        return out
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {limit_s} s"}
+    except subprocess.CalledProcessError as exc:
+        return {"error": exc.stderr[-2000:]}
+
+
 def measure_one(series: int, per_series: int) -> dict[str, Any]:
     from stream.engine import Engine
     from stream.worker.engines import EnginePool
@@ -125,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--events-per-series", type=int, default=2)
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--metric-series", type=int, default=20_000)
+    ap.add_argument("--metric-one", type=float, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--limit-s", type=float, default=300.0, help="per size")
     ap.add_argument(
         "--max-rss-gib",
@@ -137,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.one is not None:
         sys.stdout.write(orjson.dumps(measure_one(args.one, args.events_per_series)).decode())
+        return 0
+    if args.metric_one is not None:
+        got = measure_metric(args.metric_series, args.metric_one)
+        sys.stdout.write(orjson.dumps(got).decode())
         return 0
     sizes = [2000, 10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     if args.max_rss_gib is None:
@@ -160,17 +227,18 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 continue
-        cmd = [sys.executable, "-m", "benchmarks.memory", "--one", str(n)]
-        cmd += ["--events-per-series", str(args.events_per_series)]
-        try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=args.limit_s, check=True
-            )
-            rows.append(orjson.loads(done.stdout.strip().splitlines()[-1]))
-        except subprocess.TimeoutExpired:
-            rows.append({"series": n, "error": f"did not finish in {args.limit_s} s"})
-        except subprocess.CalledProcessError as exc:
-            rows.append({"series": n, "error": exc.stderr[-2000:]})
+        one = ["--one", str(n), "--events-per-series", str(args.events_per_series)]
+        rows.append({"series": n, **_subprocess(one, args.limit_s)})
+    metric_n = 2000 if args.quick else args.metric_series
+    metric = [
+        {
+            "interval_s": every,
+            **_subprocess(
+                ["--metric-one", str(every), "--metric-series", str(metric_n)], args.limit_s
+            ),
+        }
+        for every in METRIC_INTERVALS
+    ]
     ok = [r for r in rows if "error" not in r and not r.get("extrapolated")]
     # Per-series cost between consecutive measured sizes: the fixed costs (per model and
     # gateway, not per series) cancel, so this is the figure that must stay flat.
@@ -185,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "benchmark": "memory",
         "sizes": rows,
+        "metric_series": metric,
         "latency_detector_bytes_per_series": lat,
         "target_latency_bytes_per_series": TARGET_LATENCY_BYTES,
         "rss_1m_series_bytes": rss_1m,
@@ -216,6 +285,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 + f"({r['feed_s']} s)\n"
             )
+    for r in metric:
+        if "error" in r:
+            sys.stdout.write(
+                f"metric series every {r['interval_s']:g} s  error: {r['error'][:200]}\n"
+            )
+            continue
+        sys.stdout.write(
+            f"{r['series']:>9,} metric series every {r['interval_s']:g} s  "
+            f"{r['rss_bytes_per_series']:>9,.0f} B/series RSS  series detector state "
+            f"{r['series_detector_bytes_per_series']:,.0f} B/series ({r['feed_s']} s)\n"
+        )
     return 0
 
 

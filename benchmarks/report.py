@@ -28,7 +28,10 @@ NOTES = [
     "the fixed per-model costs cancelled. A size whose projected RSS exceeds half the "
     "memory available is extrapolated linearly and marked. The latency state figure is "
     "per latency key, (model, version, gateway) or (host, model); a benchmark series is "
-    "a new key at both, so it holds twice that.",
+    "a new key at both, so it holds twice that. The metric-series rows feed scraped "
+    "series instead (40 rows each, one run per sampling interval), which only the series "
+    "detector sees: a series sampled every 5 minutes or slower holds a ring of its last "
+    "values (the nearest-value statistic), a faster one does not.",
     "- The 2-core machine is shared with other jobs: the load average above says how busy "
     "it was, and ratios measured in the same run are the figures to compare.",
 ]
@@ -192,6 +195,15 @@ def detail_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
                 ),
             )
         )
+    for row in dig(b, "memory", "result", "metric_series") or []:
+        every = fmt(row.get("interval_s"), " s")
+        value = (
+            f"error: {str(row['error'])[:80]}"
+            if "error" in row
+            else f"{fmt(row.get('rss_bytes_per_series'), ' B')} (series detector state "
+            f"{fmt(row.get('series_detector_bytes_per_series'), ' B')})"
+        )
+        out.append((f"memory RSS/series, metric series every {every}", value))
     return out
 
 

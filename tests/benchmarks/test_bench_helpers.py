@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import _harness as h
 from benchmarks.detection_latency import first_alert
-from benchmarks.memory import series_batch
+from benchmarks.memory import metric_batch, series_batch
 from benchmarks.report import HAND_MARK, render, why_not
 from benchmarks.run_all import _write, first_json
 
@@ -55,6 +55,32 @@ def test_series_batch_gives_each_series_distinct_labels_and_repeats() -> None:
     keys = set(zip(b.gateway, b.model, b.model_version, b.host, strict=True))
     assert len(keys) == 5
     assert sorted(set(b.ts.tolist())) == [10.0, 11.0, 12.0]
+
+
+def test_metric_batch_gives_each_series_one_row_at_that_time() -> None:
+    b = metric_batch(first=7, count=4, t=300.0)
+    assert len(b) == 4 and len(set(b.series.tolist())) == 4
+    assert b.ts.tolist() == [300.0] * 4 and np.isfinite(b.value).all()
+    assert metric_batch(first=7, count=4, t=600.0).series.tolist() == b.series.tolist()
+
+
+def test_render_lists_the_metric_series_memory_rows_and_their_errors() -> None:
+    result = {
+        "sizes": [],
+        "metric_series": [
+            {"interval_s": 15.0, "rss_bytes_per_series": 2227.4,
+             "series_detector_bytes_per_series": 1632.0},
+            {"interval_s": 300.0, "error": "did not finish in 300 s"},
+        ],
+    }  # fmt: skip
+    machine = {"cpu": "c", "cores": 2, "python": "3", "platform": "p", "load_avg_1m_at_start": 0}
+    memory = {"command": "m", "seconds": 1, "result": result}
+    run = {"date": "d", "total_s": 1.0, "quick": False, "machine": machine,
+           "benchmarks": {"memory": memory}}  # fmt: skip
+    rows = {line.split("|")[1].strip(): line for line in render(run).splitlines() if "|" in line}
+    fast = rows["memory RSS/series, metric series every 15 s"]
+    assert "2,227 B (series detector state 1,632 B)" in fast
+    assert "error: did not finish" in rows["memory RSS/series, metric series every 300 s"]
 
 
 def test_render_marks_targets_met_missed_and_unmeasured() -> None:
