@@ -14,7 +14,7 @@ import numpy.typing as npt
 from detectors._tracking import FiringState
 from detectors.base import Migration
 from detectors.kernels import robust_layout as k
-from detectors.kernels.nearest import SPAN_SLACK
+from detectors.kernels.nearest import SPAN_SLACK, nearest_lend
 from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.kernels.weekday import WEEKDAYS
 from detectors.registry import Column, SeriesRegistry, SeriesState, grow
@@ -265,11 +265,10 @@ def _from_v10(payload: dict[str, Any]) -> dict[str, Any]:
     wrote = np.flatnonzero((st[:, k.S_NN_N] > 0.0) & spans)
     st[~spans, k.S_NN_N] = 0.0
     pool.reserve(wrote.size)
-    rows = pool.free[::-1][: wrote.size]  # the rows nearest_lend would lend, in order
-    pool.hv[rows] = old.arrays["hv"][wrote]
-    pool.n_free[0] -= wrote.size
-    arrays["ring"] = np.full(arrays["st"].shape[0], -1, dtype=np.int64)
-    arrays["ring"][wrote] = rows
+    ring = arrays["ring"] = np.full(st.shape[0], -1, dtype=np.int64)
+    for sid in wrote.tolist():  # lent as the kernel lends
+        nearest_lend(ring, pool.free, pool.n_free, sid)
+    pool.hv[ring[wrote]] = old.arrays["hv"][wrote]
     adopted = _adopted(payload, old, cols, arrays)
     return {**adopted, "state": {**adopted["state"], "rings": pool}}
 

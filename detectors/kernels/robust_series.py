@@ -245,9 +245,7 @@ def series_step(
         # burst's second spike is no longer far from everything.
         u_nn, nn_on = math.nan, False
         if hv.shape[1] > 0 and dt * hv.shape[1] >= SPAN_SLACK * nn_span_s:
-            r = ring[sid]
-            if r < 0:
-                r = nearest_lend(ring, free, n_free, sid)
+            r = nearest_lend(ring, free, n_free, sid)
             if r >= 0:
                 u_nn = _nearest_u(hv, r, st, sid, v, half, sc_a, mag)
                 # Scored once the ring holds that span: while it fills, every value is
