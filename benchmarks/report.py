@@ -310,10 +310,15 @@ def budget_rows(b: dict[str, Any]) -> list[str]:
         "",
         f"Budget {fmt(q.get('budget_per_series_week'))} false alerts per series-week; "
         f"overall {fmt(q.get('overall_per_series_week'))} "
-        f"({fmt(q.get('overall_vs_budget'))}x), worst family {fmt(q.get('worst_vs_budget'))}x.",
+        f"({fmt(q.get('overall_vs_budget'))}x), worst family {fmt(q.get('worst_vs_budget'))}x. "
+        f"Young stretch (before the warm-up ends, only far beyond a series' range pages): "
+        f"{fmt(q.get('young_false_alerts'))} false alerts, "
+        f"{fmt(q.get('young_per_series_week'))} per series-week "
+        f"({fmt(q.get('young_vs_budget'))}x).",
         "",
-        "| Family | Interval | Series-weeks scored | False alerts | Per series-week | vs budget |",
-        "|---|---|---|---|---|---|",
+        "| Family | Interval | Series-weeks scored | False alerts | Per series-week | vs budget "
+        "| Young series-weeks | Young false alerts |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in q.get("families") or []:
         cells = [
@@ -323,6 +328,8 @@ def budget_rows(b: dict[str, Any]) -> list[str]:
             fmt(r.get("false_alerts")),
             fmt(r.get("per_series_week")),
             fmt(r.get("vs_budget"), "x"),
+            fmt(r.get("young_series_weeks")),
+            fmt(r.get("young_false_alerts")),
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return [*lines, ""]

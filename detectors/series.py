@@ -36,13 +36,16 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 State (one ``SeriesState``, a row per series; its layout and migrations are in
 ``detectors._series_state``): ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float
 profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats and the row of the
-ring pool it borrowed (1,632 bytes at the default 48 slots). A series whose
+ring pool it borrowed (1,640 bytes at the default 48 slots). A series whose
 ``nearest_samples`` rows span ``nearest_span_s`` (a 5-minute series, not a 15-second
 one) borrows a ring of its last values in float32 from ``rings`` (8,064 bytes more at
 the default 2,016; 0 turns the statistic off). The kernel takes the arrays transposed
 (one column per series), as views, but for the ring pool (a row per ring, so each ring
-is contiguous). The first ``warmup_samples`` rows of a series are learned but not
-scored.
+is contiguous). The first ``warmup_samples`` rows of a series are learned before its
+statistics are scored; from a quarter of them, once it has run a day, a young series
+pages only on a value ``young_reach`` widths of its whole range beyond that range
+(``detectors.kernels.robust_channels.young_channel``): its tails cannot yet say how
+rare a value is, but a new series is not blind to a jump for its first days.
 """
 
 from __future__ import annotations
@@ -71,7 +74,17 @@ _Rows = tuple[F64, F64, F64, F64, F64]
 
 class SeriesConfig(BudgetedConfig):
     warmup_samples: int = Field(
-        400, ge=10, description="Rows a series learns from before it is scored at all."
+        400,
+        ge=10,
+        description="Rows a series learns from before its statistics are scored (before "
+        "that, from a quarter of them, only young_reach can page).",
+    )
+    young_reach: float = Field(
+        3.0,
+        ge=0,
+        description="While a series is young (from a quarter of warmup_samples rows and a "
+        "day, to the end of the warm-up), a value pages only if it lands this many widths of "
+        "the series' whole range of values beyond that range; 0: a young series never pages.",
     )
     window_samples: float = Field(
         10.0, ge=1, description="Rows in the recent window the likelihood score averages over."
@@ -132,7 +145,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 11
+    state_version: ClassVar[int] = 12
     state_migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
@@ -182,6 +195,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
                 1.0 / 36.0,  # burst-density window (0 = off)
                 2.0 * WEEK_S,  # residual-envelope memory, seconds (0 = novelty channel off)
                 c.nearest_span_s,  # time the nearest-value ring must span to be scored
+                c.young_reach,  # a young series pages this far beyond its envelope
             ]
         )
 
@@ -293,6 +307,7 @@ _REASONS: dict[float, str] = {
     k.WHY_NOVEL: "it is past anything it did in about the last two weeks",
     k.WHY_FLAT: "it has repeated the same value for longer than it ever does (stuck or stale?)",
     k.WHY_NEAR: "it is unusually far from every value it took lately",
+    k.WHY_YOUNG: "it is far beyond every value this new series has taken",
 }
 
 

@@ -105,6 +105,21 @@ def reach(
 
 
 @_jit
+def young_channel(
+    v: float, lowest: float, highest: float, sc: float, c: float, k: float
+) -> tuple[float, float, float]:
+    """A young series' one test, before its tails can say how rare a value is: how far
+    ``v`` lands beyond the range of every value the series took (``lowest``..``highest``),
+    in widths of that range (at least the scale ``sc``), with ``c`` the continuity
+    correction. It needs no fitted tail, and no baseline either (which may still be
+    settling). Returns the score (0.5 at ``k`` widths beyond) and the lowest and highest
+    values that do not page."""
+    w = max(highest - lowest, sc)
+    r = math.log1p(max(v - highest - c, lowest - v - c, 0.0) / w) / math.log1p(k)
+    return r / (1.0 + r), lowest - k * w - c, highest + k * w + c
+
+
+@_jit
 def novelty_logp(nov: float, tails: A, sid: int) -> float:
     """log P(novelty >= ``nov``), the zero-threshold tail."""
     return tail_logp_at_zero(nov, tail_of(tails, TAIL_NV), sid)

@@ -56,8 +56,9 @@ from detectors.kernels.weekday import DAY_S, W_RD
     S_RUN_F,
     S_NN_N,
     S_NN_RUN,
-) = range(46)
-SERIES_COLUMNS = 46
+    S_HIGHEST,
+) = range(47)
+SERIES_COLUMNS = 47
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst
@@ -67,12 +68,16 @@ TAILS = 9
 TAIL_A, TAIL_AW, TAIL_S, TAIL_SW, TAIL_D, TAIL_DN, TAIL_NV, TAIL_FL, TAIL_NN = range(TAILS)
 WEEK_S = 7 * DAY_S
 SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
-RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
+RETURN_SCALES = 3.0
+# A series is young from this share of its warm-up (and a day) until the warm-up ends:
+# only values far beyond its range page (``robust_channels.young_channel``).
+YOUNG_FROM = 0.25  # a return lands within this many scales of the old level
 # Which statistic a row's score came from: the value itself, the recent window's mean,
 # the level's drift from its slow average, the density of outliers, novelty, a value
-# stuck for longer than the series' runs of repeats, a value far from every recent one.
-WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT, WHY_NEAR = (
-    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
+# stuck for longer than the series' runs of repeats, a value far from every recent one,
+# a young series' value far beyond every value it took.
+WHY_POINT, WHY_WINDOW, WHY_DRIFT, WHY_DENSITY, WHY_NOVEL, WHY_FLAT, WHY_NEAR, WHY_YOUNG = (
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
 )  # fmt: skip
 # A series moves in steps when at least this share of its changes (a moving average over
 # about 1 / LATTICE_A changes) are whole numbers of its smallest change.

@@ -57,7 +57,7 @@ import numpy as np
 from detectors.kernels._base import A, _jit
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
 from detectors.kernels.nearest import SPAN_SLACK, nearest_distance, nearest_lend, nearest_push
-from detectors.kernels.robust_channels import channels, reach
+from detectors.kernels.robust_channels import channels, reach, young_channel
 from detectors.kernels.robust_episode import episode_step
 from detectors.kernels.robust_layout import (
     S_ALT_S,
@@ -68,6 +68,7 @@ from detectors.kernels.robust_layout import (
     S_EPC,
     S_FIRST_T,
     S_HI,
+    S_HIGHEST,
     S_LAST_T,
     S_LO,
     S_LOWEST,
@@ -94,6 +95,8 @@ from detectors.kernels.robust_layout import (
     TAIL_S,
     WEEK_S,
     WHY_FLAT,
+    WHY_YOUNG,
+    YOUNG_FROM,
     tail_of,
 )
 from detectors.kernels.robust_learn import (
@@ -134,6 +137,7 @@ def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
     st[S_MAG, sid] = abs(x)
     st[S_PREV, sid] = x
     st[S_LOWEST, sid] = x
+    st[S_HIGHEST, sid] = x
     pl[:, sid] = x
 
 
@@ -163,7 +167,7 @@ def series_step(
     use_drift, ctl = params[12], params[13]
     win_clip, seas_off, sc_clip, ctl_pow = params[14], params[15], params[16], params[17]
     bonf, a_dens = params[18], params[19]
-    env_s, nn_span_s = params[20], params[21]
+    env_s, nn_span_s, young_k = params[20], params[21], params[22]
     n_rows = ids.size
     k = pl.shape[0]
     score = np.zeros(n_rows)
@@ -184,8 +188,12 @@ def series_step(
             expected[i] = v
             continue
         n = st[S_N, sid]
-        lowest = st[S_LOWEST, sid]  # the lowest value seen (NaN: not kept by the snapshot)
+        # The lowest value seen (NaN: not kept by the snapshot; kept again from the next
+        # row) and the highest (NaN: not kept, and then never, so the young test is off:
+        # a range kept from mid-life on would be too narrow for it).
+        lowest, highest = st[S_LOWEST, sid], st[S_HIGHEST, sid]
         st[S_LOWEST, sid] = v if lowest != lowest else min(lowest, v)
+        st[S_HIGHEST, sid] = max(highest, v) if highest == highest else highest
         k_flat = flat_run(st[S_PREV, sid], v, st[S_SAME, sid])
         # Only a series that changes on nearly every row is watched for a stuck value: a
         # repeat there is stuck, and a run of repeats a window long ending is its end.
@@ -264,6 +272,13 @@ def series_step(
         st[S_WIN, sid] = win_a
         st[S_WIN_S, sid] = win_s
         warm = n >= min_n and not long_gap and dt > 0.0
+        # Young: past a quarter of the warm-up and a whole day (a daily cycle's range is
+        # in what it has seen), with a range of values (one value says nothing of how
+        # far the series moves) kept since its first row.
+        young = (
+            not warm and young_k > 0.0 and n >= YOUNG_FROM * min_n and dt > 0.0
+            and not long_gap and t - st[S_FIRST_T, sid] >= DAY_S and highest > lowest
+        )  # fmt: skip
         budget = st[S_BUDGET, sid]
         log_q = math.log(min(max(budget * dt / WEEK_S, 1e-300), 0.25))
         # Alert-rate feedback: a series that has used more than its budget of episodes in
@@ -311,10 +326,19 @@ def series_step(
             s = r / (1.0 + r)
             fire = log_q - bonf * math.log(n_ch)
             down[i], up[i] = reach(fire, tails, t_pt, sid, sc, hi, lo, env_s, c)
-            if st[S_LOWEST, sid] >= 0.0 and pred - down[i] < 0.0:
-                # A bound below zero on a series never seen below it (bytes, a CPU
-                # percentage) says nothing a reader can use: only the upper is stated.
-                down[i] = math.nan
+        elif young:
+            # The tails have not learned enough to extrapolate to the budget's rarity;
+            # a value far beyond every value the series took still pages (a new
+            # series' first days are not blind to a jump).
+            s, lo_v, hi_v = young_channel(v, lowest, highest, sc, c, young_k)
+            # Only a row beyond the range says so: the next rows of a jump are inside
+            # the range they widened, and their episode goes on for the jump.
+            why[i] = WHY_YOUNG if s >= 0.5 else -1.0
+            down[i], up[i] = max(pred - lo_v, 0.0), max(hi_v - pred, 0.0)
+        if st[S_LOWEST, sid] >= 0.0 and pred - down[i] < 0.0:
+            # A bound below zero on a series never seen below it (bytes, a CPU
+            # percentage) says nothing a reader can use: only the upper is stated.
+            down[i] = math.nan
         score[i] = s
         expected[i] = pred
         # The detector's own firing decision, and whether the baselines learn the row.

@@ -208,7 +208,8 @@ def test_render_says_why_a_missed_target_is_out_of_reach() -> None:
 
 
 def test_budget_calibration_counts_episodes_and_reports_them() -> None:
-    from benchmarks.budget_calibration import episodes, run
+    from benchmarks.budget_calibration import episodes, onsets, run, young_rows
+    from detectors.series import SeriesConfig
 
     rng = np.random.default_rng(5)
     steady = rng.normal(50.0, 1.0, 3000)
@@ -221,6 +222,15 @@ def test_budget_calibration_counts_episodes_and_reports_them() -> None:
     scored = (504 - 400) * 300.0 / (7 * 86400.0)  # a quarter week less the warm-up
     assert all(r["series_weeks"] == round(scored, 3) for r in out["families"])
     assert all(r["false_alerts"] >= 0 for r in out["families"])
+    # The young stretch (rows 288-400 at 5 minutes: a day, then to the warm-up's end) is
+    # counted apart: a jump there is a young page, not one of the scored weeks'.
+    assert young_rows(SeriesConfig(), 300.0) == (288, 400)
+    assert young_rows(SeriesConfig(), 3600.0) == (100, 400)
+    jumped = steady[:504].copy()
+    jumped[350:] += 60.0
+    assert onsets(jumped, 300.0) == [350]
+    young = (400 - 288) * 300.0 / (7 * 86400.0)
+    assert all(r["young_series_weeks"] == round(young, 3) for r in out["families"])
     md = render(
         {
             "date": "d",
@@ -232,3 +242,5 @@ def test_budget_calibration_counts_episodes_and_reports_them() -> None:
         }
     )  # fmt: skip
     assert f"| gaussian | 300 s | {round(scored, 3)} |" in md
+    assert f"| {round(young, 3)} | {out['families'][0]['young_false_alerts']} |" in md
+    assert "Young stretch (before the warm-up ends" in md

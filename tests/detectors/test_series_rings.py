@@ -123,12 +123,18 @@ def test_the_pool_reserves_reclaims_and_lends_its_lowest_rows_first() -> None:
 
 def _v10_payload(det: SeriesDetector) -> dict[str, Any]:
     """A snapshot of ``det`` as version 10 wrote it: a ring per series (``hv``, a column
-    of the series' state, zeros where a series had none) and no pool."""
+    of the series' state, zeros where a series had none), no pool and 46 scalars.
+    ``det``'s highest values are set to what a migration to version 12 starts them at
+    (NaN: not kept), so the two detectors can be compared column for column."""
+    det.series.arrays["st"][:, k.S_HIGHEST] = np.nan
     payload = pickle.loads(det.snapshot())
     new: SeriesState = payload["state"]["series"]
-    cols: dict[str, Column] = {n: c for n, c in series_columns(48).items() if n != "ring"}
+    cols: dict[str, Column] = {
+        n: c for n, c in series_columns(48, k.S_HIGHEST).items() if n != "ring"
+    }
     cols["hv"] = Column(dtype=np.float32, shape=(det.rings.width,))
     arrays = {n: a for n, a in new.arrays.items() if n != "ring"}
+    arrays["st"] = arrays["st"][:, : k.S_HIGHEST]
     hv = np.zeros((new.arrays["st"].shape[0], det.rings.width), dtype=np.float32)
     held = new.ring >= 0
     hv[held] = payload["state"]["rings"].hv[new.ring[held]]
