@@ -105,11 +105,14 @@ class AlertState:
         return seconds
 
     def update_from(self, f: Finding, score: float) -> None:
-        """Take a finding's view of the series; once firing, nothing of it changes: the
-        alert's severity, score, observed, bounds and explanation are those of the
-        finding it fired on (one computation per episode), so its resolve renders and
-        routes as its firing did."""
-        if self.state == "firing":
+        """Take a finding's view of the series while pending, if it is the most anomalous
+        yet (the earliest of equal scores); once firing, nothing of it changes: the
+        alert's severity, score, observed, bounds and explanation are those of the most
+        anomalous finding before it fired (one computation per episode), so its resolve
+        renders and routes as its firing did. Not the last finding's: on a sparse series
+        the alert fires a sample after the one that crossed (``for_samples``), and that
+        next sample is often back inside its range ("within its expected range")."""
+        if self.state == "firing" or score <= self.score:
             return
         self.score = score
         self.severity = f.severity

@@ -12,8 +12,9 @@ State machine per fingerprint (labels = alertname + detector + series + scope):
 * a pending/firing alert whose series stops reporting while not cleared resolves
   after ``resolve_timeout_s`` (annotation ``resolved_reason=timeout``);
 * every duration also counts samples (``for_samples`` ...): see ``lifecycle_config``;
-* a firing alert's severity, score, observed, bounds and explanation are fixed when it
-  fires, so its resolve renders and routes as its firing did.
+* a firing alert's severity, score, observed, bounds and explanation are those of the
+  most anomalous finding before it fired (the earliest of equals), fixed when it fires,
+  so its resolve renders and routes as its firing did.
 
 Time is event-driven: each alert has one due time (``AlertState`` plus its rule give
 it), ``next_deadline`` is the earliest, and ``observe``/``advance`` act only on what is
@@ -136,7 +137,10 @@ class Lifecycle:
         if st is None:
             if cond != "hot":
                 return
-            st = AlertState(fp, labels, f.detector, f.kind, "pending", at, now, now, cond, score)
+            # No view yet (score -inf): update_from below takes this finding's.
+            st = AlertState(
+                fp, labels, f.detector, f.kind, "pending", at, now, now, cond, -math.inf
+            )
             st.interval = self._intervals.get(fp, math.nan)
             if sampled:
                 st.sample(at)

@@ -136,3 +136,29 @@ def test_shipped_sample_rules() -> None:
     assert cfg.rule_for("traffic").for_samples == 1
     assert cfg.rule_for("feedback").for_samples == 1
     assert cfg.rule_for("series").for_samples == 2
+
+
+def test_a_sparse_spike_fires_with_its_own_numbers_not_the_next_samples() -> None:
+    # A 5-minute series: the spike crosses; the next sample is back inside its range but
+    # still in the detector's episode (same score), and the alert fires on it
+    # (for_samples 2). The page says where the spike went.
+    lc = sampled()
+    spike = finding(
+        0.7, severity="warning", observed=140.0, expected=100.0, lower=90.0, upper=110.0,
+        explanation="q at 140 is above its expected range 90 to 110",
+    )  # fmt: skip
+    after = finding(
+        0.7, severity="warning", observed=101.0, expected=100.0, lower=90.0, upper=110.0,
+        explanation="q at 101 is within its expected range 90 to 110",
+    )  # fmt: skip
+    assert lc.observe([spike], T0) == []
+    (fired,) = lc.observe([after], T0 + FIVE_MIN)
+    assert fired.status == AlertStatus.FIRING and fired.observed == 140.0
+    assert fired.explanation == spike.explanation
+
+
+def test_a_worse_finding_while_pending_is_what_fires() -> None:
+    lc = sampled()
+    lc.observe([finding(0.6, observed=120.0, explanation="q at 120")], T0)
+    (fired,) = lc.observe([finding(0.9, observed=180.0, explanation="q at 180")], T0 + FIVE_MIN)
+    assert fired.observed == 180.0 and fired.score == 0.9 and fired.explanation == "q at 180"

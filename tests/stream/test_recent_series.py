@@ -131,7 +131,9 @@ def test_the_notifier_relays_pending_alerts_and_series_from_the_worker() -> None
             status, body = await _get(http, f"{notifier}/api/pending")
             assert status == 200 and body["configured"] is True
             assert [p["fingerprint"] for p in body["pending"]] == [fp]
-            assert body["pending"][0]["observed"] == 5.0
+            # A pending alert shows what it will page with: its most anomalous finding,
+            # the earliest of equal scores (all five score 0.9).
+            assert body["pending"][0]["observed"] == 1.0
             status, body = await _get(http, f"{notifier}/api/series?fingerprint={fp}")
             assert status == 200 and [p["observed"] for p in body["points"]] == [1, 2, 3, 4, 5]
             status, body = await _get(http, f"{notifier}/api/series?fingerprint=ffff")
