@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from detectors.base import Finding
 from schemas.models import AlertStatus
 from stream.config import ConfigError, parse_config
 from stream.lifecycle import Lifecycle
@@ -27,6 +28,18 @@ def sampled(**cfg: Any) -> Lifecycle:
             **cfg,
         }
     )
+
+
+def ranged(score: float, observed: float, band: tuple[float, float, float], **kw: Any) -> Finding:
+    """A finding of ``observed`` against ``band`` (expected, lower, upper), its text
+    saying which side of the range it is on, as the series detector's does."""
+    expected, lower, upper = band
+    side = "above" if observed > upper else "below" if observed < lower else "within"
+    return finding(
+        score, observed=observed, expected=expected, lower=lower, upper=upper,
+        explanation=f"q at {observed:g} is {side} its expected range {lower:g} to {upper:g}",
+        **kw,
+    )  # fmt: skip
 
 
 def test_one_point_of_a_sparse_series_does_not_fire() -> None:
@@ -97,15 +110,8 @@ def test_ticks_are_not_samples() -> None:
 
 def test_firing_alert_keeps_the_severity_numbers_and_text_it_fired_with() -> None:
     lc = lifecycle()
-    first = finding(
-        0.9, severity="error", observed=95.0, expected=80.0, lower=70.0, upper=90.0,
-        explanation="q at 95 is above its expected range 70 to 90",
-    )  # fmt: skip
-    later = finding(
-        0.45, anomalous=True, severity="warning",
-        observed=89.0, expected=82.0, lower=72.0, upper=92.0,
-        explanation="q at 89 is within its expected range 72 to 92",
-    )  # fmt: skip
+    first = ranged(0.9, 95.0, (80.0, 70.0, 90.0), severity="error")
+    later = ranged(0.45, 89.0, (82.0, 72.0, 92.0), anomalous=True, severity="warning")
     (fired,) = lc.observe([first], T0)
     assert lc.observe([later], T0 + 10) == []  # in the hysteresis band: still firing
     (resolved,) = lc.observe([finding(0.0, anomalous=False, severity="info")], T0 + 20)
@@ -143,14 +149,8 @@ def test_a_sparse_spike_fires_with_its_own_numbers_not_the_next_samples() -> Non
     # still in the detector's episode (same score), and the alert fires on it
     # (for_samples 2). The page says where the spike went.
     lc = sampled()
-    spike = finding(
-        0.7, severity="warning", observed=140.0, expected=100.0, lower=90.0, upper=110.0,
-        explanation="q at 140 is above its expected range 90 to 110",
-    )  # fmt: skip
-    after = finding(
-        0.7, severity="warning", observed=101.0, expected=100.0, lower=90.0, upper=110.0,
-        explanation="q at 101 is within its expected range 90 to 110",
-    )  # fmt: skip
+    spike = ranged(0.7, 140.0, (100.0, 90.0, 110.0))
+    after = ranged(0.7, 101.0, (100.0, 90.0, 110.0))
     assert lc.observe([spike], T0) == []
     (fired,) = lc.observe([after], T0 + FIVE_MIN)
     assert fired.status == AlertStatus.FIRING and fired.observed == 140.0
