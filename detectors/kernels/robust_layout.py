@@ -68,10 +68,10 @@ TAILS = 9
 TAIL_A, TAIL_AW, TAIL_S, TAIL_SW, TAIL_D, TAIL_DN, TAIL_NV, TAIL_FL, TAIL_NN = range(TAILS)
 WEEK_S = 7 * DAY_S
 SD_PER_MAD = 1.2533  # sd / mean absolute deviation for a normal distribution
-RETURN_SCALES = 3.0
+RETURN_SCALES = 3.0  # a return lands within this many scales of the old level
 # A series is young from this share of its warm-up (and a day) until the warm-up ends:
 # only values far beyond its range page (``robust_channels.young_channel``).
-YOUNG_FROM = 0.25  # a return lands within this many scales of the old level
+YOUNG_FROM = 0.25
 # Which statistic a row's score came from: the value itself, the recent window's mean,
 # the level's drift from its slow average, the density of outliers, novelty, a value
 # stuck for longer than the series' runs of repeats, a value far from every recent one,
