@@ -88,6 +88,10 @@ class Finding:
     explanation: str = ""
     # Labels of the thing that is broken, for inhibition (e.g. {"host": "h1"}).
     scope: Mapping[str, str] = field(default_factory=dict)
+    # The series' sampling interval as the detector has learned it, in seconds (None:
+    # not known). The lifecycle counts samples with it from an alert's first finding:
+    # before, it learns the interval from the gap to the next one.
+    interval_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,8 +249,10 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         peak: float,
         out: _Rows,
     ) -> Finding | None:
+        interval = float(self.st[k.S_DT, sid])
+
         def make(anomalous: bool) -> Finding:
-            return self._build(batch, ts, row, anomalous, peak, out)
+            return self._build(batch, ts, row, anomalous, peak, out, interval)
 
         return self.firing.report(sid, ongoing, make)
 
@@ -262,6 +264,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         anomalous: bool,
         peak: float,
         out: _Rows,
+        interval: float,
     ) -> Finding:
         _, expected, down, up, why = out
         labels = self._labels(batch, row)
@@ -288,6 +291,9 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
             upper=hi,
             severity="warning",  # one severity per episode, firing or resolved
             explanation=text,
+            # A 10-minute or hourly series' alert must not time out waiting for its
+            # second sample (the lifecycle would learn the interval only from it).
+            interval_s=interval if interval > 0.0 else None,
         )
 
     def _evict(self, now: float) -> None:

@@ -142,6 +142,11 @@ class Lifecycle:
                 fp, labels, f.detector, f.kind, "pending", at, now, now, cond, -math.inf
             )
             st.interval = self._intervals.get(fp, math.nan)
+            if math.isnan(st.interval) and f.interval_s is not None and f.interval_s > 0.0:
+                # The detector knows the series' interval: without it a pending alert
+                # on a series slower than resolve_timeout_s times out before its second
+                # sample, and never fires.
+                st.interval = f.interval_s
             if sampled:
                 st.sample(at)
             self._states[fp] = st

@@ -13,8 +13,9 @@ and the stricter form applies:
 * ``keep_firing_for_s`` / ``keep_firing_for_samples``, ``resolve_timeout_s`` /
   ``resolve_timeout_samples``, ``flap_window_s`` / ``flap_window_samples``: the longer
   of the seconds and that many sampling intervals. A series' sampling interval is
-  learned by the lifecycle, per alert fingerprint, from the shortest gap between its
-  data findings; until it is known only the seconds apply. Findings from ticks (absence
+  the detector's (``Finding.interval_s``, e.g. the series detector's), else learned by
+  the lifecycle, per alert fingerprint, from the shortest gap between its data
+  findings; until it is known only the seconds apply. Findings from ticks (absence
   checks) are not samples: absence is judged in time.
 """
 

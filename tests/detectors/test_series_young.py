@@ -49,6 +49,7 @@ def test_the_page_states_the_range_it_went_beyond() -> None:
     _, findings = _feed(SeriesDetector(), t, v, step=16)
     first = _episodes(findings)[0]
     assert first.ts == t[330] and first.anomalous
+    assert first.interval_s == 300.0  # the lifecycle counts samples with it
     assert first.upper is not None and first.lower is not None and first.expected is not None
     # The range is the values seen so far, widened by young_reach widths each side.
     lo, hi = v[:330].min(), v[:330].max()

@@ -162,3 +162,27 @@ def test_a_worse_finding_while_pending_is_what_fires() -> None:
     lc.observe([finding(0.6, observed=120.0, explanation="q at 120")], T0)
     (fired,) = lc.observe([finding(0.9, observed=180.0, explanation="q at 180")], T0 + FIVE_MIN)
     assert fired.observed == 180.0 and fired.score == 0.9 and fired.explanation == "q at 180"
+
+
+@pytest.mark.parametrize("interval", [600.0, 3600.0])
+def test_a_series_slower_than_the_timeout_fires_when_its_detector_gives_the_interval(
+    interval: float,
+) -> None:
+    # Before its second finding the lifecycle knows no interval, so a pending alert
+    # times out after resolve_timeout_s (300 s): on a 10-minute or hourly series every
+    # pending alert died before its second sample. The detector's interval counts.
+    lc = sampled()
+    lc.observe([finding(interval_s=interval)], T0)
+    assert lc.advance(T0 + interval - 1) == [] and lc.pending()
+    (fired,) = lc.observe([finding(interval_s=interval)], T0 + interval)
+    assert fired.status == AlertStatus.FIRING and fired.starts_at.timestamp() == T0
+    # ... and it still times out when the series stops: three intervals of silence.
+    assert lc.advance(T0 + 4 * interval - 1) == []
+    (gone,) = lc.advance(T0 + 4 * interval)
+    assert gone.annotations["resolved_reason"] == "timeout"
+
+
+def test_without_an_interval_a_pending_alert_times_out_in_seconds() -> None:
+    lc = sampled()
+    lc.observe([finding()], T0)
+    assert lc.advance(T0 + 300) == [] and lc.pending() == []
