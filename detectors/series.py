@@ -195,7 +195,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
                 1.0 / 36.0,  # burst-density window (0 = off)
                 2.0 * WEEK_S,  # residual-envelope memory, seconds (0 = novelty channel off)
                 c.nearest_span_s,  # time the nearest-value ring must span to be scored
-                c.young_reach,  # a young series pages this far beyond its envelope
+                c.young_reach,  # a young series pages this many range widths beyond its range
             ]
         )
 
