@@ -92,6 +92,7 @@ from detectors.kernels.robust_layout import (
     TAIL_A,
     TAIL_FL,
     TAIL_NN,
+    TAIL_NV,
     TAIL_S,
     WEEK_S,
     WHY_FLAT,
@@ -109,6 +110,7 @@ from detectors.kernels.robust_learn import (
 from detectors.kernels.tail import (
     T_N,
     T_THRESH,
+    tail_forget,
     tail_learn_runs,
 )
 from detectors.kernels.weekday import (
@@ -300,9 +302,11 @@ def series_step(
         mode = (1.0 if seasonal else 0.0) + (2.0 if st[S_WEEK, sid] > 0.5 else 0.0)
         if mode != st[S_ENV_MODE, sid]:
             # The baseline changed model: the old residuals' envelope says nothing about
-            # the new ones, which start from 3 scales either side.
+            # the new ones, which start from 3 scales either side, nor does how often
+            # rows went beyond the old one.
             st[S_ENV_MODE, sid] = mode
             st[S_HI, sid], st[S_LO, sid] = 3.0 * sc, -3.0 * sc
+            tail_forget(tail_of(tails, TAIL_NV), sid)
         hi, lo = st[S_HI, sid], st[S_LO, sid]
         # A step series meets its own envelope again (ties) as the edges decay: within
         # half a step of it is not novel.

@@ -181,6 +181,14 @@ def tail_learn_runs(
 
 
 @_jit
+def tail_forget(st: A, sid: int) -> None:
+    """Start a tail afresh: what it learned describes a statistic that no longer means
+    the same (its reference changed)."""
+    for c in range(TAIL_COLUMNS):
+        st[c, sid] = 0.0
+
+
+@_jit
 def tail_learn_at_zero(u: float, st: A, sid: int, rate_alpha: float, peak_alpha: float) -> None:
     """Learn one value of a statistic that is 0 unless something happened (the threshold
     stays at 0): the rate of positive values and the moments of their sizes."""
