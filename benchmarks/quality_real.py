@@ -9,6 +9,12 @@ series-week (outside windows, on series without anomalies, overall), incident
 recall and median detection delay, per folder and overall. One JSON object out.
 
     .venv/bin/python -m benchmarks.quality_real [--data DIR] [--jobs N] [--config FILE]
+                                                [--missed SHARE]
+
+``--missed 0.1`` replays three copies of the series with a tenth of their rows missing
+(a seeded random choice per copy and file; the windows stay), scored together: real
+scrapes miss samples, and a series sampled less densely has changed nothing that
+should page.
 
 The default folder is ``../shared/data/nab_dev`` (28 NAB series with ``windows.json``);
 any folder of ``timestamp,value,label`` CSVs works too (incidents = runs of label 1).
@@ -17,12 +23,17 @@ any folder of ``timestamp,value,label`` CSVs works too (incidents = runs of labe
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from stream.config import LlmwatchConfig, load_config
 from stream.replay.labelled import LabelledSeries, SeriesRun, evaluate_runs, load_folder
@@ -47,25 +58,59 @@ def _one(series: LabelledSeries) -> SeriesRun:
     return _replay(series, _CONFIG)
 
 
-def run(data: Path, jobs: int, config_path: str | None) -> dict[str, Any]:
-    series = load_folder(data)
-    began = time.perf_counter()
+def thinned(data: Path, dst: Path, share: float, seed: int = 0) -> Path:
+    """A copy of ``data`` in ``dst`` with a share of each CSV's rows missing (the same
+    rows for a given seed and file), and its ``windows.json`` if it has one."""
+    for path in sorted(data.rglob("*.csv")):
+        rel = path.relative_to(data)
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        rng = np.random.default_rng([seed, *rel.as_posix().encode()])
+        keep = rng.random(len(rows) - 1) >= share
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        with (dst / rel).open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh)
+            out.writerow(rows[0])
+            out.writerows(r for r, k in zip(rows[1:], keep, strict=True) if k)
+    if (data / "windows.json").exists():
+        shutil.copy(data / "windows.json", dst / "windows.json")
+    return dst
+
+
+def _replays(series: list[LabelledSeries], jobs: int, config_path: str | None) -> list[SeriesRun]:
     if jobs > 1:
         with ProcessPoolExecutor(jobs, initializer=_init, initargs=(config_path,)) as pool:
-            runs = list(pool.map(_one, series))
+            return list(pool.map(_one, series))
+    _init(config_path)
+    return [_one(s) for s in series]
+
+
+def run(
+    data: Path, jobs: int, config_path: str | None, missed: float = 0.0, copies: int = 3
+) -> dict[str, Any]:
+    """Replay and score every series under ``data``; with ``missed``, ``copies`` thinned
+    copies of it (seeds 0, 1, ...), scored together."""
+    began = time.perf_counter()
+    if missed > 0.0:
+        runs: list[SeriesRun] = []
+        with tempfile.TemporaryDirectory(prefix="quality_real_") as tmp:
+            for seed in range(copies):
+                copy = thinned(data, Path(tmp) / str(seed), missed, seed)
+                runs += _replays(load_folder(copy), jobs, config_path)
     else:
-        _init(config_path)
-        runs = [_one(s) for s in series]
+        runs = _replays(load_folder(data), jobs, config_path)
     elapsed = time.perf_counter() - began
     rows = sum(r.ts.size for r in runs)
     out = evaluate_runs(runs)
     return {
         "data": str(data),
         "config": config_path or "defaults",
+        "missed_share": missed,
+        "copies": copies if missed > 0.0 else 1,
         "files": len(runs),
         "rows": rows,
         "elapsed_s": round(elapsed, 2),
-        "replay_rows_per_s": round(sum(r.ts.size for r in runs) / sum(r.elapsed_s for r in runs)),
+        "replay_rows_per_s": round(rows / sum(r.elapsed_s for r in runs)),
         "targets": TARGETS,
         **out,
     }
@@ -107,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="replays in parallel processes")
     ap.add_argument("--config", default=None, help="an llmwatch config file (default: defaults)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--missed", type=float, default=0.0, help="share of each series' rows left out (0-0.9)"
+    )
     ap.add_argument("--quick", action="store_true", help="same run (the set is small)")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -114,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         # elsewhere names the folder with --data.
         sys.stderr.write(f"quality_real: {args.data} is not a folder; pass --data FOLDER\n")
         return 2
-    doc = run(args.data, max(1, args.jobs), args.config)
+    if not 0.0 <= args.missed <= 0.9:
+        sys.stderr.write(f"quality_real: --missed {args.missed} is not between 0 and 0.9\n")
+        return 2
+    doc = run(args.data, max(1, args.jobs), args.config, args.missed)
     text = json.dumps(doc)
     sys.stdout.write(text + "\n")
     sys.stdout.write(table(doc) + "\n")

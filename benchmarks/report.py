@@ -260,6 +260,19 @@ def why_not(b: dict[str, Any]) -> list[str]:
     return out
 
 
+def _real_cells(g: dict[str, Any]) -> list[str]:
+    fa = g.get("false_alerts_per_series_week") or {}
+    return [
+        fmt(g.get("nab_onset")),
+        fmt(g.get("nab_rows_best")),
+        fmt(g.get("nab_rows_at_0_5")),
+        fmt(fa.get("outside_windows")),
+        fmt(fa.get("series_without_anomalies")),
+        fmt(g.get("incident_recall")),
+        fmt(g.get("median_delay_s"), " s"),
+    ]
+
+
 def real_rows(b: dict[str, Any]) -> list[str]:
     """benchmarks.quality_real: NAB scores and false alerts per series-week, per folder."""
     q = dig(b, "quality_real", "result")
@@ -276,18 +289,13 @@ def real_rows(b: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     groups = {"overall": q.get("overall", {}), **(q.get("per_folder") or {})}
+    missed = dig(b, "quality_real_missed", "result")
+    if missed:
+        share = fmt(100.0 * float(missed.get("missed_share") or 0.0))
+        name = f"overall, {share}% of rows missing ({missed.get('copies')} copies)"
+        groups[name] = missed.get("overall", {})
     for name, g in groups.items():
-        fa = g.get("false_alerts_per_series_week") or {}
-        cells = [
-            fmt(g.get("nab_onset")),
-            fmt(g.get("nab_rows_best")),
-            fmt(g.get("nab_rows_at_0_5")),
-            fmt(fa.get("outside_windows")),
-            fmt(fa.get("series_without_anomalies")),
-            fmt(g.get("incident_recall")),
-            fmt(g.get("median_delay_s"), " s"),
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(_real_cells(g)) + " |")
     sr = dig(q, "overall", "stated_range")
     if sr:
         lines += [

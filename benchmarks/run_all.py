@@ -64,6 +64,14 @@ BENCHES = (
     Bench("budget_calibration"),
     # Real labelled series (../shared/data/nab_dev): NAB score, false alerts per series-week.
     Bench("quality_real", ("--jobs", "2"), quick=("--jobs", "2"), timeout_s=900.0),
+    # The same series with a tenth of their rows missing (three seeded copies).
+    Bench(
+        "quality_real",
+        ("--jobs", "2", "--missed", "0.1"),
+        quick=("--jobs", "2", "--missed", "0.1"),
+        timeout_s=900.0,
+        key="quality_real_missed",
+    ),
 )
 
 
