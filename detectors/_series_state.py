@@ -135,11 +135,12 @@ def _first_intervals(
 # the run as last learned, and the tail of runs of repeats; version 9 changed what one
 # column means, not the layout; version 10 two, the ring's count and the nearest-value
 # tail's running run, that tail, and the ring itself; version 11 lent the ring from a
-# pool; version 12 one scalar, the highest value seen).
+# pool; version 12 one scalar, the highest value seen; version 13 four, the opening
+# row of the episode in progress).
 _V3_SCALARS, _V3_TAILS = 30, 6
 _V4_SCALARS, _V5_SCALARS, _V6_SCALARS, _V7_SCALARS = 33, 34, 37, 41
 _V8_SCALARS, _V8_TAILS = 44, 8
-_V10_SCALARS = 46
+_V10_SCALARS, _V12_SCALARS = 46, 47
 
 
 def _nearest(payload: dict[str, Any]) -> int:
@@ -281,8 +282,18 @@ def _from_v11(payload: dict[str, Any]) -> dict[str, Any]:
     peak would land beyond it), so it stays NaN and the test stays off for the series
     restored: a young one is scored again once its warm-up ends."""
     old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
+    cols, arrays = _widened(old, _V12_SCALARS, k.TAILS)
     arrays["st"][:, k.S_HIGHEST] = np.nan
+    arrays["ring"] = old.arrays["ring"]
+    return _adopted(payload, old, cols, arrays)
+
+
+def _from_v12(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 13 appended the opening row of the episode in progress (its point
+    statistics, residual and novelty), which a short episode teaches the tails when it
+    ends. None is kept (0): an episode open at the snapshot teaches nothing."""
+    old: SeriesState = payload["state"]["series"]
+    cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
     arrays["ring"] = old.arrays["ring"]
     return _adopted(payload, old, cols, arrays)
 
@@ -298,4 +309,5 @@ MIGRATIONS: dict[int, Migration] = {
     9: _from_v9,
     10: _from_v10,
     11: _from_v11,
+    12: _from_v12,
 }

@@ -145,7 +145,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 12
+    state_version: ClassVar[int] = 13
     state_migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 

@@ -17,7 +17,12 @@ from detectors.kernels.robust_layout import (
     S_ALT_T,
     S_DENS,
     S_EP_LEN,
+    S_EP_REBASED,
     S_FIRST_T,
+    S_ON_EN,
+    S_ON_NOV,
+    S_ON_UA,
+    S_ON_US,
     S_HI,
     S_LATTICE,
     S_LO,
@@ -212,3 +217,34 @@ def _tl_runs(
     declustered tail pages on them (see ``docs/series-detector.md``)."""
     tw = tail_of(tails, which)
     st[col, sid] = tail_learn_runs(u, tw, sid, p, ra, pa, st[col, sid], settle, a_win)
+
+
+@_jit
+def learn_short_episode(
+    st: A, tails: A, sid: int, t: float, flag: float, ep0: float, stuck: bool, u_a: float,
+    u_s: float, e: float, nov: float, short: float, tail_p: float, rate_a: float,
+    peak_a: float,
+) -> None:  # fmt: skip
+    """A short episode's opening row is learned, once, when the episode ends: the point
+    tails, the residual envelope and the novelty tail take it as one more row. An
+    episode's rows are otherwise never learned, so a spike that recurs (a daily job)
+    paged as new every time: each page kept the next one as rare. Only an episode of
+    ``short`` rows or fewer (what a rebase needs), not rebased, and not opened by a stuck
+    value: a level shift is learned by its rebase, and a long stretch is no part of the
+    series' normal spread. ``flag``: the row's episode flag (1 in one, 2 on the row that
+    ended it); ``ep0``: the episode's rows before this one."""
+    if flag == 1.0 and ep0 <= 0.0:
+        st[S_ON_UA, sid] = 0.0 if stuck else u_a
+        st[S_ON_US, sid] = 0.0 if stuck else u_s
+        st[S_ON_EN, sid], st[S_ON_NOV, sid] = e, nov
+        return
+    if flag != 2.0:
+        return
+    if ep0 + 1.0 <= short and st[S_EP_REBASED, sid] < 0.5 and st[S_ON_UA, sid] > 0.0:
+        _tl(st[S_ON_UA, sid], tails, TAIL_A, sid, tail_p, rate_a, peak_a)
+        if (t - st[S_FIRST_T, sid]) / DAY_S >= 2.0:
+            _tl(st[S_ON_US, sid], tails, TAIL_S, sid, tail_p, rate_a, peak_a)
+        st[S_HI, sid] = max(st[S_HI, sid], st[S_ON_EN, sid])
+        st[S_LO, sid] = min(st[S_LO, sid], st[S_ON_EN, sid])
+        tail_learn_at_zero(st[S_ON_NOV, sid], tail_of(tails, TAIL_NV), sid, rate_a, peak_a)
+    st[S_ON_UA, sid], st[S_ON_US, sid] = 0.0, 0.0

@@ -68,6 +68,7 @@ from detectors.kernels.robust_layout import (
     S_EPC,
     S_FIRST_T,
     S_HI,
+    S_EP_LEN,
     S_HIGHEST,
     S_LAST_T,
     S_LO,
@@ -104,6 +105,7 @@ from detectors.kernels.robust_learn import (
     half_step,
     is_return,
     learn_envelope,
+    learn_short_episode,
     learn_row,
     swap_level,
 )
@@ -346,10 +348,13 @@ def series_step(
         score[i] = s
         expected[i] = pred
         # The detector's own firing decision, and whether the baselines learn the row.
+        ep0 = st[S_EP_LEN, sid]
         episode[i], learn = episode_step(
             st, pl, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, stuck, unstuck,
             rebase_after, clear_after,
         )  # fmt: skip
+        learn_short_episode(st, tails, sid, t, episode[i], ep0, stuck, u_a, u_s, e_n, nov,
+                            rebase_after, tail_p, rate_a, peak_a)  # fmt: skip
         if long_gap:
             st[S_LVL, sid] = v
             st[S_SLOW, sid] = v

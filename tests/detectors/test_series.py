@@ -306,8 +306,9 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     lowest values, step and share of whole steps are set to what a migration to version 7
     starts them at (NaN: not kept, and 0), and its runs of repeats to what one to
     version 8 starts them at (0, and a fresh tail), and its nearest-value ring, count and
-    tail to what one to version 10 starts them at (empty, 0, fresh), and its highest value
-    to what one to version 12 starts it at (NaN: not kept), so the two detectors can be
+    tail to what one to version 10 starts them at (empty, 0, fresh), its highest value
+    to what one to version 12 starts it at (NaN: not kept), and its episode's opening row
+    to what one to version 13 starts it at (0: none), so the two detectors can be
     compared column for column."""
     from detectors._series_state import RingPool
     from detectors._series_state import columns as _columns
@@ -323,6 +324,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
         tl[:, k.TAIL_FL * TAIL_COLUMNS : (k.TAIL_FL + 1) * TAIL_COLUMNS] = 0.0
     st[:, [k.S_NN_N, k.S_NN_RUN]] = 0.0
     st[:, k.S_HIGHEST] = np.nan
+    st[:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0
     tl[:, k.TAIL_NN * TAIL_COLUMNS :] = 0.0
     det.series.arrays["ring"][:] = -1
     det.rings = RingPool(det.rings.width)

@@ -125,8 +125,10 @@ def _v10_payload(det: SeriesDetector) -> dict[str, Any]:
     """A snapshot of ``det`` as version 10 wrote it: a ring per series (``hv``, a column
     of the series' state, zeros where a series had none), no pool and 46 scalars.
     ``det``'s highest values are set to what a migration to version 12 starts them at
-    (NaN: not kept), so the two detectors can be compared column for column."""
+    (NaN: not kept), and its episodes' opening rows to what one to version 13 starts
+    them at (0: none), so the two detectors can be compared column for column."""
     det.series.arrays["st"][:, k.S_HIGHEST] = np.nan
+    det.series.arrays["st"][:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0
     payload = pickle.loads(det.snapshot())
     new: SeriesState = payload["state"]["series"]
     cols: dict[str, Column] = {
