@@ -65,10 +65,10 @@ from detectors.kernels.robust_layout import (
     S_DENS,
     S_DT,
     S_ENV_MODE,
+    S_EP_LEN,
     S_EPC,
     S_FIRST_T,
     S_HI,
-    S_EP_LEN,
     S_HIGHEST,
     S_LAST_T,
     S_LO,
@@ -105,8 +105,8 @@ from detectors.kernels.robust_learn import (
     half_step,
     is_return,
     learn_envelope,
-    learn_short_episode,
     learn_row,
+    learn_short_episode,
     swap_level,
 )
 from detectors.kernels.tail import (

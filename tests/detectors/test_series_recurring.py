@@ -17,7 +17,9 @@ from tests.detectors.test_series import T0, _cols, _episodes, _feed, restores_al
 DAY = 86400.0
 
 
-def _daily_job(dt: float, seed: int, days: float = 21.0, start: float = 7.0) -> tuple:
+def _daily_job(
+    dt: float, seed: int, days: float = 21.0, start: float = 7.0
+) -> tuple[np.ndarray, np.ndarray]:
     """N(50, 1) every ``dt`` seconds, and from day ``start`` one row at midnight 12
     higher: a job that starts running every night."""
     t = T0 + dt * np.arange(int(days * DAY / dt))
@@ -42,7 +44,9 @@ def test_a_nightly_spike_pages_once_or_twice_not_every_night(dt: float, seed: in
     assert len(pages) <= 2 and all(p < 9.0 for p in pages)
 
 
-def _opened_then_ended(length: float, stuck: bool = False, rebased: bool = False) -> tuple:
+def _opened_then_ended(
+    length: float, stuck: bool = False, rebased: bool = False
+) -> tuple[float, float, float]:
     """The point tail's count and the envelope's top after an episode of ``length`` rows
     opened on a row 6 scales out (``learn_short_episode`` called as the step calls it)."""
     st = np.zeros((k.SERIES_COLUMNS, 1))
@@ -57,7 +61,7 @@ def _opened_then_ended(length: float, stuck: bool = False, rebased: bool = False
     )
     n = k.tail_of(tails, k.TAIL_A)[T_N, 0]
     assert st[k.S_ON_UA, 0] == 0.0  # nothing held once the episode has ended
-    return n, st[k.S_HI, 0], k.tail_of(tails, k.TAIL_NV)[T_N, 0]
+    return float(n), float(st[k.S_HI, 0]), float(k.tail_of(tails, k.TAIL_NV)[T_N, 0])
 
 
 def test_only_a_short_episode_teaches_its_opening_row() -> None:
