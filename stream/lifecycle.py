@@ -312,6 +312,9 @@ class Lifecycle:
             "last_id": self._last_id,
             "intervals": self._intervals,
             "ended": self._ended,
+            # When flap history was last pruned: a restored lifecycle prunes on the same
+            # schedule, so it holds exactly what the original does (pruning is lazy).
+            "kept": self._kept if math.isfinite(self._kept) else None,
         }
         return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
@@ -329,6 +332,8 @@ class Lifecycle:
         lc._last_id = dict(payload["last_id"])
         lc._intervals = {fp: float(v) for fp, v in payload.get("intervals", {}).items()}
         lc._ended = {fp: float(v) for fp, v in payload.get("ended", {}).items()}
+        kept = payload.get("kept")
+        lc._kept = float("-inf") if kept is None else float(kept)
         lc._soonest = min((lc._due(st) for st in lc._states.values()), default=math.inf)
         # Older snapshots also hold "store" (silences) and "groups": the notifier's now.
         return lc
