@@ -191,6 +191,11 @@ def series_step(
             _init(st, pl, ps, sid, t, v)
             expected[i] = v
             continue
+        if t == st[S_LAST_T, sid] and v == st[S_PREV, sid]:
+            # The sample already seen, delivered again: it says nothing new (learned
+            # twice, it counted as a repeat and moved every average a second step).
+            score[i] = np.nan
+            continue
         n = st[S_N, sid]
         # The lowest value seen (NaN: not kept by the snapshot; kept again from the next
         # row) and the highest (NaN: not kept, and then never, so the young test is off:

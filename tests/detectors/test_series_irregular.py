@@ -1,5 +1,6 @@
-"""The series detector on series with missed samples: a scrape that drops one row in
-ten, or three in ten, changes nothing the series does, so it must not page on its own."""
+"""The series detector on what a pipeline does to a series without changing it: a
+scrape that misses one row in ten, or three in ten, and a source that delivers a sample
+twice. Neither must page on its own."""
 
 from __future__ import annotations
 
@@ -50,3 +51,22 @@ def test_the_novelty_tail_starts_again_when_the_baseline_changes_model() -> None
     # the rows after it (at most one batch's).
     assert learned[switch - 1] > 100.0
     assert learned[switch] <= 32.0
+
+
+def test_a_sample_delivered_twice_is_scored_once() -> None:
+    # Every row twice (the same time and value, as an at-least-once source resends it),
+    # in the same batch and across batches: the detector scores and reports exactly what
+    # it does on the series sent once. Before, the copy was learned as a second row: a
+    # repeat (the stuck-value statistic) and a second step of every average.
+    n = 3000
+    t = T0 + 300.0 * np.arange(n)
+    v = np.random.default_rng(4).normal(50.0, 1.0, n)
+    v[2500:2504] += 12.0
+    once, f_once = _feed(SeriesDetector(), t, v, step=64)
+    twice, f_twice = _feed(SeriesDetector(), np.repeat(t, 2), np.repeat(v, 2), step=63)
+    np.testing.assert_array_equal(twice[0::2], once)
+    assert not twice[1::2].any()  # the copies score 0: nothing new
+    assert [(f.ts, f.score, f.anomalous) for f in f_twice] == [
+        (f.ts, f.score, f.anomalous) for f in f_once
+    ]
+    assert any(f.anomalous for f in f_once)
