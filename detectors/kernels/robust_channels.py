@@ -1,13 +1,15 @@
 """The generic series detector's statistics combined: the rarest of those in use and how
 many there are (for the correction for testing several), and how far from the
-prediction a value pages by itself (the range an explanation states). Per row, from the
-series step (``detectors.kernels.robust_series``)."""
+prediction a value pages by itself (the range an explanation states); the young test
+and where the nearest-value statistic is measured. Per row, from the series step
+(``detectors.kernels.robust_series``)."""
 
 from __future__ import annotations
 
 import math
 
 from detectors.kernels._base import A, _jit
+from detectors.kernels.nearest import nearest_distance
 from detectors.kernels.robust_layout import (
     TAIL_A,
     TAIL_AW,
@@ -129,3 +131,18 @@ def novelty_logp(nov: float, tails: A, sid: int) -> float:
 def stat_logp(u: float, tails: A, which: int, sid: int) -> float:
     """log P(U >= ``u``) on tail ``which`` (a ``TAIL_*``)."""
     return tail_logp(u, tail_of(tails, which), sid)
+
+
+@_jit
+def nearest_u(hv: A, r: int, count: float, v: float, half: float, sc: float, mag: float) -> float:
+    """The distance from ``v`` to the nearest value in the series' ring (row ``r`` of the
+    pool, ``count`` values written), where it is measured (the ring spans the statistic's
+    time: the caller checks, as the last 2,016 rows of a 15-second series are a few
+    hours and a weekly pattern's turn would be news): its steps are fine (``half``, half
+    a step, under a twentieth of the scale ``sc``: on a coarse lattice, counts, the
+    distance is a few whole steps, which a continuous tail cannot judge) and its spread
+    is resolved by the ring's float32 values (``sc`` over 1e-5 of the magnitude ``mag``).
+    NaN elsewhere."""
+    if half > 0.05 * sc or sc <= 1e-5 * mag:
+        return math.nan
+    return nearest_distance(hv, r, count, v)

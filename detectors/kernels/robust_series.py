@@ -56,8 +56,8 @@ import numpy as np
 
 from detectors.kernels._base import A, _jit
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
-from detectors.kernels.nearest import SPAN_SLACK, nearest_distance, nearest_lend, nearest_push
-from detectors.kernels.robust_channels import channels, reach, young_channel
+from detectors.kernels.nearest import SPAN_SLACK, nearest_lend, nearest_push
+from detectors.kernels.robust_channels import channels, nearest_u, reach, young_channel
 from detectors.kernels.robust_episode import episode_step
 from detectors.kernels.robust_layout import (
     S_ALT_S,
@@ -264,7 +264,7 @@ def series_step(
         if hv.shape[1] > 0 and dt * hv.shape[1] >= SPAN_SLACK * nn_span_s:
             r = nearest_lend(ring, free, n_free, sid)
             if r >= 0:
-                u_nn = _nearest_u(hv, r, st, sid, v, half, sc_a, mag)
+                u_nn = nearest_u(hv, r, st[S_NN_N, sid], v, half, sc_a, mag)
                 # Scored once the ring holds that span: while it fills, every value is
                 # nearer the edge of a thinner history than it will be.
                 nn_on = st[S_NN_N, sid] * dt > nn_span_s
@@ -392,18 +392,3 @@ def series_step(
             st[S_RUN_F, sid] = k_flat
         st[S_N, sid] = n + 1.0
     return score, expected, down, up, episode, why
-
-
-@_jit
-def _nearest_u(
-    hv: A, r: int, st: A, sid: int, v: float, half: float, sc_a: float, mag: float
-) -> float:
-    """The distance from ``v`` to the nearest value in the series' ring (row ``r``),
-    where it is measured (the ring spans the statistic's time: the caller checks, as
-    the last 2,016 rows of a 15-second series are a few hours and a weekly pattern's
-    turn would be news): its steps are fine (on a coarse lattice, counts, the distance
-    is a few whole steps, which a continuous tail cannot judge) and its spread is
-    resolved by the ring's float32 values. NaN elsewhere."""
-    if half > 0.05 * sc_a or sc_a <= 1e-5 * mag:
-        return math.nan
-    return nearest_distance(hv, r, st[S_NN_N, sid], v)
