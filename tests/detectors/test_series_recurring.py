@@ -47,8 +47,9 @@ def test_a_nightly_spike_pages_once_or_twice_not_every_night(dt: float, seed: in
 def _opened_then_ended(
     length: float, stuck: bool = False, rebased: bool = False
 ) -> tuple[float, float, float]:
-    """The point tail's count and the envelope's top after an episode of ``length`` rows
-    opened on a row 6 scales out (``learn_short_episode`` called as the step calls it)."""
+    """The point tail's count, the envelope's top and the novelty tail's count after an
+    episode of ``length`` rows opened on a row 6 scales out (``learn_short_episode``
+    called as the step calls it)."""
     st = np.zeros((k.SERIES_COLUMNS, 1))
     tails = np.zeros((k.TAILS * TAIL_COLUMNS, 1))
     st[k.S_HI, 0], st[k.S_FIRST_T, 0] = 3.0, T0
