@@ -167,13 +167,16 @@ def _widened(
 ) -> tuple[dict[str, Column], dict[str, F64]]:
     """An older layout's columns and arrays, each array padded with zeros to the columns
     of a layout with ``scalars`` scalars and ``tails`` tails (what later versions appended
-    starts at 0); an array the older layout lacked starts fresh (a ring row: none)."""
+    starts at 0), and the pool row each series holds where the layout lends rings
+    (version 11 on); an array the older layout lacked starts fresh (a ring row: none)."""
     cols = columns(int(old.columns["pl"].shape[0]), scalars, tails)
     arrays = {
         name: np.pad(have, ((0, 0), (0, cols[name].shape[0] - have.shape[1])))
         for name, have in old.arrays.items()
         if name in _ARRAYS
     }
+    if "ring" in old.arrays:
+        arrays["ring"] = old.arrays["ring"]
     return cols, arrays
 
 
@@ -284,7 +287,6 @@ def _from_v11(payload: dict[str, Any]) -> dict[str, Any]:
     old: SeriesState = payload["state"]["series"]
     cols, arrays = _widened(old, _V12_SCALARS, k.TAILS)
     arrays["st"][:, k.S_HIGHEST] = np.nan
-    arrays["ring"] = old.arrays["ring"]
     return _adopted(payload, old, cols, arrays)
 
 
@@ -293,9 +295,7 @@ def _from_v12(payload: dict[str, Any]) -> dict[str, Any]:
     statistics, residual and novelty), which a short episode teaches the tails when it
     ends. None is kept (0): an episode open at the snapshot teaches nothing."""
     old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
-    arrays["ring"] = old.arrays["ring"]
-    return _adopted(payload, old, cols, arrays)
+    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS, k.TAILS))
 
 
 MIGRATIONS: dict[int, Migration] = {
