@@ -41,7 +41,8 @@ class DryRun:
         return [n for n in self.notifications if n.reason in ("initial", "update", "repeat")]
 
     def summary(self, incidents: int | None = None) -> dict[str, Any]:
-        firing = len(self.stats.notified | set().union(*self.stats.held.values()))
+        stats = self.stats
+        firing = len(stats.notified | stats.told_resolved | set().union(*stats.held.values()))
         pages = len(self.pages)
         return {
             "notifications": len(self.notifications),
@@ -51,6 +52,10 @@ class DryRun:
             "alerts_seen_firing": firing,
             "held_by_inhibition": self.stats.held_only("inhibited"),
             "held_by_silences": self.stats.held_only("silenced"),
+            # Fired and resolved between two looks of their group: told as resolved beside
+            # the group's open incident, or (nothing in it told) to nobody, as transient.
+            "told_only_resolved": len(self.stats.told_resolved),
+            "held_as_transient": self.stats.held_only("transient"),
             # Alerts told without a page of their own: they joined another's notification.
             "folded_by_grouping": max(0, len(self.stats.notified) - pages),
             "incidents": incidents,

@@ -5,7 +5,9 @@ group waits ``group_wait`` before its first notification (so the rest of an inci
 and its cause, can arrive); after that it is looked at every ``group_interval`` and
 notifies when its alerts changed, or re-notifies after ``repeat_interval`` while
 unacknowledged alerts still fire. An alert keeps the group (and so the route) its
-episode started in until it resolves.
+episode started in until it resolves. An alert that fires and resolves between two
+looks is told at the next one as resolved beside the group's open incident, or,
+with nothing in the group told, counted as transient and told to nobody.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Group:
     next_flush: float
     members: dict[str, Episode] = field(default_factory=dict)  # firing, by fingerprint
     resolved: dict[str, tuple[Alert, Episode]] = field(default_factory=dict)  # by alert id
+    # Alerts that fired and resolved since the last look, never told nor held (by id).
+    unseen: dict[str, tuple[Alert, Episode]] = field(default_factory=dict)
     told: set[str] = field(default_factory=set)  # alert ids told as firing, not yet resolved
     held: set[str] = field(default_factory=set)  # alert ids held at some look (counted once)
     acked_told: bool = False  # the last message showed every firing alert acknowledged
@@ -45,7 +49,7 @@ class Group:
 
     @property
     def empty(self) -> bool:
-        return not self.members and not self.resolved and not self.tokens
+        return not self.members and not self.resolved and not self.unseen and not self.tokens
 
 
 class Groups:
@@ -77,6 +81,7 @@ class Groups:
         """After a look at ``grp``: next look one group_interval on; forget it once empty."""
         grp.next_flush = now + grp.opts.group_interval_s
         grp.resolved.clear()
+        grp.unseen.clear()
         grp.tokens = []
         grp.held &= {ep.alert.alert_id for ep in grp.members.values()}
         if not grp.members and not grp.told:

@@ -47,11 +47,19 @@ class Stats:
     """What the pipeline did, for metrics, the demo and replay summaries."""
 
     notifications: Counter[str] = field(default_factory=Counter)  # by reason
+    # "transient": fired and resolved between two looks with nothing in its group told.
     held: dict[str, set[str]] = field(
-        default_factory=lambda: {"inhibited": set(), "silenced": set(), "acknowledged": set()}
+        default_factory=lambda: {
+            "inhibited": set(),
+            "silenced": set(),
+            "acknowledged": set(),
+            "transient": set(),
+        }
     )
     # Alert ids that reached a receiver as firing at least once.
     notified: set[str] = field(default_factory=set)
+    # Alert ids told only as resolved: they fired and resolved between two looks.
+    told_resolved: set[str] = field(default_factory=set)
 
     @property
     def pages(self) -> int:
@@ -64,6 +72,7 @@ class Stats:
         for ids in self.held.values():
             ids &= live
         self.notified &= live
+        self.told_resolved &= live
 
     def held_only(self, reason: str) -> int:
         """Alert episodes held for ``reason`` and never notified as firing."""
@@ -143,20 +152,31 @@ class Pipeline:
             grp.members.pop(alert.fingerprint, None)
             if alert.alert_id in grp.told:
                 grp.resolved[alert.alert_id] = (alert, ep)
+            elif alert.alert_id not in grp.held:  # held alerts were counted when held
+                grp.unseen[alert.alert_id] = (alert, ep)
             out.append(grp)
         return out
 
     def forget(self, fingerprints: Iterable[str]) -> None:
-        """Drop these alerts (their partition went to another replica, which owns them now)."""
-        for fp in fingerprints:
+        """Drop these alerts (their partition went to another replica, which owns them now),
+        their pending resolves too: the uncommitted resolve is the new owner's to tell."""
+        gone = set(fingerprints)
+        for fp in gone:
             ep = self.episodes.pop(fp, None)
-            if ep is None:
-                continue
-            self._forget(ep)
-            for key in ep.group_keys:
-                grp = self.groups.get(key)
-                if grp is not None and not grp.members and not grp.told and not grp.resolved:
-                    self.groups.drop(key)
+            if ep is not None:
+                self._forget(ep)
+        for grp in list(self.groups):
+            for pending in (grp.resolved, grp.unseen):
+                for aid in [aid for aid, (a, _) in pending.items() if a.fingerprint in gone]:
+                    del pending[aid]
+                    grp.told.discard(aid)
+            if grp.empty and not grp.told:
+                self.groups.drop(grp.key)
+
+    def pending(self) -> set[str]:
+        """Fingerprints of resolves that groups still hold for their next look."""
+        pairs = [pair for g in self.groups for pair in (*g.resolved.values(), *g.unseen.values())]
+        return {alert.fingerprint for alert, _ in pairs}
 
     def restore(self, alerts: Iterable[Alert], now: float) -> None:
         """Firing alerts this notifier had told before a restart (its active-alerts file):
@@ -218,15 +238,39 @@ class Pipeline:
         """Stage 3 then stage 4: inhibited, silenced, or shown (None)."""
         if fp in self.inhibited:
             return "inhibited"
-        if self.silences.silenced_by(ep.labels, now) is not None:
-            return "silenced"
-        return None
+        return self._held_by_silence(ep, now)
+
+    def _held_by_silence(self, ep: Episode, now: float) -> str | None:
+        return "silenced" if self.silences.silenced_by(ep.labels, now) is not None else None
+
+    def _unseen(
+        self, grp: Group, now: float, held: Counter[str], told: bool
+    ) -> list[tuple[Alert, Episode]]:
+        """Alerts that fired and resolved since the last look (stages 3 and 4 as for the
+        firing): told as resolved where the group has an incident open (``told``), else
+        counted as transient. Alertmanager tells them the same way, and counts nothing."""
+        if not grp.unseen:
+            return []
+        firing = {fp: ep.labels for fp, ep in self.episodes.items()}
+        targets = {a.fingerprint: ep.labels for a, ep in grp.unseen.values()}
+        inhibited = self.inhibitor.evaluate(firing, targets)
+        out = []
+        for aid, (alert, ep) in sorted(grp.unseen.items()):
+            why = "inhibited" if alert.fingerprint in inhibited else self._held_by_silence(ep, now)
+            why = why or (None if told else "transient")
+            if why is None:
+                out.append((alert, ep))
+                continue
+            self.stats.held[why].add(aid)
+            held[why] += 1
+        return out
 
     def _look(self, grp: Group, now: float, held: Counter[str]) -> Notification | None:
         shown = self._shown(grp, now, held)
-        done = sorted(grp.resolved.values(), key=lambda pair: pair[0].fingerprint)
-        resolved = [_item(a, ep) for a, ep in done]
         ids = {a.alert.alert_id for a in shown}
+        brief = self._unseen(grp, now, held, told=bool(grp.told or ids))
+        done = sorted([*grp.resolved.values(), *brief], key=lambda pair: pair[0].fingerprint)
+        resolved = [_item(a, ep) for a, ep in done]
         all_acked = bool(shown) and all(a.acked_by for a in shown)
         reason: Reason | None = None
         if ids - grp.told:
@@ -245,6 +289,7 @@ class Pipeline:
         grp.last_sent = now
         self.stats.notifications[reason] += 1
         self.stats.notified.update(ids)
+        self.stats.told_resolved.update(a.alert_id for a, _ in brief)
         alerts = shown + resolved
         return Notification(
             receiver=grp.opts.receiver,

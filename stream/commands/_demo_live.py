@@ -121,7 +121,7 @@ def notification_line(seen: list[Seen], incidents: int) -> str:
     per = f"{n['pages_per_incident']:.1f}" if incidents else "n/a"
     return (
         f"notifications      {n['pages']} sent for {incidents} incidents ({per} per incident), "
-        f"{n['held_by_inhibition']} held by inhibition "
+        f"{n['held_by_inhibition']} held by inhibition, {n['held_as_transient']} transient "
         f"(+{n['notifications'] - n['pages']} resolve/ack updates of those messages)"
     )
 

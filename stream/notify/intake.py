@@ -32,7 +32,9 @@ class Settler:
             self._held[token] = self._held.get(token, 0) + groups
 
     def release(self, token: Token) -> None:
-        left = self._held.get(token, 0) - 1
+        if token not in self._held:  # its partition was revoked: not ours to commit
+            return
+        left = self._held[token] - 1
         if left > 0:
             self._held[token] = left
             return

@@ -20,7 +20,8 @@ class PipelineMetrics:
         self.held = Counter(
             "llmwatch_notify_held",
             "Firing alerts left out of their group's notifications, by receiver and reason "
-            "(inhibited, silenced); each alert once per group",
+            "(inhibited, silenced, transient: fired and resolved between two looks with "
+            "nothing in its group told); each alert once per group",
             ["receiver", "reason"],
             registry=registry,
         )

@@ -238,7 +238,8 @@ class NotifierService:
         self.shared.prune(now)
         live = self.pipeline.episodes
         self.pipeline.stats.trim({ep.alert.alert_id for ep in live.values()})
-        for fp in [fp for fp in self._partition_of if fp not in live]:
+        keep = set(live) | self.pipeline.pending()  # a pending resolve's partition, too
+        for fp in [fp for fp in self._partition_of if fp not in keep]:
             del self._partition_of[fp]
         for sid in self.state.prune(now):
             try:

@@ -140,5 +140,6 @@ def notified(n: dict[str, Any]) -> str:
     return (
         f"notifications {n['pages']}{per_text}, "
         f"{n['held_by_inhibition']} alerts held by inhibition, "
-        f"{n['held_by_silences']} by silences, {n.get('folded_by_grouping', 0)} folded by grouping"
+        f"{n['held_by_silences']} by silences, {n.get('held_as_transient', 0)} transient, "
+        f"{n.get('folded_by_grouping', 0)} folded by grouping"
     )

@@ -234,6 +234,7 @@ def _metrics(summary: dict[str, Any] | None) -> str:
             cell("notifications (pages)", notes["pages"], False),
             cell("notifications / incident", notes["pages_per_incident"], False),
             cell("alerts held by inhibition", notes["held_by_inhibition"], False),
+            cell("alerts that fired and resolved unseen", notes.get("held_as_transient", 0), False),
         ]
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v['detected']}/{v['incidents']}</td>"

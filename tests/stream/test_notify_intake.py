@@ -19,6 +19,8 @@ def test_an_event_is_settled_once_every_group_holding_it_flushed() -> None:
     settler.hold((1, 5), 1)
     settler.forget_partition(1)  # revoked: not ours to commit any more
     assert len(settler) == 0
+    settler.release((1, 5))  # its group flushes later: still not ours
+    assert done == [(0, 1), (0, 2)]
 
 
 def test_history_folds_to_the_alerts_still_open() -> None:

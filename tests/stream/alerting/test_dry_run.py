@@ -49,3 +49,23 @@ def test_the_demo_summary_line() -> None:
     line = notification_line(seen, 2)
     assert line.startswith("notifications      2 sent for 2 incidents (1.0 per incident), ")
     assert "3 held by inhibition" in line
+
+
+def test_alerts_that_fire_and_resolve_between_looks_are_counted() -> None:
+    """Every episode that fired is in the summary: told as firing, told only as resolved
+    (beside its group's open incident) or held, here as transient (nothing told)."""
+    from datetime import UTC, datetime
+
+    def at(a: Alert, t: float) -> Alert:
+        return a.model_copy(update={"starts_at": datetime.fromtimestamp(t, UTC)})
+
+    route = Route.model_validate({"receiver": "c", "group_by": ["alertname"]})
+    lone = alert("lone", "gpu.throttle", detector="gpu_health", host="h7")
+    open_ = alert("open", "latency.p99", host="h1")
+    brief = at(alert("brief", "latency.p99", host="h2"), T0 + 60)
+    events = [lone, _resolved(lone, T0 + 10), open_, brief, _resolved(brief, T0 + 90)]
+    summary = dispatch(events, route, []).summary(incidents=2)
+    assert summary["alerts_notified"] == 1 and summary["told_only_resolved"] == 1
+    assert summary["held_as_transient"] == 1 and summary["alerts_seen_firing"] == 3
+    line = notification_line([Seen(0.0, a) for a in events], 2)
+    assert "0 held by inhibition, 1 transient" in line

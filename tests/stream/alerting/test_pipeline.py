@@ -121,6 +121,53 @@ def test_an_alert_that_fires_and_resolves_within_group_wait_pages_nobody() -> No
     flushed = p.flush(T0 + 30)
     assert [f.note for f in flushed] == [None]
     assert flushed[0].tokens == [(0, 1), (0, 2)]  # both settled by the quiet flush
+    # ... but counted: nothing in its group was told, so it is held as transient.
+    assert flushed[0].held == {"transient": 1} and p.stats.held["transient"] == {"a-1"}
+    assert p.stats.held_only("transient") == 1 and len(p.groups) == 0
+
+
+def test_an_alert_that_fires_and_resolves_between_looks_is_told_beside_the_open_incident() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    assert [n.reason for n in notes(p, T0 + 30)] == ["initial"]
+    p.ingest(alert("b", "latency.p99", host="h1"), T0 + 60, token=(0, 7))
+    p.ingest(alert("b", "latency.p99", "resolved", T0 + 200, host="h1"), T0 + 200, token=(0, 8))
+    (flushed,) = p.flush(T0 + 330)
+    assert flushed.note is not None and flushed.note.reason == "update"
+    assert fps(flushed.note) == [("a", "firing"), ("b", "resolved")]
+    assert flushed.tokens == [(0, 7), (0, 8)] and flushed.held == {}
+    assert p.stats.told_resolved == {"b-1"} and p.stats.held["transient"] == set()
+    assert notes(p, T0 + 630) == []  # told once
+
+
+def test_an_unseen_alert_is_told_when_the_incident_it_joins_closes() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    notes(p, T0 + 30)
+    p.ingest(alert("b", "latency.p99", host="h1"), T0 + 60)
+    p.ingest(alert("b", "latency.p99", "resolved", T0 + 100, host="h1"), T0 + 100)
+    p.ingest(alert("a", "latency.p99", "resolved", T0 + 200, host="h1"), T0 + 200)
+    (last,) = notes(p, T0 + 330)
+    assert last.reason == "resolved" and fps(last) == [("a", "resolved"), ("b", "resolved")]
+    assert len(p.groups) == 0
+
+
+def test_an_unseen_alert_goes_through_inhibition_and_silences() -> None:
+    store = SilenceStore()
+    p = pipeline({"receiver": "r", "group_by": ["host"], "group_wait": "30s"}, silences=store)
+    p.ingest(alert("gpu", "gpu.xid", detector="gpu_health", host="h2", gpu_uuid="G1"), T0)
+    assert [fps(n) for n in notes(p, T0 + 30)] == [[("gpu", "firing")]]
+    # A symptom of the firing cause fires and resolves between looks: inhibited, not told.
+    p.ingest(alert("e", "error_rate.high", host="h2", gateway="g1"), T0 + 60)
+    p.ingest(alert("e", "error_rate.high", "resolved", T0 + 90, host="h2", gateway="g1"), T0 + 90)
+    sil = {"id": "s", "matchers": ['gateway="g2"'], "starts_at": T0, "ends_at": T0 + 3600}
+    store.apply(silence_key("s"), json.dumps(dict(sil, created_by="x")).encode())
+    p.ingest(alert("q", "latency.p99", host="h3", gateway="g2"), T0 + 60)
+    p.ingest(alert("q", "latency.p99", "resolved", T0 + 80, host="h3", gateway="g2"), T0 + 80)
+    out = p.flush(T0 + 330)
+    assert [(f.note, f.held) for f in out] == [(None, {"inhibited": 1}), (None, {"silenced": 1})]
+    assert p.stats.held["inhibited"] == {"e-1"} and p.stats.held["silenced"] == {"q-1"}
+    assert p.stats.told_resolved == set()
 
 
 def test_repeat_interval_and_acknowledgement() -> None:
@@ -246,3 +293,17 @@ def test_forget_hands_alerts_over_and_trim_bounds_the_stats() -> None:
     assert p.stats.notified == {"a-1", "b-1"}
     p.stats.trim({ep.alert.alert_id for ep in p.episodes.values()})
     assert p.stats.notified == set() and len(p.groups) == 0
+
+
+def test_forget_drops_the_resolves_a_group_still_holds() -> None:
+    p = pipeline()
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    p.ingest(alert("keep", "latency.p99", host="h1"), T0)
+    notes(p, T0 + 30)
+    p.ingest(alert("a", "latency.p99", "resolved", T0 + 40, host="h1"), T0 + 40)
+    p.ingest(alert("b", "latency.p99", host="h1"), T0 + 50)
+    p.ingest(alert("b", "latency.p99", "resolved", T0 + 60, host="h1"), T0 + 60)
+    assert p.pending() == {"a", "b"}
+    p.forget(iter(["a", "b"]))  # the new owner reads both resolves again and tells them
+    assert p.pending() == set()
+    assert notes(p, T0 + 330) == []  # nothing new for "keep"'s group to say
