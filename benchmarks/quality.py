@@ -136,6 +136,10 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
             sum(p["notifications"]["pages"] for p in parts) / len(results) if results else None
         ),
         "held_by_inhibition": sum(p["notifications"]["held_by_inhibition"] for p in parts),
+        # Fired and resolved between two looks of their group: told as resolved beside an
+        # open incident, or to nobody (transient); every firing alert is in one count.
+        "told_only_resolved": sum(p["notifications"]["told_only_resolved"] for p in parts),
+        "held_as_transient": sum(p["notifications"]["held_as_transient"] for p in parts),
     }
     passed = {
         "recall": (overall["recall"] or 0) >= TARGETS["recall"],
