@@ -225,6 +225,12 @@ class NotifierMetrics:
         self.alerts_in = Counter(
             "llmwatch_notify_alerts_in", "Alert events consumed from the alerts topic", registry=r
         )
+        self.expired = Counter(
+            "llmwatch_notify_alerts_expired",
+            "Firing alerts resolved at their own endsAt (posted to /api/v2/alerts and not "
+            "posted again: Alertmanager's rule)",
+            registry=r,
+        )
         self.deliveries = Counter(
             "llmwatch_notify_deliveries",
             "Finished deliveries, by receiver and outcome (sent, deduplicated, dead_lettered)",

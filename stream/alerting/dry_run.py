@@ -68,6 +68,7 @@ def _flush_until(p: Pipeline, t: float, out: list[Notification]) -> None:
         due = p.next_due()
         if due is None or due > t:
             return
+        p.expire(due)
         out.extend(f.note for f in p.flush(due) if f.note is not None)
         if p.next_due() == due:  # group_interval 0: one look per instant is enough
             return

@@ -93,6 +93,7 @@ class Pipeline:
         self.external_url = external_url
         self.groups = Groups()
         self.episodes: dict[str, Episode] = {}  # firing, by fingerprint
+        self.ends: dict[str, float] = {}  # firing alerts' own ends_at (API clients' alerts)
         self.inhibited: dict[str, Inhibition] = {}  # as of the last flush
         self.stats = Stats()
 
@@ -120,6 +121,10 @@ class Pipeline:
             ep = self.episodes[alert.fingerprint] = self._episode(alert)
         else:
             ep.alert = alert  # newer annotations; labels and routes stay as first fired
+        if alert.ends_at is not None:  # a resend moves it (Alertmanager's endsAt)
+            self.ends[alert.fingerprint] = alert.ends_at.timestamp()
+        else:
+            self.ends.pop(alert.fingerprint, None)
         groups = [self.groups.join(opts, ep, now) for opts in ep.routes]
         ep.group_keys = [g.key for g in groups]
         return groups
@@ -132,6 +137,7 @@ class Pipeline:
                 grp.told.discard(ep.alert.alert_id)
 
     def _resolved(self, alert: Alert, now: float) -> list[Group]:
+        self.ends.pop(alert.fingerprint, None)
         ep = self.episodes.pop(alert.fingerprint, None)
         if ep is None:
             # Resolving something this instance never saw fire (it fired before a
@@ -162,6 +168,7 @@ class Pipeline:
         their pending resolves too: the uncommitted resolve is the new owner's to tell."""
         gone = set(fingerprints)
         for fp in gone:
+            self.ends.pop(fp, None)
             ep = self.episodes.pop(fp, None)
             if ep is not None:
                 self._forget(ep)
@@ -190,9 +197,31 @@ class Pipeline:
                 grp.last_sent = now if grp.last_sent is None else grp.last_sent
                 grp.next_flush = now + grp.opts.group_interval_s
 
+    def expire(self, now: float) -> list[Alert]:
+        """Resolve the firing alerts whose own ``ends_at`` has passed, as Alertmanager
+        does: an API client's alert that was not sent again (Prometheus stopped
+        evaluating its rule, or died) ends when it said it would. Returns the resolves
+        (annotated ``resolved_reason: expired``), already ingested."""
+        out = []
+        for fp in sorted(fp for fp, end in self.ends.items() if end <= now):
+            alert = self.episodes[fp].alert
+            notes = {**alert.annotations, "resolved_reason": "expired"}
+            resolve = alert.model_copy(
+                update={"status": AlertStatus.RESOLVED, "annotations": notes}
+            )
+            self.ingest(resolve, now)
+            out.append(resolve)
+        return out
+
     # -- stages 3 to 6, when groups are due --------------------------------------------
     def next_due(self) -> float | None:
-        return self.groups.next_due()
+        """When something is next due: a group's look or a firing alert's ``ends_at``."""
+        due = [
+            t
+            for t in (self.groups.next_due(), min(self.ends.values(), default=None))
+            if t is not None
+        ]
+        return min(due, default=None)
 
     def touch(self, fingerprint: str, now: float) -> None:
         """Look at this alert's groups at the next flush (an ack came in)."""

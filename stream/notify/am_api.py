@@ -129,7 +129,8 @@ class AlertmanagerAPI:
         except (ValueError, UnicodeDecodeError, RecursionError):
             return _error(400, "body: not valid JSON")
         try:
-            alerts = postable_alerts(data, self.service.clock.now())
+            timeout = self.service.config.resolve_timeout_s
+            alerts = postable_alerts(data, self.service.clock.now(), timeout)
         except ValueError as exc:
             return _error(400, str(exc))
         topic, producer = self.service.settings.topic_alerts, self.service.producer

@@ -70,7 +70,7 @@ def _severity(labels: dict[str, str], field: str) -> Severity:
         ) from None
 
 
-def _one(raw: Any, field: str, now: float) -> Alert:
+def _one(raw: Any, field: str, now: float, timeout_s: float) -> Alert:
     if not isinstance(raw, dict):
         raise ValueError(f"{field}: expected a postableAlert object")
     if "labels" not in raw:
@@ -84,6 +84,8 @@ def _one(raw: Any, field: str, now: float) -> Alert:
     ends = _when(raw.get("endsAt"), f"{field}.endsAt")
     if ends is not None and ends < starts:
         raise ValueError(f"{field}.endsAt: before startsAt")
+    if ends is None:  # Alertmanager's resolve_timeout: it ends unless posted again
+        ends = max(now, starts) + timeout_s
     url = raw.get("generatorURL", "")
     if not isinstance(url, str):
         raise ValueError(f"{field}.generatorURL: expected a string")
@@ -110,10 +112,14 @@ def _one(raw: Any, field: str, now: float) -> Alert:
         raise ValueError(f"{field}: {describe(exc)}") from None
 
 
-def postable_alerts(data: Any, now: float) -> list[Alert]:
-    """The body's alerts, converted; ValueError naming the field on the first bad one."""
+def postable_alerts(data: Any, now: float, resolve_timeout_s: float = 300.0) -> list[Alert]:
+    """The body's alerts, converted; ValueError naming the field on the first bad one.
+
+    Every alert carries when it ends: its ``endsAt``, or ``resolve_timeout_s`` after
+    ``now`` without one (Alertmanager's rule). The notifier resolves a firing alert at
+    that time unless it is posted again first (``Pipeline.expire``)."""
     if not isinstance(data, list):
         raise ValueError("body: expected a postableAlerts array")
     if len(data) > MAX_ALERTS:
         raise ValueError(f"body: at most {MAX_ALERTS} alerts per request")
-    return [_one(item, f"alerts[{i}]", now) for i, item in enumerate(data)]
+    return [_one(item, f"alerts[{i}]", now, resolve_timeout_s) for i, item in enumerate(data)]

@@ -145,6 +145,9 @@ class NotifyConfig(BaseModel):
     max_in_flight: int = Field(10_000, ge=1, le=1_000_000)
     # How long an acknowledgement lasts when the request names no expiry.
     default_ack_ttl_s: Duration = Field(4 * 3600.0, gt=0)
+    # Alertmanager's resolve_timeout: an alert posted to /api/v2/alerts without endsAt
+    # ends this long after it was last posted (a client that stops sending it is gone).
+    resolve_timeout_s: Duration = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _routes_known(self) -> NotifyConfig:

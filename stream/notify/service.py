@@ -308,7 +308,10 @@ class NotifierService:
 
     def flush(self, now: float) -> None:
         """Send what the groups due at ``now`` have to say; settle what they held."""
-        assert self.dispatcher is not None
+        assert self.dispatcher is not None and self.recent is not None
+        for ended in self.pipeline.expire(now):  # an API client's alert not posted again
+            self.recent.seen(ended, None)
+            self.metrics.expired.inc()
         for flushed in self.pipeline.flush(now):
             self.flow.flushed(flushed)
             if flushed.held.get("silenced"):

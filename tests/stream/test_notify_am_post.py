@@ -19,13 +19,14 @@ from pydantic import SecretStr
 from schemas.models import AlertStatus, Severity
 from stream.alerting.labels import topic_key
 from stream.notify.am_post import postable_alerts
-from tests.connectors.notify_fakes import FakeWebhook, make_alert
+from tests.connectors.notify_fakes import FakeClock, FakeWebhook, make_alert
 from tests.connectors.notify_harness import (
     API_TOKEN,
     WEBHOOK_PATH,
     config_for,
     running,
     settings_for,
+    until,
 )
 from tests.stream.test_notify_am_api import _amtool, _valid
 
@@ -59,7 +60,9 @@ def test_a_postable_alert_becomes_an_llmwatch_alert() -> None:
     assert firing.status == AlertStatus.FIRING and firing.severity == Severity.CRITICAL
     assert firing.title == "DiskFull" and firing.summary == "disk 97% full"
     assert firing.labels == {"alertname": "DiskFull", "host": "n1"}
-    assert firing.starts_at.timestamp() == NOW - 60 and firing.ends_at is None
+    # No endsAt: it ends resolve_timeout (5 min) after it was posted, unless posted again.
+    assert firing.starts_at.timestamp() == NOW - 60
+    assert firing.ends_at is not None and firing.ends_at.timestamp() == NOW + 300
     assert firing.links.dashboard == "http://prom:9090/graph?g0.expr=x"
     assert firing.annotations["runbook"] == "rb"
     # Published under the worker's key, shared by every alert: one replica sees a cause
@@ -76,7 +79,9 @@ def test_a_postable_alert_becomes_an_llmwatch_alert() -> None:
     zero = "0001-01-01T00:00:00.000Z"
     (unset,) = postable_alerts([{"labels": {"a": "b"}, "startsAt": zero, "endsAt": zero}], NOW)
     assert unset.status == AlertStatus.FIRING and unset.starts_at.timestamp() == NOW
-    assert unset.ends_at is None
+    assert unset.ends_at is not None and unset.ends_at.timestamp() == NOW + 300
+    (short,) = postable_alerts([{"labels": {"a": "b"}}], NOW, resolve_timeout_s=60.0)
+    assert short.ends_at is not None and short.ends_at.timestamp() == NOW + 60
 
 
 @pytest.mark.parametrize(
@@ -183,5 +188,51 @@ def test_amtool_alert_add_and_receivers_against_llmwatch(
                 assert by_name["GpuHot"]["labels"]["host"] == "node-3"
                 assert by_name["GpuHot"]["annotations"] == {"summary": "gpu at 91C"}
                 assert by_name["GpuHot"]["receivers"] == [{"name": "hook"}]
+
+    asyncio.run(main())
+
+
+def test_a_posted_alert_not_posted_again_resolves_at_its_ends_at(
+    embedded_broker: str, tmp_path: Path
+) -> None:
+    """Prometheus stops sending an alert (its rule is gone, or Prometheus died): the
+    alert ends at its endsAt, or resolve_timeout after it was posted without one, and
+    the receiver hears it resolved, as from Alertmanager. One sent again stays."""
+    clock = FakeClock(NOW)  # moves only when the test moves it
+
+    def told(hook: FakeWebhook, status: str) -> list[str]:
+        return sorted(
+            a["labels"]["alertname"]
+            for seen in hook.requests
+            if seen.body["status"] == status
+            for a in seen.body["alerts"]
+        )
+
+    async def main() -> None:
+        hook = FakeWebhook()
+        async with hook.running() as hook_url:
+            settings = settings_for(
+                embedded_broker, tmp_path / "state", webhook_url=SecretStr(hook_url + WEBHOOK_PATH)
+            )
+            config = config_for(
+                [{"name": "hook", "type": "webhook"}], {"receiver": "hook"}, resolve_timeout_s=30
+            )
+            async with running(settings, config, clock) as svc:
+                posted = [
+                    {"labels": {"alertname": "Dated"}, "endsAt": _iso(NOW + 60)},
+                    {"labels": {"alertname": "Undated"}},  # resolve_timeout: NOW + 30
+                    {"labels": {"alertname": "Kept"}, "endsAt": _iso(NOW + 60)},
+                ]
+                assert (await svc.post("/api/v2/alerts", posted))[0] == 200
+                again = [{"labels": {"alertname": "Kept"}, "endsAt": _iso(NOW + 600)}]
+                assert (await svc.post("/api/v2/alerts", again))[0] == 200
+                await svc.settled(4)
+                await until(lambda: told(hook, "firing") == ["Dated", "Kept", "Undated"])
+                assert told(hook, "resolved") == []
+                clock.t = NOW + 61
+                await until(lambda: told(hook, "resolved") == ["Dated", "Undated"])
+                assert svc.metric("llmwatch_notify_alerts_expired_total") == 2
+                _, alerts = await svc.get("/api/v2/alerts")
+                assert [a["labels"]["alertname"] for a in alerts] == ["Kept"]
 
     asyncio.run(main())

@@ -307,3 +307,38 @@ def test_forget_drops_the_resolves_a_group_still_holds() -> None:
     p.forget(iter(["a", "b"]))  # the new owner reads both resolves again and tells them
     assert p.pending() == set()
     assert notes(p, T0 + 330) == []  # nothing new for "keep"'s group to say
+
+
+def _until(a: Alert, ends: float) -> Alert:
+    return a.model_copy(update={"ends_at": datetime.fromtimestamp(ends, UTC)})
+
+
+def test_a_firing_alert_resolves_at_its_own_ends_at_unless_sent_again() -> None:
+    """Alertmanager's rule for an API client's alerts: endsAt passes, the alert ends."""
+    p = pipeline()
+    p.ingest(_until(alert("a", "DiskFull", host="h1"), T0 + 300), T0)
+    p.ingest(_until(alert("b", "DiskFull", host="h2"), T0 + 300), T0)
+    p.ingest(alert("w", "latency.p99", host="h1"), T0)  # the worker's: no ends_at
+    assert [n.reason for n in notes(p, T0 + 30)] == ["initial", "initial", "initial"]
+    # b is sent again (Prometheus re-evaluating its rule): its end moves on.
+    p.ingest(_until(alert("b", "DiskFull", host="h2"), T0 + 900), T0 + 200)
+    assert p.next_due() == T0 + 300 and p.expire(T0 + 299) == []
+    (ended,) = p.expire(T0 + 300)
+    assert ended.fingerprint == "a" and ended.status == "resolved"
+    assert ended.annotations["resolved_reason"] == "expired"
+    assert sorted(p.episodes) == ["b", "w"] and p.next_due() == T0 + 330
+    (res,) = notes(p, T0 + 330)
+    assert res.reason == "resolved" and fps(res) == [("a", "resolved")]
+    assert [a.fingerprint for a in p.expire(T0 + 10_000)] == ["b"]  # w never expires
+    assert sorted(p.episodes) == ["w"] and p.ends == {}
+
+
+def test_the_dry_run_resolves_alerts_at_their_ends_at() -> None:
+    from stream.alerting.dry_run import dispatch
+
+    route = Route.model_validate({"receiver": "r", "group_by": ["..."], "group_wait": 0})
+    run = dispatch([_until(alert("a", "DiskFull", host="h1"), T0 + 600)], route, [])
+    assert [(n.reason, fps(n)) for n in run.notifications] == [
+        ("initial", [("a", "firing")]),
+        ("resolved", [("a", "resolved")]),
+    ]
