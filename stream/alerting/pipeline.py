@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from schemas.models import Alert, AlertStatus, Severity
 from schemas.notification import GroupAlert, Notification, Reason
@@ -185,13 +186,17 @@ class Pipeline:
         pairs = [pair for g in self.groups for pair in (*g.resolved.values(), *g.unseen.values())]
         return {alert.fingerprint for alert, _ in pairs}
 
-    def restore(self, alerts: Iterable[Alert], now: float) -> None:
+    def restore(self, alerts: Iterable[Alert], now: float, grace_s: float = 0.0) -> None:
         """Firing alerts this notifier had told before a restart (its active-alerts file):
         their groups come back as told, so an ack or a resolve finds them and nothing is
-        paged again; the next look is one group_interval on."""
+        paged again; the next look is one group_interval on. One with an ``ends_at`` gets
+        at least ``grace_s`` from now before it expires: its client could not post it
+        again while this notifier was down, so the downtime is not held against it."""
         for alert in alerts:
             if alert.status != AlertStatus.FIRING:
                 continue
+            if alert.ends_at is not None and alert.ends_at.timestamp() < now + grace_s:
+                alert = alert.model_copy(update={"ends_at": _utc(now + grace_s)})
             for grp in self._firing(alert, now):
                 grp.told.add(alert.alert_id)
                 grp.last_sent = now if grp.last_sent is None else grp.last_sent
@@ -335,6 +340,10 @@ class Pipeline:
     @staticmethod
     def _repeat_due(grp: Group, now: float) -> bool:
         return grp.last_sent is not None and now - grp.last_sent >= grp.opts.repeat_interval_s
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def _item(alert: Alert, ep: Episode, acked_by: str = "") -> GroupAlert:

@@ -3,9 +3,16 @@ the reason and the response, redacted."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from connectors.notify import DeliveryResult, Redactor
 from schemas.deadletters import build_dead_letter
 from schemas.models import dump_json
+
+from .kafka_io import AsyncProducer, KafkaIOError
+
+log = logging.getLogger("llmwatch.notify")
 
 
 def reason_class(result: DeliveryResult) -> str:
@@ -45,3 +52,18 @@ def dead_letter(
         now=now,
     )
     return dump_json(record)
+
+
+async def send_until_kept(
+    producer: AsyncProducer, topic: str, key: bytes, record: bytes, redact: Redactor
+) -> None:
+    """Until the broker has it: the offset must not pass a dead letter that was not kept."""
+    delay = 0.5
+    while True:
+        try:
+            await producer.send(topic, key, record)
+            return
+        except KafkaIOError as exc:
+            log.error("dead letter not written (%s); retrying", redact(str(exc)))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)

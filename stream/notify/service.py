@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from stream.settings import Settings, kafka_client_config
 
 from .config import NotifyConfig, external_url_of
 from .consumer import AlertConsumer
-from .deadletters import dead_letter, reason_class
+from .deadletters import dead_letter, reason_class, send_until_kept
 from .intake import CatchUp, Settler, Token
 from .kafka_io import AsyncProducer, KafkaIOError, TopicFollower
 from .pipeline_metrics import PipelineMetrics
@@ -79,6 +80,7 @@ class NotifierService:
         # Deliveries and Slack messages of every replica, over the silences topic.
         self.shared = SharedState(self._publish_shared)
         self._partition_of: dict[str, int] = {}  # fingerprint -> partition it came from
+        self.read_through = -math.inf  # the alerts topic is read up to this time
         self.catchup = CatchUp()
         self.redact = Redactor(known_secrets(settings, list(config.receivers)))
         self._kafka = kafka_client_config(settings)
@@ -113,7 +115,8 @@ class NotifierService:
         self.dispatcher.ledger_stats.on_failure = lambda lane: failures.labels(lane).inc()
         self.recent = RecentAlerts(self.state_dir / "active-alerts.json")
         # What was firing before a restart: its groups come back as already told.
-        self.pipeline.restore(self.recent.told_of(), self.clock.now())
+        grace = self.config.resolve_timeout_s
+        self.pipeline.restore(self.recent.told_of(), self.clock.now(), grace)
         topic = self.settings.topic_silences
         loop = asyncio.get_running_loop()
         parts = await loop.run_in_executor(None, self.producer.ensure_topic, topic)
@@ -224,11 +227,17 @@ class NotifierService:
             self.metrics.paused.set(1 if paused else 0)
             # Never take more than the window has room for (librdkafka keeps the rest).
             room = max(1, min(200, self.config.max_in_flight - in_flight))
-            for msg in await self.consumer.poll(room):
+            asked = self.clock.now()
+            msgs = await self.consumer.poll(room)
+            for msg in msgs:
                 if msg.error() is None:
                     self._handle(msg)
                 else:
                     log.warning("alerts topic: %s", msg.error())
+            if not paused and len(msgs) < room and self.consumer.assigned:
+                # Drained: everything posted before the poll began is read, so an alert
+                # whose client sent it again by then has its new ends_at here.
+                self.read_through = asked
             self._drop_revoked()
             self.flush(self.clock.now())
             await self.consumer.commit()
@@ -309,7 +318,9 @@ class NotifierService:
     def flush(self, now: float) -> None:
         """Send what the groups due at ``now`` have to say; settle what they held."""
         assert self.dispatcher is not None and self.recent is not None
-        for ended in self.pipeline.expire(now):  # an API client's alert not posted again
+        # An API client's alert not posted again; only as of what is read (a resend may
+        # wait in a backlog behind a restart or a burst).
+        for ended in self.pipeline.expire(min(now, self.read_through)):
             self.recent.seen(ended, None)
             self.metrics.expired.inc()
         for flushed in self.pipeline.flush(now):
@@ -356,28 +367,13 @@ class NotifierService:
         self, result: DeliveryResult, raw: bytes, partition: int | None, offset: int | None
     ) -> None:
         assert self.producer is not None
-        record = dead_letter(
-            result,
-            raw,
-            self.settings.topic_alerts,
-            partition,
-            offset,
-            self.redact,
-            self.clock.now(),
+        topic, now = self.settings.topic_alerts, self.clock.now()
+        record = dead_letter(result, raw, topic, partition, offset, self.redact, now)
+        key = result.group_key.encode()
+        await send_until_kept(
+            self.producer, self.settings.topic_deadletter, key, record, self.redact
         )
-        delay = 0.5
-        # Until the broker has it: the offset must not pass a dead letter that was not kept.
-        while True:
-            try:
-                await self.producer.send(
-                    self.settings.topic_deadletter, result.group_key.encode(), record
-                )
-                self.metrics.deadletter_writes.labels(reason_class(result)).inc()
-                return
-            except KafkaIOError as exc:
-                log.error("dead letter not written (%s); retrying", self.redact(str(exc)))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        self.metrics.deadletter_writes.labels(reason_class(result)).inc()
 
     def _done(self, token: Token) -> None:
         if self.consumer is None:

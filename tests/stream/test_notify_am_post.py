@@ -236,3 +236,47 @@ def test_a_posted_alert_not_posted_again_resolves_at_its_ends_at(
                 assert [a["labels"]["alertname"] for a in alerts] == ["Kept"]
 
     asyncio.run(main())
+
+
+def test_a_restart_does_not_expire_an_alert_its_client_could_not_post_again(
+    embedded_broker: str, tmp_path: Path
+) -> None:
+    """Down past an alert's endsAt: back up, the alert gets resolve_timeout to be posted
+    again instead of a resolve and a second page."""
+    clock = FakeClock(NOW)
+
+    async def main() -> None:
+        hook = FakeWebhook()
+        async with hook.running() as hook_url:
+            settings = settings_for(
+                embedded_broker, tmp_path / "state", webhook_url=SecretStr(hook_url + WEBHOOK_PATH)
+            )
+            config = config_for(
+                [{"name": "hook", "type": "webhook"}], {"receiver": "hook"}, resolve_timeout_s=30
+            )
+            body = [{"labels": {"alertname": "DiskFull"}, "startsAt": _iso(NOW)}]
+
+            def statuses() -> list[str]:
+                return [seen.body["status"] for seen in hook.requests]
+
+            async with running(settings, config, clock) as svc:
+                await svc.post("/api/v2/alerts", [{**body[0], "endsAt": _iso(NOW + 60)}])
+                await svc.settled(1)
+                await until(lambda: statuses() == ["firing"])
+            clock.t = NOW + 300  # down for five minutes
+            async with running(settings, config, clock) as svc:
+                # Back up and read to the end before the client posts again (Prometheus
+                # resends once a minute): the alert's old endsAt is long past.
+                await until(lambda: svc.service.read_through == NOW + 300, what="a read")
+                await asyncio.sleep(0.5)  # several flushes
+                assert statuses() == ["firing"]
+                await svc.post("/api/v2/alerts", [{**body[0], "endsAt": _iso(NOW + 600)}])
+                await svc.settled(1)
+                clock.t = NOW + 500  # past the restart's grace, before the new endsAt
+                await asyncio.sleep(1.0)  # several polls and flushes
+                assert statuses() == ["firing"]
+                assert svc.metric("llmwatch_notify_alerts_expired_total") == 0
+                clock.t = NOW + 601
+                await until(lambda: statuses() == ["firing", "resolved"])
+
+    asyncio.run(main())

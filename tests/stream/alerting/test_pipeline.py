@@ -342,3 +342,13 @@ def test_the_dry_run_resolves_alerts_at_their_ends_at() -> None:
         ("initial", [("a", "firing")]),
         ("resolved", [("a", "resolved")]),
     ]
+
+
+def test_a_restored_alert_gets_a_grace_before_it_expires() -> None:
+    """Its client could not post it again while the notifier was down."""
+    p = pipeline()
+    lapsed = _until(alert("a", "DiskFull", host="h1"), T0 + 60)
+    later = _until(alert("b", "DiskFull", host="h2"), T0 + 9000)
+    p.restore([lapsed, later, alert("w", "latency.p99", host="h1")], T0 + 600, grace_s=300)
+    assert p.ends == {"a": T0 + 900, "b": T0 + 9000}
+    assert p.expire(T0 + 899) == [] and [a.fingerprint for a in p.expire(T0 + 900)] == ["a"]
