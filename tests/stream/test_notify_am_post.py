@@ -19,6 +19,8 @@ from pydantic import SecretStr
 from schemas.models import AlertStatus, Severity
 from stream.alerting.labels import topic_key
 from stream.notify.am_post import postable_alerts
+from stream.notify.config import NotifyConfig
+from stream.settings import Settings
 from tests.connectors.notify_fakes import FakeClock, FakeWebhook, make_alert
 from tests.connectors.notify_harness import (
     API_TOKEN,
@@ -192,6 +194,15 @@ def test_amtool_alert_add_and_receivers_against_llmwatch(
     asyncio.run(main())
 
 
+def _to_hook(broker: str, tmp_path: Path, hook_url: str) -> tuple[Settings, NotifyConfig]:
+    """A notifier telling one webhook everything, posted alerts ending 30 s after."""
+    settings = settings_for(
+        broker, tmp_path / "state", webhook_url=SecretStr(hook_url + WEBHOOK_PATH)
+    )
+    route = {"receiver": "hook"}
+    return settings, config_for([{"name": "hook", "type": "webhook"}], route, resolve_timeout_s=30)
+
+
 def test_a_posted_alert_not_posted_again_resolves_at_its_ends_at(
     embedded_broker: str, tmp_path: Path
 ) -> None:
@@ -211,12 +222,7 @@ def test_a_posted_alert_not_posted_again_resolves_at_its_ends_at(
     async def main() -> None:
         hook = FakeWebhook()
         async with hook.running() as hook_url:
-            settings = settings_for(
-                embedded_broker, tmp_path / "state", webhook_url=SecretStr(hook_url + WEBHOOK_PATH)
-            )
-            config = config_for(
-                [{"name": "hook", "type": "webhook"}], {"receiver": "hook"}, resolve_timeout_s=30
-            )
+            settings, config = _to_hook(embedded_broker, tmp_path, hook_url)
             async with running(settings, config, clock) as svc:
                 posted = [
                     {"labels": {"alertname": "Dated"}, "endsAt": _iso(NOW + 60)},
@@ -248,12 +254,7 @@ def test_a_restart_does_not_expire_an_alert_its_client_could_not_post_again(
     async def main() -> None:
         hook = FakeWebhook()
         async with hook.running() as hook_url:
-            settings = settings_for(
-                embedded_broker, tmp_path / "state", webhook_url=SecretStr(hook_url + WEBHOOK_PATH)
-            )
-            config = config_for(
-                [{"name": "hook", "type": "webhook"}], {"receiver": "hook"}, resolve_timeout_s=30
-            )
+            settings, config = _to_hook(embedded_broker, tmp_path, hook_url)
             body = [{"labels": {"alertname": "DiskFull"}, "startsAt": _iso(NOW)}]
 
             def statuses() -> list[str]:
