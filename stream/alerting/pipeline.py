@@ -202,6 +202,10 @@ class Pipeline:
                 grp.last_sent = now if grp.last_sent is None else grp.last_sent
                 grp.next_flush = now + grp.opts.group_interval_s
 
+    def expiring(self, now: float) -> bool:
+        """Whether a firing alert's ``ends_at`` is at or before ``now``."""
+        return min(self.ends.values(), default=now + 1.0) <= now
+
     def expire(self, now: float) -> list[Alert]:
         """Resolve the firing alerts whose own ``ends_at`` has passed, as Alertmanager
         does: an API client's alert that was not sent again (Prometheus stopped

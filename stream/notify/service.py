@@ -81,6 +81,7 @@ class NotifierService:
         self.shared = SharedState(self._publish_shared)
         self._partition_of: dict[str, int] = {}  # fingerprint -> partition it came from
         self.read_through = -math.inf  # the alerts topic is read up to this time
+        self._lag_asked = -math.inf  # monotonic time of the last lag query
         self.catchup = CatchUp()
         self.redact = Redactor(known_secrets(settings, list(config.receivers)))
         self._kafka = kafka_client_config(settings)
@@ -227,20 +228,28 @@ class NotifierService:
             self.metrics.paused.set(1 if paused else 0)
             # Never take more than the window has room for (librdkafka keeps the rest).
             room = max(1, min(200, self.config.max_in_flight - in_flight))
-            asked = self.clock.now()
-            msgs = await self.consumer.poll(room)
-            for msg in msgs:
+            for msg in await self.consumer.poll(room):
                 if msg.error() is None:
                     self._handle(msg)
                 else:
                     log.warning("alerts topic: %s", msg.error())
-            if not paused and len(msgs) < room and self.consumer.assigned:
-                # Drained: everything posted before the poll began is read, so an alert
-                # whose client sent it again by then has its new ends_at here.
-                self.read_through = asked
+            await self._read_through()
             self._drop_revoked()
             self.flush(self.clock.now())
             await self.consumer.commit()
+
+    async def _read_through(self) -> None:
+        """Before a posted alert may expire: is the alerts topic read to its end? (Asked
+        of the broker, at most once a second, only while an expiry is due.) A resend of
+        the alert waiting in a backlog must be read first."""
+        assert self.consumer is not None
+        now = self.clock.now()
+        if not self.pipeline.expiring(now) or time.monotonic() - self._lag_asked < 1.0:
+            return
+        self._lag_asked = time.monotonic()
+        lag = await self.consumer.lag_async()
+        if lag and not any(lag.values()):  # everything the broker held at `now` is read
+            self.read_through = now
 
     async def _prune(self, now: float) -> None:
         """Forget long-expired silences, here and (tombstones) on the compacted topic."""

@@ -79,6 +79,10 @@ class FakeService:
     def plan(self, *replies: Reply) -> None:
         self.script.extend(replies)
 
+    def release(self) -> None:
+        """Let every hung request go (its connection is then dropped)."""
+        self._release.set()
+
     async def _record(self, request: web.Request, errors_for: Callable[[Any], list[str]]) -> Seen:
         raw = await request.read()
         try:

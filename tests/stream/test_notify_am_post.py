@@ -21,7 +21,7 @@ from stream.alerting.labels import topic_key
 from stream.notify.am_post import postable_alerts
 from stream.notify.config import NotifyConfig
 from stream.settings import Settings
-from tests.connectors.notify_fakes import FakeClock, FakeWebhook, make_alert
+from tests.connectors.notify_fakes import FakeClock, FakeWebhook, Reply, make_alert
 from tests.connectors.notify_harness import (
     API_TOKEN,
     WEBHOOK_PATH,
@@ -266,10 +266,12 @@ def test_a_restart_does_not_expire_an_alert_its_client_could_not_post_again(
                 await until(lambda: statuses() == ["firing"])
             clock.t = NOW + 300  # down for five minutes
             async with running(settings, config, clock) as svc:
-                # Back up and read to the end before the client posts again (Prometheus
-                # resends once a minute): the alert's old endsAt is long past.
-                await until(lambda: svc.service.read_through == NOW + 300, what="a read")
-                await asyncio.sleep(0.5)  # several flushes
+                # Back up and reading before the client posts again (Prometheus resends
+                # once a minute): the alert's old endsAt is long past.
+                consumer = svc.service.consumer
+                await until(lambda: consumer is not None and bool(consumer.assigned))
+                clock.t = NOW + 310
+                await asyncio.sleep(1.5)  # polls, flushes, and a lag query were one due
                 assert statuses() == ["firing"]
                 await svc.post("/api/v2/alerts", [{**body[0], "endsAt": _iso(NOW + 600)}])
                 await svc.settled(1)
@@ -281,3 +283,47 @@ def test_a_restart_does_not_expire_an_alert_its_client_could_not_post_again(
                 await until(lambda: statuses() == ["firing", "resolved"])
 
     asyncio.run(main())
+
+
+def test_an_alert_posted_again_behind_a_backlog_is_not_expired_first(
+    embedded_broker: str, tmp_path: Path
+) -> None:
+    """Consumption paused (a delivery hangs at max_in_flight) while the client posts the
+    alert again: its old endsAt passes, but the resend is still in the topic, so the
+    alert must not end before it is read."""
+    clock = FakeClock(NOW)
+
+    async def main() -> None:
+        hook = FakeWebhook()
+        async with hook.running() as hook_url:
+            settings, config = _to_hook(embedded_broker, tmp_path, hook_url)
+            config = config.model_copy(update={"max_in_flight": 1})
+
+            def told(name: str) -> list[str]:
+                return [
+                    seen.body["status"]
+                    for seen in hook.requests
+                    if seen.body["alerts"][0]["labels"]["alertname"] == name
+                ]
+
+            async with running(settings, config, clock) as svc:
+                await svc.post("/api/v2/alerts", [_posted("DiskFull", NOW + 60)])
+                await until(lambda: told("DiskFull") == ["firing"])
+                hook.plan(Reply(action="hang"))  # the next delivery never returns ...
+                await svc.post("/api/v2/alerts", [_posted("GpuHot", NOW + 600)])
+                await until(lambda: svc.metric("llmwatch_notify_paused") == 1, what="a pause")
+                await svc.post("/api/v2/alerts", [_posted("DiskFull", NOW + 600)])
+                clock.t = NOW + 100  # past the first endsAt; the resend waits in the topic
+                await asyncio.sleep(1.0)  # several polls and flushes
+                assert told("DiskFull") == ["firing"]
+                hook.release()  # ... until now: consumption resumes and reads the resend
+                await svc.settled(3)
+                await asyncio.sleep(0.5)
+                assert told("DiskFull") == ["firing"]
+                assert svc.metric("llmwatch_notify_alerts_expired_total") == 0
+
+    asyncio.run(main())
+
+
+def _posted(name: str, ends: float) -> dict[str, Any]:
+    return {"labels": {"alertname": name}, "startsAt": _iso(NOW), "endsAt": _iso(ends)}
