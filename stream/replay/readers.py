@@ -11,6 +11,7 @@ import contextlib
 import csv
 import gzip
 import io
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from schemas.columns import Columns, MetricColumns, series_key
 from schemas.decode import decode_columns, decode_models
 
 from .timeparse import parse_timestamps
+
+log = logging.getLogger("llmwatch.replay")
+# Epoch seconds below this are before March 1973: no metric was scraped then, so such a
+# column is row numbers (as some public anomaly sets ship them), read here as seconds.
+ROW_NUMBERS_BELOW = 1e8
 
 # Replay reads history: "in the future" has no meaning there, so no timestamp is too late.
 NO_CLOCK = float("inf")
@@ -256,6 +262,7 @@ class CsvSource:
         t.ts, ts_errors = parse_timestamps(t.ts_text)
         t.value = _floats(t.value_text)
         t.ok = np.isfinite(t.ts) & np.isfinite(t.value)
+        _warn_row_numbers(self.name, t.ts[t.ok])
         t.scores = np.full(len(rows), np.nan)
         for i in np.flatnonzero(~t.ok).tolist():
             if i in ts_errors:
@@ -316,6 +323,19 @@ class CsvSource:
                 continue
             out.append((lineno, row[ts_i], row[val_i], series))
         return out
+
+
+def _warn_row_numbers(source: str, ts: npt.NDArray[np.float64]) -> None:
+    """Say so when a timestamp column looks like row numbers: it is read as seconds, so
+    the series is a one-second stream to every rule that counts time."""
+    if ts.size and float(ts.max()) < ROW_NUMBERS_BELOW:
+        log.warning(
+            "%s: timestamps run %g to %g, before 1973 as epoch seconds: read as seconds, so "
+            "rows are that far apart (row numbers? write real times to give the interval)",
+            source,
+            float(ts.min()),
+            float(ts.max()),
+        )
 
 
 def _looks_like_ts(cell: str) -> bool:

@@ -68,3 +68,19 @@ def test_identifiable_columns_are_read(
     assert len(parts) == 1 and len(parts[0][0]["metric"].columns) == len(data)
     assert reader.table.value.tolist() == [float(r[val_i]) for r in data]
     assert reader.table.ts.tolist() == [float(r[ts_i]) for r in data]
+
+
+def test_row_numbers_for_timestamps_are_read_as_seconds_and_said_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("timestamp,value\n" + "".join(f"{i},{i % 7}\n" for i in range(1, 301)))
+    dated = tmp_path / "dated.csv"
+    dated.write_text(_rows("timestamp,value", n=300, cells="1"))
+    with caplog.at_level("WARNING", logger="llmwatch.replay"):
+        for path in (rows, dated):
+            ((chunk, _),) = list(CsvSource(path).chunks([]))
+            assert len(chunk["metric"].columns) == 300
+    (warning,) = caplog.records
+    assert str(rows) in warning.getMessage() and "1 to 300" in warning.getMessage()
+    assert "row numbers?" in warning.getMessage()
