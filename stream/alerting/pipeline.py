@@ -96,6 +96,7 @@ class Pipeline:
         self.episodes: dict[str, Episode] = {}  # firing, by fingerprint
         self.ends: dict[str, float] = {}  # firing alerts' own ends_at (API clients' alerts)
         self.inhibited: dict[str, Inhibition] = {}  # as of the last flush
+        self.firing: dict[str, dict[str, str]] = {}  # labels of the alerts firing then
         self.stats = Stats()
 
     # -- stage 1 and 2: route, then group ---------------------------------------------
@@ -244,8 +245,8 @@ class Pipeline:
         due = self.groups.due(now)
         if not due:
             return []
-        firing = {fp: ep.labels for fp, ep in self.episodes.items()}
-        self.inhibited = self.inhibitor.evaluate(firing, firing)
+        self.firing = {fp: ep.labels for fp, ep in self.episodes.items()}
+        self.inhibited = self.inhibitor.evaluate(self.firing, self.firing)
         out = []
         for grp in due:
             held: Counter[str] = Counter()
@@ -289,9 +290,8 @@ class Pipeline:
         counted as transient. Alertmanager tells them the same way, and counts nothing."""
         if not grp.unseen:
             return []
-        firing = {fp: ep.labels for fp, ep in self.episodes.items()}
         targets = {a.fingerprint: ep.labels for a, ep in grp.unseen.values()}
-        inhibited = self.inhibitor.evaluate(firing, targets)
+        inhibited = self.inhibitor.evaluate(self.firing, targets)
         out = []
         for aid, (alert, ep) in sorted(grp.unseen.items()):
             why = "inhibited" if alert.fingerprint in inhibited else self._held_by_silence(ep, now)

@@ -233,12 +233,12 @@ class NotifierService:
                     self._handle(msg)
                 else:
                     log.warning("alerts topic: %s", msg.error())
-            await self._read_through()
+            await self._note_read_through()
             self._drop_revoked()
             self.flush(self.clock.now())
             await self.consumer.commit()
 
-    async def _read_through(self) -> None:
+    async def _note_read_through(self) -> None:
         """Before a posted alert may expire: is the alerts topic read to its end? (Asked
         of the broker, at most once a second, only while an expiry is due.) A resend of
         the alert waiting in a backlog must be read first."""
