@@ -18,6 +18,8 @@ should page.
 
 The default folder is ``../shared/data/nab_dev`` (28 NAB series with ``windows.json``);
 any folder of ``timestamp,value,label`` CSVs works too (incidents = runs of label 1).
+A CSV whose timestamps are row numbers (1, 2, 3, ...) replays 5 minutes apart a row
+(``--row-interval`` says otherwise).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 from stream.config import LlmwatchConfig, load_config
 from stream.replay.labelled import LabelledSeries, SeriesRun, evaluate_runs, load_folder
 from stream.replay.labelled import replay_series as _replay
+from stream.replay.readers import ROW_INTERVAL_S, add_row_interval
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "nab_dev"
@@ -86,19 +89,25 @@ def _replays(series: list[LabelledSeries], jobs: int, config_path: str | None) -
 
 
 def run(
-    data: Path, jobs: int, config_path: str | None, missed: float = 0.0, copies: int = 3
+    data: Path,
+    jobs: int,
+    config_path: str | None,
+    missed: float = 0.0,
+    copies: int = 3,
+    row_interval_s: float = ROW_INTERVAL_S,
 ) -> dict[str, Any]:
     """Replay and score every series under ``data``; with ``missed``, ``copies`` thinned
-    copies of it (seeds 0, 1, ...), scored together."""
+    copies of it (seeds 0, 1, ...), scored together. A CSV whose timestamps are row
+    numbers replays ``row_interval_s`` apart a row."""
     began = time.perf_counter()
     if missed > 0.0:
         runs: list[SeriesRun] = []
         with tempfile.TemporaryDirectory(prefix="quality_real_") as tmp:
             for seed in range(copies):
                 copy = thinned(data, Path(tmp) / str(seed), missed, seed)
-                runs += _replays(load_folder(copy), jobs, config_path)
+                runs += _replays(load_folder(copy, row_interval_s), jobs, config_path)
     else:
-        runs = _replays(load_folder(data), jobs, config_path)
+        runs = _replays(load_folder(data, row_interval_s), jobs, config_path)
     elapsed = time.perf_counter() - began
     rows = sum(r.ts.size for r in runs)
     out = evaluate_runs(runs)
@@ -107,6 +116,7 @@ def run(
         "config": config_path or "defaults",
         "missed_share": missed,
         "copies": copies if missed > 0.0 else 1,
+        "row_interval_s": row_interval_s,
         "files": len(runs),
         "rows": rows,
         "elapsed_s": round(elapsed, 2),
@@ -156,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "--missed", type=float, default=0.0, help="share of each series' rows left out (0-0.9)"
     )
     ap.add_argument("--quick", action="store_true", help="same run (the set is small)")
+    add_row_interval(ap)
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         # The default sits beside the repository (../shared/data/nab_dev): a clone
@@ -165,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.missed <= 0.9:
         sys.stderr.write(f"quality_real: --missed {args.missed} is not between 0 and 0.9\n")
         return 2
-    doc = run(args.data, max(1, args.jobs), args.config, args.missed)
+    doc = run(
+        args.data, max(1, args.jobs), args.config, args.missed, row_interval_s=args.row_interval
+    )
     text = json.dumps(doc)
     sys.stdout.write(text + "\n")
     sys.stdout.write(table(doc) + "\n")

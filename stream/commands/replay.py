@@ -13,6 +13,7 @@ from stream.config import load_config
 from stream.notify.config import load_config as load_notify_config
 from stream.replay.console import OrderedPrinter, describe, notified, progress_bar
 from stream.replay.pipeline import replay_files
+from stream.replay.readers import add_row_interval
 
 
 def register(subparsers: Any) -> None:
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--grace", type=duration_arg, default=300.0, help="match grace after an incident"
     )
+    add_row_interval(p)
     p.add_argument("--quiet", action="store_true", help="do not print the alerts")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.set_defaults(func=run)
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 on_progress=advance,
                 notify=notify,
                 silences=silences,
+                row_interval_s=args.row_interval,
             )
     finally:
         if show is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from schemas.durations import duration_arg
 from stream.config import load_config
+from stream.replay.readers import add_row_interval
 from stream.replay.scoring import DEFAULT_GRACE_S
 from stream.replay.tune import (
     load_datasets,
@@ -45,6 +46,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--grace", type=duration_arg, default=DEFAULT_GRACE_S, help="match grace after an incident"
     )
+    add_row_interval(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=run)
 
@@ -102,7 +104,11 @@ def labelled_summary_line(rows: list[dict[str, Any]]) -> str:
 
 def _run_labelled(args: argparse.Namespace) -> int:
     best, rows = tune_labelled(
-        args.labelled, base=load_config(args.config), trials=args.trials, seed=args.seed
+        args.labelled,
+        base=load_config(args.config),
+        trials=args.trials,
+        seed=args.seed,
+        row_interval_s=args.row_interval,
     )
     paths = write_results(args.out, best, rows)
     print(labelled_summary_line(rows))

@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from stream.config import LlmwatchConfig
 
-from .readers import CsvSource
+from .readers import ROW_INTERVAL_S, CsvSource, row_scale
 from .runner import Replayer
 from .scoring import firing_alerts
 from .timeparse import parse_timestamp, parse_timestamps
@@ -65,35 +65,42 @@ class LabelledSeries:
     path: Path
     key: str  # path relative to the folder, "/"-separated
     windows: tuple[tuple[float, float], ...]  # epoch seconds, inclusive
+    row_interval_s: float = ROW_INTERVAL_S  # seconds a row, where timestamps are row numbers
 
     @property
     def folder(self) -> str:
         return self.key.split("/")[0] if "/" in self.key else "."
 
 
-def _label_windows(path: Path) -> tuple[tuple[float, float], ...] | None:
-    """Runs of label 1 in a ``timestamp,value,label`` CSV; None if it has no label column."""
+def _read_column(path: Path) -> tuple[F64, npt.NDArray[np.bool_] | None]:
+    """A labelled CSV's timestamps, sorted, and its labels (None: no label column)."""
     with path.open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.reader(fh) if r]
     if not rows:
-        return None
+        return np.zeros(0), None
     head = [c.strip().lower() for c in rows[0]]
     col = next((head.index(n) for n in _LABEL_NAMES if n in head), None)
-    if col is None:
-        return None
     ts_col = next((head.index(n) for n in ("timestamp", "ts", "time") if n in head), 0)
-    body = [r for r in rows[1:] if len(r) > max(col, ts_col)]
+    body = [r for r in rows[1:] if len(r) > max(col or 0, ts_col)]
     ts, _ = parse_timestamps([r[ts_col] for r in body])
-    lab = np.array([r[col].strip() in ("1", "1.0", "true", "True") for r in body])
     order = np.argsort(ts, kind="stable")
-    ts, lab = ts[order], lab[order]
+    if col is None:
+        return ts[order], None
+    lab = np.array([r[col].strip() in ("1", "1.0", "true", "True") for r in body], dtype=bool)
+    return ts[order], lab[order]
+
+
+def _label_runs(ts: F64, lab: npt.NDArray[np.bool_]) -> tuple[tuple[float, float], ...]:
+    """Runs of label 1, as (first, last) timestamps."""
     edges = np.diff(np.r_[0, lab.astype(np.int8), 0])
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
     return tuple((float(ts[a]), float(ts[b])) for a, b in zip(starts, ends, strict=True))
 
 
-def load_folder(root: Path) -> list[LabelledSeries]:
-    """Every CSV under ``root`` with its windows (``windows.json``, else a label column)."""
+def load_folder(root: Path, row_interval_s: float = ROW_INTERVAL_S) -> list[LabelledSeries]:
+    """Every CSV under ``root`` with its windows (``windows.json``, else a label column).
+    A file whose timestamps are row numbers replays ``row_interval_s`` apart a row
+    (``readers.row_scale``), and its windows are moved to the same times."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     table: dict[str, list[list[str]]] | None = None
@@ -102,16 +109,18 @@ def load_folder(root: Path) -> list[LabelledSeries]:
     out = []
     for path in sorted(root.rglob("*.csv")):
         key = path.relative_to(root).as_posix()
+        ts, lab = _read_column(path)
         if table is not None:
             if key not in table:
                 raise ValueError(f"{path}: not in {root / 'windows.json'}")
             wins = tuple((parse_timestamp(a), parse_timestamp(b)) for a, b in table[key])
+        elif lab is None:
+            raise ValueError(f"{path}: no windows.json in {root} and no label column")
         else:
-            found = _label_windows(path)
-            if found is None:
-                raise ValueError(f"{path}: no windows.json in {root} and no label column")
-            wins = found
-        out.append(LabelledSeries(path, key, wins))
+            wins = _label_runs(ts, lab)
+        scale = row_scale(ts[np.isfinite(ts)], row_interval_s)
+        wins = tuple((a * scale, b * scale) for a, b in wins)
+        out.append(LabelledSeries(path, key, wins, row_interval_s))
     if not out:
         raise ValueError(f"{root}: no CSV files")
     return out
@@ -135,7 +144,7 @@ def replay_series(
     series: LabelledSeries, config: LlmwatchConfig | None = None, slice_s: float = 5.0
 ) -> SeriesRun:
     """The product's CSV replay (``Replayer`` over a ``CsvSource``) of one series."""
-    result = Replayer(config, slice_s=slice_s).run([CsvSource(series.path)])
+    result = Replayer(config, slice_s=slice_s).run([CsvSource(series.path, series.row_interval_s)])
     table = result.tables[0]
     ok = table.ok
     ts, scores = table.ts[ok], np.nan_to_num(table.scores[ok])

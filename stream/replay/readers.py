@@ -7,6 +7,7 @@ sources by event time.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import gzip
@@ -25,13 +26,21 @@ import orjson
 
 from schemas.columns import Columns, MetricColumns, series_key
 from schemas.decode import decode_columns, decode_models
+from schemas.durations import duration_arg
 
 from .timeparse import parse_timestamps
 
 log = logging.getLogger("llmwatch.replay")
 # Epoch seconds below this are before March 1973: no metric was scraped then, so such a
-# column is row numbers (as some public anomaly sets ship them), read here as seconds.
+# column counts from some start of its own (row numbers, or seconds since a start).
 ROW_NUMBERS_BELOW = 1e8
+# How far apart the rows of a CSV numbered 1, 2, 3, ... are taken to be (as some public
+# anomaly sets ship their series): the commonest scrape and CloudWatch period. Read as
+# seconds, a row number would make any series a one-second stream: its alert budget
+# (per series-week) would allow one false alert in 1.2 million rows, and `for: 30s` would
+# need 30 rows, so a spike of a few rows, or any change in a short file, never paged.
+# ``--row-interval`` says otherwise (``1s`` keeps the seconds reading).
+ROW_INTERVAL_S = 300.0
 
 # Replay reads history: "in the future" has no meaning there, so no timestamp is too late.
 NO_CLOCK = float("inf")
@@ -242,11 +251,12 @@ class CsvSource:
     ``series`` column. A header row is optional; without one the first column is the
     timestamp and the second the value."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, row_interval_s: float = ROW_INTERVAL_S) -> None:
         self.path = path
         self.name = str(path)
         self.size_bytes = path.stat().st_size
         self.table = SeriesTable(path, None)
+        self.row_interval_s = row_interval_s
 
     def chunks(self, bad: list[BadRow]) -> Iterator[tuple[Chunk, int]]:
         t = self.table
@@ -262,7 +272,8 @@ class CsvSource:
         t.ts, ts_errors = parse_timestamps(t.ts_text)
         t.value = _floats(t.value_text)
         t.ok = np.isfinite(t.ts) & np.isfinite(t.value)
-        _warn_row_numbers(self.name, t.ts[t.ok])
+        _warn_own_start(self.name, t.ts[t.ok], self.row_interval_s)
+        t.ts = t.ts * row_scale(t.ts[t.ok], self.row_interval_s)
         t.scores = np.full(len(rows), np.nan)
         for i in np.flatnonzero(~t.ok).tolist():
             if i in ts_errors:
@@ -325,16 +336,44 @@ class CsvSource:
         return out
 
 
-def _warn_row_numbers(source: str, ts: npt.NDArray[np.float64]) -> None:
-    """Say so when a timestamp column looks like row numbers: it is read as seconds, so
-    the series is a one-second stream to every rule that counts time."""
-    if ts.size and float(ts.max()) < ROW_NUMBERS_BELOW:
+def row_scale(ts: npt.NDArray[np.float64], row_interval_s: float) -> float:
+    """Seconds per unit of a timestamp column: ``row_interval_s`` where it holds row
+    numbers, else 1."""
+    return row_interval_s if _row_numbers(ts) else 1.0
+
+
+def _row_numbers(ts: npt.NDArray[np.float64]) -> bool:
+    """Whole numbers before 1973 as epoch seconds, mostly one apart. Seconds counted
+    from a start of their own (0, 300, 600, ...) are not row numbers."""
+    if not ts.size or float(ts.max()) >= ROW_NUMBERS_BELOW or np.any(ts != np.round(ts)):
+        return False
+    steps = np.diff(np.sort(ts))
+    steps = steps[steps > 0]
+    return bool(steps.size) and float(np.median(steps)) == 1.0
+
+
+def _warn_own_start(source: str, ts: npt.NDArray[np.float64], row_interval_s: float) -> None:
+    """Say how a timestamp column that is not epoch time was read: row numbers at
+    ``row_interval_s`` a row, anything else as seconds from a start of its own."""
+    if not ts.size or float(ts.max()) >= ROW_NUMBERS_BELOW:
+        return
+    lo, hi = float(ts.min()), float(ts.max())
+    if _row_numbers(ts):
         log.warning(
-            "%s: timestamps run %g to %g, before 1973 as epoch seconds: read as seconds, so "
-            "rows are that far apart (row numbers? write real times to give the interval)",
+            "%s: timestamps %g to %g are row numbers: read as one row every %gs "
+            "(--row-interval says otherwise; write real times to give the interval)",
             source,
-            float(ts.min()),
-            float(ts.max()),
+            lo,
+            hi,
+            row_interval_s,
+        )
+    else:
+        log.warning(
+            "%s: timestamps run %g to %g, before 1973 as epoch seconds: read as seconds "
+            "from a start of their own",
+            source,
+            lo,
+            hi,
         )
 
 
@@ -359,11 +398,24 @@ def _floats(cells: list[str]) -> npt.NDArray[np.float64]:
         return out
 
 
-def open_source(path: Path) -> JsonlSource | CsvSource:
-    """CSV by extension (``.csv``, ``.csv.gz``, ``.tsv`` is not supported); else JSONL."""
+def add_row_interval(parser: argparse.ArgumentParser) -> None:
+    """The ``--row-interval`` option of every command that reads CSV series."""
+    parser.add_argument(
+        "--row-interval",
+        type=duration_arg,
+        default=ROW_INTERVAL_S,
+        metavar="DURATION",
+        help="how far apart the rows of a CSV are whose timestamps are row numbers "
+        "(1, 2, 3, ...); 1s reads them as seconds (default: 5m)",
+    )
+
+
+def open_source(path: Path, row_interval_s: float = ROW_INTERVAL_S) -> JsonlSource | CsvSource:
+    """CSV by extension (``.csv``, ``.csv.gz``, ``.tsv`` is not supported); else JSONL.
+    ``row_interval_s``: seconds between rows of a CSV whose timestamps are row numbers."""
     suffixes = [s.lower() for s in path.suffixes]
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if ".csv" in suffixes:
-        return CsvSource(path)
+        return CsvSource(path, row_interval_s)
     return JsonlSource(path)

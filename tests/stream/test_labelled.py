@@ -104,6 +104,31 @@ def test_label_column_folder_replays_through_the_product(tmp_path: Path) -> None
     assert 0.0 < stated["max_width"] < 1.0
 
 
+def test_row_numbered_labelled_series_score_as_their_dated_copy(tmp_path: Path) -> None:
+    # The same series twice: dated every 5 minutes, and numbered 1, 2, 3, ... as some
+    # public anomaly sets ship them. Rows numbered are read 5 minutes apart and their
+    # windows with them, so both score the same (read as seconds, the numbered copy
+    # raised no alert: its budget allowed one false alert in 1.2 million rows).
+    rng = np.random.default_rng(2)
+    n = 1500
+    v = rng.normal(10, 1, n)
+    v[1200:1210] += 25
+    lab = (np.arange(n) >= 1195) & (np.arange(n) < 1230)
+    for name, stamps in (("dated", T0 + 300.0 * np.arange(n)), ("rows", 1.0 + np.arange(n))):
+        (tmp_path / name).mkdir()
+        body = [f"{int(t)},{x:.4f},{int(y)}" for t, x, y in zip(stamps, v, lab, strict=True)]
+        (tmp_path / name / "s.csv").write_text("timestamp,value,label\n" + "\n".join(body))
+    dated, rows = load_folder(tmp_path)
+    assert rows.key == "rows/s.csv" and rows.windows == ((1196.0 * 300, 1230.0 * 300),)
+    out = evaluate_runs([replay_series(dated), replay_series(rows)])["per_folder"]
+    assert out["rows"]["incident_recall"] == out["dated"]["incident_recall"] == 1.0
+    assert out["rows"]["nab_onset"] == pytest.approx(out["dated"]["nab_onset"], abs=1.0)
+    assert out["rows"]["nab_onset"] > 50
+    (told,) = load_folder(tmp_path / "rows", row_interval_s=1.0)
+    assert told.windows == ((1196.0, 1230.0),)
+    assert replay_series(told).ts.tolist() == (1.0 + np.arange(n)).tolist()
+
+
 def test_stated_range_summary_counts_alerts_without_a_range() -> None:
     run = _series()
     run.stated_ranges = np.array([0.5, np.nan, 2.0, 30.0])

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stream.cli import main
 from stream.replay.readers import CsvSource, open_source
 
 T0 = 1_717_401_600
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _rows(header: str, n: int = 3, cells: str = "1,2,3") -> str:
@@ -70,7 +77,7 @@ def test_identifiable_columns_are_read(
     assert reader.table.ts.tolist() == [float(r[ts_i]) for r in data]
 
 
-def test_row_numbers_for_timestamps_are_read_as_seconds_and_said_so(
+def test_row_numbers_for_timestamps_are_read_five_minutes_apart_and_said_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = tmp_path / "rows.csv"
@@ -78,9 +85,65 @@ def test_row_numbers_for_timestamps_are_read_as_seconds_and_said_so(
     dated = tmp_path / "dated.csv"
     dated.write_text(_rows("timestamp,value", n=300, cells="1"))
     with caplog.at_level("WARNING", logger="llmwatch.replay"):
+        tables = {}
         for path in (rows, dated):
-            ((chunk, _),) = list(CsvSource(path).chunks([]))
+            source = CsvSource(path)
+            ((chunk, _),) = list(source.chunks([]))
             assert len(chunk["metric"].columns) == 300
-    (warning,) = caplog.records
-    assert str(rows) in warning.getMessage() and "1 to 300" in warning.getMessage()
-    assert "row numbers?" in warning.getMessage()
+            tables[path] = source.table.ts
+    assert tables[rows].tolist() == [300.0 * i for i in range(1, 301)]
+    assert tables[dated].tolist() == [float(T0 + 60 * i) for i in range(300)]
+    (warning,) = caplog.records  # the dated file says nothing
+    assert str(rows) in warning.getMessage() and "1 to 300 are row numbers" in warning.getMessage()
+    assert "one row every 300s" in warning.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("stamps", "row_interval_s", "read"),
+    [
+        ([1, 2, 3, 5, 6], 1.0, [1, 2, 3, 5, 6]),  # told: seconds
+        ([1, 2, 3, 5, 6], 3600.0, [3600, 7200, 10800, 18000, 21600]),  # told: hourly
+        ([0, 300, 600, 900], 300.0, [0, 300, 600, 900]),  # seconds from a start of their own
+        ([0.0, 0.5, 1.0, 1.5], 300.0, [0.0, 0.5, 1.0, 1.5]),  # fractions are no row numbers
+    ],
+)
+def test_only_whole_numbers_one_apart_are_row_numbers(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    stamps: list[float],
+    row_interval_s: float,
+    read: list[float],
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,value\n" + "".join(f"{t},{i}\n" for i, t in enumerate(stamps)))
+    with caplog.at_level("WARNING", logger="llmwatch.replay"):
+        source = CsvSource(path, row_interval_s)
+        list(source.chunks([]))
+    assert source.table.ts.tolist() == read
+    (warning,) = caplog.records  # before 1973 either way: said how it was read
+    told = f"row numbers: read as one row every {row_interval_s:g}s"
+    assert (told in warning.getMessage()) == (stamps[:2] == [1, 2])
+
+
+def test_a_shift_in_a_row_numbered_csv_pages_unless_told_rows_are_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What some public anomaly sets ship: row numbers, and a sustained shift of 50 rows.
+    # Read as seconds this was a 17-minute stream whose budget allows one false alert a
+    # week: the shift paged nobody.
+    rng = np.random.default_rng(4)
+    values = rng.normal(100, 2, 1200)
+    values[900:950] += 30
+    src = tmp_path / "kpi.csv"
+    src.write_text("timestamp,value\n" + "".join(f"{i},{v:.3f}\n" for i, v in enumerate(values, 1)))
+    fired = {}
+    for interval in ("5m", "1s"):
+        out = tmp_path / interval
+        args = ["replay", str(src), "--out", str(out), "--quiet", "--no-report"]
+        assert main([*args, "--row-interval", interval]) == 0
+        alerts = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
+        fired[interval] = [a for a in alerts if a["status"] == "firing"]
+    (alert,) = fired["5m"]
+    assert 900 * 300 <= _epoch(alert["starts_at"]) <= 903 * 300
+    assert fired["1s"] == []
+    capsys.readouterr()
