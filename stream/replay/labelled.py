@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from stream.config import LlmwatchConfig
 
-from .readers import ROW_INTERVAL_S, CsvSource, row_scale
+from .readers import LABEL_NAMES, ROW_INTERVAL_S, TS_NAMES, CsvSource, pick_column, row_scale
 from .runner import Replayer
 from .scoring import firing_alerts
 from .timeparse import parse_timestamp, parse_timestamps
@@ -47,7 +47,6 @@ from .timeparse import parse_timestamp, parse_timestamps
 A_TP, A_FP, A_FN = 1.0, 0.11, 1.0
 PROBATION_FRACTION = 0.15
 WEEK_S = 7 * 86400.0
-_LABEL_NAMES = ("label", "is_anomaly", "anomaly", "labels")
 
 F64 = npt.NDArray[np.float64]
 
@@ -78,9 +77,8 @@ def _read_column(path: Path) -> tuple[F64, npt.NDArray[np.bool_] | None]:
         rows = [r for r in csv.reader(fh) if r]
     if not rows:
         return np.zeros(0), None
-    head = [c.strip().lower() for c in rows[0]]
-    col = next((head.index(n) for n in _LABEL_NAMES if n in head), None)
-    ts_col = next((head.index(n) for n in ("timestamp", "ts", "time") if n in head), 0)
+    col = pick_column(rows[0], LABEL_NAMES)
+    ts_col = pick_column(rows[0], TS_NAMES) or 0
     body = [r for r in rows[1:] if len(r) > max(col or 0, ts_col)]
     ts, _ = parse_timestamps([r[ts_col] for r in body])
     order = np.argsort(ts, kind="stable")

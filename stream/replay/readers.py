@@ -47,12 +47,12 @@ NO_CLOCK = float("inf")
 REPLAYED_KINDS = ("inference", "gpu", "feedback", "metric")
 _PATTERNS = {k: (f'"kind":"{k}"'.encode(), f'"kind": "{k}"'.encode()) for k in REPLAYED_KINDS}
 _CHUNK_BYTES = 4 << 20
-_TS_NAMES = ("timestamp", "ts", "time", "datetime", "date", "@timestamp")
+TS_NAMES = ("timestamp", "timestamps", "ts", "time", "datetime", "date", "@timestamp")
 _VALUE_NAMES = ("value", "val", "y", "metric_value")
 _SERIES_NAMES = ("series", "name", "metric", "series_name")
 # Label columns of labelled series (stream.replay.labelled reads them); replay ignores them.
-_LABEL_NAMES = ("label", "is_anomaly", "anomaly", "labels")
-_KNOWN_NAMES = _TS_NAMES + _VALUE_NAMES + _SERIES_NAMES + _LABEL_NAMES
+LABEL_NAMES = ("label", "is_anomaly", "anomaly", "labels")
+_KNOWN_NAMES = TS_NAMES + _VALUE_NAMES + _SERIES_NAMES + LABEL_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,8 @@ class SeriesTable:
         return len(self.ts_text)
 
 
-def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
+def pick_column(header: list[str], names: tuple[str, ...]) -> int | None:
+    """The first of ``names`` in a header row (any case, spaces around ignored)."""
     lowered = [h.strip().lower() for h in header]
     for name in names:
         if name in lowered:
@@ -218,16 +219,16 @@ def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
 
 def _columns(header: list[str], source: str) -> tuple[int, int, int | None]:
     """Timestamp, value and series column of a header; refuses to guess among several."""
-    ts, val, ser = (_pick(header, n) for n in (_TS_NAMES, _VALUE_NAMES, _SERIES_NAMES))
+    ts, val, ser = (pick_column(header, n) for n in (TS_NAMES, _VALUE_NAMES, _SERIES_NAMES))
     if len(header) == 2 and ts is None and val is None:
         return 0, 1, None  # two columns: timestamp,value, as without a header
     named = ", ".join(h.strip() for h in header)
     free = [j for j in range(len(header)) if j not in (ts, val, ser)]
-    free = [j for j in free if header[j].strip().lower() not in _LABEL_NAMES]
+    free = [j for j in free if header[j].strip().lower() not in LABEL_NAMES]
     if ts is None:
         raise ValueError(
             f"{source}: no timestamp column in the header ({named}); name it one of "
-            + ", ".join(_TS_NAMES)
+            + ", ".join(TS_NAMES)
         )
     if val is None:
         if len(free) != 1:
@@ -312,7 +313,7 @@ class CsvSource:
             lineno = reader.line_num  # type: ignore[attr-defined]
             if first:
                 first = False
-                if len(row) > 2 and _pick(row, _KNOWN_NAMES) is None:
+                if len(row) > 2 and pick_column(row, _KNOWN_NAMES) is None:
                     # Data or a header of unknown names: which column is which is a guess.
                     raise ValueError(
                         f"{self.name}: cannot tell the timestamp and value columns: the first "

@@ -104,6 +104,18 @@ def test_label_column_folder_replays_through_the_product(tmp_path: Path) -> None
     assert 0.0 < stated["max_width"] < 1.0
 
 
+@pytest.mark.parametrize(
+    "header", ["timestamp,value,is_anomaly", "timestamps,value,anomaly,changepoint,trend"]
+)
+def test_label_columns_are_found_by_the_names_public_sets_use(tmp_path: Path, header: str) -> None:
+    extra = ",0" * (header.count(",") - 2)
+    lab = [0] * 10 + [1, 1] + [0] * 8
+    rows = [f"{int(T0) + 3600 * i},{i},{y}{extra}" for i, y in enumerate(lab)]
+    (tmp_path / "s.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    (series,) = load_folder(tmp_path)
+    assert series.windows == ((T0 + 36000.0, T0 + 39600.0),)
+
+
 def test_row_numbered_labelled_series_score_as_their_dated_copy(tmp_path: Path) -> None:
     # The same series twice: dated every 5 minutes, and numbered 1, 2, 3, ... as some
     # public anomaly sets ship them. Rows numbered are read 5 minutes apart and their

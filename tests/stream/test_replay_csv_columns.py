@@ -57,6 +57,8 @@ def test_unidentifiable_columns_are_refused_before_anything_is_written(
         (_rows("timestamp,value,label", cells="1,0"), (0, 1, None)),  # labelled series
         (_rows("ts,host,val", cells="h,1"), (0, 2, None)),  # value named, host unused
         (_rows("timestamp,cpu", cells="1"), (0, 1, None)),  # the one other column
+        # As one public anomaly set names its columns: the components are not the value.
+        (_rows("timestamps,value,anomaly,changepoint,trend", cells="1,0,0,0"), (0, 1, None)),
     ],
 )
 def test_identifiable_columns_are_read(
