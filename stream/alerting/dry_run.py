@@ -80,15 +80,17 @@ def dispatch(
     inhibit_rules: Sequence[InhibitRule],
     until: float | None = None,
     silences: Iterable[Silence] = (),
+    quiet_on_resolve: Iterable[str] = (),
 ) -> DryRun:
     """Feed ``alerts`` (any order) through the pipeline at their event times; flush what
     is due up to ``until`` (default: an hour after the last event). ``silences`` hold
-    what they match while active in event time, as they would have then."""
+    what they match while active in event time, as they would have then.
+    ``quiet_on_resolve``: receivers with ``send_resolved: false``."""
     events = sorted(alerts, key=lambda a: (event_time(a), a.status != AlertStatus.RESOLVED))
     store = SilenceStore()
     for silence in silences:
         store.put(silence)
-    p = Pipeline(route, inhibit_rules, store)
+    p = Pipeline(route, inhibit_rules, store, quiet_on_resolve=quiet_on_resolve)
     out: list[Notification] = []
     for alert in events:
         t = event_time(alert)

@@ -87,8 +87,12 @@ class Pipeline:
         inhibit_rules: Iterable[InhibitRule] = (),
         silences: SilenceStore | None = None,
         external_url: str = "",
+        quiet_on_resolve: Iterable[str] = (),
     ) -> None:
         self.router = Router(route)
+        # Receivers told no resolves (send_resolved: false): their groups notify only
+        # on firing news, as Alertmanager's dedup stage decides for them.
+        self.quiet_on_resolve = frozenset(quiet_on_resolve)
         self.inhibitor = Inhibitor(inhibit_rules)
         self.silences = silences if silences is not None else SilenceStore()
         self.external_url = external_url
@@ -306,9 +310,11 @@ class Pipeline:
     def _look(self, grp: Group, now: float, held: Counter[str]) -> Notification | None:
         shown = self._shown(grp, now, held)
         ids = {a.alert.alert_id for a in shown}
-        brief = self._unseen(grp, now, held, told=bool(grp.told or ids))
+        quiet = grp.opts.receiver in self.quiet_on_resolve
+        # Alerts that came and went between looks reach a quiet receiver as transient.
+        brief = self._unseen(grp, now, held, told=not quiet and bool(grp.told or ids))
         done = sorted([*grp.resolved.values(), *brief], key=lambda pair: pair[0].fingerprint)
-        resolved = [_item(a, ep) for a, ep in done]
+        resolved = [] if quiet else [_item(a, ep) for a, ep in done]
         all_acked = bool(shown) and all(a.acked_by for a in shown)
         reason: Reason | None = None
         if ids - grp.told:
@@ -320,9 +326,9 @@ class Pipeline:
         elif shown and not all_acked and self._repeat_due(grp, now):
             reason = "repeat"
             grp.sequence += 1
+        grp.told = (grp.told | (ids if reason else set())) - {a.alert_id for a, _ in done}
         if reason is None:
             return None
-        grp.told = (grp.told | ids) - {a.alert.alert_id for a in resolved}
         grp.acked_told = all_acked
         grp.last_sent = now
         self.stats.notifications[reason] += 1

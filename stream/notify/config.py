@@ -42,6 +42,10 @@ class _Receiver(BaseModel):
 
     name: _NAME
     timeout_s: Duration = Field(10.0, gt=0, le=300)
+    # Alertmanager's send_resolved: false tells this receiver only firing news (new
+    # alerts, reminders, acknowledgements); a group that only resolves stays quiet. On by
+    # default for every type (Alertmanager's Slack default is off).
+    send_resolved: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +152,11 @@ class NotifyConfig(BaseModel):
     # Alertmanager's resolve_timeout: an alert posted to /api/v2/alerts without endsAt
     # ends this long after it was last posted (a client that stops sending it is gone).
     resolve_timeout_s: Duration = Field(300.0, gt=0)
+
+    @property
+    def quiet_on_resolve(self) -> frozenset[str]:
+        """Receivers with ``send_resolved: false``."""
+        return frozenset(r.name for r in self.receivers if not r.send_resolved)
 
     @model_validator(mode="after")
     def _routes_known(self) -> NotifyConfig:

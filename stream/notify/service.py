@@ -74,7 +74,9 @@ class NotifierService:
         self.state_dir = Path(settings.state_dir) / "notify"
         self.state = SilenceStore()
         external = external_url_of(config, settings)
-        self.pipeline = Pipeline(config.route, config.inhibit_rules, self.state, external)
+        self.pipeline = Pipeline(
+            config.route, config.inhibit_rules, self.state, external, config.quiet_on_resolve
+        )
         self.flow = PipelineMetrics(self.metrics.registry, self.pipeline.stats)
         self.settler = Settler(self._done)
         # Deliveries and Slack messages of every replica, over the silences topic.

@@ -34,7 +34,13 @@ def notifications(
     from stream.notify.config import default_config
 
     cfg = notify if notify is not None else default_config()
-    run = dispatch(alerts, cfg.route, cfg.inhibit_rules, silences=silences)
+    run = dispatch(
+        alerts,
+        cfg.route,
+        cfg.inhibit_rules,
+        silences=silences,
+        quiet_on_resolve=cfg.quiet_on_resolve,
+    )
     return run.summary(incidents)
 
 

@@ -447,3 +447,38 @@ def test_a_cause_within_group_wait_holds_its_symptoms_end_to_end(
         _report("cause_within_group_wait", sent=1, held_by_inhibition=3, symptom_pages=0)
 
     asyncio.run(main())
+
+
+def test_a_receiver_without_send_resolved_gets_no_resolves_end_to_end(
+    embedded_broker: str, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        pd = FakePagerDuty(PD_KEY, clock)
+        hook = FakeWebhook(clock)
+        async with pd.running() as pd_url, hook.running() as hook_url:
+            settings = settings_for(
+                embedded_broker,
+                tmp_path / "state",
+                webhook_url=SecretStr(f"{hook_url}{WEBHOOK_PATH}"),
+            )
+            hook_spec = {"name": "hook", "type": "webhook", "send_resolved": False}
+            config = config_for([*_pd_receivers(pd_url), hook_spec], _fanout("pd", "hook"))
+            alerts = _alerts(4)
+            events = alerts + [resolved(a) for a in alerts[:2]]
+            publish(embedded_broker, settings.topic_alerts, alerts)
+            async with running(settings, config, clock) as svc:
+                await svc.settled(len(alerts))
+                publish(embedded_broker, settings.topic_alerts, events[len(alerts) :])
+                await svc.settled(len(events))
+                await until(lambda: len(pd.events) == 6, what="PagerDuty's triggers and resolves")
+                sent = {r: svc.deliveries(r, "sent") for r in ("pd", "hook")}
+            resolves = [fp for action, fp in pd_actions(pd.events) if action == "resolve"]
+            assert sorted(resolves) == [a.fingerprint for a in alerts[:2]]
+            told = [(s.body["status"], s.body["alerts"][0]["fingerprint"]) for s in hook.requests]
+            assert sorted(told) == [("firing", a.fingerprint) for a in alerts]
+            assert sent == {"pd": 6, "hook": 4}
+            total = committed(embedded_broker, settings.topic_alerts, settings.notify_group)
+            assert sum(total.values()) == len(events)  # the quiet resolves settled too
+
+    asyncio.run(main())

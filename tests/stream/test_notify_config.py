@@ -16,7 +16,7 @@ GOOD = """
 receivers:
   - {name: oncall, type: pagerduty, routing_key_file: KEYFILE}
   - {name: chat, type: slack_bot, channel: C123}
-  - {name: audit, type: webhook, rate_per_s: 5}
+  - {name: audit, type: webhook, rate_per_s: 5, send_resolved: false}
 route:
   receiver: chat
   routes:
@@ -49,6 +49,7 @@ def test_a_good_file_builds_every_receiver(tmp_path: Path) -> None:
     assert isinstance(built["chat"], SlackBotNotifier)
     assert isinstance(built["audit"], WebhookNotifier)
     assert config.max_in_flight == 500 and config.retry.deadline_s == 900
+    assert config.quiet_on_resolve == {"audit"}  # send_resolved: false; on by default
     secrets = {s.get_secret_value() for s in known_secrets(settings, list(config.receivers))}
     assert {"file-routing-key-0123456789", "xoxb-env-token"} <= secrets
 
@@ -76,6 +77,10 @@ def test_a_good_file_builds_every_receiver(tmp_path: Path) -> None:
             "duplicate name(s) c",
         ),
         ("receivers: [{name: c, type: console}]\nroute: {receiver: c}\nmax_in_flight: 0", "max_in"),
+        (
+            "receivers: [{name: c, type: console, send_resolved: maybe}]\nroute: {receiver: c}",
+            "receivers[0].send_resolved: Input should be a valid boolean",
+        ),
         ("- just\n- a list", "expected a mapping"),
         ("receivers: [", "not valid YAML"),
     ],

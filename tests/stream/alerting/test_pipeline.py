@@ -170,6 +170,47 @@ def test_an_unseen_alert_goes_through_inhibition_and_silences() -> None:
     assert p.stats.told_resolved == set()
 
 
+def test_a_receiver_without_send_resolved_hears_only_firing_news() -> None:
+    # The same alerts to a pager told of resolves and a chat that is not (Alertmanager's
+    # send_resolved: false): chat gets the first page and the update that adds an alert,
+    # without the resolved one, and nothing when alerts only resolve.
+    route = {**ROUTE, "routes": [{"receiver": "pager", "continue": True}, {"receiver": "chat"}]}
+    p = pipeline(route, quiet_on_resolve=["chat"])
+    p.ingest(alert("a", "latency.p99", host="h1"), T0)
+    p.ingest(alert("b", "latency.p99", host="h1"), T0 + 5)
+    first = notes(p, T0 + 30)
+    assert [(n.receiver, n.reason, fps(n)) for n in first] == [
+        (r, "initial", [("a", "firing"), ("b", "firing")]) for r in ("pager", "chat")
+    ]
+    p.ingest(alert("a", "latency.p99", "resolved", T0 + 100, host="h1"), T0 + 100, token=(0, 3))
+    flushed = p.flush(T0 + 330)
+    assert [(f.receiver, f.note and fps(f.note)) for f in flushed] == [
+        ("pager", [("b", "firing"), ("a", "resolved")]),
+        ("chat", None),
+    ]
+    assert all(f.tokens == [(0, 3)] for f in flushed)  # settled by the quiet look too
+    p.ingest(alert("c", "latency.p99", host="h1"), T0 + 400)
+    p.ingest(alert("b", "latency.p99", "resolved", T0 + 410, host="h1"), T0 + 410)
+    news = {n.receiver: (n.reason, fps(n)) for n in notes(p, T0 + 630)}
+    assert news == {
+        "pager": ("update", [("c", "firing"), ("b", "resolved")]),
+        "chat": ("update", [("c", "firing")]),
+    }
+    p.ingest(alert("c", "latency.p99", "resolved", T0 + 700, host="h1"), T0 + 700)
+    assert [(n.receiver, n.reason) for n in notes(p, T0 + 930)] == [("pager", "resolved")]
+    assert len(p.groups) == 0  # the quiet group closed too: nothing left open
+    # Between looks, an alert that came and went is transient to the quiet receiver.
+    p.ingest(alert("d", "latency.p99", host="h1"), T0 + 1000)
+    notes(p, T0 + 1030)
+    p.ingest(alert("e", "latency.p99", host="h1"), T0 + 1100)
+    p.ingest(alert("e", "latency.p99", "resolved", T0 + 1200, host="h1"), T0 + 1200)
+    out = {f.receiver: (f.note and fps(f.note), f.held) for f in p.flush(T0 + 1330)}
+    assert out == {
+        "pager": ([("d", "firing"), ("e", "resolved")], {}),
+        "chat": (None, {"transient": 1}),
+    }
+
+
 def test_repeat_interval_and_acknowledgement() -> None:
     store = SilenceStore()
     p = pipeline(silences=store)
