@@ -35,15 +35,10 @@ class DryRun:
     notifications: list[Notification] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
 
-    @property
-    def pages(self) -> list[Notification]:
-        """Notifications that tell someone something new fires (initial, update, repeat)."""
-        return [n for n in self.notifications if n.reason in ("initial", "update", "repeat")]
-
     def summary(self, incidents: int | None = None) -> dict[str, Any]:
         stats = self.stats
         firing = len(stats.notified | stats.told_resolved | set().union(*stats.held.values()))
-        pages = len(self.pages)
+        pages = stats.pages
         return {
             "notifications": len(self.notifications),
             "pages": pages,

@@ -61,11 +61,9 @@ class Stats:
     notified: set[str] = field(default_factory=set)
     # Alert ids told only as resolved: they fired and resolved between two looks.
     told_resolved: set[str] = field(default_factory=set)
-
-    @property
-    def pages(self) -> int:
-        """Notifications that tell someone something new fires (initial, update, repeat)."""
-        return sum(n for r, n in self.notifications.items() if r in ("initial", "update", "repeat"))
+    # Notifications that tell someone something new fires: a first page, an update that
+    # adds a firing alert, a reminder. An update whose only news is a resolve is no page.
+    pages: int = 0
 
     def trim(self, live: set[str]) -> None:
         """Forget alert ids that are no longer firing (a long-running notifier's memory);
@@ -317,7 +315,8 @@ class Pipeline:
         resolved = [] if quiet else [_item(a, ep) for a, ep in done]
         all_acked = bool(shown) and all(a.acked_by for a in shown)
         reason: Reason | None = None
-        if ids - grp.told:
+        news = bool(ids - grp.told)  # something fires that this group has not told
+        if news:
             reason = "initial" if grp.last_sent is None else "update"
         elif resolved:
             reason = "update" if shown else "resolved"
@@ -329,6 +328,7 @@ class Pipeline:
         grp.told = (grp.told | (ids if reason else set())) - {a.alert_id for a, _ in done}
         if reason is None:
             return None
+        self.stats.pages += news or reason == "repeat"
         grp.acked_told = all_acked
         grp.last_sent = now
         self.stats.notifications[reason] += 1

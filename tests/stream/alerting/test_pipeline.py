@@ -112,6 +112,10 @@ def test_updates_wait_for_group_interval_and_resolves_are_told_once() -> None:
     (last,) = notes(p, T0 + 930)
     assert last.reason == "resolved" and last.status == "resolved" and last.phase == "resolved"
     assert len(p.groups) == 0  # an empty group is forgotten
+    # Two pages: the first and the update that added b. The update that only told a's
+    # resolve is a notification but no page (it counted as one until 2026-12-07).
+    assert p.stats.notifications == {"initial": 1, "update": 2, "resolved": 1}
+    assert p.stats.pages == 2
 
 
 def test_an_alert_that_fires_and_resolves_within_group_wait_pages_nobody() -> None:
