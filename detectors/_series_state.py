@@ -16,6 +16,7 @@ from detectors.base import Migration
 from detectors.kernels import robust_layout as k
 from detectors.kernels.nearest import SPAN_SLACK, nearest_lend
 from detectors.kernels.tail import TAIL_COLUMNS
+from detectors.kernels.week_shape import SLOTS as WEEK_SLOTS
 from detectors.kernels.weekday import WEEKDAYS
 from detectors.registry import Column, SeriesRegistry, SeriesState, grow
 
@@ -36,6 +37,7 @@ def columns(
         "pl": Column(shape=(profile_slots,)),
         "ps": Column(shape=(profile_slots,)),
         "pw": Column(shape=(WEEKDAYS,)),
+        "pk": Column(shape=(2 * WEEK_SLOTS,), dtype=np.float32),
         "tails": Column(shape=(TAIL_COLUMNS * tails,)),
         "ring": Column(fill=-1, dtype=np.int64),
     }
@@ -136,11 +138,12 @@ def _first_intervals(
 # column means, not the layout; version 10 two, the ring's count and the nearest-value
 # tail's running run, that tail, and the ring itself; version 11 lent the ring from a
 # pool; version 12 one scalar, the highest value seen; version 13 four, the opening
-# row of the episode in progress).
+# row of the episode in progress; version 14 four, the weekly profile's residual
+# averages, whether it is in use and when it started, and the weekly profile itself).
 _V3_SCALARS, _V3_TAILS = 30, 6
 _V4_SCALARS, _V5_SCALARS, _V6_SCALARS, _V7_SCALARS = 33, 34, 37, 41
 _V8_SCALARS, _V8_TAILS = 44, 8
-_V10_SCALARS, _V12_SCALARS = 46, 47
+_V10_SCALARS, _V12_SCALARS, _V13_SCALARS = 46, 47, 51
 
 
 def _nearest(payload: dict[str, Any]) -> int:
@@ -295,7 +298,29 @@ def _from_v12(payload: dict[str, Any]) -> dict[str, Any]:
     statistics, residual and novelty), which a short episode teaches the tails when it
     ends. None is kept (0): an episode open at the snapshot teaches nothing."""
     old: SeriesState = payload["state"]["series"]
-    return _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS, k.TAILS))
+    return _adopted(payload, old, *_widened(old, _V13_SCALARS, k.TAILS))
+
+
+def _from_v13(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 14 appended the weekly profile (a level and a scale per hour of the week)
+    and its residual averages. None was learned: the profile starts at each series'
+    current level and scale, out of use, and comes into use two weeks after the restore
+    at the earliest (its slots then averaged from the restore on)."""
+    old: SeriesState = payload["state"]["series"]
+    cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
+    arrays["pk"] = np.zeros((arrays["st"].shape[0], 2 * WEEK_SLOTS), dtype=np.float32)
+    restart_week(arrays["st"], arrays["pk"])
+    return _adopted(payload, old, cols, arrays)
+
+
+def restart_week(st: F64, pk: npt.NDArray[np.floating[Any]]) -> None:
+    """The weekly profile of series restored without one (rows of ``st`` and ``pk``):
+    each slot at the series' level and scale, out of use, its residual averages at 0
+    and its age counted from the first row after the restore (NaN)."""
+    st[:, k.S_WK_RES : k.S_WK_ON + 1] = 0.0
+    st[:, k.S_WK_T0] = np.nan
+    pk[:, :WEEK_SLOTS] = st[:, [k.S_LVL]]
+    pk[:, WEEK_SLOTS:] = st[:, [k.S_SC]]
 
 
 MIGRATIONS: dict[int, Migration] = {
@@ -310,4 +335,5 @@ MIGRATIONS: dict[int, Migration] = {
     10: _from_v10,
     11: _from_v11,
     12: _from_v12,
+    13: _from_v13,
 }

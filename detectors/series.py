@@ -145,7 +145,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 13
+    state_version: ClassVar[int] = 14
     state_migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 
@@ -216,7 +216,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         s, pool = self.series, self.rings
         pool.reserve(pool.borrowers(s.st, s.ring, ids, ts, self.cfg.nearest_span_s))
         score, expected, down, up, episode, why = series_step(
-            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.tails.T,
+            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.pk.T, s.tails.T,
             pool.hv, s.ring, pool.free, pool.n_free, self._params(),
         )  # fmt: skip
         out = (score, expected, down, up, why)

@@ -61,8 +61,12 @@ from detectors.kernels.weekday import DAY_S, W_RD
     S_ON_US,
     S_ON_EN,
     S_ON_NOV,
-) = range(51)
-SERIES_COLUMNS = 51
+    S_WK_RES,
+    S_WK_DAILY,
+    S_WK_ON,
+    S_WK_T0,
+) = range(55)
+SERIES_COLUMNS = 55
 assert S_RD - S_WEEK == W_RD  # weekday_step takes S_WEEK..S_RD as its W_* rows
 # Tail estimates per series, TAIL_COLUMNS rows each in one array: non-seasonal point and
 # window, seasonal point and window, the drift of the level from its slow average, burst

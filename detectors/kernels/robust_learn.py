@@ -54,6 +54,7 @@ from detectors.kernels.tail import (
     tail_learn_at_zero,
     tail_learn_runs,
 )
+from detectors.kernels.week_shape import week_shift
 from detectors.kernels.weekday import DAY_S
 
 
@@ -95,13 +96,14 @@ def is_return(st: A, sid: int, t: float, e: float, sc: float, seasonal: bool) ->
 
 
 @_jit
-def swap_level(st: A, pl: A, tails: A, sid: int, t: float) -> None:
+def swap_level(st: A, pl: A, pk: A, tails: A, sid: int, t: float) -> None:
     """Move both baselines to the alternative level; the level left becomes the new
     alternative (so a series that moves between two known states pages neither way)."""
     da, ds = st[S_ALT_A, sid], st[S_ALT_S, sid]
     st[S_LVL, sid] += da
     st[S_SLOW, sid] = st[S_LVL, sid]
     pl[:, sid] += ds
+    week_shift(st, pk, sid, ds)
     st[S_ALT_A, sid], st[S_ALT_S, sid] = -da, -ds
     st[S_ALT_T, sid] = t
     cap_windows(st, tails, sid)
@@ -126,7 +128,7 @@ def cap_windows(st: A, tails: A, sid: int) -> None:
 @_jit
 def learn_row(
     st: A, pl: A, ps: A, tails: A, sid: int, n: float, t: float, gap: float, v: float,
-    e_a: float, e_s: float, sc_a: float, sc_s: float, u_a: float, win_a: float,
+    e_a: float, e_s: float, e_d: float, sc_a: float, sc_d: float, u_a: float, win_a: float,
     u_s: float, win_s: float, u_d: float, dens: float,
     i0: int, i1: int, f: float, a_lvl: float, a_sc: float, tail_p: float, rate_a: float,
     peak_a: float, slot_days: float, seas_ratio: float, min_n: float, seas_off: float,
@@ -150,11 +152,13 @@ def learn_row(
     slot_s = DAY_S / k
     a_slot = 1.0 - math.exp(-min(gap, slot_s) / (slot_s * slot_days))
     a_slot = min(a_slot * max(1.0, slot_days / (days + 0.5)), 1.0)
-    lim_s = 1e300 if days < 2.0 else 3.0 * sc_s
-    es = min(max(e_s, -lim_s), lim_s)
+    lim_s = 1e300 if days < 2.0 else 3.0 * sc_d
+    # The daily profile learns its own residual and scale (``e_d``, ``sc_d``: with the
+    # weekday offsets), also while the weekly profile predicts (``e_s`` is then its).
+    es = min(max(e_d, -lim_s), lim_s)
     pl[i0, sid] += a_slot * (1.0 - f) * es
     pl[i1, sid] += a_slot * f * es
-    abs_s = min(abs(e_s), 1e300 if days < 2.0 else 5.0 * sc_s)
+    abs_s = min(abs(e_d), 1e300 if days < 2.0 else 5.0 * sc_d)
     ps[i0, sid] += a_slot * (1.0 - f) * (abs_s - ps[i0, sid])
     ps[i1, sid] += a_slot * f * (abs_s - ps[i1, sid])
     # Seasonality test: each model's clipped absolute residual averaged over as long as a

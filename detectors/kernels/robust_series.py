@@ -1,16 +1,17 @@
 """The generic series detector's per-row step: robust baselines, seasonality, tail scores.
 
 Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
-offsets in ``pw``; nine tail estimates in ``tails``, see ``detectors.kernels.tail``; the
-ring of its last values, row ``ring[sid]`` of the pool ``hv`` where it has borrowed one,
-see ``detectors.kernels.nearest``):
+offsets in ``pw``; the weekly profile in ``pk``; nine tail estimates in ``tails``, see
+``detectors.kernels.tail``; the ring of its last values, row ``ring[sid]`` of the pool
+``hv`` where it has borrowed one, see ``detectors.kernels.nearest``):
 
 * a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
   absolute deviation (a robust location and scale that one wild point cannot move);
 * a daily profile of ``K`` slots (level and scale per slot, read and learned with
   linear interpolation between slot centres, learned over ``slot_days`` of time),
   used in place of the level only while its residuals are clearly smaller, plus
-  weekday offsets from day means once they explain the day-to-day spread
+  weekday offsets from day means once they explain the day-to-day spread, or, where
+  days differ in shape, a weekly profile (``week_shape``) once it beats both
   (seasonality detected, not assumed);
 * statistics: ``u = log1p(|z|)`` (the log keeps heavy tails tame), its short moving
   mean (as in HTM's anomaly likelihood), the share of recent rows beyond the point
@@ -89,6 +90,8 @@ from detectors.kernels.robust_layout import (
     S_WEEK,
     S_WIN,
     S_WIN_S,
+    S_WK_ON,
+    S_WK_T0,
     SD_PER_MAD,
     TAIL_A,
     TAIL_FL,
@@ -115,6 +118,8 @@ from detectors.kernels.tail import (
     tail_forget,
     tail_learn_runs,
 )
+from detectors.kernels.week_shape import SLOTS as WEEK_SLOTS
+from detectors.kernels.week_shape import week_at, week_learn, week_level
 from detectors.kernels.weekday import (
     DAY_S,
     offset_step,
@@ -132,7 +137,7 @@ def _profile_at(t: float, k: int) -> tuple[int, int, float]:
 
 
 @_jit
-def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
+def _init(st: A, pl: A, pk: A, sid: int, t: float, x: float) -> None:
     st[S_N, sid] = 1.0
     st[S_LAST_T, sid] = t
     st[S_FIRST_T, sid] = t
@@ -143,6 +148,9 @@ def _init(st: A, pl: A, ps: A, sid: int, t: float, x: float) -> None:
     st[S_LOWEST, sid] = x
     st[S_HIGHEST, sid] = x
     pl[:, sid] = x
+    pk[:WEEK_SLOTS, sid] = x
+    pk[WEEK_SLOTS:, sid] = 0.0
+    st[S_WK_T0, sid] = t
 
 
 @_jit
@@ -154,6 +162,7 @@ def series_step(
     pl: A,
     ps: A,
     pw: A,
+    pk: A,
     tails: A,
     hv: A,
     ring: A,
@@ -188,7 +197,7 @@ def series_step(
             score[i] = np.nan
             continue
         if st[S_N, sid] < 1.0:
-            _init(st, pl, ps, sid, t, v)
+            _init(st, pl, pk, sid, t, v)
             expected[i] = v
             continue
         if t == st[S_LAST_T, sid] and v == st[S_PREV, sid]:
@@ -233,8 +242,15 @@ def series_step(
         weekday_step(st[S_WEEK : S_RD + 1], pw, sid, t, v, st[S_FIRST_T, sid])
         w_off = pw[dow, sid] if st[S_WEEK, sid] > 0.5 else 0.0
         daily = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
-        pred_s = daily + w_off
-        sc_s = max(SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
+        pred_d = daily + w_off
+        # The weekly profile, where days differ in shape, replaces the daily one.
+        j0, j1, g = week_at(t)
+        wk, sc_w = week_level(pk, sid, j0, j1, g)
+        sc_w = max(SD_PER_MAD * sc_w, floor)
+        weekly = st[S_WK_ON, sid] > 0.5
+        pred_s = wk if weekly else pred_d
+        sc_d = max(SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
+        sc_s = sc_w if weekly else sc_d
         e_s = v - pred_s
         # The profile is used once it is detected and its own tails have learned enough.
         seasonal = st[S_SEAS, sid] > 0.5 and tail_of(tails, TAIL_S)[T_N, sid] >= 0.5 * min_n
@@ -242,10 +258,12 @@ def series_step(
         if is_return(st, sid, t, e_s if seasonal else e_a, sc, seasonal):
             # Back to the level held before the last level shift: a known state, not a
             # new incident (a weekend's end, a rollback). The baselines move back there.
-            swap_level(st, pl, tails, sid, t)
+            swap_level(st, pl, pk, tails, sid, t)
             lvl = st[S_LVL, sid]
             e_a = v - lvl
             pred_s -= st[S_ALT_S, sid]
+            pred_d -= st[S_ALT_S, sid]
+            wk -= st[S_ALT_S, sid]
             e_s = v - pred_s
         pred = pred_s if seasonal else lvl
         u_a = math.log1p(abs(e_a) / sc_a)
@@ -307,6 +325,7 @@ def series_step(
         # about env_s of time, in envelope widths, log-compressed (0 inside it).
         e_n = e_s if seasonal else e_a
         mode = (1.0 if seasonal else 0.0) + (2.0 if st[S_WEEK, sid] > 0.5 else 0.0)
+        mode += 4.0 if weekly else 0.0
         if mode != st[S_ENV_MODE, sid]:
             # The baseline changed model: the old residuals' envelope says nothing about
             # the new ones, which start from 3 scales either side, nor does how often
@@ -355,7 +374,7 @@ def series_step(
         # The detector's own firing decision, and whether the baselines learn the row.
         ep0 = st[S_EP_LEN, sid]
         episode[i], learn = episode_step(
-            st, pl, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, stuck, unstuck,
+            st, pl, pk, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, stuck, unstuck,
             rebase_after, clear_after,
         )  # fmt: skip
         learn_short_episode(st, tails, sid, t, episode[i], ep0, stuck, u_a, u_s, e_n, nov,
@@ -364,10 +383,17 @@ def series_step(
             st[S_LVL, sid] = v
             st[S_SLOW, sid] = v
         if learn:
-            learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, sc_a, sc_s, u_a, win_a,
-                       u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p, rate_a, peak_a,
-                       slot_days, seas_ratio, min_n, seas_off, sc_clip, a_win)  # fmt: skip
+            learn_row(st, pl, ps, tails, sid, n, t, gap, v, e_a, e_s, v - pred_d, sc_a, sc_d,
+                       u_a, win_a, u_s, win_s, u_d, dens, i0, i1, f, a_lvl, a_sc, tail_p,
+                       rate_a, peak_a, slot_days, seas_ratio, min_n, seas_off, sc_clip,
+                       a_win)  # fmt: skip
             learn_envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
+        if k_flat <= 0.0:
+            # The weekly profile learns every row but a stuck value's, episodes included
+            # (each clipped at 3 scales): out of use it must learn the hours where the
+            # daily model errs, which are that model's episodes.
+            week_learn(st, pk, tails, sid, t, gap, v - wk, v - pred_d, sc_w, sc_d, j0, j1, g,
+                       seas_ratio, seas_off, 0.5 * min_n)  # fmt: skip
         if u_nn == u_nn:
             # Learned on every row, as the ring is, episodes included: declustered by
             # runs, an episode's novel rows are one peak, and a tail that skipped

@@ -189,6 +189,14 @@ def tail_forget(st: A, sid: int) -> None:
 
 
 @_jit
+def tail_soften(st: A, sid: int, n: float) -> None:
+    """Weigh what a tail learned as at most ``n`` values: it keeps its estimate, as a
+    prior that the next few hundred values outweigh (its statistic's reference changed,
+    and a fresh tail would leave the statistic unscored while it learns)."""
+    st[T_N, sid] = min(st[T_N, sid], n)
+
+
+@_jit
 def tail_learn_at_zero(u: float, st: A, sid: int, rate_alpha: float, peak_alpha: float) -> None:
     """Learn one value of a statistic that is 0 unless something happened (the threshold
     stays at 0): the rate of positive values and the moments of their sizes."""

@@ -307,10 +307,12 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     starts them at (NaN: not kept, and 0), and its runs of repeats to what one to
     version 8 starts them at (0, and a fresh tail), and its nearest-value ring, count and
     tail to what one to version 10 starts them at (empty, 0, fresh), its highest value
-    to what one to version 12 starts it at (NaN: not kept), and its episode's opening row
-    to what one to version 13 starts it at (0: none), so the two detectors can be
-    compared column for column."""
-    from detectors._series_state import RingPool
+    to what one to version 12 starts it at (NaN: not kept), its episode's opening row
+    to what one to version 13 starts it at (0: none), and its weekly profile to what one
+    to version 14 starts it at (each series' level and scale, out of use, its age
+    counted from the next row), so the two detectors can be compared column for
+    column."""
+    from detectors._series_state import RingPool, restart_week
     from detectors._series_state import columns as _columns
     from detectors.kernels import robust_layout as k
     from detectors.registry import SeriesState
@@ -325,6 +327,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     st[:, [k.S_NN_N, k.S_NN_RUN]] = 0.0
     st[:, k.S_HIGHEST] = np.nan
     st[:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0
+    restart_week(st, det.series.arrays["pk"])
     tl[:, k.TAIL_NN * TAIL_COLUMNS :] = 0.0
     det.series.arrays["ring"][:] = -1
     det.rings = RingPool(det.rings.width)

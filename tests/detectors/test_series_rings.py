@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._series_state import RingPool
+from detectors._series_state import RingPool, restart_week
 from detectors._series_state import columns as series_columns
 from detectors.kernels import robust_layout as k
 from detectors.kernels.tail import T_N, TAIL_COLUMNS
@@ -125,10 +125,12 @@ def _v10_payload(det: SeriesDetector) -> dict[str, Any]:
     """A snapshot of ``det`` as version 10 wrote it: a ring per series (``hv``, a column
     of the series' state, zeros where a series had none), no pool and 46 scalars.
     ``det``'s highest values are set to what a migration to version 12 starts them at
-    (NaN: not kept), and its episodes' opening rows to what one to version 13 starts
-    them at (0: none), so the two detectors can be compared column for column."""
+    (NaN: not kept), its episodes' opening rows to what one to version 13 starts
+    them at (0: none), and its weekly profile to what one to version 14 starts it at,
+    so the two detectors can be compared column for column."""
     det.series.arrays["st"][:, k.S_HIGHEST] = np.nan
     det.series.arrays["st"][:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0
+    restart_week(det.series.arrays["st"], det.series.arrays["pk"])  # version 14's start
     payload = pickle.loads(det.snapshot())
     new: SeriesState = payload["state"]["series"]
     cols: dict[str, Column] = {

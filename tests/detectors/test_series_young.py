@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.budget_calibration import FAMILIES
+from detectors._series_state import restart_week
 from detectors.base import Finding
 from detectors.kernels import robust_layout as k
 from detectors.series import SeriesConfig, SeriesDetector
@@ -127,6 +128,7 @@ def test_a_version_11_snapshot_of_a_warm_series_scores_alike() -> None:
     det.update(_cols(t[:900], v[:900]))
     det.series.arrays["st"][:, k.S_HIGHEST] = np.nan  # what the migration starts it at
     det.series.arrays["st"][:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0  # and version 13's
+    restart_week(det.series.arrays["st"], det.series.arrays["pk"])  # and version 14's
     payload = pickle.loads(det.snapshot())
     series = payload["state"]["series"]
     series.arrays["st"] = series.arrays["st"][:, : k.S_HIGHEST]
