@@ -14,10 +14,11 @@ import numpy.typing as npt
 from detectors._tracking import FiringState
 from detectors.base import Migration
 from detectors.kernels import robust_layout as k
-from detectors.kernels.nearest import SPAN_SLACK, nearest_lend
+from detectors.kernels._base import lend_row
+from detectors.kernels.nearest import SPAN_SLACK
 from detectors.kernels.tail import TAIL_COLUMNS
-from detectors.kernels.week_shape import SLOTS as WEEK_SLOTS
-from detectors.kernels.weekday import WEEKDAYS
+from detectors.kernels.week_shape import WIDTH as WEEK_WIDTH
+from detectors.kernels.weekday import DAY_S, WEEKDAYS
 from detectors.registry import Column, SeriesRegistry, SeriesState, grow
 
 F64 = npt.NDArray[np.float64]
@@ -37,24 +38,22 @@ def columns(
         "pl": Column(shape=(profile_slots,)),
         "ps": Column(shape=(profile_slots,)),
         "pw": Column(shape=(WEEKDAYS,)),
-        "pk": Column(shape=(2 * WEEK_SLOTS,), dtype=np.float32),
         "tails": Column(shape=(TAIL_COLUMNS * tails,)),
         "ring": Column(fill=-1, dtype=np.int64),
+        "week": Column(fill=-1, dtype=np.int64),
     }
 
 
-class RingPool:
-    """The rings of the nearest-value statistic, lent to the series that can use one.
+class RowPool:
+    """Rows of a per-series array lent to the series that use one, so the others pay
+    nothing for it: ``hv`` (the held values, one row per borrower), a stack of free rows
+    and, per series, the row it holds (a state column, -1: none). A series borrows in
+    the kernel (``lend_row``) and gives its row back when it is evicted. Before each
+    batch the detector ``reserve``s a free row for every series that may borrow in it,
+    so the kernel never has to grow the pool."""
 
-    ``N`` rows of a 15-second series span a few hours, where the statistic is not
-    measured; a ring per series cost such a series 8 KB for nothing (most scraped
-    series are that fast). A series borrows a row (``nearest_lend``, in the kernel) once
-    its interval lets ``N`` rows span the statistic's time, and gives it back when it is
-    evicted. Before each batch the detector ``reserve``s a free row for every series
-    that may borrow in it, so the kernel never has to grow the pool."""
-
-    def __init__(self, width: int) -> None:
-        self.hv = np.zeros((0, width), dtype=np.float32)
+    def __init__(self, width: int, dtype: type = np.float32) -> None:
+        self.hv: npt.NDArray[Any] = np.zeros((0, width), dtype=dtype)
         self.free = np.zeros(0, dtype=np.int64)  # a stack: free[:n_free[0]], top last
         self.n_free = np.zeros(1, dtype=np.int64)
 
@@ -75,13 +74,22 @@ class RingPool:
         self.free = np.concatenate([added, self.free[: int(self.n_free[0])]])
         self.n_free[0] = self.free.size
 
-    def reclaim(self, ring: npt.NDArray[np.int64]) -> None:
-        """After an eviction (whose series' ``ring`` was reset to -1): every row no
+    def reclaim(self, held: npt.NDArray[np.int64]) -> None:
+        """After an eviction (whose series' ``held`` row was reset to -1): every row no
         series holds is free again."""
-        held = np.zeros(self.hv.shape[0], dtype=bool)
-        held[ring[ring >= 0]] = True
-        self.free = np.flatnonzero(~held)[::-1].astype(np.int64)
+        taken = np.zeros(self.hv.shape[0], dtype=bool)
+        taken[held[held >= 0]] = True
+        self.free = np.flatnonzero(~taken)[::-1].astype(np.int64)
         self.n_free[0] = self.free.size
+
+
+class RingPool(RowPool):
+    """The rings of the nearest-value statistic, lent to the series that can use one.
+
+    ``N`` rows of a 15-second series span a few hours, where the statistic is not
+    measured; a ring per series cost such a series 8 KB for nothing (most scraped
+    series are that fast). A series borrows a row (``lend_row``, in the kernel) once its
+    interval lets ``N`` rows span the statistic's time."""
 
     def borrowers(
         self, st: F64, ring: npt.NDArray[np.int64], ids: npt.NDArray[np.int64], ts: F64,
@@ -107,6 +115,45 @@ class RingPool:
         if fresh.any():
             dt[fresh] = _first_intervals(st, ids, ts, sids[fresh])
         return int(np.count_nonzero(dt * self.width >= SPAN_SLACK * span_s))
+
+
+class WeekPool(RowPool):
+    """The weekly profiles (``detectors.kernels.week_shape``), lent to the series whose
+    daily profile has come into use: a weekly shape only matters to a seasonal series,
+    and most fast scraped series never are (their plain level follows a daily cycle),
+    so they do not pay its 1,344 bytes."""
+
+    def __init__(self) -> None:
+        super().__init__(WEEK_WIDTH)
+
+    def borrowers(
+        self, st: F64, week: npt.NDArray[np.int64], ids: npt.NDArray[np.int64], ts: F64
+    ) -> int:
+        """How many of the batch's series (``ids``, ``ts``) may borrow in it: those that
+        hold none and are seasonal, or whose rows in it span a day (a replay hands a
+        detector weeks of a series at once: it may turn seasonal within them). A live
+        batch spans seconds, so a series that turns seasonal in one borrows in the next."""
+        held = week[ids] < 0
+        ids, ts = ids[held], ts[held]
+        if ids.size == 0:
+            return 0
+        if float(ts.max() - ts.min()) < DAY_S:
+            return int(np.count_nonzero(st[np.unique(ids), k.S_SEAS] > 0.5))
+        order = np.argsort(ids, kind="stable")
+        sids, sts = ids[order], ts[order]
+        starts = np.r_[0, np.flatnonzero(sids[1:] != sids[:-1]) + 1]
+        span = np.maximum.reduceat(sts, starts) - np.minimum.reduceat(sts, starts)
+        wants = (st[sids[starts], k.S_SEAS] > 0.5) | (span >= DAY_S)
+        return int(np.count_nonzero(wants))
+
+
+def restart_week(series: SeriesState) -> WeekPool:
+    """The weekly profiles of series restored without them: none held, out of use, and
+    an empty pool (returned) to borrow from when each is next seasonal."""
+    st = series.arrays["st"]
+    st[:, k.S_WK_RES : k.S_WK_T0 + 1] = 0.0
+    series.arrays["week"][:] = -1
+    return WeekPool()
 
 
 def _first_intervals(
@@ -276,7 +323,7 @@ def _from_v10(payload: dict[str, Any]) -> dict[str, Any]:
     pool.reserve(wrote.size)
     ring = arrays["ring"] = np.full(st.shape[0], -1, dtype=np.int64)
     for sid in wrote.tolist():  # lent as the kernel lends
-        nearest_lend(ring, pool.free, pool.n_free, sid)
+        lend_row(ring, pool.free, pool.n_free, sid)
     pool.hv[ring[wrote]] = old.arrays["hv"][wrote]
     adopted = _adopted(payload, old, cols, arrays)
     return {**adopted, "state": {**adopted["state"], "rings": pool}}
@@ -302,25 +349,14 @@ def _from_v12(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_v13(payload: dict[str, Any]) -> dict[str, Any]:
-    """Version 14 appended the weekly profile (a level and a scale per hour of the week)
-    and its residual averages. None was learned: the profile starts at each series'
-    current level and scale, out of use, and comes into use two weeks after the restore
-    at the earliest (its slots then averaged from the restore on)."""
+    """Version 14 appended the weekly profile's residual averages, in-use flag and start,
+    and the row of the weekly-profile pool a series holds. None is held: a series
+    borrows one when it is next seasonal, which starts as its daily model and may come
+    into use two weeks later; everything else scores as before."""
     old: SeriesState = payload["state"]["series"]
-    cols, arrays = _widened(old, k.SERIES_COLUMNS, k.TAILS)
-    arrays["pk"] = np.zeros((arrays["st"].shape[0], 2 * WEEK_SLOTS), dtype=np.float32)
-    restart_week(arrays["st"], arrays["pk"])
-    return _adopted(payload, old, cols, arrays)
-
-
-def restart_week(st: F64, pk: npt.NDArray[np.floating[Any]]) -> None:
-    """The weekly profile of series restored without one (rows of ``st`` and ``pk``):
-    each slot at the series' level and scale, out of use, its residual averages at 0
-    and its age counted from the first row after the restore (NaN)."""
-    st[:, k.S_WK_RES : k.S_WK_ON + 1] = 0.0
-    st[:, k.S_WK_T0] = np.nan
-    pk[:, :WEEK_SLOTS] = st[:, [k.S_LVL]]
-    pk[:, WEEK_SLOTS:] = st[:, [k.S_SC]]
+    adopted = _adopted(payload, old, *_widened(old, k.SERIES_COLUMNS, k.TAILS))
+    weeks = restart_week(adopted["state"]["series"])
+    return {**adopted, "state": {**adopted["state"], "weeks": weeks}}
 
 
 MIGRATIONS: dict[int, Migration] = {

@@ -35,17 +35,19 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
 
 State (one ``SeriesState``, a row per series; its layout and migrations are in
 ``detectors._series_state``): ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float
-profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats and the row of the
-ring pool it borrowed (1,640 bytes at the default 48 slots). A series whose
+profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats and the rows of the
+two pools it borrowed (1,712 bytes at the default 48 slots). A series whose
 ``nearest_samples`` rows span ``nearest_span_s`` (a 5-minute series, not a 15-second
 one) borrows a ring of its last values in float32 from ``rings`` (8,064 bytes more at
-the default 2,016; 0 turns the statistic off). The kernel takes the arrays transposed
-(one column per series), as views, but for the ring pool (a row per ring, so each ring
-is contiguous). The first ``warmup_samples`` rows of a series are learned before its
-statistics are scored; from a quarter of them, once it has run a day, a young series
-pages only on a value ``young_reach`` widths of its whole range beyond that range
-(``detectors.kernels.robust_channels.young_channel``): its tails cannot yet say how
-rare a value is, but a new series is not blind to a jump for its first days.
+the default 2,016; 0 turns the statistic off), and one whose daily profile has come into
+use a weekly profile from ``weeks`` (1,344 bytes more;
+``detectors.kernels.week_shape``). The kernel takes the arrays transposed (one column
+per series), as views, but for the pools (a row per borrower, so each is contiguous).
+The first ``warmup_samples`` rows of a series are learned before its statistics are
+scored; from a quarter of them, once it has run a day, a young series pages only on a
+value ``young_reach`` widths of its whole range beyond that range
+(``detectors.kernels.robust_channels.young_channel``): its tails cannot yet say how rare
+a value is, but a new series is not blind to a jump for its first days.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from detectors._series_state import MIGRATIONS, NEAREST_SAMPLES, RingPool, columns
+from detectors._series_state import MIGRATIONS, NEAREST_SAMPLES, RingPool, WeekPool, columns
 from detectors._tracking import FiringState, clean_ts, fmt, groups
 from detectors.base import Detector, DetectorConfig, DetectorOutput, Finding, Migration
 from detectors.budget import WEEK_S, BudgetedConfig
@@ -155,6 +157,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
             ("series",), columns(self.cfg.profile_slots), ttl_s=self.cfg.series_ttl_s
         )
         self.rings = RingPool(self.cfg.nearest_samples)
+        self.weeks = WeekPool()
         self.firing = FiringState()
 
     @property
@@ -165,8 +168,8 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
 
     @property
     def bytes_per_series(self) -> float:
-        """The per-series arrays, and the ring pool shared out over the series."""
-        pool = self.rings.hv.nbytes / max(len(self.series), 1)
+        """The per-series arrays, and the pools shared out over the series."""
+        pool = (self.rings.hv.nbytes + self.weeks.hv.nbytes) / max(len(self.series), 1)
         return float(self.series.bytes_per_series()) + pool
 
     def _params(self) -> F64:
@@ -213,11 +216,12 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         x = np.asarray(batch.value, dtype=np.float64)
         was_in = st[k.S_EP_LEN] > 0.0  # per series, before this batch
         peak0 = st[k.S_EP_PEAK].copy()
-        s, pool = self.series, self.rings
+        s, pool, weeks = self.series, self.rings, self.weeks
         pool.reserve(pool.borrowers(s.st, s.ring, ids, ts, self.cfg.nearest_span_s))
+        weeks.reserve(weeks.borrowers(s.st, s.week, ids, ts))
         score, expected, down, up, episode, why = series_step(
-            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, s.pk.T, s.tails.T,
-            pool.hv, s.ring, pool.free, pool.n_free, self._params(),
+            ids, ts, x, st, s.pl.T, s.ps.T, s.pw.T, weeks.hv, s.week, weeks.free,
+            weeks.n_free, s.tails.T, pool.hv, s.ring, pool.free, pool.n_free, self._params(),
         )  # fmt: skip
         out = (score, expected, down, up, why)
         findings: list[Finding] = []
@@ -301,6 +305,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
         if gone:
             self.firing.forget(lambda key: key in gone)
             self.rings.reclaim(self.series.ring)
+            self.weeks.reclaim(self.series.week)
 
 
 # What made a row unusual, by the statistic its score came from (``k.WHY_*``): the part

@@ -34,3 +34,16 @@ def _learn(mean: A, var: A, weight: A, sid: int, wd: float, v: float) -> None:
     mean[sid] += a * delta
     var[sid] = (1.0 - a) * (var[sid] + a * delta * delta)
     weight[sid] = wn
+
+
+@_jit
+def lend_row(held: A, free: A, n_free: A, sid: int) -> int:
+    """The pool row series ``sid`` holds (``held[sid]``), lending it the top free row if
+    it has none (-1 where none is free: the caller reserves rows before a batch for the
+    series that may borrow in it, so one that was not counted borrows in a later one)."""
+    r = held[sid]
+    if r < 0 and n_free[0] > 0:
+        n_free[0] -= 1
+        r = free[n_free[0]]
+        held[sid] = r
+    return int(r)

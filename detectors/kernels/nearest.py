@@ -20,7 +20,7 @@ Rings are lent, not kept per series: ``N`` rows of a 15-second series are a few 
 where the statistic is not measured, and most scraped series are that fast. A series
 borrows a row of the pool ``hv`` (untransposed, so each ring is contiguous for the
 scan) once its sampling interval lets ``N`` rows span the statistic's time
-(``nearest_lend``); ``ring[sid]`` is that row (-1: none). The pool's free rows are a
+(``_base.lend_row``); ``ring[sid]`` is that row (-1: none). The pool's free rows are a
 stack, ``free[:n_free[0]]``, that the caller fills before a batch
 (``detectors._series_state.RingPool``). ``nearest_reference`` is the plain-numpy
 reference.
@@ -65,19 +65,6 @@ def _min_distance(ring: A, v: float) -> float:
     for j in range(m, n):
         best = min(best, abs(vf - ring[j]))
     return float(best)
-
-
-@_jit
-def nearest_lend(ring: A, free: A, n_free: A, sid: int) -> int:
-    """The series' ring row, lending it the top free row if it has none (-1 where none
-    is free: the caller reserves rows before a batch, so that is only a misjudged
-    interval, and the series borrows in a later batch)."""
-    r = ring[sid]
-    if r < 0 and n_free[0] > 0:
-        n_free[0] -= 1
-        r = free[n_free[0]]
-        ring[sid] = r
-    return int(r)
 
 
 @_jit

@@ -28,7 +28,8 @@ from detectors.kernels.week_shape import week_shift
 
 @_jit
 def episode_step(
-    st: A, pl: A, pk: A, tails: A, sid: int, t: float, s: float, e_a: float, e_s: float,
+    st: A, pl: A, wrows: A, week: A, tails: A, sid: int, t: float, s: float, e_a: float,
+    e_s: float,
     sc: float, seasonal: bool, k_flat: float, stuck: bool, unstuck: bool,
     rebase_after: float, clear_after: float,
 ) -> tuple[float, bool]:  # fmt: skip
@@ -89,7 +90,7 @@ def episode_step(
         st[S_LVL, sid] += st[S_EP_RA, sid]
         st[S_SLOW, sid] = st[S_LVL, sid]
         pl[:, sid] += st[S_EP_RS, sid]  # the weekday offsets stay relative to it
-        week_shift(st, pk, sid, st[S_EP_RS, sid])
+        week_shift(st, wrows, week, sid, st[S_EP_RS, sid])
         cap_windows(st, tails, sid)
     if ep > 0.0 and st[S_EP_QUIET, sid] >= clear_after:
         st[S_EP_LEN, sid] = 0.0

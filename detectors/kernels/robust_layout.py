@@ -5,6 +5,8 @@ score came from (``WHY_*``) and the constants the per-row step and its learning 
 
 from __future__ import annotations
 
+import math
+
 from detectors.kernels._base import A, _jit
 from detectors.kernels.tail import TAIL_COLUMNS
 from detectors.kernels.weekday import DAY_S, W_RD
@@ -96,3 +98,13 @@ LATTICE_A, LATTICE_MIN = 0.02, 0.9
 def tail_of(tails: A, which: int) -> A:
     """One tail's ``TAIL_COLUMNS`` rows of the tails array (``which``: a ``TAIL_*``), a view."""
     return tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
+
+
+@_jit
+def profile_at(t: float, k: int) -> tuple[int, int, float]:
+    """The two daily-profile slots (of ``k``) around time ``t`` and the second's weight:
+    slots are read and learned with linear interpolation between their centres."""
+    phase = (t % DAY_S) / DAY_S * k - 0.5
+    lo = math.floor(phase)
+    f = phase - lo
+    return int(lo) % k, (int(lo) + 1) % k, f

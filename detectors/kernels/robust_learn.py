@@ -96,14 +96,14 @@ def is_return(st: A, sid: int, t: float, e: float, sc: float, seasonal: bool) ->
 
 
 @_jit
-def swap_level(st: A, pl: A, pk: A, tails: A, sid: int, t: float) -> None:
+def swap_level(st: A, pl: A, wrows: A, week: A, tails: A, sid: int, t: float) -> None:
     """Move both baselines to the alternative level; the level left becomes the new
     alternative (so a series that moves between two known states pages neither way)."""
     da, ds = st[S_ALT_A, sid], st[S_ALT_S, sid]
     st[S_LVL, sid] += da
     st[S_SLOW, sid] = st[S_LVL, sid]
     pl[:, sid] += ds
-    week_shift(st, pk, sid, ds)
+    week_shift(st, wrows, week, sid, ds)
     st[S_ALT_A, sid], st[S_ALT_S, sid] = -da, -ds
     st[S_ALT_T, sid] = t
     cap_windows(st, tails, sid)

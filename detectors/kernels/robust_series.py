@@ -1,7 +1,8 @@
 """The generic series detector's per-row step: robust baselines, seasonality, tail scores.
 
 Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
-offsets in ``pw``; the weekly profile in ``pk``; nine tail estimates in ``tails``, see
+offsets in ``pw``; the weekly profile, row ``week[sid]`` of the pool ``wrows`` where it
+has borrowed one; nine tail estimates in ``tails``, see
 ``detectors.kernels.tail``; the ring of its last values, row ``ring[sid]`` of the pool
 ``hv`` where it has borrowed one, see ``detectors.kernels.nearest``):
 
@@ -55,9 +56,9 @@ import math
 
 import numpy as np
 
-from detectors.kernels._base import A, _jit
+from detectors.kernels._base import A, _jit, lend_row
 from detectors.kernels.flat import FLAT_REP_MAX, flat_learn, flat_logp, flat_run
-from detectors.kernels.nearest import SPAN_SLACK, nearest_lend, nearest_push
+from detectors.kernels.nearest import SPAN_SLACK, nearest_push
 from detectors.kernels.robust_channels import channels, nearest_u, reach, young_channel
 from detectors.kernels.robust_episode import episode_step
 from detectors.kernels.robust_layout import (
@@ -91,7 +92,6 @@ from detectors.kernels.robust_layout import (
     S_WIN,
     S_WIN_S,
     S_WK_ON,
-    S_WK_T0,
     SD_PER_MAD,
     TAIL_A,
     TAIL_FL,
@@ -102,6 +102,7 @@ from detectors.kernels.robust_layout import (
     WHY_FLAT,
     WHY_YOUNG,
     YOUNG_FROM,
+    profile_at,
     tail_of,
 )
 from detectors.kernels.robust_learn import (
@@ -118,8 +119,7 @@ from detectors.kernels.tail import (
     tail_forget,
     tail_learn_runs,
 )
-from detectors.kernels.week_shape import SLOTS as WEEK_SLOTS
-from detectors.kernels.week_shape import week_at, week_learn, week_level
+from detectors.kernels.week_shape import week_at, week_learn, week_level, week_start
 from detectors.kernels.weekday import (
     DAY_S,
     offset_step,
@@ -129,15 +129,7 @@ from detectors.kernels.weekday import (
 
 
 @_jit
-def _profile_at(t: float, k: int) -> tuple[int, int, float]:
-    phase = (t % DAY_S) / DAY_S * k - 0.5
-    lo = math.floor(phase)
-    f = phase - lo
-    return int(lo) % k, (int(lo) + 1) % k, f
-
-
-@_jit
-def _init(st: A, pl: A, pk: A, sid: int, t: float, x: float) -> None:
+def _init(st: A, pl: A, sid: int, t: float, x: float) -> None:
     st[S_N, sid] = 1.0
     st[S_LAST_T, sid] = t
     st[S_FIRST_T, sid] = t
@@ -148,9 +140,6 @@ def _init(st: A, pl: A, pk: A, sid: int, t: float, x: float) -> None:
     st[S_LOWEST, sid] = x
     st[S_HIGHEST, sid] = x
     pl[:, sid] = x
-    pk[:WEEK_SLOTS, sid] = x
-    pk[WEEK_SLOTS:, sid] = 0.0
-    st[S_WK_T0, sid] = t
 
 
 @_jit
@@ -162,7 +151,10 @@ def series_step(
     pl: A,
     ps: A,
     pw: A,
-    pk: A,
+    wrows: A,
+    week: A,
+    wfree: A,
+    wn_free: A,
     tails: A,
     hv: A,
     ring: A,
@@ -197,7 +189,7 @@ def series_step(
             score[i] = np.nan
             continue
         if st[S_N, sid] < 1.0:
-            _init(st, pl, pk, sid, t, v)
+            _init(st, pl, sid, t, v)
             expected[i] = v
             continue
         if t == st[S_LAST_T, sid] and v == st[S_PREV, sid]:
@@ -237,17 +229,23 @@ def series_step(
         lvl = st[S_LVL, sid]
         sc_a = max(SD_PER_MAD * st[S_SC, sid], floor)
         e_a = v - lvl
-        i0, i1, f = _profile_at(t, k)
+        i0, i1, f = profile_at(t, k)
         dow = weekday_of(t)
         weekday_step(st[S_WEEK : S_RD + 1], pw, sid, t, v, st[S_FIRST_T, sid])
         w_off = pw[dow, sid] if st[S_WEEK, sid] > 0.5 else 0.0
         daily = (1.0 - f) * pl[i0, sid] + f * pl[i1, sid]
         pred_d = daily + w_off
         # The weekly profile, where days differ in shape, replaces the daily one.
+        # A seasonal series borrows one, which starts as its daily model.
         j0, j1, g = week_at(t)
-        wk, sc_w = week_level(pk, sid, j0, j1, g)
+        wr = week[sid]
+        if wr < 0 and st[S_SEAS, sid] > 0.5:
+            wr = lend_row(week, wfree, wn_free, sid)
+            if wr >= 0:
+                week_start(wrows[wr], st, pl, ps, pw, sid, t)
+        wk, sc_w = week_level(wrows[wr], j0, j1, g) if wr >= 0 else (pred_d, 0.0)
         sc_w = max(SD_PER_MAD * sc_w, floor)
-        weekly = st[S_WK_ON, sid] > 0.5
+        weekly = wr >= 0 and st[S_WK_ON, sid] > 0.5
         pred_s = wk if weekly else pred_d
         sc_d = max(SD_PER_MAD * ((1.0 - f) * ps[i0, sid] + f * ps[i1, sid]), floor)
         sc_s = sc_w if weekly else sc_d
@@ -258,7 +256,7 @@ def series_step(
         if is_return(st, sid, t, e_s if seasonal else e_a, sc, seasonal):
             # Back to the level held before the last level shift: a known state, not a
             # new incident (a weekend's end, a rollback). The baselines move back there.
-            swap_level(st, pl, pk, tails, sid, t)
+            swap_level(st, pl, wrows, week, tails, sid, t)
             lvl = st[S_LVL, sid]
             e_a = v - lvl
             pred_s -= st[S_ALT_S, sid]
@@ -280,7 +278,7 @@ def series_step(
         # burst's second spike is no longer far from everything.
         u_nn, nn_on = math.nan, False
         if hv.shape[1] > 0 and dt * hv.shape[1] >= SPAN_SLACK * nn_span_s:
-            r = nearest_lend(ring, free, n_free, sid)
+            r = lend_row(ring, free, n_free, sid)
             if r >= 0:
                 u_nn = nearest_u(hv, r, st[S_NN_N, sid], v, half, sc_a, mag)
                 # Scored once the ring holds that span: while it fills, every value is
@@ -374,7 +372,7 @@ def series_step(
         # The detector's own firing decision, and whether the baselines learn the row.
         ep0 = st[S_EP_LEN, sid]
         episode[i], learn = episode_step(
-            st, pl, pk, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, stuck, unstuck,
+            st, pl, wrows, week, tails, sid, t, s, e_a, e_s, sc, seasonal, k_flat, stuck, unstuck,
             rebase_after, clear_after,
         )  # fmt: skip
         learn_short_episode(st, tails, sid, t, episode[i], ep0, stuck, u_a, u_s, e_n, nov,
@@ -388,12 +386,12 @@ def series_step(
                        rate_a, peak_a, slot_days, seas_ratio, min_n, seas_off, sc_clip,
                        a_win)  # fmt: skip
             learn_envelope(st, tails, sid, n, gap, e_n, nov, env_s, min_n, rate_a, peak_a)
-        if k_flat <= 0.0:
+        if k_flat <= 0.0 and wr >= 0:
             # The weekly profile learns every row but a stuck value's, episodes included
             # (each clipped at 3 scales): out of use it must learn the hours where the
             # daily model errs, which are that model's episodes.
-            week_learn(st, pk, tails, sid, t, gap, v - wk, v - pred_d, sc_w, sc_d, j0, j1, g,
-                       seas_ratio, seas_off, 0.5 * min_n)  # fmt: skip
+            week_learn(st, wrows[wr], tails, sid, t, gap, v - wk, v - pred_d, sc_w, sc_d, j0,
+                       j1, g, seas_ratio, seas_off, 0.5 * min_n)  # fmt: skip
         if u_nn == u_nn:
             # Learned on every row, as the ring is, episodes included: declustered by
             # runs, an episode's novel rows are one peak, and a tail that skipped

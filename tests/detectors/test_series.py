@@ -327,7 +327,7 @@ def _old_payload(det: SeriesDetector, version: int, scalars: int, tails: int) ->
     st[:, [k.S_NN_N, k.S_NN_RUN]] = 0.0
     st[:, k.S_HIGHEST] = np.nan
     st[:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0
-    restart_week(st, det.series.arrays["pk"])
+    det.weeks = restart_week(det.series)
     tl[:, k.TAIL_NN * TAIL_COLUMNS :] = 0.0
     det.series.arrays["ring"][:] = -1
     det.rings = RingPool(det.rings.width)

@@ -82,7 +82,7 @@ def test_a_version_12_snapshot_restores_with_no_opening_row_held() -> None:
     det = SeriesDetector()
     det.update(_cols(t[:2400], v[:2400]))
     det.series.arrays["st"][:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0  # what the migration starts
-    restart_week(det.series.arrays["st"], det.series.arrays["pk"])  # and version 14's
+    det.weeks = restart_week(det.series)  # and version 14's
     payload = pickle.loads(det.snapshot())
     series = payload["state"]["series"]
     series.arrays["st"] = series.arrays["st"][:, : k.S_ON_UA]

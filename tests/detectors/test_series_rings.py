@@ -113,7 +113,7 @@ def test_an_evicted_series_gives_its_ring_back() -> None:
 def test_the_pool_reserves_reclaims_and_lends_its_lowest_rows_first() -> None:
     pool = RingPool(4)
     pool.reserve(3)
-    assert pool.hv.shape == (3, 4) and pool.free[: pool.n_free[0]].tolist() == [2, 1, 0]
+    assert tuple(pool.hv.shape) == (3, 4) and pool.free[: pool.n_free[0]].tolist() == [2, 1, 0]
     pool.reserve(5)  # grows to at least twice its size
     assert pool.hv.shape[0] == 6 and int(pool.n_free[0]) == 6
     ring = np.array([0, -1, 4, 2])  # rows 0, 4 and 2 held
@@ -130,7 +130,7 @@ def _v10_payload(det: SeriesDetector) -> dict[str, Any]:
     so the two detectors can be compared column for column."""
     det.series.arrays["st"][:, k.S_HIGHEST] = np.nan
     det.series.arrays["st"][:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0
-    restart_week(det.series.arrays["st"], det.series.arrays["pk"])  # version 14's start
+    det.weeks = restart_week(det.series)  # version 14's start
     payload = pickle.loads(det.snapshot())
     new: SeriesState = payload["state"]["series"]
     cols: dict[str, Column] = {

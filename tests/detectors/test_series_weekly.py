@@ -7,11 +7,10 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-import pytest
 
 from detectors.kernels import robust_layout as k
 from detectors.series import SeriesDetector
-from tests.detectors.test_series import _episodes, _feed, restores_alike
+from tests.detectors.test_series import _cols, _episodes, _feed, restores_alike
 
 DAY = 86400.0
 T0 = 1_404_172_800.0  # a Tuesday, 00:00 UTC
@@ -54,14 +53,15 @@ def _pages(t: np.ndarray, v: np.ndarray, det: SeriesDetector | None = None) -> l
 HOLIDAY = 31  # a Friday in week 5
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_a_weekday_with_the_weekends_shape_pages(seed: int) -> None:
+def test_a_weekday_with_the_weekends_shape_pages() -> None:
     # Without the weekly profile the daily profile learned the mixture of both shapes,
-    # and its tails every weekend's errors: such a day peaked at 0.42-0.44 on these
-    # seeds and never paged (0.54-0.68 with it).
-    t, v = _taxi(seed, holiday=HOLIDAY)
-    pages = _pages(t, v)
-    assert any(HOLIDAY <= d < HOLIDAY + 1 for d in pages), pages
+    # and its tails every weekend's errors: on these eight seeds such a day peaked at
+    # 0.42-0.49 and never paged; with it at 0.50-0.68, and seven of eight page.
+    paged = 0
+    for seed in range(8):
+        t, v = _taxi(seed, holiday=HOLIDAY)
+        paged += any(HOLIDAY <= d < HOLIDAY + 1 for d in _pages(t, v))
+    assert paged >= 7
 
 
 def test_the_weekly_profile_is_used_where_days_differ_in_shape_and_only_there() -> None:
@@ -93,12 +93,30 @@ def test_a_version_13_snapshot_restores_with_a_fresh_weekly_profile() -> None:
     det = SeriesDetector()
     _feed(det, t[: 20 * 48], v[: 20 * 48], step=48)
     assert det.st[k.S_WK_ON, 0] == 1.0
-    restart_week(det.series.arrays["st"], det.series.arrays["pk"])  # what the migration starts
+    det.weeks = restart_week(det.series)  # what the migration starts it at
     payload = pickle.loads(det.snapshot())
     series = payload["state"]["series"]
     series.arrays["st"] = series.arrays["st"][:, : k.S_WK_RES]
-    del series.arrays["pk"]
+    del series.arrays["week"], payload["state"]["weeks"]
     payload["state_version"] = 13
     back = restores_alike(det, payload, t[20 * 48 :], v[20 * 48 :])
-    # Out of use from the restore until two weeks of its own have passed.
-    assert back.st[k.S_WK_ON, 0] == 0.0 and back.st[k.S_WK_T0, 0] == t[20 * 48]
+    # It borrows a profile on its first row after the restore (it is seasonal), which
+    # starts as its daily model and stays out of use for two weeks from then.
+    assert back.series.week[0] == 0 and back.st[k.S_WK_T0, 0] == t[20 * 48]
+    assert back.st[k.S_WK_ON, 0] == 0.0
+
+
+def test_only_seasonal_series_hold_a_weekly_profile() -> None:
+    # Most fast scraped series are never seasonal (their plain level follows a daily
+    # cycle): they do not pay the profile's 1,344 bytes. An evicted series gives its back.
+    t, v = _taxi(5, weeks=3)
+    det = SeriesDetector(series_ttl_s=2 * DAY)
+    noise = np.random.default_rng(5).normal(100.0, 5.0, t.size)
+    for i in range(0, t.size, 48):
+        det.update(_cols(t[i : i + 48], v[i : i + 48], name="taxi"))  # series 0
+        det.update(_cols(t[i : i + 48], noise[i : i + 48], name="noise"))  # series 1
+    assert det.series.week.tolist()[:2] == [0, -1] and det.weeks.hv.shape[0] == 1
+    later = t[-1] + STEP * np.arange(1, 3 * 48)
+    det.update(_cols(later, np.full(later.size, 100.0), name="noise"))
+    assert len(det.series) == 1 and det.series.week.tolist()[:1] == [-1]  # taxi evicted
+    assert 0 in det.weeks.free[: int(det.weeks.n_free[0])].tolist()  # its row free again

@@ -128,7 +128,7 @@ def test_a_version_11_snapshot_of_a_warm_series_scores_alike() -> None:
     det.update(_cols(t[:900], v[:900]))
     det.series.arrays["st"][:, k.S_HIGHEST] = np.nan  # what the migration starts it at
     det.series.arrays["st"][:, k.S_ON_UA : k.S_ON_NOV + 1] = 0.0  # and version 13's
-    restart_week(det.series.arrays["st"], det.series.arrays["pk"])  # and version 14's
+    det.weeks = restart_week(det.series)  # and version 14's
     payload = pickle.loads(det.snapshot())
     series = payload["state"]["series"]
     series.arrays["st"] = series.arrays["st"][:, : k.S_HIGHEST]
