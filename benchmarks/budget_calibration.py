@@ -3,13 +3,13 @@
 The ``series`` detector's firing threshold is set from each series' own tails to
 ``false_alerts_per_series_week`` (default 0.5). This feeds it synthetic series of the
 shapes real metrics take (Gaussian, heavy-tailed, bursty, trending, daily-seasonal,
-weekly, strongly autocorrelated, low counts), with no anomaly in them, at 5-minute,
-15-second and hourly sampling intervals, and counts the episodes it opens: each one would
-be a false page: per series-week scored, i.e. after the warm-up (hourly series run 3.25x
-longer, as their warm-up alone is 2.4 weeks). The pages of the young stretch before the
-warm-up ends (where only a value far beyond a series' whole range pages) are counted
-apart, per series-week of that stretch. One JSON object out; the ratio to the budget is
-the figure to read.
+weekly, days that differ in shape, strongly autocorrelated, low counts), with no anomaly
+in them, at 5-minute, 15-second and hourly sampling intervals, and counts the episodes
+it opens: each one would be a false page: per series-week scored, i.e. after the warm-up
+(hourly series run 3.25x longer, as their warm-up alone is 2.4 weeks). The pages of the
+young stretch before the warm-up ends (where only a value far beyond a series' whole
+range pages) are counted apart, per series-week of that stretch. One JSON object out;
+the ratio to the budget is the figure to read.
 
     .venv/bin/python -m benchmarks.budget_calibration [--weeks 8] [--seeds 6] [--quick]
 """
@@ -40,6 +40,29 @@ DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 
 
+def _weekly_shape(rng: np.random.Generator, n: int, period: float) -> F64:
+    """Days that differ in shape: weekdays with a morning and an evening rush, weekends
+    (UTC) with a busy night and a quiet morning (a city's taxi rides, a web service's
+    traffic), the one turning into the other over Friday and Sunday nights, with 6%
+    multiplicative noise."""
+    t = T0 + np.arange(n) * period
+    h = (t % DAY_S) / 3600.0
+    # Days since Monday 00:00; weekend-ness ramps up 20:00-02:00 into Saturday and down
+    # 20:00-02:00 into Monday.
+    d = ((np.floor(t / DAY_S) + 3) % 7) + h / 24.0
+    w = np.clip((d - (4 + 20 / 24)) * 4.0, 0.0, 1.0) * np.clip((7 + 2 / 24 - d) * 4.0, 0.0, 1.0)
+    night = np.minimum(np.abs(h - 1.0), 24.0 - np.abs(h - 1.0))
+    ends = 120.0 + 90.0 * np.exp(-(night**2) / 8) + 80.0 * np.exp(-((h - 14) ** 2) / 18)
+    days = (
+        90.0
+        + 140.0 * np.exp(-((h - 8.5) ** 2) / 3)
+        + 120.0 * np.exp(-((h - 19) ** 2) / 5)
+        - 70.0 * np.exp(-((h - 4) ** 2) / 3)
+    )
+    out: F64 = ((1.0 - w) * days + w * ends) * rng.lognormal(0.0, 0.06, n)
+    return out
+
+
 def _ar1(rng: np.random.Generator, n: int, period: float) -> F64:
     e = rng.normal(0.0, 1.0, n)
     x = np.empty(n)
@@ -63,6 +86,7 @@ FAMILIES: dict[str, Maker] = {
         - 40.0 * ((np.floor((T0 + np.arange(n) * p) / DAY_S) + 3) % 7 >= 5)
         + rng.normal(0, 3, n)
     ),
+    "weekly_shape": _weekly_shape,
     "autocorrelated_ar1": _ar1,
     "low_counts_poisson2": lambda rng, n, p: rng.poisson(2.0, n).astype(np.float64),
 }

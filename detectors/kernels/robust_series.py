@@ -212,10 +212,15 @@ def series_step(
         unstuck = watched and k_flat <= 0.0 and st[S_SAME, sid] * a_win >= 1.0
         st[S_SAME, sid] = k_flat
         if st[S_WEEK, sid] > 0.5 and st[S_SEAS, sid] < 0.5:
-            # Without the daily profile the plain level carries the weekday offsets.
+            # Without the daily profile the plain level carries the weekday offsets, where
+            # the series steps with them at the day's turn: a weekday that turns into the
+            # weekend over the evening (traffic) is followed by the level, not stepped.
             step = offset_step(pw, sid, st[S_LAST_T, sid], t)
-            st[S_LVL, sid] += step
-            st[S_SLOW, sid] += step
+            moved = v - st[S_LVL, sid]
+            far = abs(moved) >= max(0.5 * abs(step), 3.0 * SD_PER_MAD * st[S_SC, sid])
+            if moved * step > 0.0 and far:  # the row stepped: more than a noisy one
+                st[S_LVL, sid] += step
+                st[S_SLOW, sid] += step
         gap = max(t - st[S_LAST_T, sid], 0.0)
         dt = st[S_DT, sid]
         if gap > 0.0:

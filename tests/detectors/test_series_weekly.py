@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 from detectors.kernels import robust_layout as k
 from detectors.series import SeriesDetector
@@ -120,3 +121,28 @@ def test_only_seasonal_series_hold_a_weekly_profile() -> None:
     det.update(_cols(later, np.full(later.size, 100.0), name="noise"))
     assert len(det.series) == 1 and det.series.week.tolist()[:1] == [-1]  # taxi evicted
     assert 0 in det.weeks.free[: int(det.weeks.n_free[0])].tolist()  # its row free again
+
+
+@pytest.mark.parametrize("seed", [1000, 1001])
+def test_a_weekend_that_starts_over_the_evening_is_not_stepped_into_at_midnight(
+    seed: int,
+) -> None:
+    # A 15-second series follows its daily cycle with the plain level, which carries
+    # the weekday offsets: it used to move by the weekend's offset at midnight, where a
+    # traffic-like series turns into its weekend over the evening, and paged on Saturday
+    # and Monday nights (budget_calibration's weekly_shape at 15 s: 3.55x the budget).
+    from benchmarks.budget_calibration import T0 as B0
+    from benchmarks.budget_calibration import _weekly_shape
+
+    period = 15.0
+    t = B0 + period * np.arange(int(6 * 7 * DAY / period))
+    v = _weekly_shape(np.random.default_rng(seed), t.size, period)
+    det = SeriesDetector()
+    _, findings = _feed(det, t, v, step=4096)
+    assert det.st[k.S_WEEK, 0] == 1.0  # the offsets are in use
+    turns = [
+        f.ts
+        for f in _episodes(findings)
+        if f.anomalous and f.ts - B0 > 15 * DAY and (f.ts % DAY < 3600 or f.ts % DAY > 82800)
+    ]
+    assert turns == []
