@@ -138,7 +138,9 @@ class WeekPool(RowPool):
         if ids.size == 0:
             return 0
         if float(ts.max() - ts.min()) < DAY_S:
-            return int(np.count_nonzero(st[np.unique(ids), k.S_SEAS] > 0.5))
+            # Most series of a live batch are not seasonal: only the others are sorted.
+            seasonal = ids[st[ids, k.S_SEAS] > 0.5]
+            return int(np.unique(seasonal).size) if seasonal.size else 0
         order = np.argsort(ids, kind="stable")
         sids, sts = ids[order], ts[order]
         starts = np.r_[0, np.flatnonzero(sids[1:] != sids[:-1]) + 1]
