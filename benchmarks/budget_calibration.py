@@ -51,6 +51,16 @@ def _weekly_shape(rng: np.random.Generator, n: int, period: float) -> F64:
     # 20:00-02:00 into Monday.
     d = ((np.floor(t / DAY_S) + 3) % 7) + h / 24.0
     w = np.clip((d - (4 + 20 / 24)) * 4.0, 0.0, 1.0) * np.clip((7 + 2 / 24 - d) * 4.0, 0.0, 1.0)
+    out: F64 = week_of_two_shapes(h, w) * rng.lognormal(0.0, 0.06, n)
+    return out
+
+
+def week_of_two_shapes(
+    h: npt.NDArray[np.floating[Any]], weekend: npt.NDArray[np.floating[Any]]
+) -> F64:
+    """The ``weekly_shape`` level at hour of day ``h`` and weekend-ness ``weekend`` (0 on
+    a weekday, 1 at the weekend): a morning and an evening rush, or a busy night and a
+    quiet morning."""
     night = np.minimum(np.abs(h - 1.0), 24.0 - np.abs(h - 1.0))
     ends = 120.0 + 90.0 * np.exp(-(night**2) / 8) + 80.0 * np.exp(-((h - 14) ** 2) / 18)
     days = (
@@ -59,7 +69,7 @@ def _weekly_shape(rng: np.random.Generator, n: int, period: float) -> F64:
         + 120.0 * np.exp(-((h - 19) ** 2) / 5)
         - 70.0 * np.exp(-((h - 4) ** 2) / 3)
     )
-    out: F64 = ((1.0 - w) * days + w * ends) * rng.lognormal(0.0, 0.06, n)
+    out: F64 = (1.0 - weekend) * days + weekend * ends
     return out
 
 

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from benchmarks.budget_calibration import week_of_two_shapes
 from detectors.kernels import robust_layout as k
 from detectors.series import SeriesDetector
 from tests.detectors.test_series import _cols, _episodes, _feed, restores_alike
@@ -16,21 +17,6 @@ from tests.detectors.test_series import _cols, _episodes, _feed, restores_alike
 DAY = 86400.0
 T0 = 1_404_172_800.0  # a Tuesday, 00:00 UTC
 STEP = 1800.0  # 30-minute rows
-
-
-def _shape(h: np.ndarray, weekend: np.ndarray) -> np.ndarray:
-    """Rides per half hour: weekdays with a morning and an evening rush, weekends with a
-    busy night and a quiet morning (the two shapes of a city's taxi traffic)."""
-    night = np.minimum(np.abs(h - 1.0), 24.0 - np.abs(h - 1.0))
-    weekend_v = 12000 + 9000 * np.exp(-(night**2) / 8) + 8000 * np.exp(-((h - 14) ** 2) / 18)
-    weekday_v = (
-        9000
-        + 14000 * np.exp(-((h - 8.5) ** 2) / 3)
-        + 12000 * np.exp(-((h - 19) ** 2) / 5)
-        - 7000 * np.exp(-((h - 4) ** 2) / 3)
-    )
-    out: np.ndarray = np.where(weekend, weekend_v, weekday_v)
-    return out
 
 
 def _taxi(seed: int, weeks: int = 6, holiday: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +28,8 @@ def _taxi(seed: int, weeks: int = 6, holiday: int | None = None) -> tuple[np.nda
     if holiday is not None:
         weekend = weekend | (day == holiday)
     h = (t % DAY) / 3600.0
-    v = _shape(h, weekend) * np.random.default_rng(seed).lognormal(0.0, 0.06, t.size)
+    level = week_of_two_shapes(h, weekend.astype(float))
+    v = level * np.random.default_rng(seed).lognormal(0.0, 0.06, t.size)
     return t, v
 
 
@@ -76,7 +63,7 @@ def test_the_weekly_profile_is_used_where_days_differ_in_shape_and_only_there() 
     plain = SeriesDetector()
     h = (t % DAY) / 3600.0
     noise = np.random.default_rng(7).lognormal(0.0, 0.06, t.size)
-    _feed(plain, t, _shape(h, np.zeros(t.size, dtype=bool)) * noise, step=48)
+    _feed(plain, t, week_of_two_shapes(h, np.zeros(t.size)) * noise, step=48)
     assert plain.st[k.S_SEAS, 0] == 1.0 and plain.st[k.S_WK_ON, 0] == 0.0
 
 

@@ -74,6 +74,19 @@ def _fanout(*names: str) -> dict[str, Any]:
     return {"receiver": names[0], "routes": [{"receiver": n, "continue": True} for n in names]}
 
 
+async def _then_resolved(
+    svc: Any, broker: str, settings: Any, alerts: list[Any], n: int
+) -> list[Any]:
+    """Once ``alerts`` are settled, publish the resolves of the first ``n`` and wait for
+    them too (a resolve read in the same look as its firing would be transient). Returns
+    every event published."""
+    await svc.settled(len(alerts))
+    events = alerts + [resolved(a) for a in alerts[:n]]
+    publish(broker, settings.topic_alerts, events[len(alerts) :])
+    await svc.settled(len(events))
+    return events
+
+
 def _triggers(pd: FakePagerDuty) -> dict[str, int]:
     """Triggers per alert fingerprint (these tests' groups hold one alert each)."""
     out: dict[str, int] = {}
@@ -98,12 +111,9 @@ def test_alerts_are_paged_once_and_a_replay_pages_nobody(
             )
             config = config_for(_pd_receivers(pd_url, slack_url), _fanout("pd", "slack"))
             alerts = _alerts(8)
-            events = alerts + [resolved(a) for a in alerts[:3]]
             publish(embedded_broker, settings.topic_alerts, alerts)
             async with running(settings, config, clock) as first:
-                await first.settled(len(alerts))
-                publish(embedded_broker, settings.topic_alerts, events[len(alerts) :])
-                await first.settled(len(events))
+                events = await _then_resolved(first, embedded_broker, settings, alerts, 3)
                 sent = first.deliveries("pd", "sent") + first.deliveries("slack", "sent")
             assert pd.invalid == [] and slack.invalid == []
             assert _triggers(pd) == {a.fingerprint: 1 for a in alerts}
@@ -465,12 +475,9 @@ def test_a_receiver_without_send_resolved_gets_no_resolves_end_to_end(
             hook_spec = {"name": "hook", "type": "webhook", "send_resolved": False}
             config = config_for([*_pd_receivers(pd_url), hook_spec], _fanout("pd", "hook"))
             alerts = _alerts(4)
-            events = alerts + [resolved(a) for a in alerts[:2]]
             publish(embedded_broker, settings.topic_alerts, alerts)
             async with running(settings, config, clock) as svc:
-                await svc.settled(len(alerts))
-                publish(embedded_broker, settings.topic_alerts, events[len(alerts) :])
-                await svc.settled(len(events))
+                events = await _then_resolved(svc, embedded_broker, settings, alerts, 2)
                 await until(lambda: len(pd.events) == 6, what="PagerDuty's triggers and resolves")
                 sent = {r: svc.deliveries(r, "sent") for r in ("pd", "hook")}
             resolves = [fp for action, fp in pd_actions(pd.events) if action == "resolve"]
