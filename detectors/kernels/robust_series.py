@@ -266,7 +266,7 @@ def series_step(
             e_a = v - lvl
             pred_s -= st[S_ALT_S, sid]
             pred_d -= st[S_ALT_S, sid]
-            wk -= st[S_ALT_S, sid]
+            wk -= st[S_ALT_S, sid] if weekly else 0.0  # moved only while in use
             e_s = v - pred_s
         pred = pred_s if seasonal else lvl
         u_a = math.log1p(abs(e_a) / sc_a)
