@@ -329,3 +329,74 @@ def test_weekday_step_matches_reference(gaps) -> None:  # type: ignore[no-untype
     da, db = (int(math.floor(x / 86400.0) + 3) % 7 for x in (a, b))
     want = ref_pw[db] - ref_pw[da] if da != db else 0.0
     assert math.isclose(offset_step(pw, 0, a, b), want, abs_tol=1e-9)
+
+
+def ref_week(
+    rows: list[tuple[float, float, float]], t0: float, start: float, sc: float
+) -> tuple[list[float], list[float], list[float]]:
+    """The weekly profile (``week_shape``) in plain Python: a level and a mean absolute
+    residual per hour of the week, each row split between the two slots around it, and
+    the two residual averages (weekly model, daily model) from the profile's second
+    week. ``rows`` are (time, value, daily model's residual); the profile started at
+    ``t0`` and was last fed at ``start``."""
+    slots, week = 168, 7 * 86400.0
+    row = [0.0] * (2 * slots)
+    avg = [0.0, 0.0]
+    last = start
+    for t, v, e_d in rows:
+        gap, last = t - last, t
+        phase = (t % week) / 3600.0 - 0.5
+        lo = math.floor(phase)
+        j0, j1, g = int(lo) % slots, (int(lo) + 1) % slots, phase - lo
+        e_w = v - ((1 - g) * row[j0] + g * row[j1])
+        age = t - t0
+        a = 1 - math.exp(-min(gap, 3600.0) / 7200.0)
+        a = min(a * max(1.0, 2.0 / (age / week + 0.5)), 1.0)
+        young = age < 14 * 86400.0
+        ew = e_w if young else min(max(e_w, -3 * sc), 3 * sc)
+        aw = abs(e_w) if young else min(abs(e_w), 5 * sc)
+        for j, w in ((j0, 1 - g), (j1, g)):
+            row[j] += a * w * ew
+            row[slots + j] += a * w * (aw - row[slots + j])
+        if age >= week:
+            c = max(1 - math.exp(-gap / week), gap / max(age - week + gap, gap))
+            avg[0] += c * (min(abs(e_w), 5 * sc) - avg[0])
+            avg[1] += c * (min(abs(e_d), 5 * sc) - avg[1])
+    return row[:slots], row[slots:], avg
+
+
+@SET
+@given(
+    st.lists(
+        st.tuples(st.floats(60, 4 * 3600), st.floats(-50, 50), st.floats(-20, 20)),
+        min_size=1,
+        max_size=120,
+    ),
+    st.floats(0.0, 20 * 86400),
+)
+def test_week_learn_matches_reference(rows, offset) -> None:  # type: ignore[no-untyped-def]
+    from detectors.kernels import robust_layout as k
+    from detectors.kernels.week_shape import SLOTS, week_at, week_learn, week_level
+
+    t0, sc = 1_700_000_000.0, 4.0
+    t = start = t0 + offset  # up to 20 days in: the clip of a two-week-old profile applies
+    steps = []
+    for gap, v, e_d in rows:
+        t += gap
+        steps.append((t, v, e_d))
+    state = np.zeros((k.SERIES_COLUMNS, 1))
+    state[k.S_WK_T0, 0] = t0
+    tails = np.zeros((k.TAILS * 6, 1))
+    row = np.zeros(2 * SLOTS)
+    last = start
+    for t, v, e_d in steps:
+        j0, j1, g = week_at(t)
+        lvl, _ = week_level(row, j0, j1, g)
+        week_learn(
+            state, row, tails, 0, t, t - last, v - lvl, e_d, sc, sc, j0, j1, g, 0.7, 0.8, 200.0
+        )
+        last = t
+    want_lvl, want_mad, want_avg = ref_week(steps, t0, start, sc)
+    assert np.allclose(row[:SLOTS], want_lvl, rtol=1e-9, atol=1e-9)
+    assert np.allclose(row[SLOTS:], want_mad, rtol=1e-9, atol=1e-9)
+    assert np.allclose(state[[k.S_WK_RES, k.S_WK_DAILY], 0], want_avg, rtol=1e-9, atol=1e-9)
