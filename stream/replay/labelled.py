@@ -116,7 +116,7 @@ def load_folder(root: Path, row_interval_s: float = ROW_INTERVAL_S) -> list[Labe
             raise ValueError(f"{path}: no windows.json in {root} and no label column")
         else:
             wins = _label_runs(ts, lab)
-        scale = row_scale(ts[np.isfinite(ts)], row_interval_s)
+        scale = row_scale(ts[np.isfinite(ts)], row_interval_s) or 1.0
         wins = tuple((a * scale, b * scale) for a, b in wins)
         out.append(LabelledSeries(path, key, wins, row_interval_s))
     if not out:

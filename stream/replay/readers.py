@@ -273,8 +273,10 @@ class CsvSource:
         t.ts, ts_errors = parse_timestamps(t.ts_text)
         t.value = _floats(t.value_text)
         t.ok = np.isfinite(t.ts) & np.isfinite(t.value)
-        _warn_own_start(self.name, t.ts[t.ok], self.row_interval_s)
-        t.ts = t.ts * row_scale(t.ts[t.ok], self.row_interval_s)
+        scale = row_scale(t.ts[t.ok], self.row_interval_s)
+        _warn_own_start(self.name, t.ts[t.ok], scale)
+        if scale is not None:
+            t.ts = t.ts * scale
         t.scores = np.full(len(rows), np.nan)
         for i in np.flatnonzero(~t.ok).tolist():
             if i in ts_errors:
@@ -337,10 +339,10 @@ class CsvSource:
         return out
 
 
-def row_scale(ts: npt.NDArray[np.float64], row_interval_s: float) -> float:
+def row_scale(ts: npt.NDArray[np.float64], row_interval_s: float) -> float | None:
     """Seconds per unit of a timestamp column: ``row_interval_s`` where it holds row
-    numbers, else 1."""
-    return row_interval_s if _row_numbers(ts) else 1.0
+    numbers, else None (seconds, as they are)."""
+    return row_interval_s if _row_numbers(ts) else None
 
 
 def _row_numbers(ts: npt.NDArray[np.float64]) -> bool:
@@ -353,20 +355,21 @@ def _row_numbers(ts: npt.NDArray[np.float64]) -> bool:
     return bool(steps.size) and float(np.median(steps)) == 1.0
 
 
-def _warn_own_start(source: str, ts: npt.NDArray[np.float64], row_interval_s: float) -> None:
+def _warn_own_start(source: str, ts: npt.NDArray[np.float64], scale: float | None) -> None:
     """Say how a timestamp column that is not epoch time was read: row numbers at
-    ``row_interval_s`` a row, anything else as seconds from a start of its own."""
+    ``scale`` seconds a row (``row_scale``; None: not row numbers), anything else as
+    seconds from a start of its own."""
     if not ts.size or float(ts.max()) >= ROW_NUMBERS_BELOW:
         return
     lo, hi = float(ts.min()), float(ts.max())
-    if _row_numbers(ts):
+    if scale is not None:
         log.warning(
             "%s: timestamps %g to %g are row numbers: read as one row every %gs "
             "(--row-interval says otherwise; write real times to give the interval)",
             source,
             lo,
             hi,
-            row_interval_s,
+            scale,
         )
     else:
         log.warning(

@@ -87,6 +87,9 @@ def test_a_version_13_snapshot_restores_with_a_fresh_weekly_profile() -> None:
     series.arrays["st"] = series.arrays["st"][:, : k.S_WK_RES]
     del series.arrays["week"], payload["state"]["weeks"]
     payload["state_version"] = 13
+    fresh = SeriesDetector.restore(pickle.dumps(payload))
+    assert fresh.series.week.tolist()[:1] == [-1] and fresh.weeks.hv.shape[0] == 0
+    assert fresh.st[k.S_WK_ON, 0] == 0.0 and fresh.st[k.S_WK_RES, 0] == 0.0
     back = restores_alike(det, payload, t[20 * 48 :], v[20 * 48 :])
     # It borrows a profile on its first row after the restore (it is seasonal), which
     # starts as its daily model and stays out of use for two weeks from then.
