@@ -49,6 +49,7 @@ from detectors.kernels.robust_layout import (
     tail_of,
 )
 from detectors.kernels.tail import (
+    T_M1,
     T_THRESH,
     tail_learn,
     tail_learn_at_zero,
@@ -115,6 +116,18 @@ def forget_recent(st: A, tails: A, sid: int) -> None:
     they remember (a stuck stretch just ended) cannot page by itself from here on."""
     cap_windows(st, tails, sid)
     st[S_DENS, sid] = min(st[S_DENS, sid], tail_of(tails, TAIL_DN)[T_THRESH, sid])
+
+
+@_jit
+def forget_unseen(st: A, tails: A, sid: int) -> None:
+    """``forget_recent`` for the memories whose tail never saw an excess (threshold 0 on a
+    series that never moved): such a tail reads anything past it as the rarest possible
+    value, so a memory decaying toward 0 without reaching it would page for good. Tails
+    that saw excesses judge a decaying memory by them, and it falls under them in time."""
+    for col, which in ((S_WIN, TAIL_AW), (S_WIN_S, TAIL_SW), (S_DENS, TAIL_DN)):
+        tail = tail_of(tails, which)
+        if tail[T_M1, sid] <= 1e-12:
+            st[col, sid] = min(st[col, sid], tail[T_THRESH, sid])
 
 
 @_jit

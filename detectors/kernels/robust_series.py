@@ -31,14 +31,15 @@ has borrowed one; nine tail estimates in ``tails``, see
   ``n ** bonf`` for ``n`` statistics) against the per-row budget ``q`` gives the score
   ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
 * an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
-  rows under it; its rows are not learned (but by the nearest-value ring and tail,
-  which learn every row); once its recent residual has stayed beyond
-  3 scales for ``rebase_after`` rows the baseline moves there (one alert per level
-  shift, then a new baseline; a stuck value's rows do not count) and learning
-  resumes; the level it left is remembered for a week: a row back there (within 3
-  scales of it, at least 6 from the new one, outside an episode) moves the baselines
-  back without an episode (a weekend's end, a rollback), and the level left is
-  remembered in turn;
+  rows under it (on a gauge back at its value for two windows, what the windows and
+  the density remember of its blip no longer counts); its rows are not learned (but
+  by the nearest-value ring and tail, which learn every row); once its recent
+  residual has stayed beyond 3 scales for ``rebase_after`` rows the baseline moves
+  there (one alert per level shift, then a new baseline; a stuck value's rows do not
+  count) and learning resumes; the level it left is remembered for a week: a row
+  back there (within 3 scales of it, at least 6 from the new one, outside an
+  episode) moves the baselines back without an episode (a weekend's end, a
+  rollback), and the level left is remembered in turn;
 * a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
   level on the next row instead of scoring it.
 
@@ -106,6 +107,7 @@ from detectors.kernels.robust_layout import (
     tail_of,
 )
 from detectors.kernels.robust_learn import (
+    forget_unseen,
     half_step,
     is_return,
     learn_envelope,
@@ -324,9 +326,16 @@ def series_step(
         beyond = 1.0 if (u_s if seasonal else u_a) > t_thr else 0.0
         dens = st[S_DENS, sid] + a_dens * (beyond - st[S_DENS, sid])
         st[S_DENS, sid] = dens
+        e_n = e_s if seasonal else e_a
+        if e_n == 0.0 and k_flat * a_win >= 2.0:
+            # Back exactly at the prediction and repeating it for two windows (a gauge
+            # after a blip): what the windows and the density still remember of the blip
+            # is only its decay, which their tails, where they never saw an excess, read
+            # as the rarest possible value: one blip kept its alert firing for good.
+            forget_unseen(st, tails, sid)
+            win_a, win_s, dens = st[S_WIN, sid], st[S_WIN_S, sid], st[S_DENS, sid]
         # Novelty: how far the residual goes beyond the envelope of the residuals seen over
         # about env_s of time, in envelope widths, log-compressed (0 inside it).
-        e_n = e_s if seasonal else e_a
         mode = (1.0 if seasonal else 0.0) + (2.0 if st[S_WEEK, sid] > 0.5 else 0.0)
         mode += 4.0 if weekly else 0.0
         if mode != st[S_ENV_MODE, sid]:

@@ -1,7 +1,7 @@
 """The series detector on a value stuck for long: a frozen gauge pages once, however
 long it stays frozen; a series whose repeats are its normal (an idle disk's zeros, one
-constant value) is not judged on them. The stuck reading against a plain-Python
-reference."""
+constant value) is not judged on them; a gauge's blip pages once and resolves. The
+stuck reading against a plain-Python reference."""
 
 from __future__ import annotations
 
@@ -60,6 +60,27 @@ def test_a_series_that_was_always_one_value_never_pages() -> None:
     scores, findings = _feed(SeriesDetector(), t, np.full(t.size, 7.0), step=256)
     assert not findings
     assert float(scores.max()) < 0.5
+
+
+@pytest.mark.parametrize(("period", "base", "blip"), [(300.0, 8.0, 9.0), (15.0, 0.0, 1.0)])
+def test_a_blip_on_a_gauge_that_never_moved_pages_once_and_resolves(
+    period: float, base: float, blip: float
+) -> None:
+    # A gauge (GPUs in a node, a queue that is always empty) blips once, then again a
+    # day later. Back at its value, what the windows and the density remember of the
+    # blip only decays, toward 0 without reaching it, and their tails never saw an
+    # excess: the first episode stayed open for good and the second blip was never news.
+    n = int(4 * 86400 / period)
+    t = T0 + period * np.arange(n)
+    v = np.full(n, base)
+    first, second = n // 2, n // 2 + int(86400 / period)
+    v[[first, second]] = blip
+    scores, findings = _feed(SeriesDetector(), t, v, step=256)
+    assert [e.ts for e in _episodes(findings)] == [t[first], t[second]]
+    hot = np.flatnonzero(scores >= 0.5)
+    # Each resolves within three windows (30 rows) of its blip; the last rows are quiet.
+    assert set(hot.tolist()) <= set(range(first, first + 30)) | set(range(second, second + 30))
+    assert not findings[-1].anomalous or findings[-1].ts < t[second + 30]
 
 
 def ref_flat_logp(k: float, p_rep: float, s: list[float], min_n: float) -> float:
