@@ -40,7 +40,7 @@ import numpy as np
 from stream.config import LlmwatchConfig, load_config
 from stream.replay.labelled import LabelledSeries, SeriesRun, evaluate_runs, load_folder
 from stream.replay.labelled import replay_series as _replay
-from stream.replay.readers import ROW_INTERVAL_S, add_row_interval
+from stream.replay.row_interval import add_row_interval
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "nab_dev"
@@ -94,11 +94,11 @@ def run(
     config_path: str | None,
     missed: float = 0.0,
     copies: int = 3,
-    row_interval_s: float = ROW_INTERVAL_S,
+    row_interval_s: float | None = None,
 ) -> dict[str, Any]:
     """Replay and score every series under ``data``; with ``missed``, ``copies`` thinned
     copies of it (seeds 0, 1, ...), scored together. A CSV whose timestamps are row
-    numbers replays ``row_interval_s`` apart a row."""
+    numbers replays ``row_interval_s`` apart a row (None: as its values' daily cycle says)."""
     began = time.perf_counter()
     if missed > 0.0:
         runs: list[SeriesRun] = []

@@ -13,7 +13,7 @@ from stream.config import load_config
 from stream.notify.config import load_config as load_notify_config
 from stream.replay.console import OrderedPrinter, describe, notified, progress_bar
 from stream.replay.pipeline import replay_files
-from stream.replay.readers import add_row_interval
+from stream.replay.row_interval import add_row_interval
 
 
 def register(subparsers: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from schemas.durations import duration_arg
 from stream.config import load_config
-from stream.replay.readers import add_row_interval
+from stream.replay.row_interval import add_row_interval
 from stream.replay.scoring import DEFAULT_GRACE_S
 from stream.replay.tune import (
     load_datasets,

@@ -39,7 +39,8 @@ import numpy.typing as npt
 
 from stream.config import LlmwatchConfig
 
-from .readers import LABEL_NAMES, ROW_INTERVAL_S, TS_NAMES, CsvSource, pick_column, row_scale
+from .readers import LABEL_NAMES, CsvSource, header_columns, pick_column
+from .row_interval import row_scale
 from .runner import Replayer
 from .scoring import firing_alerts
 from .timeparse import parse_timestamp, parse_timestamps
@@ -64,28 +65,37 @@ class LabelledSeries:
     path: Path
     key: str  # path relative to the folder, "/"-separated
     windows: tuple[tuple[float, float], ...]  # epoch seconds, inclusive
-    row_interval_s: float = ROW_INTERVAL_S  # seconds a row, where timestamps are row numbers
+    row_interval_s: float | None = None  # seconds a row where timestamps are row numbers
 
     @property
     def folder(self) -> str:
         return self.key.split("/")[0] if "/" in self.key else "."
 
 
-def _read_column(path: Path) -> tuple[F64, npt.NDArray[np.bool_] | None]:
-    """A labelled CSV's timestamps, sorted, and its labels (None: no label column)."""
+def _read_columns(path: Path) -> tuple[F64, F64, npt.NDArray[np.bool_] | None]:
+    """A labelled CSV's timestamps and values, sorted by time, and its labels (None: no
+    label column)."""
     with path.open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.reader(fh) if r]
     if not rows:
-        return np.zeros(0), None
+        return np.zeros(0), np.zeros(0), None
     col = pick_column(rows[0], LABEL_NAMES)
-    ts_col = pick_column(rows[0], TS_NAMES) or 0
-    body = [r for r in rows[1:] if len(r) > max(col or 0, ts_col)]
+    ts_col, val_col, _ = header_columns(rows[0], str(path))
+    body = [r for r in rows[1:] if len(r) > max(col or 0, ts_col, val_col)]
     ts, _ = parse_timestamps([r[ts_col] for r in body])
+    values = np.array([_float(r[val_col]) for r in body], dtype=np.float64)
     order = np.argsort(ts, kind="stable")
     if col is None:
-        return ts[order], None
+        return ts[order], values[order], None
     lab = np.array([r[col].strip() in ("1", "1.0", "true", "True") for r in body], dtype=bool)
-    return ts[order], lab[order]
+    return ts[order], values[order], lab[order]
+
+
+def _float(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
 
 
 def _label_runs(ts: F64, lab: npt.NDArray[np.bool_]) -> tuple[tuple[float, float], ...]:
@@ -95,10 +105,11 @@ def _label_runs(ts: F64, lab: npt.NDArray[np.bool_]) -> tuple[tuple[float, float
     return tuple((float(ts[a]), float(ts[b])) for a, b in zip(starts, ends, strict=True))
 
 
-def load_folder(root: Path, row_interval_s: float = ROW_INTERVAL_S) -> list[LabelledSeries]:
+def load_folder(root: Path, row_interval_s: float | None = None) -> list[LabelledSeries]:
     """Every CSV under ``root`` with its windows (``windows.json``, else a label column).
-    A file whose timestamps are row numbers replays ``row_interval_s`` apart a row
-    (``readers.row_scale``), and its windows are moved to the same times."""
+    A file whose timestamps are row numbers replays ``row_interval_s`` apart a row (None:
+    as its values' daily cycle says, ``row_interval.row_scale``), and its windows are
+    moved to the same times."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     table: dict[str, list[list[str]]] | None = None
@@ -107,7 +118,7 @@ def load_folder(root: Path, row_interval_s: float = ROW_INTERVAL_S) -> list[Labe
     out = []
     for path in sorted(root.rglob("*.csv")):
         key = path.relative_to(root).as_posix()
-        ts, lab = _read_column(path)
+        ts, values, lab = _read_columns(path)
         if table is not None:
             if key not in table:
                 raise ValueError(f"{path}: not in {root / 'windows.json'}")
@@ -116,9 +127,11 @@ def load_folder(root: Path, row_interval_s: float = ROW_INTERVAL_S) -> list[Labe
             raise ValueError(f"{path}: no windows.json in {root} and no label column")
         else:
             wins = _label_runs(ts, lab)
-        scale = row_scale(ts[np.isfinite(ts)], row_interval_s) or 1.0
-        wins = tuple((a * scale, b * scale) for a, b in wins)
-        out.append(LabelledSeries(path, key, wins, row_interval_s))
+        ok = np.isfinite(ts)
+        scale, _ = row_scale(ts[ok], values[ok], row_interval_s)
+        wins = tuple((a * (scale or 1.0), b * (scale or 1.0)) for a, b in wins)
+        # Replayed at the interval settled here (told, or read from the values once).
+        out.append(LabelledSeries(path, key, wins, scale or row_interval_s))
     if not out:
         raise ValueError(f"{root}: no CSV files")
     return out

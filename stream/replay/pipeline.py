@@ -11,7 +11,7 @@ from schemas.models import Alert
 from stream.config import LlmwatchConfig
 
 from .outputs import scores_paths, write_alerts, write_bad_rows, write_scores, write_summary
-from .readers import ROW_INTERVAL_S, open_source
+from .readers import open_source
 from .report import write_report
 from .runner import Replayer, ReplayResult
 from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
@@ -66,7 +66,7 @@ def replay_files(
     slice_s: float = 5.0,
     notify: NotifyConfig | None = None,
     silences: Sequence[Silence] = (),
-    row_interval_s: float = ROW_INTERVAL_S,
+    row_interval_s: float | None = None,
 ) -> ReplayOutcome:
     sources = [open_source(Path(p), row_interval_s) for p in inputs]
     incidents = load_labels(labels) if labels is not None else []

@@ -7,7 +7,6 @@ sources by event time.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import gzip
@@ -26,21 +25,11 @@ import orjson
 
 from schemas.columns import Columns, MetricColumns, series_key
 from schemas.decode import decode_columns, decode_models
-from schemas.durations import duration_arg
 
+from .row_interval import row_scale, warn_own_start
 from .timeparse import parse_timestamps
 
 log = logging.getLogger("llmwatch.replay")
-# Epoch seconds below this are before March 1973: no metric was scraped then, so such a
-# column counts from some start of its own (row numbers, or seconds since a start).
-ROW_NUMBERS_BELOW = 1e8
-# How far apart the rows of a CSV numbered 1, 2, 3, ... are taken to be (as some public
-# anomaly sets ship their series): the commonest scrape and CloudWatch period. Read as
-# seconds, a row number would make any series a one-second stream: its alert budget
-# (per series-week) would allow one false alert in 1.2 million rows, and `for: 30s` would
-# need 30 rows, so a spike of a few rows, or any change in a short file, never paged.
-# ``--row-interval`` says otherwise (``1s`` keeps the seconds reading).
-ROW_INTERVAL_S = 300.0
 
 # Replay reads history: "in the future" has no meaning there, so no timestamp is too late.
 NO_CLOCK = float("inf")
@@ -217,7 +206,7 @@ def pick_column(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
-def _columns(header: list[str], source: str) -> tuple[int, int, int | None]:
+def header_columns(header: list[str], source: str) -> tuple[int, int, int | None]:
     """Timestamp, value and series column of a header; refuses to guess among several."""
     ts, val, ser = (pick_column(header, n) for n in (TS_NAMES, _VALUE_NAMES, _SERIES_NAMES))
     if len(header) == 2 and ts is None and val is None:
@@ -250,9 +239,10 @@ def _is_number(text: str) -> bool:
 class CsvSource:
     """A CSV metric series: ``timestamp,value`` (series named after the file) or with a
     ``series`` column. A header row is optional; without one the first column is the
-    timestamp and the second the value."""
+    timestamp and the second the value. Timestamps that are row numbers are read
+    ``row_interval_s`` apart (None: from the values, ``row_interval.row_scale``)."""
 
-    def __init__(self, path: Path, row_interval_s: float = ROW_INTERVAL_S) -> None:
+    def __init__(self, path: Path, row_interval_s: float | None = None) -> None:
         self.path = path
         self.name = str(path)
         self.size_bytes = path.stat().st_size
@@ -273,8 +263,8 @@ class CsvSource:
         t.ts, ts_errors = parse_timestamps(t.ts_text)
         t.value = _floats(t.value_text)
         t.ok = np.isfinite(t.ts) & np.isfinite(t.value)
-        scale = row_scale(t.ts[t.ok], self.row_interval_s)
-        _warn_own_start(self.name, t.ts[t.ok], scale)
+        scale, how = row_scale(t.ts[t.ok], t.value[t.ok], self.row_interval_s)
+        warn_own_start(self.name, t.ts[t.ok], scale, how)
         if scale is not None:
             t.ts = t.ts * scale
         t.scores = np.full(len(rows), np.nan)
@@ -324,7 +314,7 @@ class CsvSource:
                     )
                 if not ((len(row) >= 2 and _is_number(row[-1])) or _looks_like_ts(row[0])):
                     t.header = row
-                    ts_i, val_i, ser_i = _columns(row, self.name)
+                    ts_i, val_i, ser_i = header_columns(row, self.name)
                     t.has_series_column = ser_i is not None
                     width = max(ts_i, val_i, ser_i or 0) + 1
                     continue
@@ -337,48 +327,6 @@ class CsvSource:
                 continue
             out.append((lineno, row[ts_i], row[val_i], series))
         return out
-
-
-def row_scale(ts: npt.NDArray[np.float64], row_interval_s: float) -> float | None:
-    """Seconds per unit of a timestamp column: ``row_interval_s`` where it holds row
-    numbers, else None (seconds, as they are)."""
-    return row_interval_s if _row_numbers(ts) else None
-
-
-def _row_numbers(ts: npt.NDArray[np.float64]) -> bool:
-    """Whole numbers before 1973 as epoch seconds, mostly one apart. Seconds counted
-    from a start of their own (0, 300, 600, ...) are not row numbers."""
-    if not ts.size or float(ts.max()) >= ROW_NUMBERS_BELOW or np.any(ts != np.round(ts)):
-        return False
-    steps = np.diff(np.sort(ts))
-    steps = steps[steps > 0]
-    return bool(steps.size) and float(np.median(steps)) == 1.0
-
-
-def _warn_own_start(source: str, ts: npt.NDArray[np.float64], scale: float | None) -> None:
-    """Say how a timestamp column that is not epoch time was read: row numbers at
-    ``scale`` seconds a row (``row_scale``; None: not row numbers), anything else as
-    seconds from a start of its own."""
-    if not ts.size or float(ts.max()) >= ROW_NUMBERS_BELOW:
-        return
-    lo, hi = float(ts.min()), float(ts.max())
-    if scale is not None:
-        log.warning(
-            "%s: timestamps %g to %g are row numbers: read as one row every %gs "
-            "(--row-interval says otherwise; write real times to give the interval)",
-            source,
-            lo,
-            hi,
-            scale,
-        )
-    else:
-        log.warning(
-            "%s: timestamps run %g to %g, before 1973 as epoch seconds: read as seconds "
-            "from a start of their own",
-            source,
-            lo,
-            hi,
-        )
 
 
 def _looks_like_ts(cell: str) -> bool:
@@ -402,19 +350,7 @@ def _floats(cells: list[str]) -> npt.NDArray[np.float64]:
         return out
 
 
-def add_row_interval(parser: argparse.ArgumentParser) -> None:
-    """The ``--row-interval`` option of every command that reads CSV series."""
-    parser.add_argument(
-        "--row-interval",
-        type=duration_arg,
-        default=ROW_INTERVAL_S,
-        metavar="DURATION",
-        help="how far apart the rows of a CSV are whose timestamps are row numbers "
-        "(1, 2, 3, ...); 1s reads them as seconds (default: 5m)",
-    )
-
-
-def open_source(path: Path, row_interval_s: float = ROW_INTERVAL_S) -> JsonlSource | CsvSource:
+def open_source(path: Path, row_interval_s: float | None = None) -> JsonlSource | CsvSource:
     """CSV by extension (``.csv``, ``.csv.gz``, ``.tsv`` is not supported); else JSONL.
     ``row_interval_s``: seconds between rows of a CSV whose timestamps are row numbers."""
     suffixes = [s.lower() for s in path.suffixes]

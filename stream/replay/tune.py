@@ -31,7 +31,7 @@ import numpy as np
 from stream.config import LlmwatchConfig, config_data, dump_config, parse_config
 
 from .labelled import evaluate_runs, load_folder, replay_series
-from .readers import ROW_INTERVAL_S, BadRow, Chunk, CsvSource, Source, open_source
+from .readers import BadRow, Chunk, CsvSource, Source, open_source
 from .runner import Replayer
 from .scoring import DEFAULT_GRACE_S, Incident, load_labels, summarize
 from .tune_report import write_tune_report
@@ -221,7 +221,7 @@ def tune(
 
 
 def evaluate_labelled(
-    config: LlmwatchConfig, folder: Path, row_interval_s: float = ROW_INTERVAL_S
+    config: LlmwatchConfig, folder: Path, row_interval_s: float | None = None
 ) -> dict[str, Any]:
     """Every series under ``folder`` replayed with ``config`` and scored (overall figures)."""
     runs = [replay_series(s, config) for s in load_folder(folder, row_interval_s)]
@@ -235,7 +235,7 @@ def tune_labelled(
     base: LlmwatchConfig | None = None,
     trials: int = 20,
     seed: int = 0,
-    row_interval_s: float = ROW_INTERVAL_S,
+    row_interval_s: float | None = None,
 ) -> tuple[LlmwatchConfig, list[dict[str, Any]]]:
     """Random search on labelled CSV series; objective = NAB score from alert onsets."""
 

@@ -1,0 +1,72 @@
+"""Labelled probes numbered by row: hourly series whose CSVs give row numbers (1, 2, 3,
+...) instead of times, as some public anomaly sets ship theirs. What the replay must
+read from the values (``stream/replay/row_interval.py``): a daily cycle of 24 rows.
+
+Each series: 1,400-1,700 hourly rows, a daily sine of random strength (some too weak
+to show), noise, a slight trend, and 1-4 labelled anomalies after the first 15% of
+rows (a spike, a dip of a few rows, or a short shift up). Score it with
+
+    .venv/bin/python -m benchmarks.numbered_probe /tmp/numbered
+    .venv/bin/python -m benchmarks.quality_real --data /tmp/numbered [--row-interval 1h]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+ROWS_A_DAY = 24
+
+
+def _series(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1400, 1700))
+    i = np.arange(n)
+    strength = rng.uniform(0.0, 3.0)
+    base = 100 * rng.uniform(0.5, 5)
+    day = np.sin(2 * np.pi * i / ROWS_A_DAY + rng.uniform(0, 6))
+    v = base * (1 + 0.2 * strength * day + 0.0002 * rng.normal() * i)
+    v = v + rng.normal(0, base * rng.uniform(0.02, 0.08), n)
+    label = np.zeros(n, dtype=int)
+    sd = base * 0.05
+    for _ in range(int(rng.integers(1, 5))):
+        at = int(rng.integers(int(0.15 * n) + 5, n - 20))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            v[at] += rng.choice([-1, 1]) * rng.uniform(5, 10) * sd
+            label[at] = 1
+        elif kind == 1:
+            rows = int(rng.integers(3, 12))
+            v[at : at + rows] -= rng.uniform(4, 8) * sd
+            label[at : at + rows] = 1
+        else:
+            rows = int(rng.integers(6, 24))
+            v[at : at + rows] *= rng.uniform(1.4, 1.8)
+            label[at : at + rows] = 1
+    return v, label
+
+
+def write(folder: Path, series: int = 24) -> None:
+    """``series`` probes as ``timestamp,value,is_anomaly`` CSVs under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(series):
+        v, label = _series(s)
+        rows = "".join(
+            f"{k},{x:.4f},{y}\n" for k, (x, y) in enumerate(zip(v, label, strict=True), 1)
+        )
+        (folder / f"numbered_{s:02d}.csv").write_text("timestamp,value,is_anomaly\n" + rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--series", type=int, default=24)
+    args = ap.parse_args(argv)
+    write(args.folder, args.series)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
