@@ -4,18 +4,26 @@ read from the values (``stream/replay/row_interval.py``): a daily cycle of 24 ro
 
 Each series: 1,400-1,700 hourly rows, a daily sine of random strength (some too weak
 to show), noise, a slight trend, and 1-4 labelled anomalies after the first 15% of
-rows (a spike, a dip of a few rows, or a short shift up). Score it with
+rows (a spike, a dip of a few rows, or a short shift up). Without a folder, writes them
+to a temporary one and scores them as ``benchmarks.quality_real`` does (JSON, then its
+table); with one, only writes them there:
 
+    .venv/bin/python -m benchmarks.numbered_probe [--jobs 2] [--row-interval 1h]
     .venv/bin/python -m benchmarks.numbered_probe /tmp/numbered
-    .venv/bin/python -m benchmarks.quality_real --data /tmp/numbered [--row-interval 1h]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.quality_real import run, table
+from stream.replay.row_interval import add_row_interval
 
 ROWS_A_DAY = 24
 
@@ -61,10 +69,19 @@ def write(folder: Path, series: int = 24) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, nargs="?", help="write the probes here, no scoring")
     ap.add_argument("--series", type=int, default=24)
+    ap.add_argument("--jobs", type=int, default=1, help="replays in parallel processes")
+    add_row_interval(ap)
     args = ap.parse_args(argv)
-    write(args.folder, args.series)
+    if args.folder is not None:
+        write(args.folder, args.series)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="numbered_probe_") as tmp:
+        write(Path(tmp), args.series)
+        doc = run(Path(tmp), max(1, args.jobs), None, row_interval_s=args.row_interval)
+    doc["data"] = f"benchmarks.numbered_probe ({args.series} series)"
+    sys.stdout.write(json.dumps(doc) + "\n" + table(doc) + "\n")
     return 0
 
 

@@ -294,6 +294,11 @@ def real_rows(b: dict[str, Any]) -> list[str]:
         share = fmt(100.0 * float(missed.get("missed_share") or 0.0))
         name = f"overall, {share}% of rows missing ({missed.get('copies')} copies)"
         groups[name] = missed.get("overall", {})
+    numbered = dig(b, "numbered_probe", "result")
+    if numbered:
+        groups["hourly probes numbered by row (`benchmarks.numbered_probe`)"] = numbered.get(
+            "overall", {}
+        )
     for name, g in groups.items():
         lines.append(f"| {name} | " + " | ".join(_real_cells(g)) + " |")
     sr = dig(q, "overall", "stated_range")

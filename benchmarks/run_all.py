@@ -72,6 +72,8 @@ BENCHES = (
         timeout_s=900.0,
         key="quality_real_missed",
     ),
+    # Hourly probes whose CSVs number their rows: the interval read from a daily cycle.
+    Bench("numbered_probe", ("--jobs", "2"), quick=("--jobs", "2"), timeout_s=900.0),
 )
 
 

@@ -65,7 +65,7 @@ class LabelledSeries:
     path: Path
     key: str  # path relative to the folder, "/"-separated
     windows: tuple[tuple[float, float], ...]  # epoch seconds, inclusive
-    row_interval_s: float | None = None  # seconds a row where timestamps are row numbers
+    row_interval_s: float | None = None  # told seconds a row where timestamps are row numbers
 
     @property
     def folder(self) -> str:
@@ -128,10 +128,10 @@ def load_folder(root: Path, row_interval_s: float | None = None) -> list[Labelle
         else:
             wins = _label_runs(ts, lab)
         ok = np.isfinite(ts)
+        # The replay reads the same interval from the same values (CsvSource).
         scale, _ = row_scale(ts[ok], values[ok], row_interval_s)
         wins = tuple((a * (scale or 1.0), b * (scale or 1.0)) for a, b in wins)
-        # Replayed at the interval settled here (told, or read from the values once).
-        out.append(LabelledSeries(path, key, wins, scale or row_interval_s))
+        out.append(LabelledSeries(path, key, wins, row_interval_s))
     if not out:
         raise ValueError(f"{root}: no CSV files")
     return out
