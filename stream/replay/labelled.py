@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from stream.config import LlmwatchConfig
 
-from .readers import LABEL_NAMES, CsvSource, header_columns, pick_column
+from .readers import LABEL_NAMES, CsvSource, floats, header_columns, pick_column
 from .row_interval import row_scale
 from .runner import Replayer
 from .scoring import firing_alerts
@@ -83,19 +83,12 @@ def _read_columns(path: Path) -> tuple[F64, F64, npt.NDArray[np.bool_] | None]:
     ts_col, val_col, _ = header_columns(rows[0], str(path))
     body = [r for r in rows[1:] if len(r) > max(col or 0, ts_col, val_col)]
     ts, _ = parse_timestamps([r[ts_col] for r in body])
-    values = np.array([_float(r[val_col]) for r in body], dtype=np.float64)
+    values = floats([r[val_col] for r in body])
     order = np.argsort(ts, kind="stable")
     if col is None:
         return ts[order], values[order], None
     lab = np.array([r[col].strip() in ("1", "1.0", "true", "True") for r in body], dtype=bool)
     return ts[order], values[order], lab[order]
-
-
-def _float(cell: str) -> float:
-    try:
-        return float(cell)
-    except ValueError:
-        return math.nan
 
 
 def _label_runs(ts: F64, lab: npt.NDArray[np.bool_]) -> tuple[tuple[float, float], ...]:

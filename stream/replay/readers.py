@@ -261,7 +261,7 @@ class CsvSource:
         t.value_text = [v for _, _, v, _ in rows]
         t.series = [s for _, _, _, s in rows]
         t.ts, ts_errors = parse_timestamps(t.ts_text)
-        t.value = _floats(t.value_text)
+        t.value = floats(t.value_text)
         t.ok = np.isfinite(t.ts) & np.isfinite(t.value)
         scale, how = row_scale(t.ts[t.ok], t.value[t.ok], self.row_interval_s)
         warn_own_start(self.name, t.ts[t.ok], scale, how)
@@ -339,7 +339,9 @@ def _looks_like_ts(cell: str) -> bool:
     return True
 
 
-def _floats(cells: list[str]) -> npt.NDArray[np.float64]:
+def floats(cells: list[str]) -> npt.NDArray[np.float64]:
+    """CSV cells as floats; a cell that is not a number is NaN (its row then goes to the
+    bad rows with the reason)."""
     try:
         return np.asarray(cells, dtype=np.float64)
     except ValueError:

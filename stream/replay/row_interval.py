@@ -73,9 +73,8 @@ def daily_rows(values: F64) -> int | None:
     i = np.arange(x.size, dtype=np.float64)
     x = x - np.polyval(np.polyfit(i, x, 1), i)
     lags = [r for r in DAILY_ROWS if x.size >= CYCLES_NEEDED * r]
-    acf = {
-        r: _acf(x, r) for r in {q for r in lags for q in (r, r // 2, r // 4, 2 * r)} if r < x.size
-    }
+    needed = {lag for r in lags for lag in (r, r // 2, r // 4, 2 * r) if lag < x.size}
+    acf = {lag: _acf(x, lag) for lag in needed}
     # Repeating every r rows, whether or not day against night.
     repeats = {r for r in lags if acf[r] >= CYCLE_ACF and acf[r] - acf[r // 2] >= CYCLE_CONTRAST}
     best, found = 0.0, None
