@@ -28,7 +28,9 @@ from stream.replay.row_interval import add_row_interval
 ROWS_A_DAY = 24
 
 
-def _series(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def probe(seed: int, anomalies: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One probe's hourly values and labels (``anomalies=False``: the same series with
+    nothing wrong in it, and no label)."""
     rng = np.random.default_rng(100 + seed)
     n = int(rng.integers(1400, 1700))
     i = np.arange(n)
@@ -39,7 +41,7 @@ def _series(seed: int) -> tuple[np.ndarray, np.ndarray]:
     v = v + rng.normal(0, base * rng.uniform(0.02, 0.08), n)
     label = np.zeros(n, dtype=int)
     sd = base * 0.05
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(1, 5)) if anomalies else 0):
         at = int(rng.integers(int(0.15 * n) + 5, n - 20))
         kind = rng.integers(0, 3)
         if kind == 0:
@@ -60,7 +62,7 @@ def write(folder: Path, series: int = 24) -> None:
     """``series`` probes as ``timestamp,value,is_anomaly`` CSVs under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(series):
-        v, label = _series(s)
+        v, label = probe(s)
         rows = "".join(
             f"{k},{x:.4f},{y}\n" for k, (x, y) in enumerate(zip(v, label, strict=True), 1)
         )

@@ -27,7 +27,15 @@ from detectors.kernels.robust_layout import (
     WHY_WINDOW,
     tail_of,
 )
-from detectors.kernels.tail import tail_logp, tail_logp_at_zero, tail_u_at, tail_u_at_zero
+from detectors.kernels.tail import (
+    PRIOR_PEAKS,
+    T_N,
+    T_RATE,
+    tail_logp,
+    tail_logp_at_zero,
+    tail_u_at,
+    tail_u_at_zero,
+)
 
 REACH_MAX = 10.0  # widest range an explanation states, in widths of the residual envelope
 
@@ -42,7 +50,14 @@ def channels(
     use, and which one it was (``WHY_*``)."""
     if seasonal:
         lp, why = stat_logp(u_s, tails, TAIL_S, sid), WHY_POINT
-        lw = stat_logp(win_s, tails, TAIL_SW, sid)
+        # The profile's window is judged once its tail has seen PRIOR_PEAKS excesses: a
+        # handful of small ones set a scale (0.015 on an hourly daily cycle, against a
+        # spread near 0.1) that reads the profile's own errors, a little past it, as
+        # the budget's rarity (hourly series paged after their warm-up: 0.75 per
+        # series-week, benchmarks.numbered_probe's series with nothing wrong).
+        sw = tail_of(tails, TAIL_SW)
+        young_sw = sw[T_N, sid] * min(sw[T_RATE, sid], 1.0) < PRIOR_PEAKS
+        lw = 0.0 if young_sw else stat_logp(win_s, tails, TAIL_SW, sid)
     else:
         lp, why = stat_logp(u_a, tails, TAIL_A, sid), WHY_POINT
         lw = stat_logp(win_a, tails, TAIL_AW, sid)

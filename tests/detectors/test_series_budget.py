@@ -5,10 +5,12 @@ continuous tails misjudge without a continuity correction."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from benchmarks.budget_calibration import T0, _columns, episodes
+from benchmarks.budget_calibration import T0, _columns, episodes, onsets
 from detectors.budget import WEEK_S
 from detectors.series import SeriesConfig, SeriesDetector
 
@@ -62,3 +64,40 @@ def test_a_series_that_moves_in_steps_is_told_apart(family: str, step: float | N
     else:
         assert st[k.S_LATTICE] >= 0.9
         assert st[k.S_RES] == pytest.approx(step, rel=1e-6)
+
+
+def test_a_seasonal_window_tail_of_few_peaks_does_not_page() -> None:
+    # Its scale is a handful of excesses' mean (0.015 on an hourly daily cycle, where the
+    # window's spread is near 0.1): a window a little past it read as the budget's
+    # rarity, and hourly series paged after their warm-up on their own profile's errors.
+    from detectors.kernels import robust_layout as k
+    from detectors.kernels.robust_channels import channels
+    from detectors.kernels.tail import PRIOR_PEAKS, T_M1, T_M2, T_N, T_RATE, T_THRESH, TAIL_COLUMNS
+
+    def read(learned: float) -> tuple[float, float, float]:
+        tails = np.zeros((k.TAILS * TAIL_COLUMNS, 1))
+        for which in (k.TAIL_S, k.TAIL_SW):
+            tail = tails[which * TAIL_COLUMNS : (which + 1) * TAIL_COLUMNS]
+            tail[[T_THRESH, T_RATE, T_M1, T_M2, T_N], 0] = 0.7, 0.02, 0.015, 4e-4, learned
+        return channels(tails, 0, True, 0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.nan, 0.0, 0.0, 0.0)
+
+    young = PRIOR_PEAKS / 0.02 - 50  # fewer than PRIOR_PEAKS peaks at a rate of 0.02
+    lp, _, why = read(young)  # judged by the point alone, under its threshold
+    assert why == k.WHY_POINT and lp == pytest.approx(math.log(0.02) * 0.5 / 0.7)
+    lp, _, why = read(3000.0)  # 60 peaks: the window is judged, and pages
+    assert why == k.WHY_WINDOW and lp < -10.0  # past any per-row budget of 1 a week
+
+
+def test_hourly_daily_cycles_page_within_the_budget_after_their_warm_up() -> None:
+    # benchmarks.numbered_probe's 24 hourly series with nothing wrong in them: 32 pages
+    # in rows 400-699 (0.75 per series-week) while young seasonal window tails were
+    # judged, 21 (0.49) since they are not.
+    from benchmarks.numbered_probe import probe
+
+    pages = 0
+    for seed in range(24):
+        values, _ = probe(seed, anomalies=False)
+        opened = onsets(values[:700], 3600.0)
+        pages += sum(400 <= i < 700 for i in opened)
+    per_series_week = pages / (24 * 300 * 3600.0 / WEEK_S)
+    assert per_series_week <= 0.6
