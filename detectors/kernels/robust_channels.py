@@ -29,10 +29,9 @@ from detectors.kernels.robust_layout import (
 )
 from detectors.kernels.tail import (
     PRIOR_PEAKS,
-    T_N,
-    T_RATE,
     tail_logp,
     tail_logp_at_zero,
+    tail_peaks,
     tail_u_at,
     tail_u_at_zero,
 )
@@ -55,9 +54,8 @@ def channels(
         # spread near 0.1) that reads the profile's own errors, a little past it, as
         # the budget's rarity (hourly series paged after their warm-up: 0.75 per
         # series-week, benchmarks.numbered_probe's series with nothing wrong).
-        sw = tail_of(tails, TAIL_SW)
-        young_sw = sw[T_N, sid] * min(sw[T_RATE, sid], 1.0) < PRIOR_PEAKS
-        lw = 0.0 if young_sw else stat_logp(win_s, tails, TAIL_SW, sid)
+        young = tail_peaks(tail_of(tails, TAIL_SW), sid) < PRIOR_PEAKS
+        lw = 0.0 if young else stat_logp(win_s, tails, TAIL_SW, sid)
     else:
         lp, why = stat_logp(u_a, tails, TAIL_A, sid), WHY_POINT
         lw = stat_logp(win_a, tails, TAIL_AW, sid)

@@ -49,8 +49,8 @@ from detectors.kernels.robust_layout import (
     tail_of,
 )
 from detectors.kernels.tail import (
-    T_M1,
     T_THRESH,
+    never_moved,
     tail_learn,
     tail_learn_at_zero,
     tail_learn_runs,
@@ -115,7 +115,7 @@ def forget_recent(st: A, tails: A, sid: int) -> None:
     """The recent windows and the burst density capped at their tails' thresholds: what
     they remember (a stuck stretch just ended) cannot page by itself from here on."""
     cap_windows(st, tails, sid)
-    st[S_DENS, sid] = min(st[S_DENS, sid], tail_of(tails, TAIL_DN)[T_THRESH, sid])
+    _cap(st, tails, sid, S_DENS, TAIL_DN)
 
 
 @_jit
@@ -125,17 +125,22 @@ def forget_unseen(st: A, tails: A, sid: int) -> None:
     value, so a memory decaying toward 0 without reaching it would page for good. Tails
     that saw excesses judge a decaying memory by them, and it falls under them in time."""
     for col, which in ((S_WIN, TAIL_AW), (S_WIN_S, TAIL_SW), (S_DENS, TAIL_DN)):
-        tail = tail_of(tails, which)
-        if tail[T_M1, sid] <= 1e-12:
-            st[col, sid] = min(st[col, sid], tail[T_THRESH, sid])
+        if never_moved(tail_of(tails, which), sid):
+            _cap(st, tails, sid, col, which)
 
 
 @_jit
 def cap_windows(st: A, tails: A, sid: int) -> None:
     """The recent windows, capped at their tails' thresholds when the baseline moves: what
     they averaged was measured from the level left, so it must not page from the new one."""
-    st[S_WIN, sid] = min(st[S_WIN, sid], tail_of(tails, TAIL_AW)[T_THRESH, sid])
-    st[S_WIN_S, sid] = min(st[S_WIN_S, sid], tail_of(tails, TAIL_SW)[T_THRESH, sid])
+    _cap(st, tails, sid, S_WIN, TAIL_AW)
+    _cap(st, tails, sid, S_WIN_S, TAIL_SW)
+
+
+@_jit
+def _cap(st: A, tails: A, sid: int, col: int, which: int) -> None:
+    """Column ``col`` of the state capped at the threshold of tail ``which``."""
+    st[col, sid] = min(st[col, sid], tail_of(tails, which)[T_THRESH, sid])
 
 
 @_jit

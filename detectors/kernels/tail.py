@@ -45,6 +45,18 @@ MIN_EVENTS_AT_ZERO = 3.0  # positive values a zero-threshold tail needs before s
 
 
 @_jit
+def tail_peaks(st: A, sid: int) -> float:
+    """How many excesses (peaks) a tail has seen: values learned times its rate."""
+    return float(st[T_N, sid]) * min(float(st[T_RATE, sid]), 1.0)
+
+
+@_jit
+def never_moved(st: A, sid: int) -> bool:
+    """Whether a tail has never seen an excess (no mean excess learned)."""
+    return bool(st[T_M1, sid] <= 1e-12)
+
+
+@_jit
 def tail_shape(st: A, sid: int) -> tuple[float, float]:
     """The GPD shape and scale (gamma, sigma) of one series' excesses: method of moments,
     shrunk toward a heavy tail while the peaks seen (``n * rate``) are few."""
@@ -52,7 +64,7 @@ def tail_shape(st: A, sid: int) -> tuple[float, float]:
     var = m2 - m1 * m1
     gamma = 0.5 * (1.0 - m1 * m1 / var) if var > 1e-12 * m1 * m1 else 0.0
     gamma = min(max(gamma, GAMMA_MIN), GAMMA_MAX)
-    peaks = float(st[T_N, sid]) * min(float(st[T_RATE, sid]), 1.0)
+    peaks = tail_peaks(st, sid)
     gamma = (peaks * gamma + PRIOR_PEAKS * GAMMA_MAX) / (peaks + PRIOR_PEAKS)
     return gamma, m1 * (1.0 - gamma)  # the GPD's mean excess is sigma / (1 - gamma)
 
@@ -61,7 +73,7 @@ def tail_shape(st: A, sid: int) -> tuple[float, float]:
 def tail_logp(u: float, st: A, sid: int) -> float:
     """log P(U >= u) for one series: GPD tail beyond the threshold, and a log-linear
     ramp from 0 (at u = 0) to log(rate) (at the threshold) below it."""
-    t, rate, m1 = st[T_THRESH, sid], st[T_RATE, sid], st[T_M1, sid]
+    t, rate = st[T_THRESH, sid], st[T_RATE, sid]
     if u != u or st[T_N, sid] < 1.0 or rate <= 0.0:
         return 0.0
     log_rate = math.log(min(float(rate), 1.0))
@@ -70,7 +82,7 @@ def tail_logp(u: float, st: A, sid: int) -> float:
             return 0.0
         return log_rate * max(u, 0.0) / float(t)
     y = u - t
-    if m1 <= 1e-12:
+    if never_moved(st, sid):
         return LOGP_FLOOR  # the tail has never moved: anything beyond it is new
     gamma, sigma = tail_shape(st, sid)
     if abs(gamma) < 1e-6:
