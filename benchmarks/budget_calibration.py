@@ -48,8 +48,11 @@ def _weekly_shape(rng: np.random.Generator, n: int, period: float) -> F64:
     t = T0 + np.arange(n) * period
     h = (t % DAY_S) / 3600.0
     # Days since Monday 00:00; weekend-ness ramps up 20:00-02:00 into Saturday and down
-    # 20:00-02:00 into Monday.
+    # 20:00-02:00 into Monday. Monday's first two hours are read as day 7, the end of
+    # that ramp: read as day 0 they put the level back at a weekday's in one row at
+    # Monday midnight (a third of the level, 5 noise sds, every week; until 2026-12-08).
     d = ((np.floor(t / DAY_S) + 3) % 7) + h / 24.0
+    d = np.where(d < 2 / 24, d + 7.0, d)
     w = np.clip((d - (4 + 20 / 24)) * 4.0, 0.0, 1.0) * np.clip((7 + 2 / 24 - d) * 4.0, 0.0, 1.0)
     out: F64 = week_of_two_shapes(h, w) * rng.lognormal(0.0, 0.06, n)
     return out

@@ -244,3 +244,23 @@ def test_budget_calibration_counts_episodes_and_reports_them() -> None:
     assert f"| gaussian | 300 s | {round(scored, 3)} |" in md
     assert f"| {round(young, 3)} | {out['families'][0]['young_false_alerts']} |" in md
     assert "Young stretch (before the warm-up ends" in md
+
+
+def test_weekly_shape_turns_into_and_out_of_its_weekend_without_a_step() -> None:
+    # The family's weekend ramps over 20:00-02:00 on Friday and Sunday nights. Read as
+    # day 0, Monday's first two hours put the noiseless level back at a weekday's in one
+    # row at midnight (127 to 90 at 5 minutes), a step every week that the benchmark
+    # then counted as the detector's false alerts (weekly_shape at 15 s: 1.96x).
+    from benchmarks.budget_calibration import DAY_S, _weekly_shape
+
+    class _NoNoise(np.random.Generator):
+        def __init__(self) -> None:
+            super().__init__(np.random.PCG64(0))
+
+        def lognormal(self, *args: object, **kwargs: object) -> np.ndarray:  # type: ignore[override]
+            return np.ones(int(args[2]))  # type: ignore[call-overload]
+
+    period = 300.0
+    level = _weekly_shape(_NoNoise(), int(14 * DAY_S / period), period)
+    # The steepest change in the week, the weekday's morning rush, is under 7 a row.
+    assert np.abs(np.diff(level)).max() < 7.0
