@@ -2,53 +2,21 @@
 
 Per series (columns ``S_*`` of ``st``; a daily profile in ``pl``/``ps``; weekday
 offsets in ``pw``; the weekly profile, row ``week[sid]`` of the pool ``wrows`` where it
-has borrowed one; nine tail estimates in ``tails``, see
-``detectors.kernels.tail``; the ring of its last values, row ``ring[sid]`` of the pool
-``hv`` where it has borrowed one, see ``detectors.kernels.nearest``):
-
-* a non-seasonal baseline: Huber-clipped exponentially weighted level and mean
-  absolute deviation (a robust location and scale that one wild point cannot move);
-* a daily profile of ``K`` slots (level and scale per slot, read and learned with
-  linear interpolation between slot centres, learned over ``slot_days`` of time),
-  used in place of the level only while its residuals are clearly smaller, plus
-  weekday offsets from day means once they explain the day-to-day spread, or, where
-  days differ in shape, a weekly profile (``week_shape``) once it beats both
-  (seasonality detected, not assumed);
-* statistics: ``u = log1p(|z|)`` (the log keeps heavy tails tame), its short moving
-  mean (as in HTM's anomaly likelihood), the share of recent rows beyond the point
-  tail's threshold, the level's drift from its slow average, and novelty (how far the
-  residual goes beyond the envelope of the residuals of the last ``env_s`` of time, in
-  envelope widths: 0 inside it, a zero-threshold tail beyond) and, on a series that
-  changes on nearly every row, the run of exact repeats (a stuck value, scored against
-  the series' own runs: ``detectors.kernels.flat``), and, without a profile, the
-  distance from the value to the nearest of the last ``N`` (a week of rows; measured
-  only where ``N`` rows span a week, on series whose steps are fine, scored once the
-  ring holds the week: ``detectors.kernels.nearest``); each goes through its
-  own streaming peaks-over-threshold tail (the plain level's window mean declustered
-  by runs: a run of rows beyond the threshold is one event, see ``tail_learn_runs``,
-  so a change that builds over many rows does not raise its own bar as it builds),
-  and the smallest tail probability (times
-  ``n ** bonf`` for ``n`` statistics) against the per-row budget ``q`` gives the score
-  ``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the budget;
-* an episode: starts at the first row at or over 0.5 and ends after ``clear_after``
-  rows under it (on a gauge back at its value for two windows, what the windows and
-  the density remember of its blip no longer counts); its rows are not learned (but
-  by the nearest-value ring and tail, which learn every row); once its recent
-  residual has stayed beyond 3 scales for ``rebase_after`` rows the baseline moves
-  there (one alert per level shift, then a new baseline; a stuck value's rows do not
-  count) and learning resumes; the level it left is remembered for a week: a row
-  back there (within 3 scales of it, at least 6 from the new one, outside an
-  episode) moves the baselines back without an episode (a weekend's end, a
-  rollback), and the level left is remembered in turn;
-* a gap longer than ``gap_factor`` sampling intervals (and an hour) re-anchors the
-  level on the next row instead of scoring it.
+has borrowed one; nine tail estimates in ``tails``, see ``detectors.kernels.tail``; the
+ring of its last values, row ``ring[sid]`` of the pool ``hv`` where it has borrowed
+one, see ``detectors.kernels.nearest``), each row is predicted (the plain level, or
+the daily or weekly profile where it is in use), measured by its statistics, scored
+against the budget (``r / (1 + r)`` with ``r = log p / log q``: 0.5 exactly at the
+budget, ``p`` the rarest statistic's tail probability times ``n ** bonf``), judged by
+the series' episode, and learned unless its episode holds it out. What each statistic
+and rule is, and why, is in ``detectors.series`` and docs/series-detector.md.
 
 The state's columns are in ``robust_layout``; what a row teaches the baselines is in
 ``robust_learn``; how the statistics combine, and the range a value may take alone, in
-``robust_channels``; the episode (firing, rebase, stuck stretches) in ``robust_episode``.
-Numba caches each kernel by its own file: after editing ``tail.py`` (or another module
-this one imports) alone, clear ``__pycache__`` so this module's cached code picks the
-change up.
+``robust_channels``; the episode (firing, rebase, stuck stretches) in
+``robust_episode``. Numba caches each kernel by its own file: after editing ``tail.py``
+(or another module this one imports) alone, clear ``__pycache__``. The short blocks left
+inline here cost the loop 2-10% per row when moved into functions (2026-12-08).
 """
 
 from __future__ import annotations
