@@ -316,7 +316,8 @@ def decode_columns(
 def _batch_columns(
     batch: list[Any], ctx: _Context, counts: DecodePaths
 ) -> tuple[Columns, list[Reject]]:
-    from ._fast import FAST_DECODERS, _Rows, fast_rows
+    from ._fast import FAST_DECODERS, fast_rows
+    from ._fast_rows import _Rows
 
     assert ctx.kind is not None
     cls = COLUMNS_BY_KIND[ctx.kind]

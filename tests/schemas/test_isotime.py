@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from schemas._fast import _iso_batch
+from schemas._fast_rows import _iso_batch
 from schemas._isotime import iso_utc_fast
 
 
