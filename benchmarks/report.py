@@ -299,6 +299,9 @@ def real_rows(b: dict[str, Any]) -> list[str]:
         groups["hourly probes numbered by row (`benchmarks.numbered_probe`)"] = numbered.get(
             "overall", {}
         )
+    dense = dig(b, "numbered_probe_dense", "result")
+    if dense:
+        groups["the same, 8-20 anomalies a series (`--anomalies 8-20`)"] = dense.get("overall", {})
     for name, g in groups.items():
         lines.append(f"| {name} | " + " | ".join(_real_cells(g)) + " |")
     sr = dig(q, "overall", "stated_range")
