@@ -264,3 +264,23 @@ def test_weekly_shape_turns_into_and_out_of_its_weekend_without_a_step() -> None
     level = _weekly_shape(_NoNoise(), int(14 * DAY_S / period), period)
     # The steepest change in the week, the weekday's morning rush, is under 7 a row.
     assert np.abs(np.diff(level)).max() < 7.0
+
+
+def test_numbered_probe_gives_as_many_anomalies_as_asked() -> None:
+    import argparse
+
+    from benchmarks.numbered_probe import _span, probe
+
+    def runs(label: np.ndarray) -> int:  # labelled incidents: runs of 1
+        return int(np.sum(np.diff(np.concatenate(([0], label))) == 1))
+
+    # Anomalies may overlap into one run, so a series can show fewer than it was given.
+    few = [runs(probe(s)[1]) for s in range(12)]
+    many = [runs(probe(s, count=(8, 20))[1]) for s in range(12)]
+    assert all(1 <= k <= 4 for k in few)
+    assert all(k <= 20 for k in many) and sum(many) >= 8 * 12 * 0.8
+    assert runs(probe(3, anomalies=False)[1]) == 0
+    assert _span("8-20") == (8, 20) and _span("3") == (3, 3)
+    for bad in ("x", "5-2", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _span(bad)
