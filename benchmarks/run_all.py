@@ -39,6 +39,13 @@ class Bench:
         return self.key or self.name
 
 
+def again(name: str, key: str, *args: str) -> Bench:
+    """A labelled-series benchmark run a second time with other arguments (``--jobs 2``
+    and ``args``, quick or not) under its own result name ``key``."""
+    both = ("--jobs", "2", *args)
+    return Bench(name, both, quick=both, timeout_s=900.0, key=key)
+
+
 BENCHES = (
     Bench("kernels", quick=()),
     Bench("decode_speed", quick=("--events", "5000", "--repeat", "2")),
@@ -65,24 +72,12 @@ BENCHES = (
     # Real labelled series (../shared/data/nab_dev): NAB score, false alerts per series-week.
     Bench("quality_real", ("--jobs", "2"), quick=("--jobs", "2"), timeout_s=900.0),
     # The same series with a tenth of their rows missing (three seeded copies).
-    Bench(
-        "quality_real",
-        ("--jobs", "2", "--missed", "0.1"),
-        quick=("--jobs", "2", "--missed", "0.1"),
-        timeout_s=900.0,
-        key="quality_real_missed",
-    ),
+    again("quality_real", "quality_real_missed", "--missed", "0.1"),
     # Hourly probes whose CSVs number their rows: the interval read from a daily cycle.
     Bench("numbered_probe", ("--jobs", "2"), quick=("--jobs", "2"), timeout_s=900.0),
     # The same with 8-20 anomalies a series (about 7% of rows): tails that learn the
     # anomalies not paged lose the later ones.
-    Bench(
-        "numbered_probe",
-        ("--jobs", "2", "--anomalies", "8-20"),
-        quick=("--jobs", "2", "--anomalies", "8-20"),
-        timeout_s=900.0,
-        key="numbered_probe_dense",
-    ),
+    again("numbered_probe", "numbered_probe_dense", "--anomalies", "8-20"),
 )
 
 
