@@ -34,9 +34,9 @@ Per series (``detectors.kernels.robust_series`` has the per-row step):
   level instead of alerting on whatever the series restarted at.
 
 State (one ``SeriesState``, a row per series; its layout and migrations are in
-``detectors._series_state``): ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float
+``detectors._series_state``): ``SERIES_COLUMNS`` floats, a ``2 * profile_slots`` float32
 profile, 7 weekday offsets, nine tails of ``TAIL_COLUMNS`` floats and the rows of the
-two pools it borrowed (1,712 bytes at the default 48 slots). A series whose
+two pools it borrowed (1,328 bytes at the default 48 slots). A series whose
 ``nearest_samples`` rows span ``nearest_span_s`` (a 5-minute series, not a 15-second
 one) borrows a ring of its last values in float32 from ``rings`` (8,064 bytes more at
 the default 2,016; 0 turns the statistic off), and one whose daily profile has come into
@@ -147,7 +147,7 @@ class SeriesDetector(Detector[MetricColumns, SeriesConfig]):
     # Version 1 kept an EWMA mean/variance and CUSUM sums, which nothing here can start
     # from: no migration, so an engine restoring a version-1 snapshot starts this detector
     # fresh (Engine.fresh_detectors) and its series warm up again (``warmup_samples``).
-    state_version: ClassVar[int] = 14
+    state_version: ClassVar[int] = 15
     state_migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
     row_findings: ClassVar[bool] = True  # a finding per episode row, at the row's time
 

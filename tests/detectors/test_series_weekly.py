@@ -136,3 +136,30 @@ def test_a_weekend_that_starts_over_the_evening_is_not_stepped_into_at_midnight(
         if f.anomalous and f.ts - B0 > 15 * DAY and (f.ts % DAY < 3600 or f.ts % DAY > 82800)
     ]
     assert turns == []
+
+
+def test_the_daily_profile_is_float32_and_a_version_14_snapshot_migrates_into_it() -> None:
+    # The daily profile is float32 since version 15, as the weekly one is (384 bytes a
+    # series less; nab_dev opens the same alerts at the same rows). A version-14
+    # snapshot (a float64 profile) restores cast and scores as the detector it came from.
+    from detectors.registry import Column
+
+    assert SeriesDetector().bytes_per_series <= 1328  # 1,712 with a float64 profile
+    t, v = _taxi(3, weeks=3)
+    det = SeriesDetector()
+    _feed(det, t[: 16 * 48], v[: 16 * 48], step=48)
+    assert det.st[k.S_SEAS, 0] == 1.0  # the profile is in use: its values matter
+    assert {det.series.arrays[a].dtype for a in ("pl", "ps")} == {np.dtype(np.float32)}
+    payload = pickle.loads(det.snapshot())
+    series = payload["state"]["series"]
+    for name in ("pl", "ps"):  # as version 14 wrote them
+        series.arrays[name] = series.arrays[name].astype(np.float64)
+        series.columns[name] = Column(shape=series.columns[name].shape)
+    payload["state_version"] = 14
+    back = SeriesDetector.restore(pickle.dumps(payload))
+    assert {back.series.arrays[a].dtype for a in ("pl", "ps")} == {np.dtype(np.float32)}
+    assert back.series.columns["pl"].dtype == np.float32  # new series get float32 rows
+    rest = slice(16 * 48, None)
+    np.testing.assert_array_equal(
+        back.update(_cols(t[rest], v[rest])).scores, det.update(_cols(t[rest], v[rest])).scores
+    )
